@@ -1,0 +1,73 @@
+"""One exception root for the whole product, with specific subclasses.
+
+Every fault the daemon can meet is an EdgeVerifyError; the daemon's rule is that
+any of them (or anything else) leaves the door locked. The CLI prints
+``str(error)`` as one line and exits non-zero, so messages must say what went
+wrong and what to do about it.
+"""
+
+
+class EdgeVerifyError(Exception):
+    """Root of every error this package raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(EdgeVerifyError):
+    """A setting, flag or config file is wrong."""
+
+    exit_code = 2
+
+
+class ImageError(EdgeVerifyError):
+    """An image file cannot be read or is not a usable picture."""
+
+
+class NoFaceError(EdgeVerifyError):
+    """No face was found where one was required."""
+
+
+class ModelError(EdgeVerifyError):
+    """Model weights are missing, corrupt or cannot be converted."""
+
+
+class FetchError(ModelError):
+    """Downloading model packages failed (offline, registry refused, bad archive)."""
+
+
+class EngineError(ModelError):
+    """An engine file cannot be loaded or run."""
+
+
+class ManifestMismatch(EngineError):
+    """An engine's sidecar manifest does not match this device or this runtime."""
+
+
+class CalibrationError(EdgeVerifyError):
+    """The INT8 calibration set is empty, unreadable or too small."""
+
+
+class BuildError(EdgeVerifyError):
+    """An engine build step failed (including a failed accuracy gate)."""
+
+
+class PrecisionUnsupported(BuildError):
+    """The requested precision is not supported on this device (never downgraded silently)."""
+
+
+class SourceError(EdgeVerifyError):
+    """A camera or video source cannot be opened or has failed."""
+
+
+class DoorError(EdgeVerifyError):
+    """The door lock hardware cannot be driven."""
+
+
+class GalleryError(EdgeVerifyError):
+    """The gallery file is missing, corrupt, or does not match its key."""
+
+
+class AuthError(EdgeVerifyError):
+    """An admin operation was attempted without a valid token."""
+
+    exit_code = 3

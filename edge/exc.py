@@ -71,3 +71,31 @@ class AuthError(EdgeVerifyError):
     """An admin operation was attempted without a valid token."""
 
     exit_code = 3
+
+
+class GalleryCorrupt(GalleryError):
+    """The gallery file is damaged, truncated or not a gallery; restore it from a backup."""
+
+
+class GalleryKeyMismatch(GalleryError):
+    """The key file is missing, unsafe, or not the key this gallery was encrypted with."""
+
+
+class GateFailed(BuildError):
+    """A built engine is measurably less accurate than its PyTorch reference.
+
+    ``figures`` holds the accuracy gate's measurements, for the report."""
+
+    def __init__(self, message: str, figures: dict | None = None):
+        super().__init__(message)
+        self.figures = figures or {}
+
+
+class EnrollmentError(EdgeVerifyError):
+    """An enrollment found too few good frames, or was refused; nothing was stored."""
+
+
+class DuplicateFaceError(EnrollmentError):
+    """The new face matches a person enrolled under another name (override with --force)."""
+
+    exit_code = 4

@@ -16,7 +16,7 @@ from edge.engines import load_engine
 from edge.engines.manifest import check_input_contract
 from edge.exc import NoFaceError
 from edge.models import registry
-from edge.verify.api import average_with_flip
+from edge.verify.api import average_with_flip, l2_normalize
 
 
 @dataclass
@@ -66,7 +66,11 @@ class FacePipeline:
         self.padding = float(pre["chip_padding"])
         self.mean = np.asarray(pre["mean"], dtype=np.float32)
         self.std = np.asarray(pre["std"], dtype=np.float32)
-        self.template = align.MTCNN_TEMPLATE
+        self.template = align.MTCNN_FITTED_TEMPLATE
+        self.weights = align.MTCNN_FIT_WEIGHTS
+        # The dlib descriptor is compared after scaling to unit length when the
+        # manifest says so: it separates strangers better at low false-accept rates.
+        self.normalize = manifest.get("embedding_normalization") == "l2"
         self.threshold = float(manifest["threshold"])
         self.manifest = manifest
 
@@ -92,8 +96,14 @@ class FacePipeline:
 
         if not faces:
             return np.zeros((0, 3, self.size, self.size), dtype=np.float32)
-        matrices = np.stack([align.chip_matrix(f.landmarks, self.template, self.size, self.padding) for f in faces])
-        return align.preprocess_cpu(image, matrices, self.size, self.mean, self.std)
+        out = np.empty((len(faces), 3, self.size, self.size), dtype=np.float32)
+        for index, face in enumerate(faces):
+            matrix = align.chip_matrix(face.landmarks, self.template, self.size, self.padding, self.weights)
+            # A face much larger than the chip would alias; dlib samples such faces from
+            # a downsampled copy, and so do we, so chips match what the model was trained on.
+            source, matrix = align.pyramid_source(image, matrix, self.size)
+            align.preprocess_cpu(source, matrix[None], self.size, self.mean, self.std, out=out[index:index + 1])
+        return out
 
     def embed(self, chips: np.ndarray) -> np.ndarray:
         """(N, D) embeddings of aligned chips (flip-averaged when enabled)."""
@@ -101,10 +111,12 @@ class FacePipeline:
 
         if len(chips) == 0:
             return np.zeros((0, int(self.manifest["outputs"][0]["shape"][-1])), dtype=np.float32)
-        if not self.flip:
-            return self.embedder.run(chips)[0]
-        both = self.embedder.run(np.concatenate([chips, align.flip_chips(chips)]))[0]
-        return average_with_flip(both[: len(chips)], both[len(chips):])
+        if self.flip:
+            both = self.embedder.run(np.concatenate([chips, align.flip_chips(chips)]))[0]
+            embeddings = average_with_flip(both[: len(chips)], both[len(chips):])
+        else:
+            embeddings = self.embedder.run(chips)[0]
+        return l2_normalize(embeddings) if self.normalize else embeddings
 
     def describe(self, image: np.ndarray, primary_only: bool = True) -> Described:
         """Detect, align and embed; with ``primary_only`` keep just the main face."""

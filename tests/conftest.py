@@ -40,3 +40,24 @@ def face_images() -> dict:
     for path in sorted(FACES.glob("*.jpg")):
         people.setdefault(path.stem.rsplit("_", 1)[0], []).append(path)
     return people
+
+
+@pytest.fixture(scope="session")
+def models_ready(model_sources) -> Path:
+    """Run the real `models fetch` conversion once per session; returns the models folder.
+
+    Needs the build extra (torch), which the test install has.
+    """
+    from edge import paths
+    from edge_build.starter import convert_starter_models
+
+    convert_starter_models(model_sources, log=lambda message: None)
+    return paths.models_dir()
+
+
+@pytest.fixture(scope="session")
+def pipeline(models_ready):
+    """The real CPU pipeline (FP32 ONNX Runtime, one thread, flip averaging)."""
+    from edge.pipeline import FacePipeline
+
+    return FacePipeline.load(threads=1)

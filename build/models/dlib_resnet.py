@@ -13,6 +13,7 @@ for ONNX Runtime and TensorRT.
 """
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -185,11 +186,12 @@ def load_dlib_resnet(dat_path: str | Path) -> DlibResNet:
 # ------------------------------------------------------------- checkpoints
 
 def checkpoint(module: DlibResNet) -> dict:
-    return {"arch": ARCH, "contract": dict(CONTRACT),
+    """What a build stage needs to rebuild the module: arch id, contract, weights."""
+    return {"arch": ARCH, "contract": copy.deepcopy(CONTRACT),
             "state_dict": {k: v.detach().clone() for k, v in module.state_dict().items()}}
 
 
-def save_checkpoint(module: DlibResNet, path: str | Path) -> Path:
+def save_checkpoint(path: str | Path, module: DlibResNet) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(checkpoint(module), path)
@@ -211,6 +213,10 @@ def load_checkpoint(path: str | Path) -> tuple[DlibResNet, dict]:
     contract = data.get("contract")
     if not isinstance(contract, dict) or contract.get("model") != ARCH:
         raise ModelError(f"checkpoint {path} has no {ARCH} contract")
+    for key in ("size", "embedding_size"):  # the only values the fixed graph can honour
+        if contract.get(key) != CONTRACT[key]:
+            raise ModelError(f"checkpoint {path} contract {key} {contract.get(key)!r} "
+                             f"does not fit {ARCH} ({CONTRACT[key]!r})")
     module = DlibResNet()
     try:
         module.load_state_dict(data["state_dict"], strict=True)

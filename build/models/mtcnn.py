@@ -2,14 +2,16 @@
 
 The weights are the state dicts shipped in the facenet-pytorch 2.6.0 wheel (MIT),
 converted there from the original Caffe MTCNN. What those weights expect, read
-from that package's reference pipeline and checked on real faces by
-tests/test_detect.py:
+from that package's reference pipeline, then checked on real faces (100 LFW
+photos through edge.vision.detect; tests/test_detect.py keeps checking):
 
-* input: float32 NCHW, RGB channel order, ``(pixel - 127.5) / 128``;
-* images in ordinary (row, column) orientation. The Caffe originals were trained
-  on transposed images; the conversion flipped the kernels, and the only trace
-  left is the flatten order in front of the first dense layer of R-/O-Net,
-  which walks (width, height, channel) — hence the permute in ``_flatten``;
+* input: float32 NCHW, RGB channel order, ``(pixel - 127.5) / 128``
+  (fed BGR, 2 of the 100 faces are lost and the eyes land 50% further from dlib's);
+* images in ordinary (row, column) orientation (fed transposed, 80 of 100 faces
+  are lost). The original MATLAB/Caffe MTCNN ran on transposed images; the only
+  trace of that left in these weights is the flatten order in front of the first
+  dense layer of R-/O-Net, which walks (width, height, channel): the permute in
+  ``_flatten``;
 * PNet is fully convolutional: each output cell sees a 12x12 window, stride 2;
 * ``prob`` is a softmax over (background, face): channel 1 is the face score;
 * ``reg`` holds (dx1, dy1, dx2, dy2), box-edge offsets in units of box width/height;
@@ -25,9 +27,12 @@ from __future__ import annotations
 
 import copy
 import os
+from pathlib import Path
 
 import torch
 from torch import nn
+
+from edge.exc import ModelError
 
 ARCH = "mtcnn"
 NETS = ("pnet", "rnet", "onet")
@@ -72,6 +77,22 @@ CONTRACT = {
 }
 
 
+class PReLU(nn.Module):
+    """Per-channel PReLU, same parameter name (``weight``) as nn.PReLU, computed as
+    relu(x) + slope * min(x, 0) — exactly PReLU, bit for bit. Why not nn.PReLU:
+    ONNX Runtime's PRelu kernel broadcasts the slopes slowly (it was 40% of RNet's
+    CPU time); Relu, Min, Mul and Add are vectorised kernels there, and TensorRT
+    fuses them into one pointwise layer."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.full((channels,), 0.25))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        slope = self.weight.view((1, -1) + (1,) * (x.dim() - 2))
+        return torch.relu(x) + slope * torch.clamp(x, max=0.0)
+
+
 def _flatten(x: torch.Tensor) -> torch.Tensor:
     # The dense weights were laid out for a (width, height, channel) walk; see module docstring.
     return x.permute(0, 3, 2, 1).flatten(1)
@@ -83,12 +104,12 @@ class PNet(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(3, 10, kernel_size=3)
-        self.prelu1 = nn.PReLU(10)
+        self.prelu1 = PReLU(10)
         self.pool1 = nn.MaxPool2d(2, 2, ceil_mode=True)
         self.conv2 = nn.Conv2d(10, 16, kernel_size=3)
-        self.prelu2 = nn.PReLU(16)
+        self.prelu2 = PReLU(16)
         self.conv3 = nn.Conv2d(16, 32, kernel_size=3)
-        self.prelu3 = nn.PReLU(32)
+        self.prelu3 = PReLU(32)
         self.conv4_1 = nn.Conv2d(32, 2, kernel_size=1)
         self.conv4_2 = nn.Conv2d(32, 4, kernel_size=1)
 
@@ -105,15 +126,15 @@ class RNet(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(3, 28, kernel_size=3)
-        self.prelu1 = nn.PReLU(28)
+        self.prelu1 = PReLU(28)
         self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
         self.conv2 = nn.Conv2d(28, 48, kernel_size=3)
-        self.prelu2 = nn.PReLU(48)
+        self.prelu2 = PReLU(48)
         self.pool2 = nn.MaxPool2d(3, 2, ceil_mode=True)
         self.conv3 = nn.Conv2d(48, 64, kernel_size=2)
-        self.prelu3 = nn.PReLU(64)
+        self.prelu3 = PReLU(64)
         self.dense4 = nn.Linear(576, 128)
-        self.prelu4 = nn.PReLU(128)
+        self.prelu4 = PReLU(128)
         self.dense5_1 = nn.Linear(128, 2)
         self.dense5_2 = nn.Linear(128, 4)
 
@@ -131,18 +152,18 @@ class ONet(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(3, 32, kernel_size=3)
-        self.prelu1 = nn.PReLU(32)
+        self.prelu1 = PReLU(32)
         self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
         self.conv2 = nn.Conv2d(32, 64, kernel_size=3)
-        self.prelu2 = nn.PReLU(64)
+        self.prelu2 = PReLU(64)
         self.pool2 = nn.MaxPool2d(3, 2, ceil_mode=True)
         self.conv3 = nn.Conv2d(64, 64, kernel_size=3)
-        self.prelu3 = nn.PReLU(64)
+        self.prelu3 = PReLU(64)
         self.pool3 = nn.MaxPool2d(2, 2, ceil_mode=True)
         self.conv4 = nn.Conv2d(64, 128, kernel_size=2)
-        self.prelu4 = nn.PReLU(128)
+        self.prelu4 = PReLU(128)
         self.dense5 = nn.Linear(1152, 256)
-        self.prelu5 = nn.PReLU(256)
+        self.prelu5 = PReLU(256)
         self.dense6_1 = nn.Linear(256, 2)
         self.dense6_2 = nn.Linear(256, 4)
         self.dense6_3 = nn.Linear(256, 10)
@@ -164,14 +185,27 @@ def build_net(key: str, state_dict: dict) -> nn.Module:
     if key not in MODULES:
         raise ValueError(f"unknown MTCNN net {key!r}; expected one of {', '.join(NETS)}")
     net = MODULES[key]()
-    net.load_state_dict(state_dict, strict=True)
+    try:
+        net.load_state_dict(state_dict, strict=True)
+    except RuntimeError as error:  # torch reports missing/unexpected keys and shape mismatches this way
+        raise ModelError(f"these weights do not fit MTCNN's {key}: {' '.join(str(error).split())}") from error
     return net.eval()
 
 
 def load_mtcnn(pnet_path: str | os.PathLike, rnet_path: str | os.PathLike, onet_path: str | os.PathLike) -> dict[str, nn.Module]:
     """The three nets from the original state-dict files, as {"pnet", "rnet", "onet"}."""
     paths = {"pnet": pnet_path, "rnet": rnet_path, "onet": onet_path}
-    return {key: build_net(key, torch.load(os.fspath(path), map_location="cpu", weights_only=True)) for key, path in paths.items()}
+    return {key: build_net(key, read_weights(path)) for key, path in paths.items()}
+
+
+def read_weights(path: str | os.PathLike):
+    """torch.load with weights_only (a weights file must not be able to run code)."""
+    if not Path(path).is_file():
+        raise ModelError(f"MTCNN weights {path} not found; run `edge-verify models fetch`")
+    try:
+        return torch.load(os.fspath(path), map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, ValueError, EOFError) as error:
+        raise ModelError(f"{path} is not a readable torch weights file ({error})") from error
 
 
 def save_checkpoint(path: str | os.PathLike, nets: dict[str, nn.Module]) -> None:
@@ -186,61 +220,12 @@ def save_checkpoint(path: str | os.PathLike, nets: dict[str, nn.Module]) -> None
 
 def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, nn.Module], dict]:
     """Read a checkpoint written by save_checkpoint: (nets, contracts)."""
-    payload = torch.load(os.fspath(path), map_location="cpu", weights_only=True)
+    payload = read_weights(path)
     if not isinstance(payload, dict) or payload.get("arch") != ARCH:
         found = payload.get("arch") if isinstance(payload, dict) else type(payload).__name__
-        raise ValueError(f"{path}: not an MTCNN checkpoint (arch {found!r})")
+        raise ModelError(f"{path}: not an MTCNN checkpoint (arch {found!r})")
     missing = [key for key in NETS if key not in payload.get("state_dicts", {})]
     if missing:
-        raise ValueError(f"{path}: MTCNN checkpoint lacks {', '.join(missing)}")
+        raise ModelError(f"{path}: MTCNN checkpoint lacks {', '.join(missing)}")
     nets = {key: build_net(key, payload["state_dicts"][key]) for key in NETS}
     return nets, payload["contracts"]
-
-
-def example_input(key: str, batch: int = 2) -> torch.Tensor:
-    """A tracing input; PNet gets an odd, non-square size so no axis is mistaken for a constant."""
-    size = CONTRACT[key]["size"] or [37, 29]
-    return torch.zeros(batch, 3, size[1], size[0])
-
-
-def dynamic_axes(key: str) -> dict[str, dict[int, str]]:
-    """Dynamic axes by tensor name: a shared batch axis; PNet's maps share one grid size."""
-    contract = CONTRACT[key]
-    tensors = [(contract["input"], contract["input_shape"], ("height", "width"))]
-    tensors += [(name, shape, ("grid_h", "grid_w")) for name, shape in zip(contract["outputs"], contract["output_shapes"])]
-    axes: dict[str, dict[int, str]] = {}
-    for name, shape, spatial in tensors:
-        axes[name] = {index: ("batch" if index == 0 else spatial[index - 2]) for index, size in enumerate(shape) if size == -1}
-    return axes
-
-
-def export_onnx(key: str, net: nn.Module, path: str | os.PathLike, opset: int = 17) -> None:
-    """Export one net to ONNX with the contract's names and dynamic axes."""
-    contract = CONTRACT[key]
-    with torch.no_grad():
-        # The TorchScript exporter: the dynamo one needs onnxscript, and these
-        # graphs are plain convolutions that it handles exactly.
-        torch.onnx.export(
-            net.eval(),
-            (example_input(key),),
-            os.fspath(path),
-            input_names=[contract["input"]],
-            output_names=list(contract["outputs"]),
-            dynamic_axes=dynamic_axes(key),
-            opset_version=opset,
-            dynamo=False,
-        )
-
-
-def manifest_io(key: str) -> tuple[list[dict], list[dict]]:
-    """The manifest's ``inputs`` and ``outputs`` lists for one net."""
-    contract = CONTRACT[key]
-    inputs = [{"name": contract["input"], "shape": list(contract["input_shape"]), "dtype": "float32", "layout": contract["layout"]}]
-    outputs = [{"name": name, "shape": list(shape), "dtype": "float32"} for name, shape in zip(contract["outputs"], contract["output_shapes"])]
-    return inputs, outputs
-
-
-def manifest_preprocess(key: str) -> dict:
-    """The manifest's ``preprocess`` block for one net (size null = any size)."""
-    contract = CONTRACT[key]
-    return {name: copy.deepcopy(contract[name]) for name in ("size", "colour", "mean", "std", "layout")}

@@ -18,15 +18,23 @@ Fields (schema 1):
     precision           "fp32" | "fp16" | "int8"
     requested_precision what the user asked for (differs only with --allow-fallback)
     fallback            null, or a sentence saying what was downgraded and why
-    calibration         null, or {sha256, images, faces, method}
+    calibration         null, or {sha256, images, faces, faces_used, batch_size, dropped, method}
+    quantization        null, or the INT8 recipe {format, activations, weights, per_channel, ...}
     backend             "onnxruntime" | "tensorrt"
     backend_version     e.g. "1.32.0" or "10.3.0"
-    device              null for CPU engines; {gpu, compute_capability, dla_core} for TensorRT
+    device              null for CPU engines; {gpu, compute_capability, source, dla_core,
+                        gpu_fallback} for TensorRT (source: which probe named the GPU)
     threshold           verification threshold (embedding engines), see edge.verify.api
     metric              "euclidean" for the dlib model
-    accuracy_gate       null, or the gate's figures and limits
+    accuracy_gate       null, {skipped, reason}, or the gate's figures and limits
     built_at            ISO-8601 UTC
     build_seconds       float
+    stages              [{name, seconds, size_bytes, output}] as the build logged them
+    (other keys)        the rest of the model's contract, copied as is (e.g. impostor_tail,
+                        threshold_source); contract_notes holds any that clash with a field above
+    tensorrt            TensorRT engines only: flags, workspace, optimisation profiles, INT8 path
+
+check_runtime(manifest) applies the version policy documented below.
 """
 from __future__ import annotations
 
@@ -107,3 +115,103 @@ def check_input_contract(manifest: dict, expected: dict) -> None:
             same = have == value
         if not same:
             raise ManifestMismatch(f"engine {manifest['name']} expects {key}={have}, this pipeline feeds {key}={value}")
+
+
+# ------------------------------------------------------------ runtime checks
+#
+# ONNX Runtime policy. An ONNX file itself is portable (its opsets are versioned),
+# but two things are not: an older runtime may lack an operator version or a
+# QDQ kernel the build relied on, and an INT8 engine's accuracy gate was measured
+# with the build's kernels. So:
+#   * a different major version is a mismatch (ONNX Runtime's compatibility
+#     promise is within a major);
+#   * an older minor than the build's is a mismatch (it may not know the opsets
+#     or the quantized kernels the build used);
+#   * a newer minor of the same major is accepted: ONNX Runtime keeps running
+#     models made for earlier releases. The gate's figures were still measured on
+#     the build's version, which the manifest keeps for anyone re-checking.
+# TensorRT policy: engines are not portable across TensorRT releases or GPUs, so
+# the version must be equal to major.minor.patch, and the GPU's compute
+# capability (and its name, when both were read the same way) must be equal.
+
+
+def running_backend_version(backend: str) -> str:
+    if backend == "onnxruntime":
+        import onnxruntime
+
+        return onnxruntime.__version__
+    if backend == "tensorrt":
+        from edge.engines.trt_compat import load_tensorrt
+
+        return load_tensorrt().__version__
+    raise EngineError(f"unknown backend {backend!r}")
+
+
+def version_pair(text: str) -> tuple[int, int]:
+    parts = str(text).split(".")
+    try:
+        return int(parts[0]), int(parts[1]) if len(parts) > 1 else 0
+    except ValueError:
+        raise ManifestMismatch(f"cannot read version {text!r}") from None
+
+
+def check_onnxruntime_version(built: str, running: str) -> None:
+    have, want = version_pair(running), version_pair(built)
+    if have[0] != want[0] or have < want:
+        raise ManifestMismatch(
+            f"engine was built with onnxruntime {built}, this device runs {running}: "
+            f"use onnxruntime {want[0]}.{want[1]} or a newer {want[0]}.x, or rebuild the engine here"
+        )
+
+
+def check_tensorrt_version(built: str, running: str) -> None:
+    from edge.engines.trt_compat import same_version
+
+    if not same_version(built, running):
+        raise ManifestMismatch(
+            f"engine was built with TensorRT {built}, this device runs TensorRT {running}: "
+            "TensorRT engines only load on the exact release that built them; rebuild with `edge-verify build --backend tensorrt`"
+        )
+
+
+def check_gpu(built: dict | None, running: dict | None) -> None:
+    """The engine's GPU (from the manifest) against this device's (describe_device())."""
+    if not built:
+        raise ManifestMismatch("TensorRT engine manifest does not name the GPU it was built for; rebuild the engine")
+    if not running:
+        raise ManifestMismatch(f"engine was built for GPU {built.get('gpu')} but this machine has no CUDA GPU")
+    from edge.engines.device import capability_text
+
+    if capability_text(built["compute_capability"]) != capability_text(running["compute_capability"]):
+        raise ManifestMismatch(
+            f"engine was built for {built.get('gpu')} (compute {built['compute_capability']}), this device is "
+            f"{running.get('gpu')} (compute {running['compute_capability']}); rebuild the engine on this device"
+        )
+    same_source = built.get("source") and built.get("source") == running.get("source")
+    if same_source and built.get("gpu") != running.get("gpu"):
+        raise ManifestMismatch(
+            f"engine was built on GPU {built.get('gpu')!r}, this device is {running.get('gpu')!r}; rebuild the engine on this device"
+        )
+
+
+def check_runtime(manifest: dict, running_version: str | None = None, device: dict | None | str = "detect") -> None:
+    """Refuse an engine this runtime or this device cannot run as it was built.
+
+    ``running_version`` and ``device`` default to what this machine has; tests pass
+    fakes. Raises ManifestMismatch with what differs and what to do.
+    """
+    backend = manifest["backend"]
+    if running_version is None:
+        running_version = running_backend_version(backend)
+    if backend == "onnxruntime":
+        check_onnxruntime_version(manifest["backend_version"], running_version)
+        return
+    if backend == "tensorrt":
+        check_tensorrt_version(manifest["backend_version"], running_version)
+        if device == "detect":
+            from edge.engines.device import describe_device
+
+            device = describe_device()
+        check_gpu(manifest.get("device"), device)
+        return
+    raise ManifestMismatch(f"manifest names unknown backend {backend!r}")

@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 
-from edge.engines.manifest import ManifestMismatch
+from edge.engines.manifest import ManifestMismatch, check_runtime
 from edge.exc import EngineError
 
 
@@ -29,8 +29,9 @@ class OnnxRuntimeEngine:
     def __init__(self, path: str | os.PathLike, manifest: dict, threads: int | None = None):
         import onnxruntime as ort
 
-        if manifest["backend_version"] and manifest["precision"] == "int8":
-            pass  # QDQ models run on any onnxruntime that has the QDQ kernels (>= 1.10)
+        if manifest.get("backend") != "onnxruntime":
+            raise ManifestMismatch(f"{path}: manifest backend is {manifest.get('backend')!r}, not onnxruntime")
+        check_runtime(manifest, running_version=ort.__version__)
         try:
             self.session = ort.InferenceSession(os.fspath(path), session_options(threads), providers=["CPUExecutionProvider"])
         except Exception as error:  # onnxruntime raises its own untyped errors

@@ -6,10 +6,10 @@ Pipeline (numpy + OpenCV, no torch): an image pyramid through PNet proposes
 box regression, squaring, and crops padded with black where a box leaves the
 image (the padding MTCNN was trained with).
 
-Coordinates. Boxes are pixel-edge coordinates: the integer box (x1, y1, x2, y2)
-covers ``image[y1:y2, x1:x2]``. Landmarks are pixel-centre coordinates (the
-centre of the top-left pixel is (0, 0)), as dlib and cv2.warpAffine use them.
-Both are in the pixels of the image given to ``detect``.
+Coordinates, in pixels of the image given to ``detect``. Boxes are float
+pixel-edge coordinates: a box (x1, y1, x2, y2) with whole values would be
+``image[y1:y2, x1:x2]``. Landmarks are pixel-centre coordinates (the centre of
+the top-left pixel is (0, 0)), as dlib and cv2.warpAffine use them.
 
 Each engine's contract (role, colour order, mean, std, crop size, output names)
 is read from its manifest; nothing is guessed from tensor shapes.
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge.engines.manifest import check_input_contract
-from edge.exc import ImageError, ManifestMismatch
+from edge.exc import ConfigError, ImageError, ManifestMismatch
 
 # PNet's architecture: each output cell sees a WINDOW x WINDOW patch, cells STRIDE apart.
 WINDOW = 12
@@ -34,7 +34,7 @@ OUTPUTS = {"pnet": ("prob", "reg"), "rnet": ("prob", "reg"), "onet": ("prob", "r
 NMS_LEVEL, NMS_PYRAMID, NMS_RNET, NMS_ONET = 0.5, 0.7, 0.7, 0.7
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Face:
     """One detected face. ``landmarks`` is float32 (5, 2) of (x, y): eye on the image's
     left, eye on the image's right, nose tip, mouth corner on the image's left, mouth
@@ -92,10 +92,17 @@ class _Stage:
         self.index = [names.index(name) for name in OUTPUTS[key]]
         self.mean = np.asarray(preprocess["mean"], dtype=np.float32)
         self.scale = (1.0 / np.asarray(preprocess["std"], dtype=np.float32)).astype(np.float32)
-        self.size = int(preprocess["size"][0]) if preprocess.get("size") else None
+        size = preprocess.get("size")
+        if key != "pnet" and not (size and len(size) == 2 and size[0] == size[1]):
+            raise ManifestMismatch(f"engine {ROLES[key]} manifest must state a square input size, has {size}")
+        self.size = int(size[0]) if size else None
 
-    def normalise(self, pixels: np.ndarray) -> np.ndarray:
-        return (pixels.astype(np.float32) - self.mean) * self.scale
+    def to_nchw(self, pixels: np.ndarray) -> np.ndarray:
+        """uint8 (N, H, W, 3) -> normalised float32 (N, 3, H, W)."""
+        planes = np.empty((pixels.shape[0], 3) + pixels.shape[1:3], np.float32)
+        np.subtract(pixels.transpose(0, 3, 1, 2), self.mean[:, None, None], out=planes)
+        planes *= self.scale[:, None, None]
+        return planes
 
     def run(self, batch_nchw: np.ndarray) -> list[np.ndarray]:
         outputs = self.engine.run(batch_nchw)
@@ -109,9 +116,9 @@ class MtcnnDetector:
         max_side shrink). PNet's work is dominated by the first pyramid level, whose
         area grows as (12 / min_face)^2: halving min_face quadruples it. 40 px is the
         default because a kiosk's user stands close (faces of 100+ px) and LFW's 250 px
-        photos hold ~110 px faces, so smaller levels would only search for faces that
-        are not there; at 20 px the detector is about 2.5x slower (see
-        benchmarks/detector_choice.py). Lower it for far-away faces.
+        photos hold ~110 px faces, so finer levels would only search for faces that
+        are not there: on 200 LFW photos, one thread, 20 px costs 11.4 ms/image and
+        40 px 5.3 ms, both finding every face. Lower it for far-away faces.
     thresholds: score thresholds of PNet, RNet and ONet.
     factor: scale step between pyramid levels (0.709 halves the area per level).
     max_side: longer images are first shrunk to this longer side, bounding the cost on
@@ -121,16 +128,14 @@ class MtcnnDetector:
     def __init__(self, pnet, rnet, onet, min_face: float = 40, thresholds=(0.6, 0.7, 0.7), factor: float = 0.709,
                  max_side: int | None = 640) -> None:
         if not min_face >= WINDOW:
-            raise ValueError(f"min_face must be at least {WINDOW} pixels (PNet's window), got {min_face}")
+            raise ConfigError(f"detector min_face must be at least {WINDOW} pixels (PNet's window), got {min_face}")
         if not 0.0 < factor < 1.0:
-            raise ValueError(f"factor must lie strictly between 0 and 1, got {factor}")
+            raise ConfigError(f"detector factor must lie strictly between 0 and 1, got {factor}")
         if len(thresholds) != 3 or not all(0.0 <= t <= 1.0 for t in thresholds):
-            raise ValueError(f"thresholds must be three scores in [0, 1], got {thresholds}")
-        if max_side is not None and max_side < WINDOW:
-            raise ValueError(f"max_side must be at least {WINDOW} pixels or None, got {max_side}")
+            raise ConfigError(f"detector thresholds must be three scores in [0, 1], got {thresholds}")
+        if max_side is not None and max_side < min_face:
+            raise ConfigError(f"detector max_side must be None or at least min_face ({min_face}), got {max_side}")
         self.pnet, self.rnet, self.onet = _Stage("pnet", pnet), _Stage("rnet", rnet), _Stage("onet", onet)
-        if self.rnet.size is None or self.onet.size is None:
-            raise ManifestMismatch("the MTCNN rnet/onet manifests must state their input size")
         self.min_face = float(min_face)
         self.thresholds = tuple(float(t) for t in thresholds)
         self.factor = float(factor)
@@ -142,25 +147,23 @@ class MtcnnDetector:
         work, shrink = self.shrink(image)
         if min(work.shape[:2]) < self.min_face:
             return []
-        boxes = self.propose(work)
+        octaves = Octaves(work)
+        boxes = self.propose(octaves)
         if len(boxes):
-            boxes = self.refine(work, boxes)
+            boxes = self.refine(octaves, boxes)
         if not len(boxes):
             return []
-        boxes, scores, points = self.finish(work, boxes)
+        boxes, scores, points = self.finish(octaves, boxes)
         return to_faces(boxes, scores, points, shrink)
 
     def shrink(self, image: np.ndarray) -> tuple[np.ndarray, tuple[float, float]]:
         """The working image and its (x, y) scale relative to ``image``."""
-        import cv2
-
         height, width = image.shape[:2]
         if self.max_side is None or max(height, width) <= self.max_side:
             return image, (1.0, 1.0)
         ratio = self.max_side / max(height, width)
         size = (max(1, round(width * ratio)), max(1, round(height * ratio)))
-        work = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-        return work, (size[0] / width, size[1] / height)
+        return Octaves(image).resize(size)
 
     def pyramid(self, height: int, width: int) -> list[float]:
         scales, scale = [], WINDOW / self.min_face
@@ -169,18 +172,26 @@ class MtcnnDetector:
             scale *= self.factor
         return scales
 
-    def propose(self, work: np.ndarray) -> np.ndarray:
+    def propose(self, octaves: Octaves) -> np.ndarray:
         """Stage 1: candidate boxes (N, 5) = x1, y1, x2, y2, score, already regressed and squared."""
         import cv2
 
-        height, width = work.shape[:2]
-        normalised = self.pnet.normalise(work)
-        found = []
+        height, width = octaves.shape
+        found, level = [], None
         for scale in self.pyramid(height, width):
             size = (max(WINDOW, int(np.ceil(width * scale))), max(WINDOW, int(np.ceil(height * scale))))
-            level = cv2.resize(normalised, size, interpolation=cv2.INTER_AREA)
-            prob, reg = self.pnet.run(level.transpose(2, 0, 1)[None])
-            candidates = grid_boxes(prob[0, 1], reg[0], self.thresholds[0], size[0] / width, size[1] / height)
+            if level is None:
+                level, (scale_x, scale_y) = octaves.resize(size)
+            else:
+                # Each level is the area average of the one before: cheap, as it is small.
+                # Area-resizing the full image for every level costs ~1 ms more per 250 px
+                # photo for no real gain (on 1,500 LFW photos the eyes' mean distance from
+                # dlib's moved from 0.0539 to 0.0529 inter-ocular). Sizes are rounded up,
+                # so the exact scale is carried along.
+                scale_x, scale_y = scale_x * size[0] / level.shape[1], scale_y * size[1] / level.shape[0]
+                level = cv2.resize(level, size, interpolation=cv2.INTER_AREA)
+            prob, reg = self.pnet.run(self.pnet.to_nchw(level[None]))
+            candidates = grid_boxes(prob[0, 1], reg[0], self.thresholds[0], scale_x, scale_y)
             if len(candidates):
                 found.append(candidates[nms(candidates[:, :4], candidates[:, 4], NMS_LEVEL)])
         if not found:
@@ -189,27 +200,67 @@ class MtcnnDetector:
         boxes = boxes[nms(boxes[:, :4], boxes[:, 4], NMS_PYRAMID)]
         return square(regress(boxes[:, :5], boxes[:, 5:9]))
 
-    def refine(self, work: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    def refine(self, octaves: Octaves, boxes: np.ndarray) -> np.ndarray:
         """Stage 2: RNet re-scores and re-regresses the proposals."""
-        prob, reg = self.rnet.run(crops(work, boxes, self.rnet))
+        prob, reg = self.rnet.run(crops(octaves, boxes, self.rnet))
         keep = prob[:, 1] > self.thresholds[1]
-        boxes, reg = boxes[keep].copy(), reg[keep]
+        boxes = boxes[keep].copy()
         boxes[:, 4] = prob[keep, 1]
-        order = nms(boxes[:, :4], boxes[:, 4], NMS_RNET)
-        return square(regress(boxes[order], reg[order]))
+        # Suppression after regression (the reference suppresses before): the
+        # regressed boxes of one face land on top of each other, so one to three
+        # reach ONet instead of about ten, and ONet is the costliest stage per box.
+        boxes = regress(boxes, reg[keep])
+        return square(boxes[nms(boxes[:, :4], boxes[:, 4], NMS_RNET)])
 
-    def finish(self, work: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def finish(self, octaves: Octaves, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Stage 3: ONet's final scores, boxes and landmarks (working-image coordinates)."""
-        prob, reg, marks = self.onet.run(crops(work, boxes, self.onet))
+        prob, reg, marks = self.onet.run(crops(octaves, boxes, self.onet))
         keep = prob[:, 1] > self.thresholds[2]
         boxes, reg, marks = boxes[keep], reg[keep], marks[keep]
+        # Landmarks are fractions of the square crop they were predicted on.
         side = (boxes[:, 2] - boxes[:, 0])[:, None]
-        # Landmarks are fractions of the (square, integer) crop they were predicted on.
         points = np.stack([boxes[:, 0:1] + marks[:, 0:5] * side, boxes[:, 1:2] + marks[:, 5:10] * side], axis=2)
         scored = np.concatenate([boxes[:, :4], prob[keep, 1:2]], axis=1)
         final = regress(scored, reg)
         order = nms(final[:, :4], final[:, 4], NMS_ONET, by_smaller=True)
         return final[order, :4], final[order, 4], points[order]
+
+
+class Octaves:
+    """An image and its successive exact halvings, made on demand.
+
+    Why: cv2's INTER_AREA costs ~0.2 ms per 250x250 resize at a fractional ratio
+    but ~25 us at exactly 2x. So a resize starts from the nearest halving above
+    its target and finishes with a step of ratio in (0.5, 1]. Halving drops an
+    odd last row/column, so octave k pixel p covers exactly [p * 2^k, (p + 1) * 2^k)
+    of the image and coordinates stay exact.
+    """
+
+    def __init__(self, image: np.ndarray) -> None:
+        self.levels = [image]
+        self.shape = image.shape[:2]
+
+    def fitting(self, shrink: float) -> tuple[np.ndarray, int]:
+        """The deepest octave no smaller than 1/shrink of the image, and its factor 2^k."""
+        import cv2
+
+        depth = int(np.floor(np.log2(shrink))) if shrink >= 2.0 else 0
+        while len(self.levels) <= depth:
+            last = self.levels[-1]
+            half_h, half_w = last.shape[0] // 2, last.shape[1] // 2
+            if min(half_h, half_w) < 1:
+                break
+            self.levels.append(cv2.resize(last[: 2 * half_h, : 2 * half_w], (half_w, half_h), interpolation=cv2.INTER_AREA))
+        depth = min(depth, len(self.levels) - 1)
+        return self.levels[depth], 2**depth
+
+    def resize(self, size: tuple[int, int]) -> tuple[np.ndarray, tuple[float, float]]:
+        """The image area-resized to ``size`` (w, h), and the exact (x, y) scale of the result."""
+        import cv2
+
+        source, factor = self.fitting(min(self.shape[1] / size[0], self.shape[0] / size[1]))
+        resized = cv2.resize(source, size, interpolation=cv2.INTER_AREA)
+        return resized, (size[0] / (source.shape[1] * factor), size[1] / (source.shape[0] * factor))
 
 
 def as_rgb(image: np.ndarray) -> np.ndarray:
@@ -218,6 +269,8 @@ def as_rgb(image: np.ndarray) -> np.ndarray:
         raise ImageError(f"expected an image array, got {type(image).__name__}")
     if image.dtype != np.uint8:
         raise ImageError(f"expected 8-bit pixels, got {image.dtype}")
+    if image.size == 0:
+        raise ImageError(f"empty image (shape {image.shape})")
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[:, :, 0]
     if image.ndim == 2:
@@ -250,55 +303,68 @@ def regress(boxes: np.ndarray, offsets: np.ndarray) -> np.ndarray:
 
 
 def square(boxes: np.ndarray) -> np.ndarray:
-    """Integer squares around the boxes' centres, side = longer side: the next stage
-    crops exactly these pixels, so its outputs refer to exactly these boxes."""
+    """Squares around the boxes' centres, side = the longer side (the next stage's crop)."""
     out = boxes.copy()
-    side = np.maximum(np.round(np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])), 1.0)
-    out[:, 0] = np.round((boxes[:, 0] + boxes[:, 2] - side) / 2.0)
-    out[:, 1] = np.round((boxes[:, 1] + boxes[:, 3] - side) / 2.0)
+    side = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+    out[:, 0] = (boxes[:, 0] + boxes[:, 2] - side) / 2.0
+    out[:, 1] = (boxes[:, 1] + boxes[:, 3] - side) / 2.0
     out[:, 2] = out[:, 0] + side
     out[:, 3] = out[:, 1] + side
     return out
 
 
-def nms(boxes: np.ndarray, scores: np.ndarray, limit: float, by_smaller: bool = False) -> np.ndarray:
+def nms(boxes: np.ndarray, scores: np.ndarray, limit: float, by_smaller: bool = False, chunk: int = 256) -> np.ndarray:
     """Indices kept by greedy non-maximum suppression, best score first. Overlap is
-    intersection over union, or over the smaller box when ``by_smaller``."""
+    intersection over union, or over the smaller box when ``by_smaller``. Overlaps
+    are computed a block of rows at a time: vectorised, yet bounded in memory when a
+    cluttered image yields thousands of candidates."""
     order = np.argsort(-scores, kind="stable")
-    area = np.maximum(boxes[:, 2] - boxes[:, 0], 0) * np.maximum(boxes[:, 3] - boxes[:, 1], 0)
+    ordered = boxes[order, :4].astype(np.float32)
+    suppressed = np.zeros(len(order), dtype=bool)
     keep = []
-    while order.size:
-        best, rest = order[0], order[1:]
-        keep.append(best)
-        inter_w = np.minimum(boxes[best, 2], boxes[rest, 2]) - np.maximum(boxes[best, 0], boxes[rest, 0])
-        inter_h = np.minimum(boxes[best, 3], boxes[rest, 3]) - np.maximum(boxes[best, 1], boxes[rest, 1])
-        inter = np.maximum(inter_w, 0) * np.maximum(inter_h, 0)
-        if by_smaller:
-            overlap = inter / np.maximum(np.minimum(area[best], area[rest]), 1e-9)
-        else:
-            overlap = inter / np.maximum(area[best] + area[rest] - inter, 1e-9)
-        order = rest[overlap <= limit]
+    for start in range(0, len(order), chunk):
+        block = overlap(ordered[start:start + chunk], ordered, by_smaller)
+        for row in range(block.shape[0]):
+            if not suppressed[start + row]:
+                keep.append(order[start + row])
+                suppressed |= block[row] > limit
     return np.asarray(keep, dtype=np.int64)
 
 
-def crops(work: np.ndarray, boxes: np.ndarray, stage: _Stage) -> np.ndarray:
+def overlap(first: np.ndarray, second: np.ndarray, by_smaller: bool = False) -> np.ndarray:
+    """(len(first), len(second)) overlaps of two sets of boxes (x1, y1, x2, y2)."""
+    inter_w = np.minimum(first[:, None, 2], second[None, :, 2]) - np.maximum(first[:, None, 0], second[None, :, 0])
+    inter_h = np.minimum(first[:, None, 3], second[None, :, 3]) - np.maximum(first[:, None, 1], second[None, :, 1])
+    inter = np.maximum(inter_w, 0) * np.maximum(inter_h, 0)
+    area_1 = (first[:, 2] - first[:, 0]) * (first[:, 3] - first[:, 1])
+    area_2 = (second[:, 2] - second[:, 0]) * (second[:, 3] - second[:, 1])
+    if by_smaller:
+        denominator = np.minimum(area_1[:, None], area_2[None, :])
+    else:
+        denominator = area_1[:, None] + area_2[None, :] - inter
+    return inter / np.maximum(denominator, 1e-9)
+
+
+def crops(octaves: Octaves, boxes: np.ndarray, stage: _Stage) -> np.ndarray:
     """The boxes' pixels, black where they leave the image, resized to the stage's
-    input size and normalised: float32 (N, 3, size, size)."""
+    input size and normalised: float32 (N, 3, size, size).
+
+    One warpAffine per box from the octave just above the target size (bilinear at
+    a ratio in (0.5, 1]): sub-pixel boxes and the black border in one call, ~5 us
+    instead of ~50 us for crop + pad + INTER_AREA, and as accurate (eye distance from
+    dlib's on 600 LFW photos: 0.0528 vs 0.0524 inter-ocular)."""
     import cv2
 
     size = stage.size
-    height, width = work.shape[:2]
     batch = np.empty((len(boxes), size, size, 3), np.uint8)
-    for i, (x1, y1, x2, y2) in enumerate(boxes[:, :4].astype(np.int64)):
-        if x1 >= 0 and y1 >= 0 and x2 <= width and y2 <= height:
-            patch = work[y1:y2, x1:x2]
-        else:
-            patch = np.zeros((y2 - y1, x2 - x1, 3), np.uint8)
-            sx1, sy1, sx2, sy2 = max(x1, 0), max(y1, 0), min(x2, width), min(y2, height)
-            if sx2 > sx1 and sy2 > sy1:
-                patch[sy1 - y1:sy2 - y1, sx1 - x1:sx2 - x1] = work[sy1:sy2, sx1:sx2]
-        batch[i] = cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA)
-    return stage.normalise(batch).transpose(0, 3, 1, 2)
+    for i, (x1, y1, x2, y2) in enumerate(boxes[:, :4].tolist()):
+        source, factor = octaves.fitting(min(x2 - x1, y2 - y1) / size)
+        step_x, step_y = (x2 - x1) / factor / size, (y2 - y1) / factor / size
+        # Maps each output pixel centre to its source position (pixel-centre coordinates).
+        matrix = np.array([[step_x, 0.0, x1 / factor + 0.5 * step_x - 0.5], [0.0, step_y, y1 / factor + 0.5 * step_y - 0.5]])
+        cv2.warpAffine(source, matrix, (size, size), dst=batch[i], flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                       borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+    return stage.to_nchw(batch)
 
 
 def to_faces(boxes: np.ndarray, scores: np.ndarray, points: np.ndarray, shrink: tuple[float, float]) -> list[Face]:

@@ -1,0 +1,83 @@
+"""The TensorRT backend: the stages of tensorrt_build.py put together.
+
+precision check against this GPU -> (INT8: Q/DQ ONNX, or a calibrator) ->
+parse -> config -> build -> save. Returns an EngineBuild whose ``extra`` holds
+the manifest's ``device`` block and the TensorRT facts (flags, profile).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from edge.engines.device import describe_device
+from edge.engines.manifest import file_sha256
+from edge.engines.trt_compat import load_pycuda, load_tensorrt
+from edge.exc import BuildError
+from edge_build.onnxruntime_build import EngineBuild
+from edge_build.tensorrt_build import build_config, build_engine, build_network, save_engine
+from edge_build.tensorrt_plan import DEFAULT_BATCH, calibrator_note, device_precision, int8_method
+
+
+def build_tensorrt_engine(onnx_path: str | os.PathLike, out_path: str | os.PathLike, precision: str, *,
+                          calibration: Iterable[np.ndarray] | None = None, calibration_sha256: str | None = None,
+                          calibration_batch: int = 16, method: str = "minmax", requested_int8_method: str | None = None,
+                          allow_fallback: bool = False, workspace_mb: int = 1024, dla_core: int | None = None,
+                          gpu_fallback: bool = True, batch: tuple[int, int, int] = DEFAULT_BATCH,
+                          cache_dir: str | os.PathLike | None = None) -> EngineBuild:
+    trt = load_tensorrt()
+    version = trt.__version__
+    device = describe_device()
+    if device is None:
+        raise BuildError("a TensorRT build needs the CUDA GPU that will run the engine; build on the Jetson itself")
+    out_path = Path(out_path)
+    net = build_network(onnx_path, trt)
+    fast = {"fp16": getattr(net.builder, "platform_has_fast_fp16", None), "int8": getattr(net.builder, "platform_has_fast_int8", None)}
+    plan = device_precision(precision, device, allow_fallback, fast)
+    facts: dict = {"version": version}
+    quantization, calibrator = None, None
+    if plan.precision == "int8":
+        if calibration is None:
+            raise BuildError("int8 needs a calibration set: pass --calibration DIR (see calibration/README.md)")
+        facts["int8_method"] = how = int8_method(version, dla_core, requested_int8_method)
+        facts["note"] = calibrator_note(version) if how == "calibrator" else None
+        if how == "explicit":
+            from edge_build.quantize import quantize_int8
+
+            qdq = out_path.with_suffix(".qdq.onnx")
+            result = quantize_int8(onnx_path, qdq, calibration, method=method, target="tensorrt")
+            quantization = result.recipe.as_dict() | {"kept_fp32": result.kept_fp32}
+            net = build_network(qdq, trt)
+        else:
+            calibrator = make_calibrator(trt, net, calibration, calibration_batch, onnx_path, calibration_sha256, cache_dir, version)
+            quantization = {"format": "TensorRT calibrator", "method": "entropy2", "cache": str(calibrator.cache_file)}
+    config, config_facts = build_config(
+        net.builder, plan.precision, workspace_mb, calibrator, dla_core, net=net, batch=batch,
+        gpu_fallback=gpu_fallback, calibration_batch=calibration_batch, fp16_ok=bool(fast["fp16"]),
+    )
+    facts.update(config_facts)
+    try:
+        serialized = build_engine(net, config)
+        if calibrator is not None:
+            calibrator.raise_if_failed()
+    finally:
+        if calibrator is not None:
+            calibrator.free()
+    save_engine(serialized, out_path)
+    device_block = {**device, "dla_core": dla_core, "gpu_fallback": bool(gpu_fallback) if dla_core is not None else None}
+    return EngineBuild(out_path, plan.precision, precision, plan.fallback, quantization, {"device": device_block, "tensorrt": facts})
+
+
+def make_calibrator(trt, net, calibration, calibration_batch, onnx_path, calibration_sha256, cache_dir, version):
+    from edge_build.tensorrt_calibrator import cache_path, calibrator_class
+
+    (name, shape), = net.inputs()
+    if any(size == -1 for size in shape[1:]):
+        raise BuildError(f"input {name} has dynamic spatial axes; calibrate it with --int8-method explicit")
+    batch_shape = (calibration_batch, *shape[1:])
+    cache = None
+    if cache_dir and calibration_sha256:
+        cache = cache_path(cache_dir, version, file_sha256(onnx_path), calibration_sha256)
+    return calibrator_class(trt)(calibration, batch_shape, cache, version, load_pycuda())

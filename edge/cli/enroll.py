@@ -1,0 +1,106 @@
+"""`edge-verify enroll NAME (--camera URI | --images F...)`: add a person to the gallery."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from edge.cli.common import add_engine_arguments, load_pipeline
+from edge.exc import ConfigError
+
+HELP = """\
+Enroll a person: take good frames of their face, make templates, store them
+(encrypted) in the gallery. Needs the admin token (--token or
+EDGE_VERIFY_ADMIN_TOKEN; set it once with `edge-verify admin set-token`).
+
+At the kiosk:   edge-verify enroll "Ada Lovelace" --camera csi://0
+From photos:    edge-verify enroll "Ada Lovelace" --images ada1.jpg ada2.jpg ada3.jpg ada4.jpg ada5.jpg
+
+Ask the person to stand at arm's length, look at the camera, and move their
+head a little between frames. Every frame is checked: exactly one face, large
+enough, sharp, upright and facing the camera, not too dark, too bright or too
+flat. Rejected frames are listed with the reason and the measured value, e.g.
+"too blurred: sharpness 9.1 < 16". Enrollment stops at --count good frames, or
+fails, storing nothing, when the source ends (or --timeout passes) with fewer
+than --min-count. Then check the result with `edge-verify identify PHOTO`.
+
+Refused unless --force: a face that matches someone enrolled under another name
+(exit code 4), frames that show more than one person. An enrolled NAME is
+refused unless --append (more templates for that person, e.g. with glasses).
+The gallery and its key are created on first use under $EDGE_VERIFY_HOME
+(or --gallery/--key); keep the key file private and backed up.
+"""
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("enroll", help="enroll a person from the camera or from photos (admin token)",
+                                   description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("name", metavar="NAME", help="the person's name as the kiosk will log it")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--camera", metavar="URI",
+                        help="camera or video: csi://0, v4l2:///dev/video0, rtsp://..., file://clip.avi, dir://folder")
+    source.add_argument("--images", metavar="F", nargs="+", type=Path, help="photo files of the person, one face each")
+    parser.add_argument("--count", type=int, default=5, help="good frames to keep (default: 5)")
+    parser.add_argument("--min-count", type=int, default=None,
+                        help="fewest good frames accepted when the source ends early (default: 3, or --count if less)")
+    parser.add_argument("--timeout", type=float, default=30.0, metavar="S",
+                        help="--camera: give up after S seconds without enough good frames (default: 30)")
+    parser.add_argument("--interval", type=float, default=0.3, metavar="S",
+                        help="--camera: take at most one frame per S seconds, so templates differ (default: 0.3)")
+    parser.add_argument("--force", action="store_true",
+                        help="enroll even when the face matches a person of another name (recorded in the audit log)")
+    parser.add_argument("--append", action="store_true", help="add templates to a person already enrolled as NAME")
+    parser.add_argument("--token", metavar="T", help="admin token (default: $EDGE_VERIFY_ADMIN_TOKEN)")
+    parser.add_argument("--gallery", metavar="PATH", type=Path,
+                        help="gallery file (default: $EDGE_VERIFY_HOME/gallery.sqlite; created if missing)")
+    parser.add_argument("--key", metavar="PATH", type=Path,
+                        help="key file (default: gallery.key in $EDGE_VERIFY_HOME; created with a new gallery)")
+    parser.add_argument("--json", action="store_true",
+                        help="print the result as JSON on stdout (progress stays on stderr)")
+    add_engine_arguments(parser, threads_default=None)
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from edge import paths
+    from edge.enroll.capture import camera_shots, enroll, image_shots
+    from edge.gallery import open_gallery
+    from edge.gallery.audit import default_actor
+    from edge.gallery.auth import require_token, token_from, token_path
+
+    check_numbers(args)
+    gallery_path = args.gallery if args.gallery is not None else paths.gallery_path()
+    require_token(token_path(gallery_path), token_from(args.token))
+    actor = f"{default_actor()} with admin token"
+    pipeline = load_pipeline(args)
+    frames = image_shots(args.images) if args.images else camera_shots(args.camera, args.timeout, args.interval)
+    with open_gallery(gallery_path, args.key, create=True, actor=actor) as gallery:
+        result = enroll(args.name, pipeline, gallery, frames, count=args.count, force=args.force, append=args.append,
+                        actor=actor, min_count=args.min_count, report=progress)
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2))
+    else:
+        verb = "added" if result.appended else "enrolled"
+        print(f"{verb} {result.name}: {result.templates} template{'s' if result.templates != 1 else ''} from "
+              f"{result.frames} frame{'s' if result.frames != 1 else ''} ({len(result.rejected)} rejected)")
+    return 0
+
+
+def progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def check_numbers(args) -> None:
+    from edge.enroll.capture import MIN_GOOD
+
+    if args.count < 1:
+        raise ConfigError(f"--count must be at least 1, got {args.count}")
+    if args.min_count is None:
+        args.min_count = min(MIN_GOOD, args.count)
+    if args.min_count < 1:
+        raise ConfigError(f"--min-count must be at least 1, got {args.min_count}")
+    if args.min_count > args.count:
+        raise ConfigError(f"--min-count ({args.min_count}) cannot exceed --count ({args.count})")
+    if not args.timeout > 0 or args.interval < 0:
+        raise ConfigError("--timeout must be positive and --interval zero or more")

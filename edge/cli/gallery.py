@@ -1,0 +1,234 @@
+"""`edge-verify gallery ...`: look at, back up and change the enrolled people."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from edge import paths
+
+HELP = """\
+The gallery holds the enrolled people and their face templates, encrypted with
+AES-GCM under the key file. Files (all under $EDGE_VERIFY_HOME unless given):
+  gallery.sqlite        the gallery               (--gallery PATH)
+  gallery.key           its key, mode 0600        (--key PATH)
+  gallery.audit.jsonl   hash-chained audit log of every change, beside the gallery
+  gallery.admin-token   salted hash of the admin token, beside the gallery
+
+remove, rename, import and export need the admin token (set it with
+`edge-verify admin set-token`): pass --token TOKEN or set EDGE_VERIFY_ADMIN_TOKEN.
+
+If the gallery file is damaged: move it aside and run
+`edge-verify gallery import BACKUP`, where BACKUP is a file from `gallery backup`
+or `gallery export`. Make backups regularly, e.g. from cron:
+`edge-verify gallery backup /var/backups/edge-verify/gallery-$(date +%F).sqlite`.
+"""
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("gallery", help="list, show, remove, rename, export, import, verify, back up "
+                                   "enrolled people", description=HELP,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--gallery", metavar="PATH", type=Path,
+                        help="gallery file (default: $EDGE_VERIFY_HOME/gallery.sqlite)")
+    common.add_argument("--key", metavar="PATH", type=Path,
+                        help="key file (default: gallery.key in $EDGE_VERIFY_HOME)")
+    common.add_argument("--token", metavar="T",
+                        help="admin token for changes (default: $EDGE_VERIFY_ADMIN_TOKEN)")
+    common.add_argument("--json", action="store_true", help="print JSON instead of text")
+    actions = parser.add_subparsers(dest="action", metavar="ACTION")
+
+    def action(name, handler, help_text, description=None):
+        sub = actions.add_parser(name, parents=[common], help=help_text, description=description or help_text)
+        sub.set_defaults(func=handler)
+        return sub
+
+    action("list", run_list, "enrolled people and how many templates each has "
+           "(--json: a list of {name, templates, created_at})")
+    show = action("show", run_show, "one person's templates (ids, dates, quality notes; never the templates), or "
+                  "without NAME the gallery's summary with the 1:N threshold for its current size")
+    show.add_argument("name", metavar="NAME", nargs="?")
+    action("remove", run_remove, "erase a person and every template of theirs (admin token)",
+           "Erase a person and all their templates (for example on a request under GDPR or BIPA). The "
+           "erased rows are overwritten on disk. Says how many templates were erased.").add_argument("name", metavar="NAME")
+    rename = action("rename", run_rename, "rename a person (admin token)")
+    rename.add_argument("old", metavar="OLD")
+    rename.add_argument("new", metavar="NEW")
+    export = action("export", run_export, "write every person into an encrypted bundle (admin token)",
+                    "Write every person and template into one encrypted bundle, sealed with this gallery's key. "
+                    "Importing it on another kiosk needs this key (--bundle-key there).")
+    export.add_argument("file", metavar="FILE", type=Path)
+    export.add_argument("--force", action="store_true", help="replace FILE if it exists")
+    importing = action("import", run_import, "merge a bundle or a backup into the gallery (admin token)",
+                       "Merge the people of a bundle (from `gallery export`) or a backup (from `gallery backup`) "
+                       "into the gallery, creating it if it does not exist (this is how a damaged gallery is "
+                       "restored). All or nothing: a name enrolled in both stops the import.")
+    importing.add_argument("file", metavar="FILE", type=Path)
+    importing.add_argument("--bundle-key", metavar="PATH", type=Path,
+                           help="key FILE was sealed with, when it comes from another kiosk (default: --key)")
+    action("verify", run_verify, "check the file's integrity, the key, every template and the audit chain",
+           "Check the gallery file (PRAGMA integrity_check), that the key fits and every template "
+           "authenticates, and that the audit log's hash chain is intact and still holds the record of "
+           "the last change. Exits 1 when any check fails.")
+    backup = action("backup", run_backup, "copy the gallery safely while it is in use",
+                    "Copy the gallery with SQLite's online backup: consistent even while the daemon reads it. "
+                    "The copy is encrypted with the same key; restore it with `gallery import FILE`.")
+    backup.add_argument("file", metavar="FILE", type=Path)
+    backup.add_argument("--force", action="store_true", help="replace FILE if it exists")
+    parser.set_defaults(func=lambda args: parser.print_help() or 2)
+
+
+def gallery_file(args) -> Path:
+    return args.gallery if args.gallery is not None else paths.gallery_path()
+
+
+def open_existing(args):
+    from edge.gallery import open_gallery
+
+    return open_gallery(gallery_file(args), args.key)
+
+
+def authorise(args) -> str:
+    """Check the admin token; returns the actor recorded in the audit log."""
+    from edge.gallery.audit import default_actor
+    from edge.gallery.auth import require_token, token_from, token_path
+
+    require_token(token_path(gallery_file(args)), token_from(args.token))
+    return f"{default_actor()} with admin token"
+
+
+def run_list(args) -> int:
+    path = gallery_file(args)
+    if not path.exists():
+        print(f"edge-verify: no gallery at {path} yet: nobody is enrolled", file=sys.stderr)
+        people = []
+    else:
+        with open_existing(args) as gallery:
+            people = gallery.list_people()
+    if args.json:
+        print(json.dumps(people, indent=2))
+        return 0
+    for person in people:
+        print(f"{person['name']:<40} {person['templates']:>4} templates   enrolled {person['created_at']}")
+    print(f"{len(people)} people, {sum(person['templates'] for person in people)} templates")
+    return 0
+
+
+def run_show(args) -> int:
+    with open_existing(args) as gallery:
+        data = gallery.show(args.name) if args.name else gallery.summary()
+    if not args.name:
+        data["threshold_1n"] = openset_summary(data["templates"], data["model"])
+    if args.json:
+        print(json.dumps(data, indent=2))
+    elif args.name:
+        print(f"{data['name']}: {len(data['templates'])} templates, enrolled {data['created_at']}")
+        for template in data["templates"]:
+            quality = json.dumps(template["quality"]) if template["quality"] is not None else "-"
+            print(f"  template {template['id']:>6}  {template['model']} {template['dim']}-d  "
+                  f"{template['created_at']}  quality {quality}")
+    else:
+        threshold = data.pop("threshold_1n")
+        for key, value in data.items():
+            print(f"{key:<12} {value}")
+        print(f"{'threshold':<12} {describe_threshold(threshold)}")
+    return 0
+
+
+def openset_summary(n_templates: int, model: str | None) -> dict:
+    """The 1:N threshold the kiosk uses for this gallery's size (the default fp32 engine's figures)."""
+    from edge.engines.manifest import read_manifest
+    from edge.exc import EdgeVerifyError
+    from edge.gallery.threshold import choose_threshold
+    from edge.models.registry import EMBEDDING, engine_path
+
+    engine = engine_path(EMBEDDING, "fp32", "onnxruntime")
+    try:
+        manifest = read_manifest(engine)
+        choice = choose_threshold(manifest, n_templates)
+    except EdgeVerifyError as error:
+        return {"threshold": None, "n_templates": n_templates, "note": f"unknown: {error}"}
+    summary = {**choice.as_dict(), "engine": str(engine)}
+    if model is not None and manifest.get("model") != model:
+        summary["note"] = (f"the gallery holds {model} templates but the engine is {manifest.get('model')}; "
+                           "enroll everyone again with this engine")
+    return summary
+
+
+def describe_threshold(summary: dict) -> str:
+    if summary["threshold"] is None:
+        return summary["note"]
+    text = (f"{summary['threshold']:.4f} for 1:N with {summary['n_templates']} templates "
+            f"(rule: {summary['rule']}, target {summary['target_rate']:g} strangers per attempt; "
+            f"1:1 threshold {summary['verification_threshold']:g})")
+    if summary.get("expected_stranger_rate") is not None:
+        text += f"; expected strangers let in {summary['expected_stranger_rate']:.2g}"
+    return text + (f"\n{'':<12} note: {summary['note']}" if summary.get("note") else "")
+
+
+def run_remove(args) -> int:
+    actor = authorise(args)
+    with open_existing(args) as gallery:
+        count = gallery.remove_person(args.name, actor)
+    _report(args, {"name": args.name, "templates_erased": count},
+            f"removed {args.name}: erased {count} template{'s' if count != 1 else ''}")
+    return 0
+
+
+def run_rename(args) -> int:
+    actor = authorise(args)
+    with open_existing(args) as gallery:
+        gallery.rename(args.old, args.new, actor)
+    _report(args, {"old": args.old, "new": args.new}, f"renamed {args.old} to {args.new}")
+    return 0
+
+
+def run_export(args) -> int:
+    actor = authorise(args)
+    with open_existing(args) as gallery:
+        counts = gallery.export(args.file, actor, overwrite=args.force)
+    _report(args, {"file": str(args.file), **counts},
+            f"exported {counts['people']} people ({counts['templates']} templates) to {args.file}")
+    return 0
+
+
+def run_import(args) -> int:
+    from edge.gallery import open_gallery
+    from edge.gallery.crypto import load_key
+
+    actor = authorise(args)
+    bundle_key = load_key(args.bundle_key) if args.bundle_key else None
+    with open_gallery(gallery_file(args), args.key, create=True, actor=actor) as gallery:
+        counts = gallery.import_(args.file, actor, key=bundle_key)
+    _report(args, {"file": str(args.file), **counts},
+            f"imported {counts['people']} people ({counts['templates']} templates) from {args.file}")
+    return 0
+
+
+def run_verify(args) -> int:
+    from edge.gallery.check import verify_gallery
+    from edge.gallery.crypto import default_key_path
+
+    checks = verify_gallery(gallery_file(args), args.key or default_key_path())
+    ok = all(check.ok for check in checks)
+    if args.json:
+        print(json.dumps({"ok": ok, "checks": [check._asdict() for check in checks]}, indent=2))
+    else:
+        for check in checks:
+            print(f"{'ok  ' if check.ok else 'FAIL'}  {check.name:<12} {check.detail}")
+    return 0 if ok else 1
+
+
+def run_backup(args) -> int:
+    from edge.gallery.audit import default_actor
+
+    with open_existing(args) as gallery:
+        target = gallery.backup(args.file, default_actor(), overwrite=args.force)
+    _report(args, {"file": str(target)}, f"backed up {gallery.path} to {target}")
+    return 0
+
+
+def _report(args, data: dict, text: str) -> None:
+    print(json.dumps(data, indent=2) if args.json else text)

@@ -1,0 +1,161 @@
+"""When does the door open? Pure logic, no camera, no GPIO, no clock of its own.
+
+Per frame the daemon makes one :class:`Observation`: the primary face (at least
+``min_face_px``) is embedded and searched in the gallery; it *matches* a person
+only when the distance is at or below the threshold. A frame without a usable
+face, an unknown face, a broken (NaN) embedding or a failed read all observe
+"nobody".
+
+The door opens when the current frame matches person P **and** at least K of the
+last N observations matched P (defaults K=3, N=5: at 15 fps, 0.2 s of steady
+agreement, and one stray frame of another person cannot open the door on its
+own) **and** P is not in their cooldown (default 5 s after P's last unlock, so a
+person standing at the door does not re-trigger the pulse every frame). Unknown
+faces are reported, never let in.
+
+The threshold (:func:`gallery_threshold`)
+-----------------------------------------
+A stranger at the door is compared with every template in the gallery, so the
+1:1 threshold stored in the engine manifest lets in more strangers as the gallery
+grows (see edge/gallery/threshold.py). When the manifest carries an impostor
+tail (``impostor_tail``: ``count`` impostor pairs measured offline and the
+``distances`` of the smallest of them, sorted), the threshold is the 1:N rule: the
+largest distance t with ``1 - (1 - F(t))^n_templates <= target_rate`` (F: share
+of impostor distances <= t), never above the manifest's 1:1 threshold. Without a
+tail only the 1:1 threshold is known; it is used as it is and the daemon warns
+that the stranger rate then grows with the gallery. A threshold set in the
+config replaces both (for a measured reason only).
+"""
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from edge.exc import EngineError
+from edge.gallery.search import search
+from edge.gallery.threshold import openset_threshold_from_tail
+
+DEFAULT_K = 3
+DEFAULT_N = 5
+DEFAULT_COOLDOWN_S = 5.0
+
+
+# -- thresholds ---------------------------------------------------------------------------------
+
+def impostor_tail(manifest: dict) -> Optional[dict]:
+    """The manifest's impostor tail ({"count", "distances"}), None when it has none; EngineError if malformed."""
+    tail = manifest.get("impostor_tail")
+    if tail is None:
+        # Manifests written before the tail moved to the top level carried the model
+        # contract's extra keys inside "preprocess".
+        tail = (manifest.get("preprocess") or {}).get("impostor_tail")
+    if tail is None:
+        return None
+    try:
+        count = tail["count"]
+        distances = np.asarray(tail["distances"], dtype=np.float64).reshape(-1)
+        good = (isinstance(count, int) and not isinstance(count, bool) and 0 < distances.size <= count
+                and bool(np.all(np.isfinite(distances))) and bool(np.all(np.diff(distances) >= 0)))
+    except (TypeError, KeyError, ValueError):
+        good = False
+    if not good:
+        raise EngineError(f"the embedding engine manifest's impostor_tail is malformed (needs count >= the number "
+                          f"of sorted finite distances); rebuild the engine ({manifest.get('name', 'embedding')})")
+    return {"count": int(count), "distances": distances}
+
+
+def gallery_threshold(manifest: dict, n_templates: int, target_rate: float = 1e-3) -> float:
+    """The match threshold for a gallery of ``n_templates`` templates (the rule is in the module docstring)."""
+    one_to_one = float(manifest["threshold"])
+    if not math.isfinite(one_to_one) or one_to_one <= 0:
+        raise EngineError(f"the embedding engine manifest states no usable threshold ({manifest['threshold']!r})")
+    tail = impostor_tail(manifest)
+    if tail is None:
+        return one_to_one
+    return openset_threshold_from_tail(tail["distances"], tail["count"], max(int(n_templates), 1), target_rate,
+                                       verification_threshold=one_to_one)
+
+
+# -- one frame ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Observation:
+    """What one frame showed. ``person`` is set only for a match within the threshold."""
+
+    person: Optional[str]
+    reason: str  # "match", "unknown", "bad embedding", "no face", "face too small", "unusable frame", "no frame"
+    distance: float = math.nan
+    margin: float = math.nan
+    face: bool = False  # a face big enough to judge was seen (these get events)
+
+    @classmethod
+    def nothing(cls, reason: str) -> "Observation":
+        return cls(None, reason)
+
+
+def match_probe(matrix: np.ndarray, person_index: np.ndarray, names: list, probe, threshold: float) -> Observation:
+    """Search ``probe`` in the gallery; a match needs a finite distance <= ``threshold``."""
+    probe = np.asarray(probe, dtype=np.float32).reshape(-1)
+    if probe.size == 0 or not np.all(np.isfinite(probe)):
+        return Observation(None, "bad embedding", face=True)
+    best = search(matrix, person_index, names, probe)
+    if best.person is not None and math.isfinite(best.distance) and best.distance <= threshold:
+        return Observation(best.person, "match", best.distance, best.margin, face=True)
+    return Observation(None, "unknown", best.distance, best.margin, face=True)
+
+
+# -- many frames --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Verdict:
+    """The decision for one frame."""
+
+    person: Optional[str]
+    unlock: bool
+    frames_agreed: int
+    reason: str  # "unlock", "agreeing", "cooldown", or the observation's reason
+    distance: float = math.nan
+    margin: float = math.nan
+
+
+class Decider:
+    """K-of-N agreement with a per-person cooldown. Times are seconds on any monotonic clock."""
+
+    def __init__(self, k: int = DEFAULT_K, n: int = DEFAULT_N, cooldown_s: float = DEFAULT_COOLDOWN_S):
+        if not (isinstance(k, int) and isinstance(n, int) and 1 <= k <= n):
+            raise ValueError(f"need 1 <= k <= n, got k={k!r}, n={n!r}")
+        if not (math.isfinite(cooldown_s) and cooldown_s >= 0):
+            raise ValueError(f"cooldown must be >= 0 s, got {cooldown_s!r}")
+        self.k, self.n, self.cooldown_s = k, n, float(cooldown_s)
+        self._window: deque = deque(maxlen=n)
+        self._last_unlock: dict = {}
+
+    def observe(self, observation: Observation, now: float) -> Verdict:
+        self._window.append(observation.person)
+        person = observation.person
+        if person is None:
+            return Verdict(None, False, 0, observation.reason, observation.distance, observation.margin)
+        agreed = sum(1 for seen in self._window if seen == person)
+        if agreed < self.k:
+            reason, unlock = "agreeing", False
+        elif now - self._last_unlock.get(person, -math.inf) < self.cooldown_s:
+            reason, unlock = "cooldown", False
+        else:
+            reason, unlock = "unlock", True
+            self._last_unlock[person] = now
+        return Verdict(person, unlock, agreed, reason, observation.distance, observation.margin)
+
+    def interrupt(self) -> None:
+        """A read that brought no frame breaks any run of agreement."""
+        self._window.append(None)
+
+    def forget(self) -> None:
+        """Drop the window (the gallery changed: old matches may name people no longer enrolled)."""
+        self._window.clear()
+
+    def in_cooldown(self, person: str, now: float) -> bool:
+        return now - self._last_unlock.get(person, -math.inf) < self.cooldown_s

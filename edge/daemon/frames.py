@@ -1,0 +1,60 @@
+"""One camera frame → the primary face's embedding, or why there is none.
+
+Only the primary face is embedded (the person at the kiosk: large and central,
+see edge.pipeline.primary_face_index), and only when its box is at least
+``min_face_px`` on its shorter side: a face too far away is not judged at all.
+A frame that is not a picture (wrong shape or type) is reported, not raised:
+the daemon must keep running, with the door locked, whatever a camera sends.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from edge.exc import ImageError
+from edge.pipeline import primary_face_index
+from edge.vision.image import to_rgb
+
+
+@dataclass(frozen=True)
+class Sighting:
+    """``embedding`` is set only when a face big enough to judge was found."""
+
+    reason: str  # "face", "no face", "face too small", "unusable frame"
+    face: object = None  # edge.vision.detect.Face
+    embedding: Optional[np.ndarray] = None
+    detail: str = ""
+
+    @property
+    def face_px(self) -> Optional[float]:
+        return None if self.face is None else float(min(self.face.width, self.face.height))
+
+
+def analyse(pipeline, bgr: np.ndarray, min_face_px: float, index: int = -1) -> Sighting:
+    """Detect, pick the primary face, align and embed it."""
+    try:
+        rgb = to_rgb(bgr, source=f"frame {index}")
+    except ImageError as error:
+        return Sighting("unusable frame", detail=str(error))
+    faces = pipeline.detect(rgb)
+    if not faces:
+        return Sighting("no face")
+    judged = [face for face in faces if min(face.width, face.height) >= min_face_px]
+    if not judged:
+        largest = max(faces, key=lambda face: min(face.width, face.height))
+        return Sighting("face too small", face=largest)
+    primary = judged[primary_face_index(judged, rgb.shape)]
+    embedding = pipeline.embed(pipeline.align(rgb, [primary]))[0]
+    return Sighting("face", face=primary, embedding=np.asarray(embedding))
+
+
+def face_crop(bgr: np.ndarray, face, padding: float = 0.25) -> np.ndarray:
+    """The face box with some margin, clipped to the frame (for store_faces)."""
+    x1, y1, x2, y2 = face.box
+    pad_x, pad_y = (x2 - x1) * padding, (y2 - y1) * padding
+    height, width = bgr.shape[:2]
+    left, top = max(int(x1 - pad_x), 0), max(int(y1 - pad_y), 0)
+    right, bottom = min(int(x2 + pad_x) + 1, width), min(int(y2 + pad_y) + 1, height)
+    return bgr[top:bottom, left:right]

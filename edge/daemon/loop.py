@@ -1,0 +1,290 @@
+"""The daemon: frames in, decisions out, the door driven fail-secure.
+
+Start-up order (each step can fail; the door is already locked when it does):
+door (created locked) → signal handlers (SIGTERM/SIGINT/SIGHUP lock, then exit)
+→ models → gallery (a wrong key, a corrupt file or another model's templates
+refuse to start) → event log → READY=1 → camera. A live camera that cannot be
+opened yet is retried with backoff after READY, feeding the watchdog; a file that
+cannot be opened is an error.
+
+Each loop iteration sends WATCHDOG=1 (reads come back within the source timeout,
+also while a camera reconnects), looks for gallery changes, reads one frame and
+decides. Read statuses: ``ok`` frames are judged; ``timeout`` and ``error`` are
+logged and break any run of agreement; ``end`` after the source gave up (a
+truncated file, a camera past its reconnect limit) is an error exit; a file's
+clean ``end`` exits 0 with ``until_end``, else the daemon idles, door locked.
+
+Any exception locks the door first, then propagates (the CLI logs it and exits
+non-zero; systemd restarts the service). ``latency_ms`` in an event is the time
+from the decoded frame being handed over to the decision; ``read_ms`` is the time
+the read itself took (the decode, for a file; waiting plus decode, for a camera).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+from edge.daemon import notify, parts
+from edge.daemon.config import Settings
+from edge.daemon.decision import Decider, Observation, Verdict
+from edge.daemon.frames import analyse, face_crop
+from edge.events import event_time
+from edge.exc import DoorError, SourceError
+from edge.sources import FrameStatus
+
+log = logging.getLogger(__name__)
+
+HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+STATUS_EVERY_S = 2.0
+IDLE_SLEEP_S = 1.0
+
+
+@dataclass
+class Stats:
+    frames: int = 0
+    read_problems: int = 0
+    faces: int = 0
+    unknown: int = 0
+    unlocks: int = 0
+    unlocked: list = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+
+    def fps(self) -> float:
+        elapsed = time.monotonic() - self.started
+        return self.frames / elapsed if elapsed > 0 else 0.0
+
+
+class Daemon:
+    """One run of the door daemon. ``run()`` returns the exit code or raises (door locked either way).
+
+    ``pin_factory``: a gpiozero factory (None: gpiozero's default, which honours
+    $GPIOZERO_PIN_FACTORY). ``pipeline``: an already loaded FacePipeline to reuse.
+    ``on_event(event, door)``: called after each event is written (the demo prints).
+    ``clock``: the monotonic clock for cooldowns and gallery polling.
+    """
+
+    def __init__(self, settings: Settings, until_end: bool = False, pin_factory=None, pipeline=None,
+                 on_event: Optional[Callable] = None, clock: Callable[[], float] = time.monotonic):
+        self.settings = settings
+        self.until_end = until_end
+        self.pin_factory = pin_factory
+        self.pipeline = pipeline
+        self.on_event = on_event
+        self.clock = clock
+        self.stats = Stats()
+        self.door = self.gallery = self.events = self.source = None
+        self.decider = Decider(settings["decision.k"], settings["decision.n"], settings["decision.cooldown_s"])
+        self._previous_handlers: dict = {}
+        self._status_at = -math.inf
+        self._last_decision = "none yet"
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def run(self) -> int:
+        try:
+            self._start()
+            return self._loop()
+        except BaseException:
+            if self.door is not None:
+                self.door.lock()  # before anything else: logging or closing may fail too
+            raise
+        finally:
+            self._shutdown()
+
+    def _start(self) -> None:
+        self.door = parts.open_door(self.settings, self.pin_factory)
+        self.door.on_exit_request = self._exit_button
+        self._install_signals()
+        notify.status("loading models")
+        if self.pipeline is None:
+            self.pipeline = parts.load_pipeline(self.settings)
+        notify.status("opening the gallery")
+        self.gallery = parts.open_live_gallery(self.settings, self.pipeline.manifest, clock=self.clock)
+        self.events = parts.open_events(self.settings)
+        log.info("door on %s locked; %s", self.settings["door.pin"], self.gallery.describe())
+        notify.ready(f"ready: {self.gallery.describe()}; opening {self.settings['source.uri']}")
+        self.source = self._connect()
+        log.info("reading %s", self.settings["source.uri"])
+
+    def _shutdown(self) -> None:
+        notify.stopping("stopping; door locked")
+        for part in (self.source, self.events):
+            if part is not None:
+                try:
+                    part.close()
+                except Exception as error:  # the door must still be closed below
+                    log.error("closing %s failed: %s", type(part).__name__, error)
+        if self.gallery is not None:
+            self.gallery.gallery.close()
+        if self.door is not None:
+            self.door.close()
+        self._restore_signals()
+        stats = self.stats
+        log.info("stopped after %d frames (%.1f fps): %d faces judged, %d unknown, %d unlocks",
+                 stats.frames, stats.fps(), stats.faces, stats.unknown, stats.unlocks)
+
+    def _install_signals(self) -> None:
+        from edge.door import install_signal_handlers
+
+        if threading.current_thread() is not threading.main_thread():
+            return  # only the main thread may set handlers; an embedding program owns its signals
+        self._previous_handlers = {signum: signal.getsignal(signum) for signum in HANDLED_SIGNALS}
+        install_signal_handlers(self.door, HANDLED_SIGNALS)
+
+    def _restore_signals(self) -> None:
+        for signum, handler in self._previous_handlers.items():
+            signal.signal(signum, handler)
+        self._previous_handlers = {}
+
+    # -- the camera -----------------------------------------------------------------------------
+    def _connect(self):
+        """Open the source; a live camera that is not there yet is retried with backoff."""
+        policy = parts.reconnect_for(self.settings)
+        live = parts.is_live(self.settings)
+        attempt = 0
+        while True:
+            notify.watchdog()
+            try:
+                return parts.open_camera(self.settings, policy)
+            except SourceError as error:
+                attempt += 1
+                if not live or not policy.allows(attempt):
+                    raise
+                delay = policy.delay(attempt)
+                log.warning("%s; retrying in %.1f s (attempt %d)", error, delay, attempt)
+                notify.status(f"waiting for the camera (attempt {attempt}): {error}")
+                self._sleep_watched(delay)
+
+    def _sleep_watched(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(left, IDLE_SLEEP_S))
+            notify.watchdog()
+
+    # -- the loop -------------------------------------------------------------------------------
+    def _loop(self) -> int:
+        ended = False
+        while True:
+            notify.watchdog()
+            self._check_door()
+            if self.gallery.refresh():
+                self.decider.forget()
+                log.info("gallery changed: %s", self.gallery.describe())
+            if ended:
+                self._status("the source ended; idle with the door locked")
+                time.sleep(IDLE_SLEEP_S)
+                continue
+            read_started = time.monotonic()
+            frame = self.source.read()
+            if frame.status is FrameStatus.OK:
+                self.stats.frames += 1
+                self._judge(frame, read_started)
+            elif frame.status is FrameStatus.END:
+                if self.source.failure is not None:
+                    raise SourceError(f"{self.settings['source.uri']}: {self.source.failure}; door locked")
+                log.info("%s", frame.detail)
+                if self.until_end:
+                    return 0
+                ended = True
+            else:
+                self.stats.read_problems += 1
+                self.decider.interrupt()
+                log.warning("%s: %s", frame.status.value, frame.detail)
+                self._status(f"camera problem: {frame.detail}", force=True)
+            self._status(self._running_status())
+
+    def _judge(self, frame, read_started: float) -> None:
+        sighting = analyse(self.pipeline, frame.image, self.settings["decision.min_face_px"], frame.index)
+        if sighting.embedding is None:
+            if sighting.reason == "unusable frame":
+                log.warning("%s", sighting.detail)
+            self.decider.observe(Observation.nothing(sighting.reason), self.clock())
+            return
+        observation = self.gallery.match(sighting.embedding)
+        verdict = self.decider.observe(observation, self.clock())
+        if verdict.unlock:
+            self.door.unlock_pulse()
+        decided = time.monotonic()
+        self._count(verdict)
+        event = self._event(verdict, frame, sighting, read_ms=(frame.timestamp - read_started) * 1e3,
+                            latency_ms=(decided - frame.timestamp) * 1e3)
+        self._write(event)
+
+    def _count(self, verdict: Verdict) -> None:
+        self.stats.faces += 1
+        if verdict.person is None:
+            self.stats.unknown += 1
+        if verdict.unlock:
+            self.stats.unlocks += 1
+            self.stats.unlocked.append(verdict.person)
+            self._last_decision = f"unlocked for {verdict.person} at {time.strftime('%H:%M:%S')}"
+
+    def _event(self, verdict: Verdict, frame, sighting, read_ms: float, latency_ms: float) -> dict:
+        event = {
+            "time": event_time(),
+            "person": verdict.person,
+            "distance": _rounded(verdict.distance),
+            "margin": _rounded(verdict.margin),
+            "frames_agreed": verdict.frames_agreed,
+            "unlock": verdict.unlock,
+            "latency_ms": round(latency_ms, 2),
+            "read_ms": round(read_ms, 2),
+            "reason": verdict.reason,
+            "threshold": _rounded(self.gallery.threshold),
+            "frame": frame.index,
+            "face_px": round(sighting.face_px, 1),
+        }
+        if self.settings["events.store_faces"]:
+            event["face_image"] = self._store_face(frame, sighting.face)
+        return event
+
+    def _store_face(self, frame, face) -> str:
+        import cv2
+
+        folder = Path(self.settings["events.file"]).parent / "faces"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{time.strftime('%Y%m%dT%H%M%S')}-{frame.index:08d}.jpg"
+        if not cv2.imwrite(str(path), face_crop(frame.image, face)):
+            raise OSError(f"cannot write the face crop {path}")
+        return str(path)
+
+    def _write(self, event: dict) -> None:
+        self.events.write(event)
+        if self.on_event is not None:
+            self.on_event(event, self.door)
+
+    def _exit_button(self) -> None:
+        # Runs on gpiozero's thread; EventLog serialises writes.
+        self.stats.unlocks += 1
+        self._write({"time": event_time(), "person": None, "distance": None, "margin": None, "frames_agreed": 0,
+                     "unlock": True, "latency_ms": None, "reason": "exit button"})
+
+    def _check_door(self) -> None:
+        if self.door.fault is not None:
+            raise DoorError(f"the door lock reported a fault: {self.door.fault}")
+
+    # -- status ---------------------------------------------------------------------------------
+    def _running_status(self) -> str:
+        return (f"{self.stats.fps():.1f} fps, {self.gallery.describe()}, {self.stats.unlocks} unlocks; "
+                f"last: {self._last_decision}")
+
+    def _status(self, text: str, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._status_at >= STATUS_EVERY_S:
+            self._status_at = now
+            notify.status(text)
+
+
+def _rounded(value) -> Optional[float]:
+    if value is None:
+        return None
+    value = float(value)
+    return round(value, 4) if math.isfinite(value) else None

@@ -1,0 +1,93 @@
+"""Building the daemon's parts from its settings, each with a clear error.
+
+The order the daemon calls these in is the fail-secure order: the door first
+(created locked, so every later failure happens with the relay driven to
+"locked"), then the models, the gallery, the event log, and the camera last.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from edge.daemon.config import Settings
+from edge.daemon.watch import LiveGallery
+from edge.exc import SourceError
+from edge.sources import FILE_RECONNECT, Reconnect, open_source, parse_uri
+
+log = logging.getLogger(__name__)
+
+
+def open_door(settings: Settings, pin_factory=None):
+    from edge.door import DoorLock
+
+    door = settings.door
+    return DoorLock(door["pin"], active_high=door["active_high"], pulse_s=door["pulse_s"], pin_factory=pin_factory,
+                    sensor_pin=door["sensor_pin"], exit_pin=door["exit_pin"])
+
+
+def load_pipeline(settings: Settings):
+    """The face pipeline; ``[engine] path`` picks an embedding engine file, else precision and backend do."""
+    from edge.pipeline import FacePipeline
+
+    engine = settings.engine
+    if engine["path"] is None:
+        return FacePipeline.load(precision=engine["precision"], backend=engine["backend"], threads=engine["threads"],
+                                 flip=engine["flip"])
+    from edge.engines import load_engine
+    from edge.engines.manifest import check_input_contract
+    from edge.models import registry
+    from edge.vision.detect import MtcnnDetector
+
+    embedder = load_engine(Path(engine["path"]), threads=engine["threads"])
+    check_input_contract(embedder.manifest, {"name": registry.EMBEDDING, "colour": "RGB", "layout": "NCHW"})
+    log.info("embedding engine %s (%s, %s, from its manifest)", engine["path"], embedder.manifest["precision"],
+             embedder.manifest["backend"])
+    nets = [load_engine(registry.require_engine(name, "fp32", "onnxruntime"), threads=engine["threads"])
+            for name in registry.DETECTOR_NETS]
+    return FacePipeline(MtcnnDetector(*nets), embedder, flip=engine["flip"])
+
+
+def open_live_gallery(settings: Settings, manifest: dict, clock=None) -> LiveGallery:
+    """Open the gallery and load it once: a wrong key, a corrupt file or another model's templates refuse here."""
+    from edge.gallery import open_gallery
+
+    gallery_settings, decision = settings.gallery, settings.decision
+    gallery = open_gallery(gallery_settings["path"], gallery_settings["key"], create=False)
+    try:
+        live = LiveGallery(gallery, manifest, threshold=decision["threshold"], stranger_rate=decision["stranger_rate"],
+                           reload_s=gallery_settings["reload_s"], clock=clock)
+        live.load()
+    except BaseException:
+        gallery.close()
+        raise
+    return live
+
+
+def open_events(settings: Settings):
+    from edge.events import EventLog
+
+    events = settings.events
+    return EventLog(events["file"], stdout=events["stdout"], max_bytes=events["max_bytes"], backups=events["backups"])
+
+
+def reconnect_for(settings: Settings) -> Reconnect:
+    """Live cameras: the configured backoff. Files cannot grow back: a few quick tries, then a clear error."""
+    source = settings.source
+    attempts = source["reconnect_max_attempts"]
+    if parse_uri(source["uri"]).live:
+        return Reconnect(initial_s=source["reconnect_initial_s"], max_delay_s=source["reconnect_max_s"],
+                         max_attempts=attempts)
+    return Reconnect(initial_s=FILE_RECONNECT.initial_s, max_delay_s=FILE_RECONNECT.max_delay_s,
+                     max_attempts=FILE_RECONNECT.max_attempts if attempts is None else attempts)
+
+
+def open_camera(settings: Settings, policy: Reconnect):
+    source = settings.source
+    return open_source(source["uri"], timeout=source["timeout_s"], reconnect=policy, rate=source["rate"])
+
+
+def is_live(settings: Settings) -> bool:
+    try:
+        return parse_uri(settings["source.uri"]).live
+    except SourceError:
+        return False

@@ -1,0 +1,95 @@
+"""The gallery as the daemon sees it: one matrix in memory, reloaded when it changes.
+
+Enrollment and removal happen in other processes while the daemon runs. The
+daemon polls ``Gallery.version()`` (one SQLite read) every ``reload_s`` seconds
+and loads the matrix again only when the counter moved, then recomputes the 1:N
+threshold for the new number of templates. A gallery that became unreadable or
+corrupt while running raises: the daemon exits with the door locked and
+systemd restarts it, which then refuses to start until the file is restored.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from typing import Callable, Optional
+
+import numpy as np
+
+from edge.daemon.decision import Observation, gallery_threshold, impostor_tail, match_probe
+from edge.exc import GalleryError
+
+log = logging.getLogger(__name__)
+
+
+def embedding_model_id(manifest: dict) -> str:
+    """The model id templates are stored under: embeddings of one model, whatever its precision or backend."""
+    return str(manifest["model"])
+
+
+def embedding_dim(manifest: dict) -> int:
+    return int(manifest["outputs"][0]["shape"][-1])
+
+
+class LiveGallery:
+    def __init__(self, gallery, manifest: dict, threshold: Optional[float] = None, stranger_rate: float = 1e-3,
+                 reload_s: float = 1.0, clock: Callable[[], float] = None):
+        import time
+
+        self.gallery = gallery
+        self.manifest = manifest
+        self.model = embedding_model_id(manifest)
+        self.dim = embedding_dim(manifest)
+        self.fixed_threshold = threshold
+        self.stranger_rate = stranger_rate
+        self.reload_s = reload_s
+        self.clock = clock or time.monotonic
+        self.version = None
+        self.names: list = []
+        self.person_index = np.zeros(0, dtype=np.intp)
+        self.matrix = np.zeros((0, self.dim), dtype=np.float32)
+        self.threshold = math.nan
+        self._polled_at = -math.inf
+        if impostor_tail(manifest) is None and threshold is None:
+            log.warning("the engine manifest has no impostor tail: using its 1:1 threshold %.3f, which lets in "
+                        "more strangers as the gallery grows; rebuild the engine to get the 1:N rule",
+                        float(manifest["threshold"]))
+
+    @property
+    def templates(self) -> int:
+        return int(len(self.matrix))
+
+    def load(self) -> None:
+        """Read the gallery now (version first: a change in between only costs one more reload)."""
+        version = self.gallery.version()
+        names, person_index, matrix = self.gallery.load_matrix(model=self.model)
+        if len(matrix) and matrix.shape[1] != self.dim:
+            raise GalleryError(f"gallery {self.gallery.path} holds {matrix.shape[1]}-d templates but the engine "
+                               f"gives {self.dim}-d embeddings: enroll everyone again with this engine")
+        self.names, self.person_index, self.matrix = list(names), person_index, np.ascontiguousarray(matrix)
+        self.version = version
+        self.threshold = self._threshold()
+        self._polled_at = self.clock()
+
+    def _threshold(self) -> float:
+        if self.fixed_threshold is not None:
+            return float(self.fixed_threshold)
+        return gallery_threshold(self.manifest, self.templates, self.stranger_rate)
+
+    def refresh(self) -> bool:
+        """Reload if the gallery changed since the last look (at most every ``reload_s``); True if it did."""
+        now = self.clock()
+        if now - self._polled_at < self.reload_s:
+            return False
+        self._polled_at = now
+        if self.gallery.version() == self.version:
+            return False
+        self.load()
+        return True
+
+    def match(self, embedding) -> Observation:
+        return match_probe(self.matrix, self.person_index, self.names, embedding, self.threshold)
+
+    def describe(self) -> str:
+        people = len(self.names)
+        return (f"{people} {'person' if people == 1 else 'people'} ({self.templates} templates), "
+                f"threshold {self.threshold:.3f}")

@@ -1,0 +1,123 @@
+"""The admin token that guards enrollment, removal and the other gallery changes.
+
+The token itself is never stored: the file beside the gallery (mode 0600) holds a
+salted scrypt hash and its parameters, so a copy of that file does not let anyone
+in. Tokens reach the CLI through ``--token`` or ``$EDGE_VERIFY_ADMIN_TOKEN``.
+
+Who may set the token (`edge-verify admin set-token`):
+  * root, always (the installer, or an admin who lost the token);
+  * anyone holding the current token;
+  * while no token exists yet, whoever can create the token file. This is the
+    first-time setup on a kiosk; it gives nothing away, because anyone who can
+    write the gallery's folder could replace the token file by hand anyway.
+Every change of the token writes an audit record.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import stat
+import time
+from pathlib import Path
+
+from edge.exc import AuthError
+from edge.gallery.audit import AuditLog, default_actor
+from edge.gallery.files import write_private
+
+ENV = "EDGE_VERIFY_ADMIN_TOKEN"
+MIN_LENGTH = 8
+HOW_TO_PASS = f"pass it with --token TOKEN or in ${ENV}"
+# scrypt cost: about 16 MiB and tens of milliseconds per check, stored in the file so it can rise later.
+_SCRYPT = {"n": 2 ** 14, "r": 8, "p": 1}
+
+
+def token_path(gallery_path: str | os.PathLike) -> Path:
+    """The token hash lives beside the gallery: gallery.sqlite -> gallery.admin-token."""
+    return Path(gallery_path).with_suffix(".admin-token")
+
+
+def token_from(explicit: str | None) -> str | None:
+    """The token given on the command line, else the one in the environment."""
+    return explicit if explicit is not None else os.environ.get(ENV)
+
+
+def check_token(token_file: str | os.PathLike, token: str | None) -> bool:
+    """True when ``token`` matches the stored hash (compared in constant time)."""
+    stored = _read(Path(token_file))
+    if stored is None or not token:
+        return False
+    return hmac.compare_digest(_hash(token, bytes.fromhex(stored["salt"]), stored), bytes.fromhex(stored["hash"]))
+
+
+def require_token(token_file: str | os.PathLike, token: str | None) -> None:
+    """Raise AuthError, with a one-line how-to, unless ``token`` is the admin token."""
+    token_file = Path(token_file)
+    if _read(token_file) is None:
+        raise AuthError(f"no admin token is set for this gallery ({token_file}); set one with `edge-verify admin set-token`")
+    if not token:
+        raise AuthError(f"this command needs the admin token: {HOW_TO_PASS}")
+    if not check_token(token_file, token):
+        raise AuthError(f"the admin token is wrong; {HOW_TO_PASS} (root can set a new one with `edge-verify admin set-token`)")
+
+
+def set_token(token_file: str | os.PathLike, new: str, current: str | None = None, *,
+              audit: AuditLog | None = None, actor: str | None = None) -> str:
+    """Store a new admin token; returns how the change was authorised.
+
+    Allowed as root, with the valid current token, or when no token exists yet.
+    """
+    token_file = Path(token_file)
+    _check_new(new)
+    if os.geteuid() == 0:
+        grounds = "root"  # without reading the old file: root must be able to replace a damaged one
+    elif _read(token_file) is None:
+        grounds = "first token"
+    elif check_token(token_file, current):
+        grounds = "current token"
+    elif current:
+        raise AuthError(f"the current admin token is wrong; {HOW_TO_PASS}, or run as root")
+    else:
+        raise AuthError(f"changing the admin token needs the current one ({HOW_TO_PASS}) or root")
+    salt = os.urandom(16)
+    record = {"scheme": "scrypt", **_SCRYPT, "salt": salt.hex(), "hash": _hash(new, salt, _SCRYPT).hex(),
+              "set_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    if audit is not None:
+        # Recorded first: a token change must never go unrecorded.
+        audit.append(actor or default_actor(), "set-token", "admin token",
+                     {"authorised_by": grounds, "replaced": token_file.exists()})
+    write_private(token_file, (json.dumps(record, indent=2) + "\n").encode())
+    return grounds
+
+
+def _check_new(new: str) -> None:
+    if not isinstance(new, str) or not new.strip():
+        raise AuthError("the new admin token is empty")
+    if len(new) < MIN_LENGTH:
+        raise AuthError(f"the new admin token is too short ({len(new)} characters; use at least {MIN_LENGTH})")
+    if new != new.strip() or any(ord(character) < 32 for character in new):
+        raise AuthError("the new admin token must not start or end with spaces or contain control characters")
+
+
+def _hash(token: str, salt: bytes, params: dict) -> bytes:
+    return hashlib.scrypt(token.encode(), salt=salt, n=int(params["n"]), r=int(params["r"]), p=int(params["p"]),
+                          maxmem=64 * 1024 * 1024, dklen=32)
+
+
+def _read(token_file: Path) -> dict | None:
+    try:
+        info = token_file.stat()
+    except FileNotFoundError:
+        return None
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise AuthError(f"the admin token file {token_file} is writable by others; run `chmod 600 {token_file}` "
+                        "and set the token again as root")
+    try:
+        stored = json.loads(token_file.read_text())
+        if stored.get("scheme") != "scrypt":
+            raise ValueError(f"unknown scheme {stored.get('scheme')!r}")
+        bytes.fromhex(stored["salt"]), bytes.fromhex(stored["hash"]), int(stored["n"])
+    except (OSError, ValueError, KeyError, AttributeError, TypeError) as error:
+        raise AuthError(f"the admin token file {token_file} is damaged ({error}); set the token again as root") from error
+    return stored

@@ -1,0 +1,85 @@
+"""Shared pieces for the build-step tests: a tiny network with a contract, and
+real fixture photos turned into network inputs."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+FACES = Path(__file__).resolve().parent / "fixtures" / "faces"
+
+TINY_CONTRACT = {
+    "model": "tiny_net",
+    "input_name": "image",
+    "output_name": "features",
+    "size": [24, 24],
+    "colour": "RGB",
+    "layout": "NCHW",
+    "mean": [127.5, 127.5, 127.5],
+    "std": [128.0, 128.0, 128.0],
+    "embedding_size": 16,
+    "metric": "euclidean",
+    "threshold": 0.5,
+}
+
+
+def tiny_net(seed: int = 0):
+    """A small conv net with the layer kinds of the real models (conv, BN, ReLU, pooling, dense)."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(seed)
+    net = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+        nn.Conv2d(8, 16, 3, stride=2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 16),
+    )
+    with torch.no_grad():  # non-trivial BN statistics so folding is exercised
+        net[1].running_mean.uniform_(-0.2, 0.2)
+        net[1].running_var.uniform_(0.5, 2.0)
+    return net.eval()
+
+
+def photo_inputs(folder: Path, size=(24, 24), mean=127.5, std=128.0):
+    """faces_from_folder-style: every photo in ``folder`` resized to ``size``, one (1, 3, H, W) block each."""
+    import cv2
+
+    from edge_calibration.sets import list_images
+
+    for path in list_images(folder):
+        image = cv2.imread(str(path))
+        if image is None:
+            continue
+        image = cv2.resize(image[:, :, ::-1], tuple(size), interpolation=cv2.INTER_AREA)
+        yield ((image.astype(np.float32) - mean) / std).transpose(2, 0, 1)[None]
+
+
+def photo_batch(paths, size=(24, 24)) -> np.ndarray:
+    import cv2
+
+    images = [cv2.resize(cv2.imread(str(p))[:, :, ::-1], tuple(size), interpolation=cv2.INTER_AREA) for p in paths]
+    return ((np.stack(images).astype(np.float32) - 127.5) / 128.0).transpose(0, 3, 1, 2).copy()
+
+
+def dlib_chips(model_sources, paths) -> np.ndarray:
+    """dlib's own aligned 150x150 chips of ``paths`` (test-only reference), normalised per the dlib contract."""
+    import dlib
+
+    detector = dlib.get_frontal_face_detector()
+    predictor = dlib.shape_predictor(str(model_sources["dlib_shape5"]))
+    mean = np.float32([122.782, 117.001, 104.298])
+    chips = []
+    for path in paths:
+        image = dlib.load_rgb_image(str(path))
+        found = detector(image, 1)
+        if found:
+            chip = dlib.get_face_chip(image, predictor(image, found[0]), 150, 0.25)
+            chips.append(((chip.astype(np.float32) - mean) / 256.0).transpose(2, 0, 1))
+    return np.stack(chips)
+
+
+def link_photos(paths, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in paths:
+        (folder / Path(path).name).symlink_to(Path(path).resolve())
+    return folder

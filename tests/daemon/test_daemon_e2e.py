@@ -1,0 +1,309 @@
+"""The daemon end to end: real clips through file:// and dir://, real models, a real
+encrypted gallery, the relay on gpiozero MockFactory pins. The recorded pin states
+are the evidence of what the door did."""
+from __future__ import annotations
+
+import os
+import signal
+
+import cv2
+import numpy as np
+import pytest
+from daemonkit import (
+    ENROLLED,
+    PIN,
+    STRANGERS,
+    RecordingPin,
+    blanks,
+    levels,
+    make_gallery,
+    openings,
+    person_frames,
+    read_events,
+    settings,
+    write_clip,
+)
+from gpiozero import Device
+
+from edge.cli import main
+from edge.daemon.loop import Daemon
+from edge.exc import GalleryCorrupt, GalleryError, GalleryKeyMismatch
+
+
+@pytest.fixture
+def env_mock_factory(monkeypatch):
+    """GPIOZERO_PIN_FACTORY=mock exactly as the acceptance scripts run it; gpiozero builds the factory."""
+    monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "mock")
+    monkeypatch.setattr(Device, "pin_factory", None)
+    yield
+    if Device.pin_factory is not None:
+        Device.pin_factory.close()
+
+
+def visitors_clip(path, order, face_frames=4, gap=4):
+    """Each visitor for ``face_frames`` frames (photo 3), empty frames between; returns {frame: name}."""
+    frames, shown = blanks(2), {}
+    for name in order:
+        for frame in person_frames(name, face_frames):
+            shown[len(frames)] = name
+            frames.append(frame)
+        frames.extend(blanks(gap))
+    frames.extend(blanks(14))  # longer than the 1 s pulse at 10 fps: the last pulse ends on its own
+    write_clip(path, frames)
+    return shown
+
+
+def test_enrolled_people_unlock_and_strangers_never_do(tmp_path, enrolled, env_mock_factory, capsys):
+    gallery, key = enrolled
+    order = [ENROLLED[0], STRANGERS[0], ENROLLED[1], STRANGERS[1], ENROLLED[2]]
+    shown = visitors_clip(tmp_path / "visitors.avi", order)
+    events_path = tmp_path / "events.jsonl"
+    # Played at 10 fps so that each 1 s pulse ends before the next visitor: one opening each.
+    code = main(["run", "--no-config", "--source", f"file://{tmp_path / 'visitors.avi'}", "--until-end",
+                 "--rate", "10", "--pulse", "1", "--pin", PIN, "--gallery", str(gallery), "--key", str(key),
+                 "--events", str(events_path), "--no-events-stdout"])
+    assert code == 0
+    pin_states = levels(Device.pin_factory.pin(PIN))
+    events = read_events(events_path)
+    unlocks = [(event["person"], event["frame"]) for event in events if event["unlock"]]
+    assert [person for person, _ in unlocks] == list(ENROLLED)
+    assert all(shown[frame] == person for person, frame in unlocks)  # each unlock shows that person
+    assert openings(pin_states) == 3 and pin_states[-1] is False
+    strangers = [event for event in events if shown.get(event["frame"]) in STRANGERS]
+    assert len(strangers) >= 6 and all(e["person"] is None and not e["unlock"] for e in strangers)
+    for event in events:
+        assert {"time", "person", "distance", "margin", "frames_agreed", "unlock", "latency_ms"} <= set(event)
+        assert event["latency_ms"] > 0
+    assert all(event["frames_agreed"] >= 3 for event in events if event["unlock"])
+
+
+def test_a_clip_of_strangers_never_moves_the_relay(tmp_path, enrolled, mock_factory):
+    gallery, key = enrolled
+    clip = tmp_path / "strangers.avi"
+    frames = []
+    for name in STRANGERS:
+        frames += person_frames(name, 4, number=3) + person_frames(name, 4, number=4)
+    write_clip(clip, frames)
+    events_path = tmp_path / "events.jsonl"
+    daemon = Daemon(settings(gallery, key, f"file://{clip}", **{"events.file": str(events_path),
+                                                               "decision.k": 2, "decision.n": 3}),
+                    until_end=True, pin_factory=mock_factory)
+    assert daemon.run() == 0
+    events = read_events(events_path)
+    assert len(events) >= 30 and all(event["person"] is None for event in events)
+    assert levels(mock_factory.pin(PIN)) == [False]  # never energised, not for a moment
+    assert daemon.stats.unknown == len(events) and daemon.stats.unlocks == 0
+
+
+def test_blank_saturated_noise_and_garbage_frames_never_unlock(tmp_path, enrolled, mock_factory, caplog):
+    gallery, key = enrolled
+    rng = np.random.default_rng(0)
+    stills = tmp_path / "stills"
+    stills.mkdir()
+    images = {"a_black.png": np.zeros((240, 320, 3), np.uint8), "b_white.png": np.full((240, 320, 3), 255, np.uint8),
+              "c_noise.png": rng.integers(0, 256, (240, 320, 3), dtype=np.uint8),
+              "d_tiny.png": np.zeros((6, 6, 3), np.uint8), "e_grey.png": rng.integers(0, 256, (240, 320), np.uint8)}
+    for name, image in images.items():
+        cv2.imwrite(str(stills / name), image)
+    (stills / "f_garbage.jpg").write_bytes(rng.integers(0, 256, 5000, dtype=np.uint8).tobytes())
+    good = cv2.imencode(".jpg", person_frames(ENROLLED[0], 1)[0])[1].tobytes()
+    (stills / "g_cut.jpg").write_bytes(good[: len(good) // 3])  # a truncated photo of an enrolled person
+    events_path = tmp_path / "events.jsonl"
+    daemon = Daemon(settings(gallery, key, f"dir://{stills}", **{"events.file": str(events_path),
+                                                                "decision.k": 1, "decision.n": 1}),
+                    until_end=True, pin_factory=mock_factory)
+    assert daemon.run() == 0  # bad frames are reported, not fatal
+    assert levels(mock_factory.pin(PIN)) == [False]
+    assert not any(event["unlock"] for event in read_events(events_path))
+    assert daemon.stats.unlocks == 0 and daemon.stats.read_problems >= 1
+    assert "f_garbage.jpg" in caplog.text
+
+
+@pytest.mark.parametrize("broken", [np.nan, np.inf, 1e30])
+def test_broken_embeddings_never_unlock_even_for_an_enrolled_face(tmp_path, enrolled, daemon_pipeline,
+                                                                  mock_factory, broken):
+    gallery, key = enrolled
+    clip = write_clip(tmp_path / "ann.avi", person_frames(ENROLLED[0], 8))
+
+    class BrokenEngine:
+        """The real pipeline, except that the embedding engine's output is corrupted."""
+
+        def __init__(self, real):
+            self.real = real
+            self.manifest = real.manifest
+
+        def __getattr__(self, name):
+            return getattr(self.real, name)
+
+        def embed(self, chips):
+            vectors = self.real.embed(chips).copy()
+            vectors[:, ::7] = broken
+            return vectors
+
+    events_path = tmp_path / "events.jsonl"
+    daemon = Daemon(settings(gallery, key, f"file://{clip}", **{"events.file": str(events_path)}),
+                    until_end=True, pin_factory=mock_factory, pipeline=BrokenEngine(daemon_pipeline))
+    assert daemon.run() == 0
+    events = read_events(events_path)
+    assert len(events) == 8 and not any(event["unlock"] or event["person"] for event in events)
+    assert levels(mock_factory.pin(PIN)) == [False]
+
+
+def test_a_truncated_clip_reconnects_then_fails_clearly_and_never_unlocks(tmp_path, enrolled, env_mock_factory,
+                                                                          capsys, caplog):
+    gallery, key = enrolled
+    head = write_clip(tmp_path / "head.avi", blanks(20))
+    clip = write_clip(tmp_path / "clip.avi", blanks(20) + person_frames(ENROLLED[0], 10))
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(clip.read_bytes()[: int(head.stat().st_size * 0.8)])  # the cut falls among the blank frames
+    events_path = tmp_path / "events.jsonl"
+    code = main(["run", "--no-config", "--source", f"file://{cut}", "--until-end", "--pin", PIN,
+                 "--gallery", str(gallery), "--key", str(key), "--events", str(events_path)])
+    error = capsys.readouterr().err
+    assert code == 1
+    assert "error:" in error and "truncated or corrupt" in error and "gave up after 3 reconnect attempts" in error
+    assert "door locked" in error
+    assert "reconnect attempt 1 of 3" in caplog.text and "reconnect attempt 3 of 3" in caplog.text
+    assert levels(Device.pin_factory.pin(PIN)) == [False]
+    assert not any(event["unlock"] for event in read_events(events_path))
+
+
+def record_pins(monkeypatch, tmp_path):
+    from gpiozero.pins.mock import MockFactory
+
+    log = tmp_path / "pins.jsonl"
+    monkeypatch.setenv("EDGE_TEST_PIN_LOG", str(log))
+    return MockFactory(pin_class=RecordingPin), log
+
+
+@pytest.mark.parametrize("active_high", [True, False])
+def test_a_wrong_key_refuses_to_start_with_the_door_locked(tmp_path, enrolled, monkeypatch, active_high):
+    from daemonkit import read_pin_log
+
+    from edge.gallery.crypto import create_key
+
+    gallery, _ = enrolled
+    other_key = tmp_path / "other.key"
+    create_key(other_key)
+    factory, log = record_pins(monkeypatch, tmp_path)
+    clip = write_clip(tmp_path / "ann.avi", person_frames(ENROLLED[0], 6))
+    daemon = Daemon(settings(gallery, other_key, f"file://{clip}", **{"door.active_high": active_high}),
+                    until_end=True, pin_factory=factory)
+    with pytest.raises(GalleryKeyMismatch, match="key does not match"):
+        daemon.run()
+    records = read_pin_log(log)
+    locked_level = not active_high  # the level that leaves the relay de-energised
+    # The relay was set up as an output at the locked level before the gallery was opened,
+    # never left it, and was released (back to an input) on the way out.
+    assert [r["function"] for r in records if r["what"] == "function"] == ["output", "input"]
+    # MockPin turns into an output before taking the initial level (the Jetson factory's
+    # output_with_state does both at once), so only level *changes* are the door's doing.
+    changes = [r["state"] for r in records if r["what"] == "state"]
+    assert changes == ([] if locked_level is False else [True])
+    assert records[-1]["state"] == locked_level
+    assert daemon.door is not None and daemon.door.closed and daemon.events is None
+
+
+def test_a_corrupt_gallery_refuses_to_start_with_a_clear_error(tmp_path, enrolled, mock_factory, capsys,
+                                                             monkeypatch):
+    gallery, key = enrolled
+    data = bytearray(gallery.read_bytes())
+    data[100:4000] = os.urandom(3900)  # the header and the first pages
+    gallery.write_bytes(bytes(data))
+    monkeypatch.setattr(Device, "pin_factory", mock_factory)
+    code = main(["run", "--no-config", "--source", "file:///nonexistent.avi", "--pin", PIN, "--gallery",
+                 str(gallery), "--key", str(key)])
+    assert code == 1
+    assert "error:" in capsys.readouterr().err
+    assert levels(mock_factory.pin(PIN)) == [False]
+    with pytest.raises(GalleryCorrupt):
+        Daemon(settings(gallery, key, "file:///nonexistent.avi"), pin_factory=mock_factory).run()
+
+
+def test_templates_of_another_model_refuse_to_start(tmp_path, daemon_pipeline, mock_factory):
+    gallery, key = make_gallery(tmp_path, daemon_pipeline, people=ENROLLED[:1], model="someone_elses_model")
+    with pytest.raises(GalleryError, match="someone_elses_model"):
+        Daemon(settings(gallery, key, "file:///nonexistent.avi"), pin_factory=mock_factory).run()
+    assert levels(mock_factory.pin(PIN)) == [False]
+
+
+def test_gallery_changes_apply_without_a_restart(tmp_path, daemon_pipeline, mock_factory):
+    """A person is enrolled while the daemon watches them (unknown, then let in), then removed."""
+    from edge.daemon.watch import embedding_model_id
+    from edge.gallery import open_gallery
+    from edge.vision.image import load_image
+    from daemonkit import photo
+
+    gallery, key = make_gallery(tmp_path, daemon_pipeline, people=ENROLLED[:1])
+    newcomer = STRANGERS[2]
+    clip = write_clip(tmp_path / "newcomer.avi", person_frames(newcomer, 30))
+    vectors = np.stack([daemon_pipeline.embed_primary(load_image(photo(newcomer, n))) for n in (1, 2)])
+    admin = open_gallery(gallery, key)
+    seen = []
+
+    def on_event(event, door):
+        seen.append(event)
+        if len(seen) == 3:  # three frames judged unknown: now the installer enrolls them
+            admin.add_person_templates(newcomer, vectors, model=embedding_model_id(daemon_pipeline.manifest),
+                                       actor="test")
+        if event["unlock"]:
+            admin.remove_person(newcomer, actor="test")
+
+    events_path = tmp_path / "events.jsonl"
+    daemon = Daemon(settings(gallery, key, f"file://{clip}", **{"events.file": str(events_path),
+                                                               "gallery.reload_s": 0.01}),
+                    until_end=True, pin_factory=mock_factory, pipeline=daemon_pipeline, on_event=on_event)
+    try:
+        assert daemon.run() == 0
+    finally:
+        admin.close()
+    people = [event["person"] for event in seen]
+    assert people[:3] == [None] * 3
+    assert [event["person"] for event in seen if event["unlock"]] == [newcomer]
+    after = people[[event["unlock"] for event in seen].index(True) + 1:]
+    assert after[-5:] == [None] * 5  # removed: unknown again
+    assert openings(levels(mock_factory.pin(PIN))) == 1
+
+
+def test_sigterm_during_a_pulse_locks_at_once_and_exits_cleanly(tmp_path, enrolled, mock_factory):
+    gallery, key = enrolled
+    clip = write_clip(tmp_path / "ann.avi", person_frames(ENROLLED[0], 12))
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_event(event, door):
+        if event["unlock"]:
+            assert not door.is_locked
+            os.kill(os.getpid(), signal.SIGTERM)  # systemctl stop, mid-pulse
+
+    daemon = Daemon(settings(gallery, key, f"file://{clip}", **{"door.pulse_s": 10.0}), until_end=True,
+                    pin_factory=mock_factory, on_event=on_event)
+    with pytest.raises(SystemExit) as stopped:
+        daemon.run()
+    assert stopped.value.code == 0
+    states = mock_factory.pin(PIN).states
+    assert [bool(s.state) for s in states] == [False, True, False]
+    assert states[-1].timestamp < 2.0  # relocked long before the 10 s pulse would have ended
+    assert signal.getsignal(signal.SIGTERM) is previous  # the daemon put the old handler back
+
+
+def test_ready_watchdog_and_status_reach_systemd(tmp_path, enrolled, mock_factory, monkeypatch):
+    import socket
+
+    gallery, key = enrolled
+    clip = write_clip(tmp_path / "ann.avi", blanks(3) + person_frames(ENROLLED[0], 4))
+    address = tmp_path / "notify.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+        listener.bind(str(address))
+        monkeypatch.setenv("NOTIFY_SOCKET", str(address))
+        assert Daemon(settings(gallery, key, f"file://{clip}"), until_end=True, pin_factory=mock_factory).run() == 0
+        listener.setblocking(False)
+        messages = []
+        while True:
+            try:
+                messages.append(listener.recv(4096).decode())
+            except BlockingIOError:
+                break
+    ready = next(index for index, message in enumerate(messages) if "READY=1" in message)
+    assert any(message.startswith("STATUS=loading models") for message in messages[:ready])
+    assert sum(message == "WATCHDOG=1" for message in messages[ready:]) >= 7  # one per loop iteration
+    assert "STOPPING=1" in messages[-1]

@@ -1,0 +1,99 @@
+"""`edge-verify identify IMG... --json` on enrolled and never-enrolled fixture people."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from edge.cli import main
+from edge.enroll.capture import Shot, enroll
+from edge.gallery import open_gallery
+from edge.gallery.threshold import choose_threshold
+
+
+@pytest.fixture
+def enrolled(pipeline, gallery_files, photo):
+    """Serena Williams and Gloria Macapagal Arroyo enrolled from photos 1-3 (6 templates)."""
+    with open_gallery(*gallery_files, create=True, actor="test") as gallery:
+        for name, person in (("Serena", "Serena_Williams"), ("Gloria", "Gloria_Macapagal_Arroyo")):
+            frames = [Shot(f"{person}_{n}", photo(person, n)) for n in (1, 2, 3)]
+            enroll(name, pipeline, gallery, frames, count=3, actor="test")
+    return gallery_files
+
+
+def identify(capsys, gallery_files, *images):
+    code = main(["identify", "--json", "--gallery", str(gallery_files[0]), "--key", str(gallery_files[1]),
+                 *map(str, images)])
+    out, err = capsys.readouterr()
+    return code, json.loads(out), err
+
+
+def test_identify_json(enrolled, pipeline, face_images, capsys, tmp_path):
+    import cv2
+
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((200, 200, 3), 120, np.uint8))
+    images = [face_images["Serena_Williams"][3], face_images["Gloria_Macapagal_Arroyo"][3],
+              face_images["Jennifer_Aniston"][0], face_images["Hugo_Chavez"][0], blank]
+    code, answers, _ = identify(capsys, enrolled, *images)
+    assert code == 0
+    assert [answer["image"] for answer in answers] == [str(image) for image in images]
+    threshold = choose_threshold(pipeline.manifest, 6).threshold
+    assert all(answer["threshold"] == threshold for answer in answers)
+    serena, gloria, jennifer, hugo, empty = answers
+    for answer, name in ((serena, "Serena"), (gloria, "Gloria")):
+        assert answer["person"] == name and answer["nearest"] == name
+        assert 0 < answer["distance"] <= threshold and answer["margin"] > 0
+        assert answer["faces"] == 1 and "reason" not in answer
+    for stranger in (jennifer, hugo):
+        assert stranger["person"] is None
+        assert stranger["distance"] > threshold and stranger["nearest"] in ("Serena", "Gloria")
+        assert stranger["reason"].startswith(f"nearest is {stranger['nearest']} at ")
+    assert empty == {"image": str(blank), "person": None, "distance": None, "margin": None,
+                     "threshold": threshold, "nearest": None, "faces": 0, "reason": "no face found"}
+
+
+def test_margin_is_to_the_second_person(enrolled, pipeline, face_images, capsys, photo):
+    _, (answer,), _ = identify(capsys, enrolled, face_images["Serena_Williams"][3])
+    probe = pipeline.embed_primary(photo("Serena_Williams", 4))
+    gloria = [pipeline.embed_primary(photo("Gloria_Macapagal_Arroyo", n)) for n in (1, 2, 3)]
+    second = min(float(np.linalg.norm(vector - probe)) for vector in gloria)
+    assert answer["margin"] == pytest.approx(second - answer["distance"], abs=2e-4)
+
+
+def test_unreadable_image_gives_a_reason_and_exit_1(enrolled, face_images, capsys, tmp_path):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8 truncated")
+    code, answers, _ = identify(capsys, enrolled, broken, face_images["Serena_Williams"][3])
+    assert code == 1
+    assert answers[0]["person"] is None and answers[0]["reason"].startswith("unreadable: ")
+    assert answers[1]["person"] == "Serena"
+
+
+def test_text_output(enrolled, face_images, capsys):
+    code = main(["identify", "--gallery", str(enrolled[0]), "--key", str(enrolled[1]),
+                 str(face_images["Serena_Williams"][3]), str(face_images["Hugo_Chavez"][0])])
+    lines = capsys.readouterr().out.splitlines()
+    assert code == 0
+    assert lines[0].startswith(f"{face_images['Serena_Williams'][3]}: Serena (distance 0.")
+    assert lines[1].startswith(f"{face_images['Hugo_Chavez'][0]}: nobody (nearest is ")
+
+
+def test_without_a_gallery(models_ready, gallery_files, face_images, capsys):
+    code = main(["identify", "--gallery", str(gallery_files[0]), "--key", str(gallery_files[1]),
+                 str(face_images["Serena_Williams"][3])])
+    assert code == 1 and "no gallery at" in capsys.readouterr().err
+
+
+def test_gallery_show_reports_the_threshold_for_its_size(enrolled, pipeline, capsys):
+    where = ["--gallery", str(enrolled[0]), "--key", str(enrolled[1])]
+    assert main(["gallery", "show", "--json", *where]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    expected = choose_threshold(pipeline.manifest, 6)
+    assert summary["threshold_1n"]["threshold"] == expected.threshold
+    assert summary["threshold_1n"]["n_templates"] == summary["templates"] == 6
+    assert summary["threshold_1n"]["rule"] == expected.rule
+    assert main(["gallery", "show", *where]) == 0
+    text = capsys.readouterr().out
+    assert f"threshold    {expected.threshold:.4f} for 1:N with 6 templates (rule: {expected.rule}" in text

@@ -199,6 +199,16 @@ def demo_settings(home: Path, clip: Path):
     }, {}, origin="the demo")
 
 
+def threshold_line(manifest: dict, templates: int, stranger_rate: float) -> str:
+    from edge.daemon.decision import gallery_threshold, impostor_tail
+
+    value = gallery_threshold(manifest, templates, stranger_rate)
+    if impostor_tail(manifest) is None:
+        return f"match threshold {value:.3f} (the engine's 1:1 threshold; its manifest has no impostor tail)"
+    return (f"match threshold {value:.3f}: the 1:N rule for {templates} templates, at most 1 stranger in "
+            f"{1 / stranger_rate:,.0f} attempts let in (1:1 threshold {float(manifest['threshold']):.3f})")
+
+
 def describe_event(event: dict, door, k: int) -> str:
     state = "locked" if door.is_locked else "OPEN"
     distance = "-" if event["distance"] is None else f"{event['distance']:.3f}"
@@ -263,8 +273,9 @@ def run_demo(home: Optional[Path] = None, keep: bool = False, out: Callable[[str
         out(f"clip: {folder / 'clip.avi'}, {FPS:g} fps, "
             f"{FRAME_SIZE[0]}x{FRAME_SIZE[1]}: " + ", ".join(
                 f"{s.name} ({'enrolled' if s.enrolled else 'stranger'})" for s in segments))
-        out(f"playing it through file:// with the door relay on mock pin {PIN} (pulse {PULSE_S:g} s):")
         settings = demo_settings(folder, folder / "clip.avi")
+        out(threshold_line(pipeline.manifest, len(ENROLLED) * len(ENROLL_PHOTOS), settings["decision.stranger_rate"]))
+        out(f"playing it through file:// with the door relay on mock pin {PIN} (pulse {PULSE_S:g} s):")
         Daemon(settings, until_end=True, pin_factory=factory, pipeline=pipeline,
                on_event=lambda event, door: out(describe_event(event, door, settings["decision.k"]))).run()
         events = [json.loads(line) for line in (folder / "events.jsonl").read_text().splitlines()]

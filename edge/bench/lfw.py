@@ -86,3 +86,54 @@ def score(pairs: list[Pair], distances: np.ndarray, shipped_threshold: float) ->
         "tar_at_far_1e-3": tar,
         "threshold_at_far_1e-3": tar_threshold,
     }
+
+
+def fixed_subset(pairs: list[Pair], per_fold: int) -> list[Pair]:
+    """The first ``per_fold`` matched and mismatched pairs of every fold: the same subset on every build."""
+    chosen = []
+    for fold in sorted({p.fold for p in pairs}):
+        in_fold = [p for p in pairs if p.fold == fold]
+        chosen += [p for p in in_fold if p.same][:per_fold] + [p for p in in_fold if not p.same][:per_fold]
+    return chosen
+
+
+def lfw_subset_scorer(lfw_dir: Path, per_fold: int = 60, pipeline=None):
+    """The build's accuracy gate on LFW: returns ``score(embed) -> 10-fold accuracy in %``.
+
+    Chips of a fixed subset of View 2 pairs (``per_fold`` matched + mismatched per
+    fold) are detected and aligned once by the product's pipeline; each embed
+    function (PyTorch reference, new engine) is then scored on the same chips, so
+    the difference between two scores is the engine's doing alone.
+    """
+    from edge.exc import ImageError
+    from edge.pipeline import FacePipeline, primary_face_index
+    from edge.verify.api import l2_normalize
+    from edge.vision.image import load_image
+
+    pairs = fixed_subset(read_pairs(Path(lfw_dir) / "pairs.txt"), per_fold)
+    pipeline = pipeline or FacePipeline.load(flip=False)
+    names, chips = [], []
+    for name in unique_images(pairs):
+        try:
+            image = load_image(Path(lfw_dir) / "images" / name)
+        except ImageError:
+            continue  # scored as a missed face: the same for reference and engine
+        faces = pipeline.detect(image)
+        if faces:
+            names.append(name)
+            chips.append(pipeline.align(image, [faces[primary_face_index(faces, image.shape)]])[0])
+    chips = np.stack(chips)
+    normalize = pipeline.normalize
+
+    def score(embed) -> float:
+        vectors = np.concatenate([embed(chips[i:i + 32]) for i in range(0, len(chips), 32)])
+        vectors = l2_normalize(vectors) if normalize else vectors
+        distances = pair_distances(pairs, dict(zip(names, vectors)))
+        return 100.0 * score_pairs(pairs, distances)
+
+    return score
+
+
+def score_pairs(pairs: list[Pair], distances: np.ndarray) -> float:
+    same = np.array([p.same for p in pairs])
+    return metrics.kfold_accuracy(distances, same, np.array([p.fold for p in pairs]))[0]

@@ -115,11 +115,7 @@ def run_build(args) -> int:
 
 
 def lfw_scorer(lfw: Path):
-    """The gate's LFW check: ``edge.pipeline.lfw_subset_scorer(lfw)`` returns a function
-    that scores an embed function (chips -> embeddings) on a fixed subset of pairs."""
-    from edge import pipeline
+    """The gate's LFW check on a fixed subset of View 2 pairs (edge.bench.lfw)."""
+    from edge.bench.lfw import lfw_subset_scorer
 
-    factory = getattr(pipeline, "lfw_subset_scorer", None)
-    if factory is None:
-        raise ConfigError("this installation cannot score LFW during a build yet (no lfw_subset_scorer); drop --lfw")
-    return factory(lfw)
+    return lfw_subset_scorer(lfw)

@@ -1,5 +1,10 @@
 """The on-device service: the frame loop and its ties to systemd.
 
-``edge.daemon.notify`` speaks sd_notify (READY, WATCHDOG, STATUS) without
-dependencies.
+    config.py     the settings table: /etc/edge-verify/config.toml and the `run` flags
+    decision.py   pure rules: a match, K of the last N frames, cooldown, the 1:N threshold
+    frames.py     one frame -> the primary face's embedding (or why there is none)
+    watch.py      the gallery in memory, reloaded when it changes
+    parts.py      building the door, pipeline, gallery, events and camera from settings
+    loop.py       Daemon: start-up order (door first), the loop, fail-secure shutdown
+    notify.py     sd_notify (READY, WATCHDOG, STATUS) without dependencies
 """

@@ -96,7 +96,7 @@ OPTIONS = (
            "and slightly less accurate)", flag="--flip", negative_flag="--no-flip"),
     Option("gallery", "path", "str", None, "gallery file (default: $EDGE_VERIFY_HOME/gallery.sqlite)",
            flag="--gallery", optional=True),
-    Option("gallery", "key", "str", None, "gallery key file (default: next to the gallery)", flag="--key",
+    Option("gallery", "key", "str", None, "gallery key file (default: $EDGE_VERIFY_HOME/gallery.key)", flag="--key",
            optional=True),
     Option("gallery", "reload_s", "float", 1.0, "how often to look for gallery changes (s); changes apply "
            "without a restart", flag="--gallery-poll"),

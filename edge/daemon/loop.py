@@ -1,7 +1,8 @@
 """The daemon: frames in, decisions out, the door driven fail-secure.
 
 Start-up order (each step can fail; the door is already locked when it does):
-door (created locked) → signal handlers (SIGTERM/SIGINT/SIGHUP lock, then exit)
+settings are checked before this (a bad setting never touches the relay pin, which
+then stays de-energised: locked by wiring), then door (created locked) → signal handlers (SIGTERM/SIGINT/SIGHUP lock, then exit)
 → models → gallery (a wrong key, a corrupt file or another model's templates
 refuse to start) → event log → READY=1 → camera. A live camera that cannot be
 opened yet is retried with backoff after READY, feeding the watchdog; a file that
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 HANDLED_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 STATUS_EVERY_S = 2.0
 IDLE_SLEEP_S = 1.0
+TIMEOUT_LOG_EVERY_S = 30.0
 
 
 @dataclass
@@ -82,6 +84,7 @@ class Daemon:
         self.decider = Decider(settings["decision.k"], settings["decision.n"], settings["decision.cooldown_s"])
         self._previous_handlers: dict = {}
         self._status_at = -math.inf
+        self._timeout_logged_at = -math.inf
         self._last_decision = "none yet"
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -112,21 +115,23 @@ class Daemon:
         log.info("reading %s", self.settings["source.uri"])
 
     def _shutdown(self) -> None:
-        notify.stopping("stopping; door locked")
-        for part in (self.source, self.events):
-            if part is not None:
-                try:
-                    part.close()
-                except Exception as error:  # the door must still be closed below
-                    log.error("closing %s failed: %s", type(part).__name__, error)
-        if self.gallery is not None:
-            self.gallery.gallery.close()
-        if self.door is not None:
-            self.door.close()
-        self._restore_signals()
+        try:
+            notify.stopping("stopping; door locked")
+            for part in (self.source, self.events, self.gallery and self.gallery.gallery):
+                if part is not None:
+                    try:
+                        part.close()
+                    except Exception as error:  # the door must still be closed below
+                        log.error("closing %s failed: %s", type(part).__name__, error)
+        finally:
+            # Whatever happened above (even a second SIGTERM), the relay ends locked and released.
+            if self.door is not None:
+                self.door.close()
+            self._restore_signals()
         stats = self.stats
-        log.info("stopped after %d frames (%.1f fps): %d faces judged, %d unknown, %d unlocks",
-                 stats.frames, stats.fps(), stats.faces, stats.unknown, stats.unlocks)
+        if stats.frames or stats.read_problems:
+            log.info("stopped after %d frames (%.1f fps): %d faces judged, %d unknown, %d unlocks",
+                     stats.frames, stats.fps(), stats.faces, stats.unknown, stats.unlocks)
 
     def _install_signals(self) -> None:
         from edge.door import install_signal_handlers
@@ -172,6 +177,7 @@ class Daemon:
     # -- the loop -------------------------------------------------------------------------------
     def _loop(self) -> int:
         ended = False
+        self.stats.started = time.monotonic()  # fps counts the loop, not the model loading
         while True:
             notify.watchdog()
             self._check_door()
@@ -195,11 +201,20 @@ class Daemon:
                     return 0
                 ended = True
             else:
-                self.stats.read_problems += 1
-                self.decider.interrupt()
-                log.warning("%s: %s", frame.status.value, frame.detail)
-                self._status(f"camera problem: {frame.detail}", force=True)
+                self._read_problem(frame)
             self._status(self._running_status())
+
+    def _read_problem(self, frame) -> None:
+        self.stats.read_problems += 1
+        self.decider.interrupt()
+        now = time.monotonic()
+        # Every error (a failed reconnect attempt, a bad frame) is logged; a camera that stays
+        # away produces a timeout every few seconds, logged only now and then.
+        if frame.status is FrameStatus.ERROR or now - self._timeout_logged_at >= TIMEOUT_LOG_EVERY_S:
+            log.warning("%s: %s", frame.status.value, frame.detail)
+            if frame.status is FrameStatus.TIMEOUT:
+                self._timeout_logged_at = now
+        self._status(f"camera problem: {frame.detail}", force=True)
 
     def _judge(self, frame, read_started: float) -> None:
         sighting = analyse(self.pipeline, frame.image, self.settings["decision.min_face_px"], frame.index)
@@ -265,7 +280,8 @@ class Daemon:
         # Runs on gpiozero's thread; EventLog serialises writes.
         self.stats.unlocks += 1
         self._write({"time": event_time(), "person": None, "distance": None, "margin": None, "frames_agreed": 0,
-                     "unlock": True, "latency_ms": None, "reason": "exit button"})
+                     "unlock": True, "latency_ms": None, "read_ms": None, "reason": "exit button", "threshold": None,
+                     "frame": None, "face_px": None})
 
     def _check_door(self) -> None:
         if self.door.fault is not None:

@@ -43,7 +43,9 @@ def notify(*fields: str) -> bool:
     message = "\n".join(fields).encode("utf-8")
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
-            sock.sendto(message, address)
+            # Never block the door loop on systemd: with a full queue the message is
+            # dropped, and a daemon that truly cannot reach systemd is caught by the watchdog.
+            sock.sendto(message, socket.MSG_DONTWAIT, address)
     except OSError:
         return False
     return True

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from edge.daemon.config import Settings
 from edge.daemon.watch import LiveGallery
-from edge.exc import SourceError
+from edge.exc import ConfigError, SourceError
 from edge.sources import FILE_RECONNECT, Reconnect, open_source, parse_uri
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,11 @@ def open_events(settings: Settings):
     from edge.events import EventLog
 
     events = settings.events
-    return EventLog(events["file"], stdout=events["stdout"], max_bytes=events["max_bytes"], backups=events["backups"])
+    try:
+        return EventLog(events["file"], stdout=events["stdout"], max_bytes=events["max_bytes"],
+                        backups=events["backups"])
+    except OSError as error:
+        raise ConfigError(f"cannot write the events file {events['file']}: {error.strerror or error}") from None
 
 
 def reconnect_for(settings: Settings) -> Reconnect:

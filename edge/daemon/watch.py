@@ -22,8 +22,13 @@ log = logging.getLogger(__name__)
 
 
 def embedding_model_id(manifest: dict) -> str:
-    """The model id templates are stored under: embeddings of one model, whatever its precision or backend."""
-    return str(manifest["model"])
+    """The id templates are stored under: one embedding space, whatever the precision or backend.
+
+    Unit-length and raw descriptors of the same network are different spaces
+    (distances and thresholds differ), so the normalisation is part of the id.
+    """
+    model = str(manifest["model"])
+    return f"{model}+l2" if manifest.get("embedding_normalization") == "l2" else model
 
 
 def embedding_dim(manifest: dict) -> int:

@@ -120,7 +120,7 @@ def test_blank_saturated_noise_and_garbage_frames_never_unlock(tmp_path, enrolle
 
 
 @pytest.mark.parametrize("broken", [np.nan, np.inf, 1e30])
-def test_broken_embeddings_never_unlock_even_for_an_enrolled_face(tmp_path, enrolled, daemon_pipeline,
+def test_broken_embeddings_never_unlock_even_for_an_enrolled_face(tmp_path, enrolled, pipeline,
                                                                   mock_factory, broken):
     gallery, key = enrolled
     clip = write_clip(tmp_path / "ann.avi", person_frames(ENROLLED[0], 8))
@@ -142,7 +142,7 @@ def test_broken_embeddings_never_unlock_even_for_an_enrolled_face(tmp_path, enro
 
     events_path = tmp_path / "events.jsonl"
     daemon = Daemon(settings(gallery, key, f"file://{clip}", **{"events.file": str(events_path)}),
-                    until_end=True, pin_factory=mock_factory, pipeline=BrokenEngine(daemon_pipeline))
+                    until_end=True, pin_factory=mock_factory, pipeline=BrokenEngine(pipeline))
     assert daemon.run() == 0
     events = read_events(events_path)
     assert len(events) == 8 and not any(event["unlock"] or event["person"] for event in events)
@@ -220,31 +220,31 @@ def test_a_corrupt_gallery_refuses_to_start_with_a_clear_error(tmp_path, enrolle
         Daemon(settings(gallery, key, "file:///nonexistent.avi"), pin_factory=mock_factory).run()
 
 
-def test_templates_of_another_model_refuse_to_start(tmp_path, daemon_pipeline, mock_factory):
-    gallery, key = make_gallery(tmp_path, daemon_pipeline, people=ENROLLED[:1], model="someone_elses_model")
+def test_templates_of_another_model_refuse_to_start(tmp_path, pipeline, mock_factory):
+    gallery, key = make_gallery(tmp_path, pipeline, people=ENROLLED[:1], model="someone_elses_model")
     with pytest.raises(GalleryError, match="someone_elses_model"):
         Daemon(settings(gallery, key, "file:///nonexistent.avi"), pin_factory=mock_factory).run()
     assert levels(mock_factory.pin(PIN)) == [False]
 
 
-def test_gallery_changes_apply_without_a_restart(tmp_path, daemon_pipeline, mock_factory):
+def test_gallery_changes_apply_without_a_restart(tmp_path, pipeline, mock_factory):
     """A person is enrolled while the daemon watches them (unknown, then let in), then removed."""
     from edge.daemon.watch import embedding_model_id
     from edge.gallery import open_gallery
     from edge.vision.image import load_image
     from daemonkit import photo
 
-    gallery, key = make_gallery(tmp_path, daemon_pipeline, people=ENROLLED[:1])
+    gallery, key = make_gallery(tmp_path, pipeline, people=ENROLLED[:1])
     newcomer = STRANGERS[2]
     clip = write_clip(tmp_path / "newcomer.avi", person_frames(newcomer, 30))
-    vectors = np.stack([daemon_pipeline.embed_primary(load_image(photo(newcomer, n))) for n in (1, 2)])
+    vectors = np.stack([pipeline.embed_primary(load_image(photo(newcomer, n))) for n in (1, 2)])
     admin = open_gallery(gallery, key)
     seen = []
 
     def on_event(event, door):
         seen.append(event)
         if len(seen) == 3:  # three frames judged unknown: now the installer enrolls them
-            admin.add_person_templates(newcomer, vectors, model=embedding_model_id(daemon_pipeline.manifest),
+            admin.add_person_templates(newcomer, vectors, model=embedding_model_id(pipeline.manifest),
                                        actor="test")
         if event["unlock"]:
             admin.remove_person(newcomer, actor="test")
@@ -252,7 +252,7 @@ def test_gallery_changes_apply_without_a_restart(tmp_path, daemon_pipeline, mock
     events_path = tmp_path / "events.jsonl"
     daemon = Daemon(settings(gallery, key, f"file://{clip}", **{"events.file": str(events_path),
                                                                "gallery.reload_s": 0.01}),
-                    until_end=True, pin_factory=mock_factory, pipeline=daemon_pipeline, on_event=on_event)
+                    until_end=True, pin_factory=mock_factory, pipeline=pipeline, on_event=on_event)
     try:
         assert daemon.run() == 0
     finally:
@@ -288,22 +288,70 @@ def test_sigterm_during_a_pulse_locks_at_once_and_exits_cleanly(tmp_path, enroll
 
 def test_ready_watchdog_and_status_reach_systemd(tmp_path, enrolled, mock_factory, monkeypatch):
     import socket
+    import threading
 
     gallery, key = enrolled
     clip = write_clip(tmp_path / "ann.avi", blanks(3) + person_frames(ENROLLED[0], 4))
     address = tmp_path / "notify.sock"
+    messages = []
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
         listener.bind(str(address))
+        listener.settimeout(0.2)
+        done = threading.Event()
+
+        def receive():  # like systemd, read at once: a full datagram queue would block the sender
+            while not done.is_set():
+                try:
+                    messages.append(listener.recv(4096).decode())
+                except socket.timeout:
+                    continue
+
+        reader = threading.Thread(target=receive, daemon=True)
+        reader.start()
         monkeypatch.setenv("NOTIFY_SOCKET", str(address))
-        assert Daemon(settings(gallery, key, f"file://{clip}"), until_end=True, pin_factory=mock_factory).run() == 0
-        listener.setblocking(False)
-        messages = []
-        while True:
-            try:
-                messages.append(listener.recv(4096).decode())
-            except BlockingIOError:
-                break
+        try:
+            assert Daemon(settings(gallery, key, f"file://{clip}"), until_end=True,
+                          pin_factory=mock_factory).run() == 0
+        finally:
+            monkeypatch.delenv("NOTIFY_SOCKET")
+            done.set()
+            reader.join(5)
     ready = next(index for index, message in enumerate(messages) if "READY=1" in message)
     assert any(message.startswith("STATUS=loading models") for message in messages[:ready])
     assert sum(message == "WATCHDOG=1" for message in messages[ready:]) >= 7  # one per loop iteration
     assert "STOPPING=1" in messages[-1]
+
+
+def test_face_crops_are_stored_only_when_enabled(tmp_path, enrolled, pipeline, mock_factory):
+    gallery, key = enrolled
+    clip = write_clip(tmp_path / "ann.avi", person_frames(ENROLLED[0], 3))
+    for store in (False, True):
+        folder = tmp_path / f"store-{store}"
+        events_path = folder / "events.jsonl"
+        Daemon(settings(gallery, key, f"file://{clip}", **{"events.file": str(events_path),
+                                                          "events.store_faces": store}),
+               until_end=True, pin_factory=mock_factory, pipeline=pipeline).run()
+        events = read_events(events_path)
+        assert len(events) == 3
+        if not store:
+            assert not (folder / "faces").exists() and all("face_image" not in event for event in events)
+            continue
+        crops = [cv2.imread(event["face_image"]) for event in events]
+        assert all(crop is not None and 80 <= min(crop.shape[:2]) <= 240 for crop in crops)
+
+
+def test_the_exit_button_opens_the_door_and_is_logged(tmp_path, enrolled, pipeline, mock_factory):
+    gallery, key = enrolled
+    clip = write_clip(tmp_path / "stranger.avi", person_frames(STRANGERS[0], 4))
+    events_path = tmp_path / "events.jsonl"
+
+    def on_event(event, door):
+        if event["frame"] == 1:  # someone inside presses request-to-exit (the contact pulls the pin low)
+            mock_factory.pin("BOARD15").drive_low()
+
+    Daemon(settings(gallery, key, f"file://{clip}", **{"events.file": str(events_path), "door.exit_pin": "BOARD15"}),
+           until_end=True, pin_factory=mock_factory, pipeline=pipeline, on_event=on_event).run()
+    events = read_events(events_path)
+    assert [event["reason"] for event in events if event["unlock"]] == ["exit button"]
+    assert all(event["person"] is None for event in events)
+    assert levels(mock_factory.pin(PIN)) == [False, True, False]

@@ -1,0 +1,145 @@
+"""Frame latency and sustained frame rate of the door daemon on this CPU.
+
+Runs the real daemon loop (edge.daemon.loop.Daemon: decode, detect, align,
+embed, gallery search, K-of-N decision, door, event log) over a 640x480 MJPG
+clip with one face in every frame, read through file:// as fast as the daemon
+can take frames, with the relay on a gpiozero MockFactory pin. Once per
+embedding engine precision: FP32, and INT8 when `edge-verify build` has made
+one (the detector stays FP32: that is what the kiosk runs).
+
+Per frame, from the daemon's own events:
+  decode -> decision = read_ms (the file read and MJPG decode)
+                     + latency_ms (decoded frame -> decision, door driven)
+reported as p50 and p95 over all frames after a warm-up; sustained fps is
+frames judged / wall time of the loop.
+
+    OMP_NUM_THREADS=1 python benchmarks/daemon_latency.py --threads 1 --json daemon_latency.json
+
+Photos: the demo photos that ship with the package (edge/demo_data); three
+people are enrolled, the clip shows one of them with a photo not enrolled.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+WARMUP_FRAMES = 10
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--frames", type=int, default=300, help="frames in the clip (default 300)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads per engine (default: ONNX Runtime's choice)")
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "int8"], choices=["fp32", "fp16", "int8"],
+                        help="embedding engines to measure; ones not built are reported as missing (default fp32 int8)")
+    parser.add_argument("--json", type=Path, default=Path("daemon_latency.json"), help="write the figures here")
+    return parser.parse_args(argv)
+
+
+def write_clip(path: Path, frames: int) -> None:
+    import cv2
+
+    from edge.demo import FACE_SIDE, FRAME_SIZE, demo_photo
+
+    photo = cv2.resize(cv2.imread(str(demo_photo("Colin_Powell", 3))), (FACE_SIDE, FACE_SIDE))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30.0, FRAME_SIZE)
+    rng = np.random.default_rng(0)
+    for _ in range(frames):
+        frame = np.full((FRAME_SIZE[1], FRAME_SIZE[0], 3), 96, np.uint8)
+        dx, dy = rng.integers(-6, 7, size=2)
+        left, top = (FRAME_SIZE[0] - FACE_SIDE) // 2 + dx, (FRAME_SIZE[1] - FACE_SIDE) // 2 + dy
+        frame[top:top + FACE_SIDE, left:left + FACE_SIDE] = photo
+        writer.write(frame)
+    writer.release()
+
+
+def measure(precision: str, threads, clip: Path, folder: Path) -> dict:
+    from gpiozero.pins.mock import MockFactory
+
+    from edge.daemon import config
+    from edge.daemon.loop import Daemon
+    from edge.demo import enroll
+    from edge.pipeline import FacePipeline
+
+    pipeline = FacePipeline.load(precision=precision, threads=threads)
+    enroll(pipeline, folder, log=lambda line: None)
+    settings = config.resolve({
+        "source.uri": f"file://{clip}", "door.pin": "BOARD11", "door.pulse_s": 1.0,
+        "gallery.path": str(folder / "gallery.sqlite"), "gallery.key": str(folder / "gallery.key"),
+        "events.file": str(folder / "events.jsonl"), "events.stdout": False,
+    }, {}, origin="the benchmark")
+    factory = MockFactory()
+    daemon = Daemon(settings, until_end=True, pin_factory=factory, pipeline=pipeline)
+    daemon.run()
+    wall = time.monotonic() - daemon.stats.started
+    factory.close()
+    events = [json.loads(line) for line in (folder / "events.jsonl").read_text().splitlines()]
+    judged = [event for event in events if event["frame"] >= WARMUP_FRAMES]
+    total = np.array([event["read_ms"] + event["latency_ms"] for event in judged])
+    decode = np.array([event["read_ms"] for event in judged])
+    after = np.array([event["latency_ms"] for event in judged])
+    return {
+        "precision": precision,
+        "frames": daemon.stats.frames,
+        "frames_with_face": len(events),
+        "unlocks": daemon.stats.unlocks,
+        "matched": sum(1 for event in events if event["person"] == "Colin_Powell"),
+        "latency_ms_p50": round(float(np.percentile(total, 50)), 2),
+        "latency_ms_p95": round(float(np.percentile(total, 95)), 2),
+        "decode_ms_p50": round(float(np.percentile(decode, 50)), 2),
+        "decided_after_decode_ms_p50": round(float(np.percentile(after, 50)), 2),
+        "sustained_fps": round(daemon.stats.frames / wall, 2),
+    }
+
+
+def machine() -> dict:
+    import onnxruntime
+
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
+    return {"cpu": model, "cpus": os.cpu_count(), "onnxruntime": onnxruntime.__version__,
+            "python": platform.python_version(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
+
+
+def main(argv=None) -> int:
+    from edge.models import registry
+
+    args = parse_args(argv)
+    results, missing = [], []
+    with tempfile.TemporaryDirectory(prefix="daemon-latency-") as scratch:
+        scratch = Path(scratch)
+        clip = scratch / "one_face_640x480.avi"
+        write_clip(clip, args.frames)
+        for precision in args.precisions:
+            if not registry.engine_path(registry.EMBEDDING, precision, "onnxruntime").exists():
+                missing.append(precision)
+                continue
+            folder = scratch / precision
+            folder.mkdir()
+            results.append(measure(precision, args.threads, clip, folder))
+    report = {"machine": machine(), "threads": args.threads, "frame_size": [640, 480], "warmup_frames": WARMUP_FRAMES,
+              "results": results, "not_built": missing}
+    print(f"{'engine':<8} {'p50 ms':>8} {'p95 ms':>8} {'fps':>7} {'decode p50':>11} {'faces':>6} {'matched':>8}")
+    for row in results:
+        print(f"{row['precision']:<8} {row['latency_ms_p50']:>8.1f} {row['latency_ms_p95']:>8.1f} "
+              f"{row['sustained_fps']:>7.1f} {row['decode_ms_p50']:>11.1f} {row['frames_with_face']:>6} "
+              f"{row['matched']:>8}")
+    for precision in missing:
+        print(f"{precision:<8} not built (edge-verify build --model embedding --precision {precision})")
+    print(f"machine: {report['machine']['cpu']}, {report['machine']['cpus']} CPUs, threads={args.threads}")
+    args.json.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.json}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -3,7 +3,7 @@
 build/ and calibration/ install as `edge_build` and `edge_calibration`: a top-level
 module named `build` would shadow the standard `build` packaging tool.
 """
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, find_packages, setup
 
 RENAMED = {"edge_build": "build", "edge_calibration": "calibration"}
 
@@ -21,6 +21,7 @@ def renamed_packages():
 
 extra_packages, extra_dirs = renamed_packages()
 setup(
-    packages=find_packages(include=["edge", "edge.*"]) + extra_packages,
+    # Namespace discovery so data-only folders (edge/vision/kernels, edge/demo_data) ship too.
+    packages=find_namespace_packages(include=["edge", "edge.*"], exclude=["*.__pycache__"]) + extra_packages,
     package_dir={"edge": "edge", **extra_dirs},
 )

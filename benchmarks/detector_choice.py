@@ -108,8 +108,6 @@ def summary(run: dict) -> dict:
 
 def dlib_eye_centres(points):
     """(image-left eye, image-right eye) centres from dlib's 5 points (two corners per eye)."""
-    import numpy as np
-
     first, second = points[0:2].mean(axis=0), points[2:4].mean(axis=0)
     return (first, second) if first[0] < second[0] else (second, first)
 

@@ -114,7 +114,7 @@ def prepare_home(home: Optional[Path]) -> tuple[Path, bool]:
 # -- enrollment and the clip --------------------------------------------------------------------
 
 def enroll(pipeline, home: Path, log: Callable[[str], None]) -> dict:
-    from edge.daemon.watch import embedding_model_id
+    from edge.verify.api import embedding_space
     from edge.gallery import open_gallery
     from edge.vision.image import load_image
 
@@ -123,7 +123,7 @@ def enroll(pipeline, home: Path, log: Callable[[str], None]) -> dict:
         for name in ENROLLED:
             photos = [demo_photo(name, number) for number in ENROLL_PHOTOS]
             vectors = np.stack([pipeline.embed_primary(load_image(photo), str(photo)) for photo in photos])
-            gallery.add_person_templates(name, vectors, model=embedding_model_id(pipeline.manifest), actor="demo")
+            gallery.add_person_templates(name, vectors, model=embedding_space(pipeline.manifest), actor="demo")
             enrolled[name] = [photo.name for photo in photos]
             log(f"enrolled {name} from {', '.join(photo.name for photo in photos)}")
     return enrolled
@@ -200,7 +200,7 @@ def demo_settings(home: Path, clip: Path):
 
 
 def threshold_line(manifest: dict, templates: int, stranger_rate: float) -> str:
-    from edge.daemon.decision import gallery_threshold, impostor_tail
+    from edge.gallery.threshold import gallery_threshold, impostor_tail
 
     value = gallery_threshold(manifest, templates, stranger_rate)
     if impostor_tail(manifest) is None:

@@ -99,3 +99,7 @@ class DuplicateFaceError(EnrollmentError):
     """The new face matches a person enrolled under another name (override with --force)."""
 
     exit_code = 4
+
+
+class DatasetError(EdgeVerifyError):
+    """Training data that cannot be used: missing folder, too few people or faces."""

@@ -21,7 +21,7 @@ Ask the person to stand at arm's length, look at the camera, and move their
 head a little between frames. Every frame is checked: exactly one face, large
 enough, sharp, upright and facing the camera, not too dark, too bright or too
 flat. Rejected frames are listed with the reason and the measured value, e.g.
-"too blurred: sharpness 9.1 < 16". Enrollment stops at --count good frames, or
+"too blurred: sharpness 9.1 < 18". Enrollment stops at --count good frames, or
 fails, storing nothing, when the source ends (or --timeout passes) with fewer
 than --min-count. Then check the result with `edge-verify identify PHOTO`.
 

@@ -13,7 +13,7 @@ own) **and** P is not in their cooldown (default 5 s after P's last unlock, so a
 person standing at the door does not re-trigger the pulse every frame). Unknown
 faces are reported, never let in.
 
-The threshold (:func:`gallery_threshold`)
+The threshold (edge.gallery.threshold.gallery_threshold)
 -----------------------------------------
 A stranger at the door is compared with every template in the gallery, so the
 1:1 threshold stored in the engine manifest lets in more strangers as the gallery
@@ -35,49 +35,11 @@ from typing import Optional
 
 import numpy as np
 
-from edge.exc import EngineError
 from edge.gallery.search import search
-from edge.gallery.threshold import openset_threshold_from_tail
 
 DEFAULT_K = 3
 DEFAULT_N = 5
 DEFAULT_COOLDOWN_S = 5.0
-
-
-# -- thresholds ---------------------------------------------------------------------------------
-
-def impostor_tail(manifest: dict) -> Optional[dict]:
-    """The manifest's impostor tail ({"count", "distances"}), None when it has none; EngineError if malformed."""
-    tail = manifest.get("impostor_tail")
-    if tail is None:
-        # Manifests written before the tail moved to the top level carried the model
-        # contract's extra keys inside "preprocess".
-        tail = (manifest.get("preprocess") or {}).get("impostor_tail")
-    if tail is None:
-        return None
-    try:
-        count = tail["count"]
-        distances = np.asarray(tail["distances"], dtype=np.float64).reshape(-1)
-        good = (isinstance(count, int) and not isinstance(count, bool) and 0 < distances.size <= count
-                and bool(np.all(np.isfinite(distances))) and bool(np.all(np.diff(distances) >= 0)))
-    except (TypeError, KeyError, ValueError):
-        good = False
-    if not good:
-        raise EngineError(f"the embedding engine manifest's impostor_tail is malformed (needs count >= the number "
-                          f"of sorted finite distances); rebuild the engine ({manifest.get('name', 'embedding')})")
-    return {"count": int(count), "distances": distances}
-
-
-def gallery_threshold(manifest: dict, n_templates: int, target_rate: float = 1e-3) -> float:
-    """The match threshold for a gallery of ``n_templates`` templates (the rule is in the module docstring)."""
-    one_to_one = float(manifest["threshold"])
-    if not math.isfinite(one_to_one) or one_to_one <= 0:
-        raise EngineError(f"the embedding engine manifest states no usable threshold ({manifest['threshold']!r})")
-    tail = impostor_tail(manifest)
-    if tail is None:
-        return one_to_one
-    return openset_threshold_from_tail(tail["distances"], tail["count"], max(int(n_templates), 1), target_rate,
-                                       verification_threshold=one_to_one)
 
 
 # -- one frame ----------------------------------------------------------------------------------

@@ -15,20 +15,12 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from edge.daemon.decision import Observation, gallery_threshold, impostor_tail, match_probe
+from edge.daemon.decision import Observation, match_probe
+from edge.verify.api import embedding_space
+from edge.gallery.threshold import gallery_threshold, impostor_tail
 from edge.exc import GalleryError
 
 log = logging.getLogger(__name__)
-
-
-def embedding_model_id(manifest: dict) -> str:
-    """The id templates are stored under: one embedding space, whatever the precision or backend.
-
-    Unit-length and raw descriptors of the same network are different spaces
-    (distances and thresholds differ), so the normalisation is part of the id.
-    """
-    model = str(manifest["model"])
-    return f"{model}+l2" if manifest.get("embedding_normalization") == "l2" else model
 
 
 def embedding_dim(manifest: dict) -> int:
@@ -42,7 +34,7 @@ class LiveGallery:
 
         self.gallery = gallery
         self.manifest = manifest
-        self.model = embedding_model_id(manifest)
+        self.model = embedding_space(manifest)
         self.dim = embedding_dim(manifest)
         self.fixed_threshold = threshold
         self.stranger_rate = stranger_rate

@@ -26,6 +26,7 @@ from edge.enroll.quality import assess
 from edge.exc import DuplicateFaceError, EnrollmentError, GalleryError, ImageError
 from edge.gallery.inputs import check_name
 from edge.gallery.search import person_distances, search
+from edge.verify.api import embedding_space
 
 # Below three templates a single unlucky frame (a blink, a shadow) is a third or
 # more of the person; with the default five, two frames may be lost to a
@@ -97,7 +98,7 @@ def enroll(name: str, pipeline, gallery, frames: Iterable, count: int = DEFAULT_
     warnings: list[str] = []
     details: dict = {}
     problems = [("frames", one_person_problem(matrix, threshold))]
-    names, index, gallery_matrix = gallery.load_matrix(pipeline.manifest["model"])
+    names, index, gallery_matrix = gallery.load_matrix(embedding_space(pipeline.manifest))
     duplicate, other = duplicate_problem(matrix, names, index, gallery_matrix, name, threshold)
     problems.append(("duplicate", duplicate))
     if append and name in names:
@@ -111,7 +112,7 @@ def enroll(name: str, pipeline, gallery, frames: Iterable, count: int = DEFAULT_
         warnings.append(f"{problem}; enrolled anyway (--force)")
         report(f"warning: {warnings[-1]}")
         details[f"forced_{kind}"] = other if kind == "duplicate" else problem
-    stored = gallery.add_person_templates(name, matrix, pipeline.manifest["model"], actor, quality, append=append,
+    stored = gallery.add_person_templates(name, matrix, embedding_space(pipeline.manifest), actor, quality, append=append,
                                           audit_details=details or None)
     return EnrollResult(name, stored, seen, append and name in enrolled, rejected, quality, warnings)
 

@@ -16,6 +16,7 @@ from edge.exc import ImageError
 from edge.gallery.search import search
 from edge.gallery.threshold import OpenSetChoice, choose_threshold
 from edge.pipeline import primary_face_index
+from edge.verify.api import embedding_space
 
 
 @dataclass
@@ -29,7 +30,7 @@ class GallerySnapshot:
 
     @classmethod
     def load(cls, gallery, manifest: dict, target_rate: float = 1e-3) -> "GallerySnapshot":
-        names, index, matrix = gallery.load_matrix(manifest["model"])
+        names, index, matrix = gallery.load_matrix(embedding_space(manifest))
         return cls(names, index, matrix, choose_threshold(manifest, len(matrix), target_rate))
 
 

@@ -65,24 +65,24 @@ MAX_YAW_DEG = 50.0
 # 0.28-0.72.
 PITCH_RANGE = (0.2, 0.85)
 
-# Mean grey level of the face (0-255). Fixture faces 74-170, LFW 54-192. Below 40
+# Mean grey level of the face (0-255). Fixture faces 73-170, LFW 54-193. Below 40
 # the face is mostly sensor noise and JPEG blocks; above 215 skin clips to white.
 # A photo darkened to 15 % measures 12-25, one washed out (0.4 x + 190) 222-250.
 BRIGHTNESS_RANGE = (40.0, 215.0)
 
-# Standard deviation of the face's grey levels. Fixture faces 19-68, LFW: 1st
-# percentile 20, least 16. Contrast flattened to a quarter (fog, glare, a washed
+# Standard deviation of the face's grey levels. Fixture faces 19-67, LFW: 1st
+# percentile 19, least 16. Contrast flattened to a quarter (fog, glare, a washed
 # out screen) measures 5-17.
 MIN_CONTRAST = 14.0
 
 # Variance of the Laplacian of the face after its grey levels are scaled to a
 # standard deviation of 50, so that a dark or flat face (judged by the gates
-# above) is not also called blurred. Fixture faces 19-204 (the least, Hugo_
-# Chavez_0003, is a soft photo), LFW: 1st percentile 25, median 102; the same
-# photos blurred with a Gaussian of sigma 3 px measure 1-16, sigma 2 px 3-29.
+# above) is not also called blurred. Fixture faces 20-210 (the least, Hugo_
+# Chavez_0003, is a soft photo), LFW: 1st percentile 25, median 97; the fixture
+# photos blurred with a Gaussian of sigma 3 px measure 1-17, sigma 2 px 3-30.
 # So this catches heavy focus or motion blur only; LFW's 250 px JPEGs are softer
 # than a kiosk camera's frames, whose faces are larger and downsampled into the chip.
-MIN_SHARPNESS = 16.0
+MIN_SHARPNESS = 18.0
 SHARPNESS_SCALE = 50.0
 
 

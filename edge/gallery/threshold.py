@@ -184,8 +184,8 @@ def impostor_tail(manifest: dict) -> dict | None:
                                "rebuild the engine") from error
     if distances.size == 0 or count < distances.size or not np.all(np.isfinite(distances)) \
             or np.any(distances[1:] < distances[:-1]):
-        raise ManifestMismatch("the embedding manifest's impostor_tail must hold 1 to count finite distances in "
-                               "ascending order; rebuild the engine")
+        raise ManifestMismatch("the embedding manifest's impostor_tail is malformed: it must hold 1 to count finite "
+                               "distances in ascending order; rebuild the engine")
     return {"count": count, "distances": distances}
 
 

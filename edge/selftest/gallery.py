@@ -13,6 +13,7 @@ from edge.gallery.crypto import default_key_path, load_key
 from edge.gallery.store import Gallery
 from edge.gallery.threshold import choose_threshold
 from edge.selftest.runner import Result
+from edge.verify.api import embedding_space
 
 AFTER_OPEN = ("decrypt", "people", "model", "threshold")
 RUN_AS_SERVICE = ("run the selftest as the service user: sudo -u edge-verify EDGE_VERIFY_HOME=/var/lib/edge-verify "
@@ -88,7 +89,7 @@ class GalleryProbe:
         stored = self.gallery.model()
         if stored is None:
             return Result.skipped("no templates yet, so no model to compare")
-        engine_model = self.embedding_manifest()["model"]
+        engine_model = embedding_space(self.embedding_manifest())
         if stored != engine_model:
             return Result.failed(f"templates were made with model {stored!r} but the embedding engine is "
                                  f"{engine_model!r}: their distances mean nothing; use an engine of the gallery's "

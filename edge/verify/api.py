@@ -54,3 +54,15 @@ def l2_normalize(embeddings: np.ndarray) -> np.ndarray:
     embeddings = np.asarray(embeddings, dtype=np.float32)
     norms = np.linalg.norm(embeddings, axis=-1, keepdims=True)
     return np.divide(embeddings, norms, out=np.zeros_like(embeddings), where=norms > 0)
+
+
+def embedding_space(manifest: dict) -> str:
+    """The id templates are stored under: embeddings that may be compared with each other.
+
+    One id per model and normalisation, whatever the precision or backend (an INT8
+    engine's templates stay comparable with FP32 ones). Unit-length and raw
+    descriptors of the same network are different spaces, so the normalisation is
+    part of the id, and a gallery enrolled in another space is refused, not misread.
+    """
+    model = str(manifest["model"])
+    return f"{model}+l2" if manifest.get("embedding_normalization") == "l2" else model

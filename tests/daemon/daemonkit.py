@@ -57,7 +57,7 @@ def write_clip(path: Path, frames: list, fps: float = 10.0) -> Path:
 
 def make_gallery(folder: Path, pipeline, people=ENROLLED, model: str | None = None) -> tuple[Path, Path]:
     """A real encrypted gallery with ``people`` enrolled from photos 1 and 2; returns (gallery, key)."""
-    from edge.daemon.watch import embedding_model_id
+    from edge.verify.api import embedding_space
     from edge.gallery import open_gallery
     from edge.vision.image import load_image
 
@@ -65,7 +65,7 @@ def make_gallery(folder: Path, pipeline, people=ENROLLED, model: str | None = No
     with open_gallery(gallery_path, key_path, create=True, actor="test") as gallery:
         for name in people:
             vectors = np.stack([pipeline.embed_primary(load_image(photo(name, n))) for n in ENROLL_PHOTOS])
-            gallery.add_person_templates(name, vectors, model=model or embedding_model_id(pipeline.manifest),
+            gallery.add_person_templates(name, vectors, model=model or embedding_space(pipeline.manifest),
                                          actor="test")
     return gallery_path, key_path
 

@@ -229,7 +229,7 @@ def test_templates_of_another_model_refuse_to_start(tmp_path, pipeline, mock_fac
 
 def test_gallery_changes_apply_without_a_restart(tmp_path, pipeline, mock_factory):
     """A person is enrolled while the daemon watches them (unknown, then let in), then removed."""
-    from edge.daemon.watch import embedding_model_id
+    from edge.verify.api import embedding_space
     from edge.gallery import open_gallery
     from edge.vision.image import load_image
     from daemonkit import photo
@@ -244,7 +244,7 @@ def test_gallery_changes_apply_without_a_restart(tmp_path, pipeline, mock_factor
     def on_event(event, door):
         seen.append(event)
         if len(seen) == 3:  # three frames judged unknown: now the installer enrolls them
-            admin.add_person_templates(newcomer, vectors, model=embedding_model_id(pipeline.manifest),
+            admin.add_person_templates(newcomer, vectors, model=embedding_space(pipeline.manifest),
                                        actor="test")
         if event["unlock"]:
             admin.remove_person(newcomer, actor="test")

@@ -6,7 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from edge.daemon.decision import Decider, Observation, gallery_threshold, impostor_tail, match_probe
+from edge.daemon.decision import Decider, Observation, match_probe
+from edge.gallery.threshold import ThresholdFallbackWarning, gallery_threshold, impostor_tail
 from edge.exc import EngineError
 from edge.gallery.threshold import openset_threshold, openset_threshold_from_tail
 
@@ -149,7 +150,8 @@ def test_a_tail_too_short_for_the_rule_stops_below_its_last_distance():
 
 
 def test_without_a_tail_the_one_to_one_threshold_is_used():
-    assert gallery_threshold(manifest_with(None, threshold=0.55), 500) == 0.55
+    with pytest.warns(ThresholdFallbackWarning):
+        assert gallery_threshold(manifest_with(None, threshold=0.55), 500) == 0.55
 
 
 def test_a_tail_inside_preprocess_is_read_too():

@@ -1,0 +1,1 @@
+"""Training: Siamese embedding models and the attribute/liveness model."""

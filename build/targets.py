@@ -60,11 +60,27 @@ def embedding_parts(checkpoint: Path) -> list[Part]:
     from edge_build.models import dlib_resnet
 
     if checkpoint.exists():
-        module, contract = dlib_resnet.load_checkpoint(checkpoint)
+        module, contract = embedding_loader(checkpoint).load_checkpoint(checkpoint)
         return [Part("embedding", module, contract, checkpoint, file_sha256(checkpoint))]
     original = source_file("dlib_resnet", checkpoint)
     module = dlib_resnet.load_dlib_resnet(original)
     return [Part("embedding", module, dict(dlib_resnet.CONTRACT), original, file_sha256(original))]
+
+
+# checkpoint "arch" -> module with load_checkpoint(path) -> (module, contract);
+# a fine-tuned dlib ResNet keeps dlib's arch id, so it needs no entry of its own
+EMBEDDING_ARCHS = {"dlib_resnet_v1": "edge_build.models.dlib_resnet", "koch_siamese": "edge_build.models.koch",
+                   "mobilefacenet": "edge_build.models.mobilefacenet"}
+
+
+def embedding_loader(checkpoint: Path):
+    from edge_build.training.checkpoint import read_checkpoint
+
+    arch = read_checkpoint(checkpoint)["arch"]
+    if arch not in EMBEDDING_ARCHS:
+        raise ModelError(f"checkpoint {checkpoint} holds a {arch!r} network; embedding checkpoints are "
+                         f"{', '.join(EMBEDDING_ARCHS)}")
+    return importlib.import_module(EMBEDDING_ARCHS[arch])
 
 
 def detector_parts(checkpoint: Path) -> list[Part]:

@@ -103,3 +103,7 @@ class DuplicateFaceError(EnrollmentError):
 
 class DatasetError(EdgeVerifyError):
     """Training data that cannot be used: missing folder, too few people or faces."""
+
+
+class NoAttributesEngine(EngineError):
+    """No attribute (liveness) engine has been built; train one and run the build step."""

@@ -4,8 +4,9 @@ Data, either
 * a labels file (CelebA style: image name, then -1 or 1 per attribute; a header
   line names the attributes; 0 means unknown and is left out of the loss), or
 * a NUAA-style folder with ``real/`` and ``fake/`` (no labels file): ``live`` is
-  1 for real/ and -1 for fake/, and ``Eyeglasses`` comes from the file name
-  ``ID_glasses_pos_session_picNo`` (glasses 00 = with, 01 = without).
+  1 for real/ and -1 for fake/. (NUAA's file names also say whether the subject
+  wears glasses, but glasses are constant per subject there: a head trained on
+  them learns who the subject is, so it is not derived.)
 
 A photo's subject is the file name up to its first underscore (NUAA: 0001-0009).
 Subjects, never frames, are split three ways (sorted; see ``split_subjects``):
@@ -55,13 +56,11 @@ def nuaa_dataset(root: Path) -> Dataset:
     paths, labels = [], []
     for folder, live in (("real", 1), ("fake", -1)):
         for path in sorted(p for p in (root / folder).rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS):
-            fields = path.stem.split("_")
-            glasses = {"00": 1, "01": -1}.get(fields[1], 0) if len(fields) > 1 else 0
             paths.append(path)
-            labels.append([live, glasses])
+            labels.append([live])
     if not paths:
         raise ConfigError(f"{root}: real/ and fake/ hold no images")
-    return Dataset(paths, np.asarray(labels, dtype=np.int8), ["live", "Eyeglasses"], [subject_of(p) for p in paths])
+    return Dataset(paths, np.asarray(labels, dtype=np.int8), ["live"], [subject_of(p) for p in paths])
 
 
 def read_labels(labels_file: Path) -> tuple[list[str], dict[str, list[int]]]:
@@ -244,3 +243,168 @@ def normalise(chips_uint8: np.ndarray, contract: dict) -> np.ndarray:
     mean = np.asarray(contract["mean"], dtype=np.float32)
     std = np.asarray(contract["std"], dtype=np.float32)
     return ((chips_uint8.astype(np.float32) - mean) / std).transpose(0, 3, 1, 2).copy()
+
+
+# ------------------------------------------------------------------ training
+
+def resume_path(out: Path) -> Path:
+    return out.with_name(out.stem + ".resume.pt")
+
+
+SHIFT_PX = 6
+
+
+def augment(batch, generator):
+    """Mirror half the faces, move them a few pixels, jitter brightness, contrast
+    and colour balance: a print's cues (texture, flatness) survive all of these,
+    while a subject's lighting, camera and exact alignment should not matter."""
+    import torch
+
+    n = len(batch)
+    flip = torch.rand(n, generator=generator) < 0.5
+    batch = torch.where(flip.view(-1, 1, 1, 1), batch.flip(3), batch)
+    dy, dx = (int(v) for v in torch.randint(-SHIFT_PX, SHIFT_PX + 1, (2,), generator=generator))
+    batch = torch.roll(batch, shifts=(dy, dx), dims=(2, 3))
+    gain = 1 + 0.3 * (torch.rand(n, 1, 1, 1, generator=generator) - 0.5)
+    colour = 1 + 0.1 * (torch.rand(n, 3, 1, 1, generator=generator) - 0.5)
+    offset = 0.1 * (torch.rand(n, 1, 1, 1, generator=generator) - 0.5)
+    return batch * gain * colour + offset
+
+
+def masked_bce(logits, labels):
+    """BCE over known labels only (0 = unknown)."""
+    import torch
+    import torch.nn.functional as F
+
+    known = labels != 0
+    targets = (labels > 0).float()
+    losses = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+    return (losses * known).sum() / known.sum().clamp(min=1)
+
+
+def train_epoch(module, optimiser, inputs, labels, batch: int, generator, progress: bool, epoch: int) -> float:
+    import torch
+    from tqdm import tqdm
+
+    module.train()
+    order = torch.randperm(len(inputs), generator=generator)
+    total, seen = 0.0, 0
+    steps = range(0, len(order), batch)
+    for start in tqdm(steps, desc=f"epoch {epoch}", unit="batch", file=sys.stderr, leave=False, disable=not progress):
+        pick = order[start:start + batch]
+        x = augment(torch.from_numpy(inputs[pick.numpy()]), generator)
+        y = torch.from_numpy(labels[pick.numpy()].astype(np.float32))
+        optimiser.zero_grad()
+        loss = masked_bce(module(x), y)
+        loss.backward()
+        optimiser.step()
+        total += loss.item() * len(pick)
+        seen += len(pick)
+    return total / max(seen, 1)
+
+
+def predict(module, inputs: np.ndarray, batch: int = 64) -> np.ndarray:
+    """Probabilities (N, K) in eval mode."""
+    import torch
+
+    module.eval()
+    outs = []
+    with torch.no_grad():
+        for start in range(0, len(inputs), batch):
+            outs.append(module(torch.from_numpy(inputs[start:start + batch])).numpy())
+    return sigmoid(np.concatenate(outs)) if outs else np.zeros((0, 0))
+
+
+@dataclass
+class Prepared:
+    dataset: Dataset
+    inputs: np.ndarray  # normalised chips of photos with a face
+    labels: np.ndarray
+    subjects: list[str]
+    faceless: list[str]
+    cache: Path
+
+
+def prepare(args, contract_for, echo) -> Prepared:
+    from edge import paths
+
+    dataset = load_dataset(args.data, args.labels)
+    cache_dir = Path(getattr(args, "cache", None) or paths.home() / "cache" / "attribute-chips")
+    chips, found, cache = cached_chips(dataset.paths, cache_dir, progress=getattr(args, "progress", True))
+    faceless = [str(p) for p, ok in zip(dataset.paths, found) if not ok]
+    echo(f"{len(dataset.paths)} photos, {int(found.sum())} with a face ({len(faceless)} without, left out); chips in {cache}")
+    keep = np.flatnonzero(found)
+    contract = contract_for(dataset.attributes)
+    return Prepared(dataset, normalise(chips[keep], contract), dataset.labels[keep],
+                    [dataset.subjects[i] for i in keep], faceless, cache)
+
+
+def run(args, echo=print) -> dict:
+    """Train (or resume) and write the checkpoint; returns the validation figures.
+
+    ``args``: data, labels (or None), out (checkpoint path, default
+    $EDGE_VERIFY_HOME/models/checkpoints/attributes.pt), epochs, batch, seed,
+    resume (bool), backbone ("small"), threads (or None)."""
+    import torch
+
+    from edge_build.models import attributes as model
+    from edge_build.targets import checkpoint_path
+
+    if getattr(args, "backbone", None) not in (None, *BACKBONES):
+        raise ConfigError(f"unknown backbone {args.backbone!r} for attributes; available: {', '.join(BACKBONES)}")
+    if args.epochs < 1 or args.batch < 1:
+        raise ConfigError("--epochs and --batch must be at least 1")
+    if args.threads:
+        torch.set_num_threads(int(args.threads))
+    out = Path(args.out) if args.out else checkpoint_path("attributes")
+    prepared = prepare(args, model.make_contract, echo)
+    contract = model.make_contract(prepared.dataset.attributes)
+    split = split_subjects(prepared.subjects)
+    parts = {name: indices_for(prepared.subjects, chosen) for name, chosen in split.items()}
+    echo("subjects: " + "; ".join(f"{name} {','.join(ids)} ({len(parts[name])} faces)" for name, ids in split.items()))
+
+    torch.manual_seed(args.seed)
+    generator = torch.Generator().manual_seed(args.seed)
+    module = model.build_module(contract)
+    optimiser = torch.optim.Adam(module.parameters(), lr=LR, weight_decay=1e-4)
+    history, first_epoch = [], 1
+    if args.resume:
+        first_epoch, history = resume(resume_path(out), module, optimiser, generator, contract, split)
+        echo(f"resuming from {resume_path(out)} at epoch {first_epoch}")
+    fit_x, fit_y = prepared.inputs[parts["fit"]], prepared.labels[parts["fit"]]
+    for epoch in range(first_epoch, args.epochs + 1):
+        loss = train_epoch(module, optimiser, fit_x, fit_y, args.batch, generator, getattr(args, "progress", True), epoch)
+        history.append({"epoch": epoch, "loss": loss})
+        echo(f"epoch {epoch}/{args.epochs}: training loss {loss:.4f}")
+        model.save_checkpoint(resume_path(out), module, contract, extra={
+            "epoch": epoch, "history": history, "split": split, "optimiser": optimiser.state_dict(),
+            "generator": generator.get_state(), "torch_rng": torch.get_rng_state()})
+
+    dev, test = parts["dev"], parts["test"]
+    thresholds = choose_thresholds(predict(module, prepared.inputs[dev]), prepared.labels[dev], contract["attributes"])
+    figures = evaluate(predict(module, prepared.inputs[test]), prepared.labels[test], contract["attributes"], thresholds)
+    contract = model.make_contract(contract["attributes"], thresholds)
+    contract["validation"] = {"split": split, "thresholds_chosen_on": "dev subjects (equal error rate)",
+                              "test": figures, "faceless_photos": len(prepared.faceless),
+                              "epochs": len(history), "seed": args.seed, "data": str(args.data)}
+    model.save_checkpoint(out, module, contract, extra={"history": history})
+    echo(f"wrote {out}")
+    echo(json.dumps({"thresholds": thresholds, "held_out_subjects": split["test"], "figures": figures}, indent=2))
+    return contract["validation"]
+
+
+def resume(path: Path, module, optimiser, generator, contract: dict, split: dict) -> tuple[int, list]:
+    import torch
+
+    from edge_build.models import attributes as model
+
+    state = model.read_checkpoint(path)
+    if state["contract"]["attributes"] != contract["attributes"]:
+        raise ConfigError(f"{path} was trained for attributes {state['contract']['attributes']}, not {contract['attributes']}")
+    if state.get("split") != split:
+        raise ConfigError(f"{path} was trained with another subject split; the data changed, start without --resume")
+    module.load_state_dict(state["state_dict"])
+    optimiser.load_state_dict(state["optimiser"])
+    generator.set_state(state["generator"])
+    torch.set_rng_state(state["torch_rng"])
+    return int(state["epoch"]) + 1, list(state["history"])

@@ -73,11 +73,16 @@ def pipeline_chipper(pipeline, size: int = CACHE_SIZE) -> Callable[[Path], np.nd
     from edge.pipeline import primary_face_index
     from edge.vision.image import load_image
 
+    from edge.exc import ImageError
+
     mean = pipeline.mean.reshape(3, 1, 1)
     std = pipeline.std.reshape(3, 1, 1)
 
     def chip(path: Path):
-        image = load_image(path)
+        try:
+            image = load_image(path)
+        except ImageError:
+            return None  # an unreadable photo is dropped like a photo without a face, and listed
         faces = pipeline.detect(image)
         if not faces:
             return None

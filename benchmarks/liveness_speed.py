@@ -1,0 +1,97 @@
+"""Cost per frame of the liveness (attributes) engine, and its figures on a NUAA-style folder.
+
+Speed: one aligned chip per call (the daemon's case: one face per frame), ONNX
+Runtime on one CPU thread, p50/p95 over many calls after a warm-up, for each
+attributes engine precision that `edge-verify build --model attributes` made.
+Detection and alignment are not counted: the daemon has the chip already (it
+aligns once for the embedding engine).
+
+Accuracy (with --data DIR, a folder with real/ and fake/): APCER and BPCER at
+the shipped threshold on the subjects given by --subjects (the held-out ones;
+the training run prints them and the manifest records them), through the
+product path (pipeline chips -> engine), so they include any INT8 loss.
+
+    OMP_NUM_THREADS=1 EDGE_VERIFY_HOME=... python benchmarks/liveness_speed.py \\
+        --data ../shared/datasets/nuaa_train --subjects 0007 0008 0009 --json liveness.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+WARMUP = 20
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--calls", type=int, default=500, help="timed calls per engine (default 500)")
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "int8"], choices=["fp32", "int8"])
+    parser.add_argument("--data", type=Path, help="NUAA-style folder (real/, fake/) to measure APCER/BPCER on")
+    parser.add_argument("--subjects", nargs="+", default=[], help="subject ids (file-name prefixes) to measure on")
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    return parser.parse_args(argv)
+
+
+def time_engine(engine, calls: int) -> dict:
+    chip = np.random.default_rng(0).normal(0, 0.3, (1, 3, 150, 150)).astype(np.float32)
+    for _ in range(WARMUP):
+        engine.run(chip)
+    times = []
+    for _ in range(calls):
+        started = time.perf_counter()
+        engine.run(chip)
+        times.append((time.perf_counter() - started) * 1e3)
+    return {"p50_ms": float(np.percentile(times, 50)), "p95_ms": float(np.percentile(times, 95)), "calls": calls}
+
+
+def held_out_chips(data: Path, subjects: list[str]):
+    """(chips, is_live) of the given subjects' photos with a face, via the product pipeline."""
+    from edge.pipeline import FacePipeline, primary_face_index
+    from edge.vision.image import load_image
+
+    pipeline = FacePipeline.load(flip=False, threads=1)
+    chips, live = [], []
+    for folder, is_live in (("real", True), ("fake", False)):
+        for path in sorted((data / folder).rglob("*.jpg")):
+            if path.stem.split("_")[0] not in subjects:
+                continue
+            image = load_image(path)
+            faces = pipeline.detect(image)
+            if faces:
+                chips.append(pipeline.align(image, [faces[primary_face_index(faces, image.shape)]]))
+                live.append(is_live)
+    return np.concatenate(chips), np.asarray(live)
+
+
+def main(argv=None) -> int:
+    from edge.liveness import live_scores, live_threshold, load_attributes_engine
+    from edge_build.training.attributes import apcer_bpcer
+
+    args = parse_args(argv)
+    figures = {}
+    held = held_out_chips(args.data, args.subjects) if args.data else None
+    for precision in args.precisions:
+        try:
+            engine = load_attributes_engine(precision, threads=1)
+        except Exception as error:  # a missing engine is reported, the other precisions still run
+            figures[precision] = {"missing": str(error)}
+            continue
+        entry = {"speed_one_thread": time_engine(engine, args.calls), "threshold": live_threshold(engine)}
+        if held is not None:
+            chips, live = held
+            scores = np.concatenate([live_scores(engine, chips[i:i + 64]) for i in range(0, len(chips), 64)])
+            apcer, bpcer = apcer_bpcer(scores, live, entry["threshold"])
+            entry.update(subjects=args.subjects, attacks=int((~live).sum()), real=int(live.sum()), apcer=apcer, bpcer=bpcer)
+        figures[precision] = entry
+        print(precision, json.dumps(entry))
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,61 @@
+"""`edge-verify liveness IMG...`: real person or printed photo?"""
+from __future__ import annotations
+
+import json
+
+HELP = """\
+Score the main face of each photo for liveness with the attributes engine
+(`edge-verify train attributes`, then `edge-verify build --model attributes`).
+The score is the probability of a real, present person; `live` compares it with
+the threshold stored in the engine's manifest. Prints one line per photo, or with
+--json one object per photo: {image, score, live, face}; `face` is false (and
+score null, live false) when no face was found. A photo of a photo is not live.
+Exit status: 0 when every photo was read, 1 when a file is unreadable.
+"""
+
+
+def register(subparsers) -> None:
+    from edge.cli.common import add_engine_arguments
+
+    parser = subparsers.add_parser("liveness", help="is the face a real person or a printed photo?", description=HELP)
+    parser.add_argument("images", nargs="+", metavar="IMG", help="photos to score")
+    parser.add_argument("--json", action="store_true", help="print a JSON list of {image, score, live, face}")
+    parser.add_argument("--attributes-precision", choices=("fp32", "fp16", "int8"), default=None,
+                        help="precision of the attributes engine (default: the same as --precision)")
+    add_engine_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def judge(pipeline, engine, image) -> dict:
+    from edge.liveness import liveness_check
+    from edge.pipeline import primary_face_index
+
+    faces = pipeline.detect(image)
+    if not faces:
+        return {"score": None, "live": False, "face": False}
+    chips = pipeline.align(image, [faces[primary_face_index(faces, image.shape)]])
+    score, live = liveness_check(engine, chips)
+    return {"score": round(score, 6), "live": live, "face": True}
+
+
+def run(args) -> int:
+    from edge.cli.common import load_pipeline
+    from edge.liveness import check_same_chips, load_attributes_engine
+    from edge.vision.image import load_image
+
+    # Read every file and find the engine before loading models: a typo fails in milliseconds.
+    images = [load_image(path) for path in args.images]
+    engine = load_attributes_engine(args.attributes_precision or args.precision, args.backend, threads=args.threads)
+    pipeline = load_pipeline(args)
+    check_same_chips(engine.manifest, pipeline.manifest)
+    results = [{"image": path, **judge(pipeline, engine, image)} for path, image in zip(args.images, images)]
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    for result in results:
+        if not result["face"]:
+            print(f"{result['image']}: no face found")
+        else:
+            verdict = "LIVE" if result["live"] else "NOT LIVE"
+            print(f"{result['image']}: {verdict} (score {result['score']:.4f}, threshold {engine.manifest['thresholds']['live']:.4f})")
+    return 0

@@ -1,0 +1,133 @@
+"""`edge-verify train`: Siamese embedding models and the attribute/liveness model.
+
+Training needs the build extra (torch); it is imported only when a training
+subcommand runs, so the runtime never loads it.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+from pathlib import Path
+
+from edge.exc import ConfigError, DatasetError, ModelError
+
+HELP = """\
+Train face models on your own photos, then build them like the shipped ones:
+
+  edge-verify train siamese --data DIR --out runs/m1
+  edge-verify build --model embedding --checkpoint runs/m1/model.pt --calibration ~/faces
+
+DIR holds one folder of photos per person. Faces are found and aligned by the product's
+own pipeline (run `edge-verify models fetch` first) and cached, so a second run starts at once.
+"""
+
+SIAMESE_HELP = """\
+Train a face-embedding network on pairs/triplets of faces (one folder of photos per person in DIR).
+
+Architectures:
+  koch           Koch et al.'s Siamese convnet on 105x105 grey (resized inside the net);
+                 --width 1 is the paper's size (fc 9216x4096, 39M weights; GPU), default 0.25 for CPUs
+  mobilefacenet  depthwise-separable bottlenecks, 128-d; --width 1 --net-input 112 is the paper's
+                 size (~1M weights), default width 0.5 at 64x64 for CPUs
+  dlib-finetune  the imported dlib ResNet with everything frozen but the last residual unit and fc
+Losses:
+  contrastive    d^2 for same pairs, max(0, margin - d)^2 for different ones (margin 1.0)
+  triplet        batch-hard triplet loss on batches of P people x 4 faces (margin 0.2)
+  bce-l1         Koch's head: sigmoid(w . |f1 - f2| + b) with binary cross-entropy
+  cosine         1 - cos for same pairs, max(0, cos - margin) for different ones (margin 0.3)
+
+Every epoch writes OUT/last.pt (with optimizer state); --resume continues from it with the same
+random draws. The end of training writes OUT/model.pt: weights plus the contract (150x150 RGB chip,
+mean/std, embedding size, metric, and the distance threshold chosen on training pairs), which
+`edge-verify build --model embedding --checkpoint OUT/model.pt` turns into an engine.
+
+GPU: install a CUDA build of torch on the training machine and pass --device cuda (the default is
+cpu; cuda is refused, never silently replaced, when torch sees no GPU). With a GPU, use the paper
+sizes (--width 1, --batch 128). On a CPU keep --threads at the number of free cores.
+"""
+
+ATTRIBUTES_HELP = """\
+Train the attribute model (sigmoid + BCE, one output per attribute) with its `live` head.
+
+--labels is a CelebA-style CSV (image name, then -1 or 1 per attribute). Without --labels, DIR is
+read as NUAA-style real/ and fake/ folders, and only the `live` head is trained.
+"""
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("train", help="train embedding (Siamese) or attribute/liveness models",
+                                   description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    kinds = parser.add_subparsers(dest="kind", metavar="KIND")
+    add_siamese(kinds)
+    add_attributes(kinds)
+    parser.set_defaults(func=lambda args: parser.print_help() or 2)
+
+
+def add_common(parser, epochs: int, batch: int) -> None:
+    parser.add_argument("--data", type=Path, required=True, metavar="DIR", help="training photos")
+    parser.add_argument("--out", type=Path, default=Path("train-out"), metavar="DIR",
+                        help="where checkpoints go (default ./train-out)")
+    parser.add_argument("--epochs", type=int, default=epochs, help=f"default {epochs}")
+    parser.add_argument("--batch", type=int, default=batch, help=f"batch size (default {batch})")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0); same seed, same run")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT's last checkpoint")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+
+
+def add_siamese(kinds) -> None:
+    parser = kinds.add_parser("siamese", help="embedding network (koch, mobilefacenet, dlib fine-tune)",
+                              description=SIAMESE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common(parser, epochs=10, batch=32)
+    parser.add_argument("--arch", choices=("koch", "mobilefacenet", "dlib-finetune"), default="mobilefacenet")
+    parser.add_argument("--loss", choices=("contrastive", "triplet", "bce-l1", "cosine"), default="triplet")
+    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    parser.add_argument("--width", type=float, help="channel multiplier (default 0.25 koch, 0.5 mobilefacenet)")
+    parser.add_argument("--net-input", type=int, default=64, help="mobilefacenet input side, multiple of 16 (default 64)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="cpu (default) or cuda; see above")
+    parser.add_argument("--cache", type=Path, metavar="DIR", help="chip cache (default $EDGE_VERIFY_HOME/cache/chips)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(func=run_siamese)
+
+
+def add_attributes(kinds) -> None:
+    parser = kinds.add_parser("attributes", help="attribute model with the liveness head",
+                              description=ATTRIBUTES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common(parser, epochs=10, batch=32)
+    parser.add_argument("--labels", type=Path, metavar="CSV", help="CelebA-style labels (optional for real/fake folders)")
+    parser.add_argument("--backbone", default=None, help="feature backbone (see the attribute model's docs)")
+    parser.set_defaults(func=run_attributes)
+
+
+def check_data(folder: Path) -> None:
+    if not folder.is_dir():
+        raise DatasetError(f"--data {folder}: no such folder")
+
+
+def run_siamese(args) -> int:
+    check_data(args.data)
+    siamese = training_module("edge_build.training.siamese")
+    config = siamese.TrainConfig(arch=args.arch, loss=args.loss, epochs=args.epochs, batch=args.batch, lr=args.lr,
+                                 seed=args.seed, threads=args.threads, device=args.device, width=args.width,
+                                 net_input=args.net_input, progress=not args.quiet)
+    result = siamese.train_folder(args.data, args.out, config, cache_dir=args.cache, resume=args.resume)
+    print(f"build it with: edge-verify build --model embedding --checkpoint {result['model']}")
+    return 0
+
+
+def run_attributes(args) -> int:
+    check_data(args.data)
+    if args.labels is not None and not args.labels.is_file():
+        raise DatasetError(f"--labels {args.labels}: no such file")
+    return int(training_module("edge_build.training.attributes").run(args) or 0)
+
+
+def training_module(name: str):
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as error:
+        if error.name in (name, "torch", "edge_build", "edge_build.training"):
+            raise ModelError(f"training is not available in this installation ({error.name} is missing); "
+                             "install the build extra: pip install 'edge-verify[build]'") from error
+        raise
+    except ImportError as error:
+        raise ConfigError(f"cannot load {name}: {error}") from error

@@ -161,18 +161,41 @@ REGIONS = {"eyes": (0.22, 0.50, 0.12, 0.88), "nose": (0.35, 0.68, 0.30, 0.70), "
            "face": (0.12, 0.90, 0.12, 0.88)}
 
 
+def hog(images: np.ndarray, cell: int = 8, bins: int = 9) -> np.ndarray:
+    """Dalal-Triggs HOG of (N, H, W) grey images: unsigned gradients, cell histograms with
+    magnitude votes, L2-Hys normalised 2x2-cell blocks (written here: OpenCV 5 has no HOG)."""
+    x = images.astype(np.float32)
+    gx, gy = np.zeros_like(x), np.zeros_like(x)
+    gx[:, :, 1:-1] = x[:, :, 2:] - x[:, :, :-2]
+    gy[:, 1:-1] = x[:, 2:] - x[:, :-2]
+    magnitude = np.hypot(gx, gy)
+    angle = np.rad2deg(np.arctan2(gy, gx)) % 180
+    which = np.minimum((angle / (180 / bins)).astype(np.int64), bins - 1)
+    n, h, w = x.shape
+    cy, cx = h // cell, w // cell
+    votes = np.zeros((n, cy, cx, bins), np.float32)
+    for b in range(bins):
+        plane = np.where(which == b, magnitude, 0)[:, :cy * cell, :cx * cell]
+        votes[..., b] = plane.reshape(n, cy, cell, cx, cell).sum(axis=(2, 4))
+    blocks = np.concatenate([votes[:, :-1, :-1], votes[:, 1:, :-1], votes[:, :-1, 1:], votes[:, 1:, 1:]], axis=-1)
+    blocks /= np.sqrt((blocks ** 2).sum(-1, keepdims=True) + 1e-6)
+    blocks = np.minimum(blocks, 0.2)
+    blocks /= np.sqrt((blocks ** 2).sum(-1, keepdims=True) + 1e-6)
+    return blocks.reshape(n, -1)
+
+
 def hog_features(chips: np.ndarray) -> dict[str, np.ndarray]:
-    """{region: (N, D) L2-normalised HOG of the grey chip region}; a generic low-level feature,
-    so the simile comparison stays close to the 2009 setting (no learned identity feature)."""
+    """{region: (N, D) centred, L2-normalised HOG of the grey chip region}: a generic low-level
+    feature, so the simile comparison stays close to the 2009 setting (no learned identity feature)."""
     import cv2
 
-    hog = cv2.HOGDescriptor((32, 32), (16, 16), (8, 8), (8, 8), 9)
     out = {}
     size = chips.shape[-1]
     grey = (0.299 * chips[:, 0] + 0.587 * chips[:, 1] + 0.114 * chips[:, 2]).astype(np.uint8)
     for region, (y0, y1, x0, x1) in REGIONS.items():
-        crops = grey[:, int(y0 * size):int(y1 * size), int(x0 * size):int(x1 * size)]
-        vectors = np.stack([hog.compute(cv2.resize(c, (32, 32), interpolation=cv2.INTER_AREA)).ravel() for c in crops])
+        crops = np.stack([cv2.resize(c, (32, 32), interpolation=cv2.INTER_AREA)
+                          for c in grey[:, int(y0 * size):int(y1 * size), int(x0 * size):int(x1 * size)]])
+        vectors = hog(crops)
         vectors -= vectors.mean(axis=0)
         out[region] = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-9)
     return out

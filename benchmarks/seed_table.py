@@ -9,8 +9,13 @@ Rows (10-fold accuracy on View 2 pairs.txt, threshold chosen on the other 9 fold
   simile-hog    seed 000's simile traits (Kumar et al. 2009): similarity of HOG features of
                 face regions to R reference people -> trait vector -> logistic regression on
                 |t1 - t2| and t1 * t2, trained on the 2,200 DevTrain pairs
+  simile-triplet the same simile classifier over the triplet row's embedding
   simile-dlib   the same simile classifier over the pretrained dlib embedding (labelled: it is
                 not a 2009-comparable feature)
+  hog-distance  whole-face HOG distance, nothing trained (a floor for the rows above)
+Reference people are the 60 with most photos among people in no line of pairs.txt (2-9 photos
+each): every LFW person with 10+ photos appears in View 2, and a reference identity that is
+also verified would leak. Images with no detectable face make their pairs count as "different".
 All chips come from edge.pipeline (MTCNN + fitted alignment) and are cached once under --cache.
 """
 from __future__ import annotations
@@ -150,7 +155,7 @@ def siamese_row(name: str, chips, index, protocol, work: Path, config, head_scor
 
         figures["l1_head"] = ten_fold(distances_from(vectors, protocol["view2"], index, head_distance), protocol["view2"])
     return {"train_faces": len(train_set), "train_people": len(train_set.names), "seconds": round(seconds),
-            "config": {k: v for k, v in vars(config).items() if k != "extra"}, "history": result["history"],
+            "config": vars(config), "history": result["history"],
             "threshold": contract["threshold"], **figures}
 
 
@@ -298,7 +303,7 @@ def main(argv=None) -> int:
     parser.add_argument("--size", type=int, default=112, help="cached chip size")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--cache-only", action="store_true", help="only align and cache the chips")
-    parser.add_argument("--rows", default="koch-bce-l1,triplet,simile-hog,simile-dlib")
+    parser.add_argument("--rows", default="koch-bce-l1,triplet,simile-hog,simile-triplet,simile-dlib")
     parser.add_argument("--out", type=Path, help="figures JSON (rows already in it are kept)")
     parser.add_argument("--pairs", type=int, default=4000, help="Koch training pairs per epoch")
     parser.add_argument("--koch-epochs", type=int, default=4)
@@ -343,6 +348,15 @@ def main(argv=None) -> int:
         figures["simile-hog"] = simile_row(traits, index, protocol)
         figures["simile-hog"]["what"] = (f"{len(protocol['references'])} reference people (absent from pairs.txt) x "
                                          f"{len(REGIONS)} regions, max HOG cosine; logistic regression on DevTrain pairs")
+        save(figures, args.out)
+    if "simile-triplet" in wanted:
+        from edge_build.models import mobilefacenet
+        from edge_build.training.siamese import embed
+
+        net, contract = mobilefacenet.load_checkpoint(work / "triplet" / "model.pt")
+        vectors = embed(net, chips, contract, torch.device("cpu"))
+        figures["simile-triplet"] = simile_row(simile_traits({"face": vectors}, reference_rows(index, protocol)), index, protocol)
+        figures["simile-triplet"]["what"] = "same simile classifier over our triplet MobileFaceNet's embedding (trained on DevTrain people)"
         save(figures, args.out)
     if "simile-dlib" in wanted:
         vectors = dlib_embeddings(args.lfw, index, protocol, args.dlib_embeddings)

@@ -10,7 +10,8 @@ Multi-frame cue: ``liveness_check`` over several chips of one person (the
 frames a door decision agreed on) averages their probabilities, so one lucky
 frame of a photo cannot open the door alone; ``LiveWindow`` keeps the last K
 frames' scores for a daemon that scores frame by frame. The cost is the model's
-only: one ~1 ms inference per frame, no extra detection or alignment.
+only: one inference per frame (about 0.5 ms FP32, 0.35 ms INT8 on one x86
+core), no extra detection or alignment.
 """
 from __future__ import annotations
 

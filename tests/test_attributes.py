@@ -71,6 +71,11 @@ def test_subject_split_never_puts_one_subject_on_two_sides():
     for name, indices in parts.items():
         assert {subjects[i] for i in indices} == set(split[name])
     assert training.split_subjects(["b", "a", "c"]) == {"fit": ["a"], "dev": ["b"], "test": ["c"]}
+    folds = [training.split_subjects(subjects, fold=f) for f in range(3)]
+    assert folds[1] == {"fit": ["0001", "0007", "0008", "0009"], "dev": ["0002", "0003"], "test": ["0004", "0005", "0006"]}
+    assert sorted(s for split in folds for s in split["test"]) == sorted(set(subjects))  # each tested once
+    for split in folds:
+        assert sorted(split["fit"] + split["dev"] + split["test"]) == sorted(set(subjects))
     with pytest.raises(ConfigError, match="at least 3 subjects"):
         training.split_subjects(["a", "b", "a"])
 
@@ -85,6 +90,18 @@ def test_apcer_bpcer_and_the_equal_error_threshold():
     assert 0.2 < threshold < 0.7 and threshold == pytest.approx(0.45)
     with pytest.raises(ConfigError, match="both classes"):
         training.eer_threshold([0.1, 0.2], [True, True])
+
+
+def test_the_live_threshold_rejects_at_most_the_target_share_of_real_faces():
+    real = np.linspace(0.5, 0.99, 100)
+    scores = np.concatenate([real, [0.1, 0.97]])
+    live = np.r_[np.ones(100, bool), False, False]
+    threshold = training.bpcer_threshold(scores, live, 0.02)
+    apcer, bpcer = training.apcer_bpcer(scores, live, threshold)
+    assert bpcer == 0.02 and apcer == 0.5 and threshold == pytest.approx(real[2])
+    labels = np.array([[1, 1], [1, -1], [-1, 1], [-1, -1]])
+    chosen = training.choose_thresholds(np.array([[0.9, 0.8], [0.8, 0.3], [0.2, 0.7], [0.1, 0.2]]), labels, ["live", "Smiling"])
+    assert chosen["live"] == 0.8 and 0.3 < chosen["Smiling"] < 0.7
 
 
 def test_evaluate_reports_accuracy_and_spoof_errors():
@@ -124,7 +141,7 @@ def test_tiny_training_lowers_the_loss_and_resumes(tmp_path, monkeypatch):
     args = SimpleNamespace(data=fake_nuaa(tmp_path / "data"), labels=None, out=out, epochs=2, batch=8, seed=3,
                            resume=False, backbone="small", threads=1, cache=tmp_path / "cache", progress=False)
     lines = []
-    validation = training.run(args, echo=lines.append)
+    validation = training.train(args, echo=lines.append)
     state = torch.load(training.resume_path(out), weights_only=False)
     losses = [entry["loss"] for entry in state["history"]]
     assert state["epoch"] == 2 and len(losses) == 2 and losses[1] < losses[0]
@@ -135,7 +152,7 @@ def test_tiny_training_lowers_the_loss_and_resumes(tmp_path, monkeypatch):
     assert set(contract["validation"]["test"]["live"]) >= {"apcer", "bpcer", "accuracy"}
 
     args.epochs, args.resume = 3, True
-    training.run(args, echo=lines.append)
+    assert training.run(args, echo=lines.append) == 0
     state = torch.load(training.resume_path(out), weights_only=False)
     assert state["epoch"] == 3 and [e["epoch"] for e in state["history"]] == [1, 2, 3]
     assert any("resuming" in line and "at epoch 3" in line for line in lines)
@@ -147,10 +164,24 @@ def test_resume_refuses_a_changed_dataset(tmp_path, monkeypatch):
     out = tmp_path / "attributes.pt"
     args = SimpleNamespace(data=fake_nuaa(tmp_path / "data"), labels=None, out=out, epochs=1, batch=16, seed=0,
                            resume=False, backbone="small", threads=1, cache=tmp_path / "cache", progress=False)
-    training.run(args, echo=lambda line: None)
+    training.train(args, echo=lambda line: None)
     args.data, args.resume, args.epochs = fake_nuaa(tmp_path / "more", subjects=9), True, 2
     with pytest.raises(ConfigError, match="another subject split"):
-        training.run(args, echo=lambda line: None)
+        training.train(args, echo=lambda line: None)
     args.backbone = "resnet"
     with pytest.raises(ConfigError, match="unknown backbone"):
-        training.run(args, echo=lambda line: None)
+        training.train(args, echo=lambda line: None)
+
+
+def test_train_attributes_command_writes_into_the_out_folder(tmp_path, monkeypatch, capsys):
+    from edge.cli import main
+
+    monkeypatch.setattr(training, "compute_chips", fake_chips)
+    monkeypatch.setenv("EDGE_VERIFY_HOME", str(tmp_path / "home"))  # the chip cache goes here
+    code = main(["train", "attributes", "--data", str(fake_nuaa(tmp_path / "data")), "--out", str(tmp_path / "out"),
+                 "--epochs", "1", "--batch", "16", "--threads", "1"])
+    out = capsys.readouterr().out
+    assert code == 0
+    _, contract = model.load_checkpoint(tmp_path / "out" / "attributes.pt")
+    assert contract["validation"]["epochs"] == 1
+    assert f"--checkpoint {tmp_path / 'out' / 'attributes.pt'}" in out

@@ -119,6 +119,17 @@ def test_mobilefacenet_paper_size_is_about_a_million_weights():
     assert 0.8e6 < count < 1.3e6
 
 
+def test_dlib_finetune_trains_only_the_last_unit_and_fc():
+    from edge_build.models import dlib_resnet, finetune
+
+    net = finetune.freeze_all_but_top(dlib_resnet.DlibResNet())
+    trainable = {name.split(".")[0] + ("." + name.split(".")[1] if name.startswith("units.") else "")
+                 for name, p in net.named_parameters() if p.requires_grad}
+    assert trainable == {f"units.{len(net.units) - 1}", "fc"}
+    contract = finetune.contract(threshold=0.5)
+    assert contract["model"] == "dlib_resnet_v1" and contract["threshold"] == 0.5 and contract["size"] == [150, 150]
+
+
 # ---------------------------------------------------------------- trainer
 
 @pytest.fixture(scope="module")
@@ -286,5 +297,8 @@ def test_train_cli_missing_data_folder_is_one_clear_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "nowhere" in err and "no such folder" in err
     assert not (tmp_path / "out").exists()
+    tmp_path.joinpath("people").mkdir()
+    code = main(["train", "siamese", "--data", str(tmp_path / "people"), "--arch", "koch", "--net-input", "96"])
+    assert code != 0 and "--net-input applies to mobilefacenet only" in capsys.readouterr().err
     code = main(["train", "attributes", "--data", str(tmp_path / "nowhere")])
     assert code != 0 and "no such folder" in capsys.readouterr().err

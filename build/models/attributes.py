@@ -5,7 +5,7 @@ the same way ((pixel - mean) / 256), so the door computes one chip per face and
 feeds it to both engines. The net works at full chip resolution only in its
 first, cheap stride-2 layer (print attacks show up as fine texture: paper grain,
 halftone dots, blur) and at 75x75 and below after that, which keeps a frame at
-about a millisecond on one CPU core.
+about half a millisecond on one CPU core.
 
 Output: one *logit* per attribute, (N, K). The sigmoid is applied by the caller
 (edge.liveness), not inside the graph: a logit vector keeps the build step's

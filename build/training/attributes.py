@@ -11,7 +11,8 @@ Data, either
 A photo's subject is the file name up to its first underscore (NUAA: 0001-0009).
 Subjects, never frames, are split three ways (sorted; see ``split_subjects``):
 *fit* subjects train the weights, *dev* subjects choose each attribute's
-threshold (equal error rate), *test* subjects are only measured. The figures go
+threshold (``live``: the highest that rejects at most 2 % of the dev subjects'
+real faces; others: equal error rate), *test* subjects are only measured. The figures go
 into the checkpoint's contract, so the built engine's manifest carries them.
 
 Photos become chips once, through the product's own FacePipeline (primary face,
@@ -36,6 +37,9 @@ from edge.exc import ConfigError, EdgeVerifyError
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 BACKBONES = ("small",)
 LR = 2e-3
+# Real faces rejected on the dev subjects at the shipped threshold: below the 5 %
+# target, leaving room for subjects the model has not seen.
+LIVE_BPCER = 0.02
 
 
 @dataclass
@@ -117,9 +121,12 @@ def load_dataset(data, labels=None) -> Dataset:
 
 # ------------------------------------------------------------------ subjects
 
-def split_subjects(subjects, test_fraction: float = 1 / 3, dev_fraction: float = 2 / 9) -> dict[str, list[str]]:
-    """{"fit", "dev", "test": sorted subject ids}; test = the last third of the
-    sorted ids, dev = the ones before, so every subject is on exactly one side."""
+def split_subjects(subjects, fold: int = 0, test_fraction: float = 1 / 3, dev_fraction: float = 2 / 9) -> dict[str, list[str]]:
+    """{"fit", "dev", "test": sorted subject ids}, every subject on exactly one side.
+
+    Fold 0 tests the last third of the sorted ids and uses the ones before them
+    as dev; fold f moves the test block f thirds earlier (cyclically), so folds
+    0, 1, 2 test every subject once."""
     ordered = sorted(set(subjects))
     if len(ordered) < 3:
         raise ConfigError(f"need at least 3 subjects to hold some out, found {len(ordered)}")
@@ -128,7 +135,10 @@ def split_subjects(subjects, test_fraction: float = 1 / 3, dev_fraction: float =
     n_fit = len(ordered) - n_test - n_dev
     if n_fit < 1:
         n_fit, n_dev = 1, len(ordered) - n_test - 1
-    return {"fit": ordered[:n_fit], "dev": ordered[n_fit:n_fit + n_dev], "test": ordered[n_fit + n_dev:]}
+    turn = (-fold * n_test) % len(ordered)
+    rotated = ordered[turn:] + ordered[:turn]
+    return {"fit": sorted(rotated[:n_fit]), "dev": sorted(rotated[n_fit:n_fit + n_dev]),
+            "test": sorted(rotated[n_fit + n_dev:])}
 
 
 def indices_for(subjects, chosen) -> np.ndarray:
@@ -182,12 +192,28 @@ def evaluate(probabilities: np.ndarray, labels: np.ndarray, attributes: list[str
     return figures
 
 
+def bpcer_threshold(scores, live, target: float) -> float:
+    """The highest threshold that rejects at most ``target`` of the real faces:
+    among operating points a door's users accept, the one that admits fewest attacks."""
+    real = np.sort(np.asarray(scores, dtype=np.float64)[np.asarray(live, dtype=bool)])
+    if not len(real):
+        raise ConfigError("choosing a liveness threshold needs real faces")
+    return float(real[int(np.floor(target * len(real)))])
+
+
 def choose_thresholds(probabilities, labels, attributes) -> dict[str, float]:
+    """`live`: at most LIVE_BPCER of the dev subjects' real faces rejected;
+    other attributes: the equal error rate."""
     chosen = {}
     for k, name in enumerate(attributes):
         known = labels[:, k] != 0
         both = known.any() and len(set(labels[known, k])) == 2
-        chosen[name] = eer_threshold(probabilities[known, k], labels[known, k] > 0) if both else 0.5
+        if not both:
+            chosen[name] = 0.5
+        elif name == "live":
+            chosen[name] = bpcer_threshold(probabilities[known, k], labels[known, k] > 0, LIVE_BPCER)
+        else:
+            chosen[name] = eer_threshold(probabilities[known, k], labels[known, k] > 0)
     return chosen
 
 
@@ -273,7 +299,6 @@ def augment(batch, generator):
 
 def masked_bce(logits, labels):
     """BCE over known labels only (0 = unknown)."""
-    import torch
     import torch.nn.functional as F
 
     known = labels != 0
@@ -339,16 +364,34 @@ def prepare(args, contract_for, echo) -> Prepared:
                     [dataset.subjects[i] for i in keep], faceless, cache)
 
 
-def run(args, echo=print) -> dict:
+def run(args, echo=print) -> int:
+    """`edge-verify train attributes`: train, write the checkpoint, say how to build it; exit code 0."""
+    validation = train(args, echo)
+    echo(f"build it with: edge-verify build --model attributes --checkpoint {validation['checkpoint']} "
+         "--precision int8 --calibration DIR --gate-faces DIR")
+    return 0
+
+
+def checkpoint_out(out) -> Path:
+    """``out`` as a checkpoint file: a .pt path as given, a folder gets attributes.pt, None the models home's."""
+    from edge_build.targets import checkpoint_path
+
+    if out is None:
+        return checkpoint_path("attributes")
+    out = Path(out)
+    return out if out.suffix == ".pt" else out / "attributes.pt"
+
+
+def train(args, echo=print) -> dict:
     """Train (or resume) and write the checkpoint; returns the validation figures.
 
-    ``args``: data, labels (or None), out (checkpoint path, default
+    ``args``: data, labels (or None), out (a .pt file or a folder; None:
     $EDGE_VERIFY_HOME/models/checkpoints/attributes.pt), epochs, batch, seed,
-    resume (bool), backbone ("small"), threads (or None)."""
+    resume (bool), backbone ("small" or None), threads (or None); optional:
+    fold (0), cache (chip cache folder), progress (True)."""
     import torch
 
     from edge_build.models import attributes as model
-    from edge_build.targets import checkpoint_path
 
     if getattr(args, "backbone", None) not in (None, *BACKBONES):
         raise ConfigError(f"unknown backbone {args.backbone!r} for attributes; available: {', '.join(BACKBONES)}")
@@ -356,12 +399,32 @@ def run(args, echo=print) -> dict:
         raise ConfigError("--epochs and --batch must be at least 1")
     if args.threads:
         torch.set_num_threads(int(args.threads))
-    out = Path(args.out) if args.out else checkpoint_path("attributes")
+    out = checkpoint_out(args.out)
     prepared = prepare(args, model.make_contract, echo)
     contract = model.make_contract(prepared.dataset.attributes)
-    split = split_subjects(prepared.subjects)
+    split = split_subjects(prepared.subjects, fold=int(getattr(args, "fold", 0) or 0))
     parts = {name: indices_for(prepared.subjects, chosen) for name, chosen in split.items()}
     echo("subjects: " + "; ".join(f"{name} {','.join(ids)} ({len(parts[name])} faces)" for name, ids in split.items()))
+    module, history = fit(args, out, contract, split, prepared.inputs[parts["fit"]], prepared.labels[parts["fit"]], echo)
+
+    dev, test = parts["dev"], parts["test"]
+    thresholds = choose_thresholds(predict(module, prepared.inputs[dev]), prepared.labels[dev], contract["attributes"])
+    figures = evaluate(predict(module, prepared.inputs[test]), prepared.labels[test], contract["attributes"], thresholds)
+    contract = model.make_contract(contract["attributes"], thresholds)
+    contract["validation"] = {"split": split, "test": figures, "faceless_photos": len(prepared.faceless),
+                              "thresholds_chosen_on": f"dev subjects (live: BPCER <= {LIVE_BPCER:.0%}; others: equal error rate)",
+                              "epochs": len(history), "seed": args.seed, "data": str(args.data)}
+    model.save_checkpoint(out, module, contract, extra={"history": history})
+    echo(f"wrote {out}")
+    echo(json.dumps({"thresholds": thresholds, "held_out_subjects": split["test"], "figures": figures}, indent=2))
+    return contract["validation"] | {"checkpoint": str(out)}
+
+
+def fit(args, out: Path, contract: dict, split: dict, inputs, labels, echo):
+    """(trained module, loss history); the state is saved after every epoch."""
+    import torch
+
+    from edge_build.models import attributes as model
 
     torch.manual_seed(args.seed)
     generator = torch.Generator().manual_seed(args.seed)
@@ -371,26 +434,14 @@ def run(args, echo=print) -> dict:
     if args.resume:
         first_epoch, history = resume(resume_path(out), module, optimiser, generator, contract, split)
         echo(f"resuming from {resume_path(out)} at epoch {first_epoch}")
-    fit_x, fit_y = prepared.inputs[parts["fit"]], prepared.labels[parts["fit"]]
     for epoch in range(first_epoch, args.epochs + 1):
-        loss = train_epoch(module, optimiser, fit_x, fit_y, args.batch, generator, getattr(args, "progress", True), epoch)
+        loss = train_epoch(module, optimiser, inputs, labels, args.batch, generator, getattr(args, "progress", True), epoch)
         history.append({"epoch": epoch, "loss": loss})
         echo(f"epoch {epoch}/{args.epochs}: training loss {loss:.4f}")
         model.save_checkpoint(resume_path(out), module, contract, extra={
             "epoch": epoch, "history": history, "split": split, "optimiser": optimiser.state_dict(),
             "generator": generator.get_state(), "torch_rng": torch.get_rng_state()})
-
-    dev, test = parts["dev"], parts["test"]
-    thresholds = choose_thresholds(predict(module, prepared.inputs[dev]), prepared.labels[dev], contract["attributes"])
-    figures = evaluate(predict(module, prepared.inputs[test]), prepared.labels[test], contract["attributes"], thresholds)
-    contract = model.make_contract(contract["attributes"], thresholds)
-    contract["validation"] = {"split": split, "thresholds_chosen_on": "dev subjects (equal error rate)",
-                              "test": figures, "faceless_photos": len(prepared.faceless),
-                              "epochs": len(history), "seed": args.seed, "data": str(args.data)}
-    model.save_checkpoint(out, module, contract, extra={"history": history})
-    echo(f"wrote {out}")
-    echo(json.dumps({"thresholds": thresholds, "held_out_subjects": split["test"], "figures": figures}, indent=2))
-    return contract["validation"]
+    return module, history
 
 
 def resume(path: Path, module, optimiser, generator, contract: dict, split: dict) -> tuple[int, list]:

@@ -11,7 +11,7 @@ the decision threshold chosen on training pairs:
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +46,6 @@ class TrainConfig:
     margin: float | None = None
     threshold_pairs: int = 2000
     progress: bool = True
-    extra: dict = field(default_factory=dict)
 
 
 def resolve_device(name: str) -> torch.device:

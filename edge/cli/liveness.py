@@ -15,14 +15,16 @@ Exit status: 0 when every photo was read, 1 when a file is unreadable.
 
 
 def register(subparsers) -> None:
-    from edge.cli.common import add_engine_arguments
+    from edge.models.registry import BACKENDS, PRECISIONS
 
     parser = subparsers.add_parser("liveness", help="is the face a real person or a printed photo?", description=HELP)
     parser.add_argument("images", nargs="+", metavar="IMG", help="photos to score")
     parser.add_argument("--json", action="store_true", help="print a JSON list of {image, score, live, face}")
-    parser.add_argument("--attributes-precision", choices=("fp32", "fp16", "int8"), default=None,
-                        help="precision of the attributes engine (default: the same as --precision)")
-    add_engine_arguments(parser)
+    group = parser.add_argument_group("engines")
+    group.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                       help="attributes engine precision, as built by `edge-verify build --model attributes` (default fp32)")
+    group.add_argument("--backend", choices=BACKENDS, default="onnxruntime", help="attributes engine backend (default onnxruntime)")
+    group.add_argument("--threads", type=int, help="CPU threads per engine (default: onnxruntime's choice)")
     parser.set_defaults(func=run)
 
 
@@ -39,14 +41,15 @@ def judge(pipeline, engine, image) -> dict:
 
 
 def run(args) -> int:
-    from edge.cli.common import load_pipeline
     from edge.liveness import check_same_chips, load_attributes_engine
+    from edge.pipeline import FacePipeline
     from edge.vision.image import load_image
 
     # Read every file and find the engine before loading models: a typo fails in milliseconds.
     images = [load_image(path) for path in args.images]
-    engine = load_attributes_engine(args.attributes_precision or args.precision, args.backend, threads=args.threads)
-    pipeline = load_pipeline(args)
+    engine = load_attributes_engine(args.precision, args.backend, threads=args.threads)
+    # Faces are found and aligned exactly as at the door (FP32 detector, the embedding contract's chips).
+    pipeline = FacePipeline.load(threads=args.threads, flip=False)
     check_same_chips(engine.manifest, pipeline.manifest)
     results = [{"image": path, **judge(pipeline, engine, image)} for path, image in zip(args.images, images)]
     if args.json:

@@ -82,7 +82,7 @@ def add_siamese(kinds) -> None:
     parser.add_argument("--loss", choices=("contrastive", "triplet", "bce-l1", "cosine"), default="triplet")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
     parser.add_argument("--width", type=float, help="channel multiplier (default 0.25 koch, 0.5 mobilefacenet)")
-    parser.add_argument("--net-input", type=int, default=64, help="mobilefacenet input side, multiple of 16 (default 64)")
+    parser.add_argument("--net-input", type=int, help="mobilefacenet input side, multiple of 16 (default 64)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="cpu (default) or cuda; see above")
     parser.add_argument("--cache", type=Path, metavar="DIR", help="chip cache (default $EDGE_VERIFY_HOME/cache/chips)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -105,10 +105,14 @@ def check_data(folder: Path) -> None:
 
 def run_siamese(args) -> int:
     check_data(args.data)
+    if args.net_input is not None and args.arch != "mobilefacenet":
+        raise ConfigError(f"--net-input applies to mobilefacenet only, not {args.arch}")
+    if args.width is not None and args.arch == "dlib-finetune":
+        raise ConfigError("--width does not apply to dlib-finetune (the imported network has a fixed size)")
     siamese = training_module("edge_build.training.siamese")
     config = siamese.TrainConfig(arch=args.arch, loss=args.loss, epochs=args.epochs, batch=args.batch, lr=args.lr,
                                  seed=args.seed, threads=args.threads, device=args.device, width=args.width,
-                                 net_input=args.net_input, progress=not args.quiet)
+                                 net_input=args.net_input or 64, progress=not args.quiet)
     result = siamese.train_folder(args.data, args.out, config, cache_dir=args.cache, resume=args.resume)
     print(f"build it with: edge-verify build --model embedding --checkpoint {result['model']}")
     return 0

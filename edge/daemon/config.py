@@ -85,6 +85,9 @@ OPTIONS = (
            "this long (s)", flag="--cooldown"),
     Option("decision", "stranger_rate", "float", 1e-3, "1:N rule: expected share of strangers let in per "
            "attempt, kept at or below this", flag="--stranger-rate"),
+    Option("decision", "liveness", "str", "auto", "printed-photo check before an unlock: 'auto' requires `live` "
+           "whenever an attributes engine is built (and warns at start when none is), 'required' refuses to start "
+           "without one, 'off' never checks", flag="--liveness"),
     Option("engine", "path", "str", None, "embedding engine file (default: by --precision and --backend under "
            "$EDGE_VERIFY_HOME/models/engines)", flag="--engine", optional=True),
     Option("engine", "precision", "str", "fp32", f"embedding engine precision: {', '.join(PRECISIONS)}",
@@ -112,6 +115,7 @@ OPTIONS = (
 )
 
 BY_NAME = {option.name: option for option in OPTIONS}
+LIVENESS_MODES = ("auto", "required", "off")
 SECTIONS = tuple(dict.fromkeys(option.section for option in OPTIONS))
 
 
@@ -296,6 +300,7 @@ def _check_decision(settings: Settings) -> None:
         _at_least(settings, "decision.threshold", 0.0, strict=True)
     _at_least(settings, "decision.min_face_px", 0)
     _at_least(settings, "decision.cooldown_s", 0.0)
+    _choice(settings, "decision.liveness", LIVENESS_MODES)
     rate = settings["decision.stranger_rate"]
     if not 0.0 < rate < 1.0:
         raise ConfigError(f"[decision] stranger_rate must be between 0 and 1 (e.g. 0.001), got {rate:g}")
@@ -341,7 +346,8 @@ CHECKS = (
     (("door.pin", "door.sensor_pin", "door.exit_pin"), _check_pins),
     (("door.pulse_s",), _check_pulse),
     (("decision.k", "decision.n"), _check_agreement),
-    (("decision.threshold", "decision.min_face_px", "decision.cooldown_s", "decision.stranger_rate"), _check_decision),
+    (("decision.threshold", "decision.min_face_px", "decision.cooldown_s", "decision.stranger_rate",
+      "decision.liveness"), _check_decision),
     (("engine.precision", "engine.backend", "engine.threads"), _check_engine),
     (("gallery.reload_s",), lambda settings: _at_least(settings, "gallery.reload_s", 0.0, strict=True)),
     (("events.max_bytes", "events.backups", "events.store_faces", "events.file"), _check_events),

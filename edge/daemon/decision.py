@@ -96,7 +96,9 @@ class Decider:
         self._window: deque = deque(maxlen=n)
         self._last_unlock: dict = {}
 
-    def observe(self, observation: Observation, now: float) -> Verdict:
+    def observe(self, observation: Observation, now: float, live: bool = True) -> Verdict:
+        """``live`` False (the liveness check failed) turns an unlock into "not live",
+        without starting the cooldown: the real person may still be let in next frame."""
         self._window.append(observation.person)
         person = observation.person
         if person is None:
@@ -106,6 +108,8 @@ class Decider:
             reason, unlock = "agreeing", False
         elif now - self._last_unlock.get(person, -math.inf) < self.cooldown_s:
             reason, unlock = "cooldown", False
+        elif not live:
+            reason, unlock = "not live", False
         else:
             reason, unlock = "unlock", True
             self._last_unlock[person] = now

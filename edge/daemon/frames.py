@@ -26,6 +26,7 @@ class Sighting:
     face: object = None  # edge.vision.detect.Face
     embedding: Optional[np.ndarray] = None
     detail: str = ""
+    chip: Optional[np.ndarray] = None  # the aligned (1, 3, S, S) chip: the liveness check reads the same face
 
     @property
     def face_px(self) -> Optional[float]:
@@ -46,8 +47,9 @@ def analyse(pipeline, bgr: np.ndarray, min_face_px: float, index: int = -1) -> S
         largest = max(faces, key=lambda face: min(face.width, face.height))
         return Sighting("face too small", face=largest)
     primary = judged[primary_face_index(judged, rgb.shape)]
-    embedding = pipeline.embed(pipeline.align(rgb, [primary]))[0]
-    return Sighting("face", face=primary, embedding=np.asarray(embedding))
+    chip = pipeline.align(rgb, [primary])
+    embedding = pipeline.embed(chip)[0]
+    return Sighting("face", face=primary, embedding=np.asarray(embedding), chip=chip)
 
 
 def face_crop(bgr: np.ndarray, face, padding: float = 0.25) -> np.ndarray:

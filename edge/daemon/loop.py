@@ -31,12 +31,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
+import numpy as np
+
 from edge.daemon import notify, parts
 from edge.daemon.config import Settings
 from edge.daemon.decision import Decider, Observation, Verdict
 from edge.daemon.frames import analyse, face_crop
 from edge.events import event_time
 from edge.exc import DoorError, SourceError
+from edge.liveness import LiveWindow, live_scores, live_threshold
 from edge.sources import FrameStatus
 
 log = logging.getLogger(__name__)
@@ -80,7 +83,8 @@ class Daemon:
         self.on_event = on_event
         self.clock = clock
         self.stats = Stats()
-        self.door = self.gallery = self.events = self.source = None
+        self.door = self.gallery = self.events = self.source = self.liveness = None
+        self.live_window = None
         self.decider = Decider(settings["decision.k"], settings["decision.n"], settings["decision.cooldown_s"])
         self._previous_handlers: dict = {}
         self._status_at = -math.inf
@@ -106,6 +110,8 @@ class Daemon:
         notify.status("loading models")
         if self.pipeline is None:
             self.pipeline = parts.load_pipeline(self.settings)
+        self.liveness = parts.load_liveness(self.settings, self.pipeline)
+        self.live_window = LiveWindow(self.settings["decision.k"])
         notify.status("opening the gallery")
         self.gallery = parts.open_live_gallery(self.settings, self.pipeline.manifest, clock=self.clock)
         self.events = parts.open_events(self.settings)
@@ -183,6 +189,7 @@ class Daemon:
             self._check_door()
             if self.gallery.refresh():
                 self.decider.forget()
+                self.live_window.forget()
                 log.info("gallery changed: %s", self.gallery.describe())
             if ended:
                 self._status("the source ended; idle with the door locked")
@@ -207,6 +214,7 @@ class Daemon:
     def _read_problem(self, frame) -> None:
         self.stats.read_problems += 1
         self.decider.interrupt()
+        self.live_window.forget()
         now = time.monotonic()
         # Every error (a failed reconnect attempt, a bad frame) is logged; a camera that stays
         # away produces a timeout every few seconds, logged only now and then.
@@ -221,17 +229,30 @@ class Daemon:
         if sighting.embedding is None:
             if sighting.reason == "unusable frame":
                 log.warning("%s", sighting.detail)
+            self.live_window.forget()
             self.decider.observe(Observation.nothing(sighting.reason), self.clock())
             return
         observation = self.gallery.match(sighting.embedding)
-        verdict = self.decider.observe(observation, self.clock())
+        live_score, live = self._liveness(sighting.chip)
+        verdict = self.decider.observe(observation, self.clock(), live=live)
         if verdict.unlock:
             self.door.unlock_pulse()
         decided = time.monotonic()
         self._count(verdict)
         event = self._event(verdict, frame, sighting, read_ms=(frame.timestamp - read_started) * 1e3,
                             latency_ms=(decided - frame.timestamp) * 1e3)
+        if live_score is not None:
+            event["live_score"] = _rounded(live_score)
         self._write(event)
+
+    def _liveness(self, chip) -> tuple:
+        """(mean live score over the last K faces or None, live?). Without a liveness
+        engine (mode 'off', or 'auto' with none built) every face counts as live."""
+        if self.liveness is None:
+            return None, True
+        self.live_window.add(live_scores(self.liveness, chip)[0])
+        threshold = live_threshold(self.liveness)
+        return float(np.mean(self.live_window.scores)), self.live_window.live(threshold)
 
     def _count(self, verdict: Verdict) -> None:
         self.stats.faces += 1

@@ -47,6 +47,35 @@ def load_pipeline(settings: Settings):
     return FacePipeline(MtcnnDetector(*nets), embedder, flip=engine["flip"])
 
 
+def load_liveness(settings: Settings, pipeline):
+    """The attributes engine whose `live` head must pass before an unlock, or None.
+
+    'auto' uses it whenever one is built and says loudly when none is (the starter
+    models have none: it is trained per product, see `edge-verify train attributes`);
+    'required' refuses to start without it; 'off' skips the check.
+    """
+    from edge.exc import NoAttributesEngine
+    from edge.liveness import check_same_chips, load_attributes_engine
+
+    mode = settings["decision.liveness"]
+    if mode == "off":
+        log.warning("liveness check off: a printed photo of an enrolled person can open the door")
+        return None
+    engine = settings.engine
+    try:
+        attributes = load_attributes_engine(engine["precision"], engine["backend"], threads=engine["threads"])
+    except NoAttributesEngine as error:
+        if mode == "required":
+            raise
+        log.warning("no liveness check (%s): a printed photo of an enrolled person can open the door; "
+                    "set [decision] liveness = \"required\" once an attributes engine is built", error)
+        return None
+    check_same_chips(attributes.manifest, pipeline.manifest)
+    log.info("liveness: %s engine, threshold %.4g", attributes.manifest["precision"],
+             float(attributes.manifest["thresholds"]["live"]))
+    return attributes
+
+
 def open_live_gallery(settings: Settings, manifest: dict, clock=None) -> LiveGallery:
     """Open the gallery and load it once: a wrong key, a corrupt file or another model's templates refuse here."""
     from edge.gallery import open_gallery

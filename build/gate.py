@@ -8,7 +8,11 @@ PyTorch reference, and the build fails unless
 * the mean cosine similarity of the two outputs is at least ``min_cosine``
   (default 0.99), and
 * when an LFW scorer is given, 10-fold accuracy on its fixed subset of pairs
-  drops by at most ``max_lfw_drop`` points (default 0.3).
+  drops by at most ``max_lfw_drop`` points (default 0.3);
+* when the model makes decisions at thresholds (an attribute model's heads), the
+  engine and the reference decide the same on at least ``min_decision_agreement``
+  of the held-out faces (default 0.99). Cosine alone cannot see this: for a
+  one-logit head it only compares signs.
 
 Everything is injected: ``reference_embed`` and ``engine_embed`` map a
 (N, C, H, W) float32 batch to (N, D) outputs; ``lfw_scorer(embed)`` returns an
@@ -31,6 +35,7 @@ Embed = Callable[[np.ndarray], np.ndarray]
 class GateLimits:
     min_cosine: float = 0.99
     max_lfw_drop: float = 0.3  # accuracy points
+    min_decision_agreement: float = 0.99
 
 
 def batches_of(chips, batch_size: int) -> Iterable[np.ndarray]:
@@ -51,8 +56,9 @@ def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(norms > 0, np.sum(a * b, axis=1) / np.maximum(norms, 1e-30), 0.0)
 
 
-def compare(reference_embed: Embed, engine_embed: Embed, held_out_chips, batch_size: int = 32) -> dict:
-    cosines, distances = [], []
+def compare(reference_embed: Embed, engine_embed: Embed, held_out_chips, batch_size: int = 32,
+            decide: Callable[[np.ndarray], np.ndarray] | None = None) -> dict:
+    cosines, distances, agreements = [], [], []
     for batch in batches_of(held_out_chips, batch_size):
         if not len(batch):
             continue
@@ -60,22 +66,47 @@ def compare(reference_embed: Embed, engine_embed: Embed, held_out_chips, batch_s
         if np.shape(want) != np.shape(have):
             raise BuildError(f"engine output shape {np.shape(have)} differs from the reference's {np.shape(want)}")
         cosines.append(cosine_rows(want, have))
+        if decide is not None:
+            agreements.append(np.all(decide(want) == decide(have), axis=1))
         distances.append(np.linalg.norm(np.reshape(want, (len(batch), -1)) - np.reshape(have, (len(batch), -1)), axis=1))
     if not cosines:
         raise BuildError("the accuracy gate got no held-out faces: pass --gate-faces DIR with photos the calibration never saw")
     cosine, distance = np.concatenate(cosines), np.concatenate(distances)
-    return {"faces": int(len(cosine)), "mean_cosine": float(cosine.mean()), "min_cosine": float(cosine.min()),
-            "mean_l2": float(distance.mean()), "max_l2": float(distance.max())}
+    figures = {"faces": int(len(cosine)), "mean_cosine": float(cosine.mean()), "min_cosine": float(cosine.min()),
+               "mean_l2": float(distance.mean()), "max_l2": float(distance.max())}
+    if agreements:
+        figures["decision_agreement"] = float(np.concatenate(agreements).mean())
+    return figures
+
+
+def threshold_decisions(contract: dict) -> Callable[[np.ndarray], np.ndarray] | None:
+    """For a contract with per-output probability thresholds over logits (the attribute
+    model), the function turning outputs into decisions; None for other models."""
+    names, thresholds = contract.get("attributes"), contract.get("thresholds")
+    if not names or not thresholds or contract.get("output") != "logits":
+        return None
+    probability = np.array([float(thresholds[name]) for name in names])
+    with np.errstate(divide="ignore"):
+        logit = np.log(probability) - np.log1p(-probability)  # +inf for 1.0: never true, like the runtime
+
+    def decide(outputs: np.ndarray) -> np.ndarray:
+        return np.asarray(outputs, dtype=np.float64).reshape(len(outputs), -1) >= logit
+
+    return decide
 
 
 @stage("accuracy gate", slow=True)
 def accuracy_gate(reference_embed: Embed, engine_embed: Embed, held_out_chips, limits: GateLimits = GateLimits(),
-                  lfw_scorer: Callable[[Embed], float] | None = None, batch_size: int = 32) -> dict:
+                  lfw_scorer: Callable[[Embed], float] | None = None, batch_size: int = 32,
+                  decide: Callable[[np.ndarray], np.ndarray] | None = None) -> dict:
     """The gate's figures (for the manifest); raises GateFailed when a limit is broken."""
-    figures = compare(reference_embed, engine_embed, held_out_chips, batch_size)
+    figures = compare(reference_embed, engine_embed, held_out_chips, batch_size, decide)
     failures = []
     if not figures["mean_cosine"] >= limits.min_cosine:  # also catches NaN
         failures.append(f"mean cosine to the reference {figures['mean_cosine']:.4f} < {limits.min_cosine}")
+    if "decision_agreement" in figures and not figures["decision_agreement"] >= limits.min_decision_agreement:
+        failures.append(f"engine and reference decide alike on {figures['decision_agreement']:.2%} of held-out faces "
+                        f"< {limits.min_decision_agreement:.0%}")
     if lfw_scorer is not None:
         reference, engine = float(lfw_scorer(reference_embed)), float(lfw_scorer(engine_embed))
         figures["lfw"] = {"reference_accuracy": reference, "engine_accuracy": engine, "drop_points": reference - engine}

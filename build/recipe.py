@@ -19,7 +19,7 @@ import numpy as np
 
 from edge.exc import BuildError, GateFailed
 from edge.models.registry import engine_path
-from edge_build.gate import GateLimits, accuracy_gate, engine_embed, torch_embed
+from edge_build.gate import GateLimits, accuracy_gate, engine_embed, threshold_decisions, torch_embed
 from edge_build.manifests import manifest_for, write_engine_manifest
 from edge_build.onnx_export import DEFAULT_OPSET, export_onnx
 from edge_build.stages import BuildLog
@@ -178,7 +178,8 @@ def run_gate(part: Part, options: BuildOptions, injected: Injected, staging: Pat
     scorer = injected.lfw_scorer if part.name == "embedding" else None
     source = str(options.gate_faces) if options.gate_faces else f"{options.holdout_fraction:.0%} of {options.calibration}, not calibrated on"
     try:
-        figures = accuracy_gate(torch_embed(part.module), engine_embed(engine), chips, options.limits, lfw_scorer=scorer)
+        figures = accuracy_gate(torch_embed(part.module), engine_embed(engine), chips, options.limits, lfw_scorer=scorer,
+                                decide=threshold_decisions(part.contract))
         return figures | {"held_out": source}
     except GateFailed as failure:
         report = target.with_name(target.name + ".rejected.json")

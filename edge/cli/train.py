@@ -63,10 +63,9 @@ def register(subparsers) -> None:
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
 
 
-def add_common(parser, epochs: int, batch: int) -> None:
+def add_common(parser, epochs: int, batch: int, out_help: str) -> None:
     parser.add_argument("--data", type=Path, required=True, metavar="DIR", help="training photos")
-    parser.add_argument("--out", type=Path, default=Path("train-out"), metavar="DIR",
-                        help="where checkpoints go (default ./train-out)")
+    parser.add_argument("--out", type=Path, metavar="DIR", help=out_help)
     parser.add_argument("--epochs", type=int, default=epochs, help=f"default {epochs}")
     parser.add_argument("--batch", type=int, default=batch, help=f"batch size (default {batch})")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0); same seed, same run")
@@ -77,7 +76,8 @@ def add_common(parser, epochs: int, batch: int) -> None:
 def add_siamese(kinds) -> None:
     parser = kinds.add_parser("siamese", help="embedding network (koch, mobilefacenet, dlib fine-tune)",
                               description=SIAMESE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common(parser, epochs=10, batch=32)
+    add_common(parser, epochs=10, batch=32,
+               out_help="where last.pt and model.pt go (default $EDGE_VERIFY_HOME/training/siamese-ARCH-LOSS)")
     parser.add_argument("--arch", choices=("koch", "mobilefacenet", "dlib-finetune"), default="mobilefacenet")
     parser.add_argument("--loss", choices=("contrastive", "triplet", "bce-l1", "cosine"), default="triplet")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
@@ -92,7 +92,8 @@ def add_siamese(kinds) -> None:
 def add_attributes(kinds) -> None:
     parser = kinds.add_parser("attributes", help="attribute model with the liveness head",
                               description=ATTRIBUTES_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common(parser, epochs=10, batch=32)
+    add_common(parser, epochs=10, batch=32,
+               out_help="checkpoint folder or .pt file (default: the models folder's attributes.pt, which the build uses)")
     parser.add_argument("--labels", type=Path, metavar="CSV", help="CelebA-style labels (optional for real/fake folders)")
     parser.add_argument("--backbone", default=None, help="feature backbone (see the attribute model's docs)")
     parser.set_defaults(func=run_attributes)
@@ -109,6 +110,10 @@ def run_siamese(args) -> int:
         raise ConfigError(f"--net-input applies to mobilefacenet only, not {args.arch}")
     if args.width is not None and args.arch == "dlib-finetune":
         raise ConfigError("--width does not apply to dlib-finetune (the imported network has a fixed size)")
+    if args.out is None:
+        from edge import paths
+
+        args.out = paths.home() / "training" / f"siamese-{args.arch}-{args.loss}"
     siamese = training_module("edge_build.training.siamese")
     config = siamese.TrainConfig(arch=args.arch, loss=args.loss, epochs=args.epochs, batch=args.batch, lr=args.lr,
                                  seed=args.seed, threads=args.threads, device=args.device, width=args.width,

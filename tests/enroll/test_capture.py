@@ -6,6 +6,8 @@ import json
 import cv2
 import numpy as np
 import pytest
+
+from edge.verify.api import embedding_space
 from enroll_frames import blurred, darkened
 
 from edge.enroll.capture import Shot, camera_shots, enroll, image_shots
@@ -29,7 +31,7 @@ def test_enrolls_fixture_photos_with_progress_and_quality(pipeline, gallery, pho
                                                                      "Serena_Williams_3"]
     assert all(t["quality"]["face_px"] >= 80 and t["quality"]["sharpness"] > 0 for t in shown["templates"])
     # the stored templates are the pipeline's own embeddings of those photos
-    names, index, matrix = gallery.load_matrix(pipeline.manifest["model"])
+    names, index, matrix = gallery.load_matrix(embedding_space(pipeline.manifest))
     expected = pipeline.embed_primary(photo("Serena_Williams", 2))
     assert np.min(np.linalg.norm(matrix - expected, axis=1)) < 1e-4
     # and the unused fourth photo is found as Serena

@@ -9,6 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
+from edge.verify.api import embedding_space
+
 SIZE = (250, 250)  # the fixture photos' size
 FPS = 25.0
 PEOPLE = ("Colin_Powell", "Serena_Williams", "Tony_Blair")
@@ -48,7 +50,7 @@ def kiosk(tmp_path_factory, models_ready, pipeline, face_images, clips) -> dict:
     with open_gallery(home / "gallery.sqlite", home / "gallery.key", create=True, actor="test") as gallery:
         for person in PEOPLE:
             vectors = np.stack([pipeline.embed_primary(load_image(path), str(path)) for path in face_images[person][:2]])
-            gallery.add_person_templates(person, vectors, model=pipeline.manifest["model"], actor="test")
+            gallery.add_person_templates(person, vectors, model=embedding_space(pipeline.manifest), actor="test")
     config = home / "config.toml"
     config.write_text(
         f'[source]\nuri = "file://{clips["faces"]}"\ntimeout_s = 2.0\n\n'

@@ -74,7 +74,7 @@ EMBEDDING_ARCHS = {"dlib_resnet_v1": "edge_build.models.dlib_resnet", "koch_siam
 
 
 def embedding_loader(checkpoint: Path):
-    from edge_build.training.checkpoint import read_checkpoint
+    from edge_build.checkpoints import read_checkpoint
 
     arch = read_checkpoint(checkpoint)["arch"]
     if arch not in EMBEDDING_ARCHS:

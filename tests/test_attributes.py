@@ -30,9 +30,9 @@ def test_forward_gives_one_logit_per_attribute_and_the_checkpoint_round_trips(tm
 
 def test_checkpoints_of_other_models_are_refused(tmp_path):
     torch.save({"arch": "something_else", "state_dict": {}}, tmp_path / "x.pt")
-    with pytest.raises(ModelError, match="not an attributes_v1 checkpoint"):
+    with pytest.raises(ModelError, match="not a attributes_v1 checkpoint"):
         model.load_checkpoint(tmp_path / "x.pt")
-    with pytest.raises(ModelError, match="no attribute checkpoint"):
+    with pytest.raises(ModelError, match="does not exist"):
         model.load_checkpoint(tmp_path / "missing.pt")
     with pytest.raises(ModelError, match="repeat"):
         model.make_contract(["live", "live"])

@@ -112,15 +112,9 @@ def save_checkpoint(path: str | Path, module: nn.Module, contract: dict, extra: 
 
 
 def read_checkpoint(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.exists():
-        raise ModelError(f"no attribute checkpoint at {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as error:  # torch raises several unrelated types for damaged files
-        raise ModelError(f"{path} is not a readable checkpoint: {error}") from error
-    if not isinstance(state, dict) or state.get("arch") != ARCH:
-        raise ModelError(f"{path} is not an {ARCH} checkpoint")
+    from edge_build.checkpoints import read_checkpoint
+
+    state = read_checkpoint(path, ARCH)
     check_contract(state["contract"])
     return state
 

@@ -200,16 +200,9 @@ def save_checkpoint(path: str | Path, module: DlibResNet) -> Path:
 
 def load_checkpoint(path: str | Path) -> tuple[DlibResNet, dict]:
     """Rebuild the module from a checkpoint alone; returns (module in eval mode, contract)."""
-    path = Path(path)
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise ModelError(f"checkpoint {path} does not exist") from None
-    except Exception as error:  # torch raises assorted types for corrupt pickles
-        raise ModelError(f"checkpoint {path} cannot be read: {error}") from error
-    if not isinstance(data, dict) or data.get("arch") != ARCH:
-        found = data.get("arch") if isinstance(data, dict) else type(data).__name__
-        raise ModelError(f"checkpoint {path} is not a {ARCH} checkpoint (arch: {found!r})")
+    from edge_build.checkpoints import read_checkpoint
+
+    data = read_checkpoint(path, ARCH)
     contract = data.get("contract")
     if not isinstance(contract, dict) or contract.get("model") != ARCH:
         raise ModelError(f"checkpoint {path} has no {ARCH} contract")

@@ -14,6 +14,7 @@ from typing import Callable
 import torch
 
 from edge.exc import ModelError
+from edge_build.checkpoints import read_checkpoint
 
 
 def save_arch_checkpoint(path, arch: str, module: torch.nn.Module, contract: dict, **extra) -> Path:
@@ -26,19 +27,6 @@ def save_arch_checkpoint(path, arch: str, module: torch.nn.Module, contract: dic
     torch.save(data, partial)
     partial.replace(path)
     return path
-
-
-def read_checkpoint(path) -> dict:
-    path = Path(path)
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise ModelError(f"checkpoint {path} does not exist") from None
-    except Exception as error:  # torch raises assorted types for corrupt pickles
-        raise ModelError(f"checkpoint {path} cannot be read: {error}") from error
-    if not isinstance(data, dict) or "arch" not in data:
-        raise ModelError(f"checkpoint {path} has no 'arch' entry; it was not written by edge-verify")
-    return data
 
 
 def load_arch_checkpoint(path, arch: str, build: Callable[[dict], torch.nn.Module]):

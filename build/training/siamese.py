@@ -19,7 +19,7 @@ import torch
 
 from edge.exc import ConfigError, DatasetError
 from edge_build.training import data as data_mod
-from edge_build.training.checkpoint import read_checkpoint
+from edge_build.checkpoints import read_checkpoint
 from edge_build.training.losses import LOSSES, L1Head, pair_loss, triplet_batch_hard_loss
 
 ARCHS = ("koch", "mobilefacenet", "dlib-finetune")

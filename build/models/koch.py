@@ -21,11 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edge_build.training.checkpoint import load_arch_checkpoint, save_arch_checkpoint
+from edge_build.training.checkpoint import load_arch_checkpoint, resized_chip_contract, save_arch_checkpoint
 
 ARCH = "koch_siamese"
 NET_INPUT = 105
-CHIP = 150
 # ITU-R BT.601 luma on the normalised planes (mean/std are the same for all channels)
 GREY = (0.299, 0.587, 0.114)
 
@@ -58,23 +57,7 @@ class KochNet(nn.Module):
 
 
 def contract(net: KochNet, **extra) -> dict:
-    return {
-        "model": ARCH,
-        "input_name": "chip",
-        "output_name": "embedding",
-        "size": [CHIP, CHIP],
-        "net_input": [NET_INPUT, NET_INPUT],
-        "resize": "in-graph bilinear 150->105",
-        "colour": "RGB",
-        "net_colour": "grey" if net.grey else "RGB",
-        "layout": "NCHW",
-        "mean": [127.5, 127.5, 127.5],
-        "std": [128.0, 128.0, 128.0],
-        "chip_padding": 0.25,
-        "embedding_size": net.embedding_size,
-        "metric": "euclidean",
-        **extra,
-    }
+    return resized_chip_contract(ARCH, NET_INPUT, net.embedding_size, net_colour="grey" if net.grey else "RGB", **extra)
 
 
 def build(config: dict) -> KochNet:

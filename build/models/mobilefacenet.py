@@ -16,10 +16,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edge_build.training.checkpoint import load_arch_checkpoint, save_arch_checkpoint
+from edge_build.training.checkpoint import load_arch_checkpoint, resized_chip_contract, save_arch_checkpoint
 
 ARCH = "mobilefacenet"
-CHIP = 150
 # (expansion, output channels, repeats, first stride), the paper's table 1
 STAGES = ((2, 64, 5, 2), (4, 128, 1, 2), (2, 128, 6, 1), (4, 128, 1, 2), (2, 128, 2, 1))
 
@@ -77,22 +76,7 @@ class MobileFaceNet(nn.Module):
 
 
 def contract(net: MobileFaceNet, **extra) -> dict:
-    return {
-        "model": ARCH,
-        "input_name": "chip",
-        "output_name": "embedding",
-        "size": [CHIP, CHIP],
-        "net_input": [net.net_input, net.net_input],
-        "resize": f"in-graph bilinear 150->{net.net_input}",
-        "colour": "RGB",
-        "layout": "NCHW",
-        "mean": [127.5, 127.5, 127.5],
-        "std": [128.0, 128.0, 128.0],
-        "chip_padding": 0.25,
-        "embedding_size": net.embedding_size,
-        "metric": "euclidean",
-        **extra,
-    }
+    return resized_chip_contract(ARCH, net.net_input, net.embedding_size, **extra)
 
 
 def build(config: dict) -> MobileFaceNet:

@@ -16,6 +16,8 @@ import torch
 from edge.exc import ModelError
 from edge_build.checkpoints import read_checkpoint
 
+CHIP = 150  # the pipeline's aligned chip side, what every engine receives
+
 
 def save_arch_checkpoint(path, arch: str, module: torch.nn.Module, contract: dict, **extra) -> Path:
     """Write atomically: a run killed while saving keeps the previous epoch's file."""
@@ -45,3 +47,24 @@ def load_arch_checkpoint(path, arch: str, build: Callable[[dict], torch.nn.Modul
     except (KeyError, RuntimeError) as error:
         raise ModelError(f"checkpoint {path} weights do not fit {arch}: {error}") from error
     return module.eval(), contract
+
+
+def resized_chip_contract(arch: str, net_input: int, embedding_size: int, **extra) -> dict:
+    """The contract of a trained network that takes the pipeline's 150x150 chip and
+    resizes it inside its own graph to ``net_input`` (so the runtime stays unchanged)."""
+    return {
+        "model": arch,
+        "input_name": "chip",
+        "output_name": "embedding",
+        "size": [CHIP, CHIP],
+        "net_input": [net_input, net_input],
+        "resize": f"in-graph bilinear {CHIP}->{net_input}",
+        "colour": "RGB",
+        "layout": "NCHW",
+        "mean": [127.5, 127.5, 127.5],
+        "std": [128.0, 128.0, 128.0],
+        "chip_padding": 0.25,
+        "embedding_size": embedding_size,
+        "metric": "euclidean",
+        **extra,
+    }

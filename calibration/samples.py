@@ -24,11 +24,8 @@ PNET_SIDE = 64
 
 
 def pipeline_faces_from_folder() -> Callable[[Path], Iterator[np.ndarray]]:
-    """The pipeline's faces_from_folder, or an adapter over FacePipeline."""
+    """Aligned chips of the main face of every readable photo, made by the product's FacePipeline."""
     from edge import pipeline
-
-    if hasattr(pipeline, "faces_from_folder"):
-        return pipeline.faces_from_folder
 
     def faces_from_folder(folder: Path) -> Iterator[np.ndarray]:
         from edge.vision.image import load_image

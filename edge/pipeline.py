@@ -77,12 +77,15 @@ class FacePipeline:
     @classmethod
     def load(cls, precision: str = "fp32", backend: str = "onnxruntime", threads: int | None = None,
              models_dir: Path | None = None, flip: bool = True, detector_precision: str = "fp32",
-             detector_backend: str = "onnxruntime") -> "FacePipeline":
+             detector_backend: str = "onnxruntime", embedding_path: Path | None = None) -> "FacePipeline":
+        """``embedding_path`` picks an embedding engine file; its manifest then says
+        precision and backend, and ``precision``/``backend`` are not used."""
         from edge.vision.detect import MtcnnDetector
 
         nets = [load_engine(registry.require_engine(name, detector_precision, detector_backend, models_dir), threads=threads)
                 for name in registry.DETECTOR_NETS]
-        embedder = load_engine(registry.require_engine(registry.EMBEDDING, precision, backend, models_dir), threads=threads)
+        path = embedding_path or registry.require_engine(registry.EMBEDDING, precision, backend, models_dir)
+        embedder = load_engine(path, threads=threads)
         # The pipeline feeds RGB chips; refuse an engine built for anything else.
         check_input_contract(embedder.manifest, {"name": registry.EMBEDDING, "colour": "RGB", "layout": "NCHW"})
         return cls(MtcnnDetector(*nets), embedder, flip=flip)

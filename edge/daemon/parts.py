@@ -30,21 +30,13 @@ def load_pipeline(settings: Settings):
     from edge.pipeline import FacePipeline
 
     engine = settings.engine
-    if engine["path"] is None:
-        return FacePipeline.load(precision=engine["precision"], backend=engine["backend"], threads=engine["threads"],
-                                 flip=engine["flip"])
-    from edge.engines import load_engine
-    from edge.engines.manifest import check_input_contract
-    from edge.models import registry
-    from edge.vision.detect import MtcnnDetector
-
-    embedder = load_engine(Path(engine["path"]), threads=engine["threads"])
-    check_input_contract(embedder.manifest, {"name": registry.EMBEDDING, "colour": "RGB", "layout": "NCHW"})
-    log.info("embedding engine %s (%s, %s, from its manifest)", engine["path"], embedder.manifest["precision"],
-             embedder.manifest["backend"])
-    nets = [load_engine(registry.require_engine(name, "fp32", "onnxruntime"), threads=engine["threads"])
-            for name in registry.DETECTOR_NETS]
-    return FacePipeline(MtcnnDetector(*nets), embedder, flip=engine["flip"])
+    path = Path(engine["path"]) if engine["path"] is not None else None
+    pipeline = FacePipeline.load(precision=engine["precision"], backend=engine["backend"], threads=engine["threads"],
+                                 flip=engine["flip"], embedding_path=path)
+    if path is not None:
+        log.info("embedding engine %s (%s, %s, from its manifest)", path, pipeline.manifest["precision"],
+                 pipeline.manifest["backend"])
+    return pipeline
 
 
 def load_liveness(settings: Settings, pipeline):

@@ -36,10 +36,9 @@ def pipeline_faces_from_folder() -> Callable[[Path], Iterator[np.ndarray]]:
                 image = load_image(path)
             except ImageError:
                 continue  # one bad photo must not end calibration; the face count shows the loss
-            found = faces.detect(image)
-            if found:
-                primary = pipeline.primary_face_index(found, image.shape)
-                yield faces.align(image, [found[primary]])
+            chip = faces.primary_chip(image)
+            if chip is not None:
+                yield chip
 
     return faces_from_folder
 

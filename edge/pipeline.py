@@ -108,6 +108,13 @@ class FacePipeline:
             align.preprocess_cpu(source, matrix[None], self.size, self.mean, self.std, out=out[index:index + 1])
         return out
 
+    def primary_chip(self, image: np.ndarray) -> np.ndarray | None:
+        """The main face's aligned (1, 3, size, size) chip, or None when no face is found."""
+        faces = self.detect(image)
+        if not faces:
+            return None
+        return self.align(image, [faces[primary_face_index(faces, image.shape)]])
+
     def embed(self, chips: np.ndarray) -> np.ndarray:
         """(N, D) embeddings of aligned chips (flip-averaged when enabled)."""
         from edge.vision import align

@@ -106,7 +106,7 @@ def lfw_subset_scorer(lfw_dir: Path, per_fold: int = 60, pipeline=None):
     the difference between two scores is the engine's doing alone.
     """
     from edge.exc import ImageError
-    from edge.pipeline import FacePipeline, primary_face_index
+    from edge.pipeline import FacePipeline
     from edge.verify.api import l2_normalize
     from edge.vision.image import load_image
 
@@ -118,10 +118,10 @@ def lfw_subset_scorer(lfw_dir: Path, per_fold: int = 60, pipeline=None):
             image = load_image(Path(lfw_dir) / "images" / name)
         except ImageError:
             continue  # scored as a missed face: the same for reference and engine
-        faces = pipeline.detect(image)
-        if faces:
+        chip = pipeline.primary_chip(image)
+        if chip is not None:
             names.append(name)
-            chips.append(pipeline.align(image, [faces[primary_face_index(faces, image.shape)]])[0])
+            chips.append(chip[0])
     chips = np.stack(chips)
     normalize = pipeline.normalize
 

@@ -7,8 +7,8 @@ Detection and alignment are not counted: the daemon has the chip already (it
 aligns once for the embedding engine).
 
 Accuracy (with --data DIR, a folder with real/ and fake/): APCER and BPCER at
-the shipped threshold on the subjects given by --subjects (the held-out ones;
-the training run prints them and the manifest records them), through the
+the shipped threshold on the subjects given by --subjects (ones the engine was
+not trained on: train on a folder of links to the other subjects), through the
 product path (pipeline chips -> engine), so they include any INT8 loss.
 
     OMP_NUM_THREADS=1 EDGE_VERIFY_HOME=... python benchmarks/liveness_speed.py \\

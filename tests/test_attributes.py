@@ -12,8 +12,9 @@ from edge_build.models import attributes as model
 from edge_build.training import attributes as training
 
 
-def test_forward_gives_one_logit_per_attribute_and_the_checkpoint_round_trips(tmp_path):
-    contract = model.make_contract(["live", "Smiling", "Eyeglasses"], {"live": 0.7})
+@pytest.mark.parametrize("backbone", model.BACKBONES)
+def test_forward_gives_one_logit_per_attribute_and_the_checkpoint_round_trips(tmp_path, backbone):
+    contract = model.make_contract(["live", "Smiling", "Eyeglasses"], {"live": 0.7}, backbone=backbone)
     module = model.build_module(contract).eval()
     x = torch.randn(2, 3, 150, 150)
     with torch.no_grad():
@@ -26,6 +27,18 @@ def test_forward_gives_one_logit_per_attribute_and_the_checkpoint_round_trips(tm
     assert loaded_contract == contract
     assert loaded_contract["thresholds"] == {"live": 0.7, "Smiling": 0.5, "Eyeglasses": 0.5}
     assert loaded_contract["embedding_size"] == 3 and loaded_contract["output"] == "logits"
+    assert loaded_contract["backbone"] == backbone
+
+
+def test_checkpoints_from_before_the_backbone_field_load_as_the_small_cnn(tmp_path):
+    contract = model.make_contract(["live"])
+    del contract["backbone"]
+    module = model.AttributeNet(1)
+    torch.save({"arch": model.ARCH, "contract": contract, "state_dict": module.state_dict()}, tmp_path / "old.pt")
+    loaded, loaded_contract = model.load_checkpoint(tmp_path / "old.pt")
+    assert isinstance(loaded, model.AttributeNet) and loaded_contract["backbone"] == "small"
+    with pytest.raises(ModelError, match="unknown attribute backbone"):
+        model.make_contract(["live"], backbone="resnet")
 
 
 def test_checkpoints_of_other_models_are_refused(tmp_path):
@@ -92,16 +105,15 @@ def test_apcer_bpcer_and_the_equal_error_threshold():
         training.eer_threshold([0.1, 0.2], [True, True])
 
 
-def test_the_live_threshold_rejects_at_most_the_target_share_of_real_faces():
-    real = np.linspace(0.5, 0.99, 100)
-    scores = np.concatenate([real, [0.1, 0.97]])
-    live = np.r_[np.ones(100, bool), False, False]
-    threshold = training.bpcer_threshold(scores, live, 0.02)
-    apcer, bpcer = training.apcer_bpcer(scores, live, threshold)
-    assert bpcer == 0.02 and apcer == 0.5 and threshold == pytest.approx(real[2])
-    labels = np.array([[1, 1], [1, -1], [-1, 1], [-1, -1]])
-    chosen = training.choose_thresholds(np.array([[0.9, 0.8], [0.8, 0.3], [0.2, 0.7], [0.1, 0.2]]), labels, ["live", "Smiling"])
-    assert chosen["live"] == 0.8 and 0.3 < chosen["Smiling"] < 0.7
+def test_every_attribute_threshold_is_its_equal_error_rate():
+    labels = np.array([[1, 1], [1, -1], [-1, 1], [-1, -1], [0, 1]])
+    scores = np.array([[0.9, 0.8], [0.8, 0.3], [0.2, 0.7], [0.1, 0.2], [0.5, 0.9]])
+    chosen = training.choose_thresholds(scores, labels, ["live", "Smiling"])
+    assert 0.2 < chosen["live"] < 0.8 and 0.3 < chosen["Smiling"] < 0.7
+    for k, name in enumerate(["live", "Smiling"]):
+        known = labels[:, k] != 0
+        assert training.apcer_bpcer(scores[known, k], labels[known, k] > 0, chosen[name]) == (0.0, 0.0)
+    assert training.choose_thresholds(scores, np.ones_like(labels), ["live", "Smiling"]) == {"live": 0.5, "Smiling": 0.5}
 
 
 def test_evaluate_reports_accuracy_and_spoof_errors():
@@ -179,7 +191,7 @@ def test_train_attributes_command_writes_into_the_out_folder(tmp_path, monkeypat
     monkeypatch.setattr(training, "compute_chips", fake_chips)
     monkeypatch.setenv("EDGE_VERIFY_HOME", str(tmp_path / "home"))  # the chip cache goes here
     code = main(["train", "attributes", "--data", str(fake_nuaa(tmp_path / "data")), "--out", str(tmp_path / "out"),
-                 "--epochs", "1", "--batch", "16", "--threads", "1"])
+                 "--backbone", "small", "--epochs", "1", "--batch", "16", "--threads", "1", "--quiet"])
     out = capsys.readouterr().out
     assert code == 0
     _, contract = model.load_checkpoint(tmp_path / "out" / "attributes.pt")

@@ -121,7 +121,21 @@ def test_liveness_check_averages_frames_and_fails_secure(tmp_path):
     assert not window.live(0.0)
 
 
-def test_int8_build_of_an_attribute_model_passes_the_gate(tmp_path, face_images):
+def attribute_module(contract, models_ready):
+    """An untrained module of the contract's backbone; the embedding one holds the real dlib stem."""
+    module = model.build_module(contract).eval()
+    if contract["backbone"] == "embedding":
+        from edge_build.models import finetune
+
+        module.features.load_state_dict(model.stem_from(finetune.pretrained(models_ready / "checkpoints" / "dlib_resnet_v1.pt")).state_dict())
+        with torch.no_grad():  # standardise the stem statistics roughly, as training does
+            module.feature_mean.fill_(0.1)
+            module.feature_scale.fill_(0.05)
+    return module
+
+
+@pytest.mark.parametrize("backbone", ["small", "embedding"])
+def test_int8_build_of_an_attribute_model_passes_the_gate(tmp_path, face_images, backbone, models_ready):
     from edge_build.recipe import BuildOptions, build_part
     from edge_build.targets import attribute_parts
 
@@ -132,8 +146,8 @@ def test_int8_build_of_an_attribute_model_passes_the_gate(tmp_path, face_images)
         for path in paths:  # one person held out for the gate, the other seven calibrate
             ((held if person == "Tony_Blair" else calibration) / path.name).symlink_to(path)
     torch.manual_seed(0)
-    contract = model.make_contract(["live", "Smiling"], {"live": 0.5, "Smiling": 0.5})
-    module = model.build_module(contract).eval()
+    contract = model.make_contract(["live", "Smiling"], {"live": 0.5, "Smiling": 0.5}, backbone=backbone)
+    module = attribute_module(contract, models_ready)
     with torch.no_grad():  # give the head a spread of outputs, as trained weights have
         module.head.weight.mul_(20)
     checkpoint = model.save_checkpoint(tmp_path / "attributes.pt", module, contract)
@@ -145,4 +159,5 @@ def test_int8_build_of_an_attribute_model_passes_the_gate(tmp_path, face_images)
     assert result["precision"] == "int8" and manifest["accuracy_gate"]["passed"]
     assert manifest["calibration"] is not None and manifest["accuracy_gate"]["faces"] == 4
     assert manifest["attributes"] == ["live", "Smiling"] and manifest["thresholds"]["live"] == 0.5
+    assert manifest["backbone"] == backbone
     shutil.rmtree(tmp_path / "engines")

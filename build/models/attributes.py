@@ -1,11 +1,24 @@
-"""The attribute model: a small multi-label CNN on the pipeline's aligned face chips.
+"""The attribute model: one logit per attribute from the pipeline's aligned face chips.
+
+Two backbones, recorded in the contract's ``backbone``:
+
+* ``embedding`` (the default): the imported dlib ResNet's first stage (7x7/2
+  conv, affine, ReLU, 3x3/2 max-pool: 32 maps of 35x35), frozen, summarised per
+  channel by its mean and standard deviation, standardised, then one linear
+  head per attribute. Those 64 numbers describe colour and fine texture (a
+  print's washed-out contrast, colour cast and paper grain); deeper stages of
+  the same network describe the person and the session more than the medium,
+  and generalised worse to held-out subjects and sessions (README, liveness).
+  The head is a regularised logistic regression fitted in one pass, so training
+  takes seconds on a CPU and needs no GPU.
+* ``small``: a small CNN trained end to end (the first version).
 
 Input: the same (N, 3, 150, 150) RGB chips the embedding engine sees, normalised
 the same way ((pixel - mean) / 256), so the door computes one chip per face and
-feeds it to both engines. The net works at full chip resolution only in its
-first, cheap stride-2 layer (print attacks show up as fine texture: paper grain,
-halftone dots, blur) and at 75x75 and below after that, which keeps a frame at
-about half a millisecond on one CPU core.
+feeds it to both engines. The small CNN works at full chip resolution only in
+its first, cheap stride-2 layer and at 75x75 and below after that (about half a
+millisecond a frame on one CPU core); the embedding backbone costs one 7x7
+convolution.
 
 Output: one *logit* per attribute, (N, K). The sigmoid is applied by the caller
 (edge.liveness), not inside the graph: a logit vector keeps the build step's
@@ -26,6 +39,7 @@ import torch
 from torch import nn
 
 from edge.exc import ModelError
+from edge_build.models.dlib_resnet import Affine
 
 ARCH = "attributes_v1"
 CHIP_SIZE = 150
@@ -35,8 +49,15 @@ CHIP_STD = [256.0, 256.0, 256.0]
 WIDTHS = (16, 32, 48, 64)
 
 
-def make_contract(attributes: list[str], thresholds: dict[str, float] | None = None) -> dict:
+BACKBONES = ("embedding", "small")
+STEM_CHANNELS = 32
+
+
+def make_contract(attributes: list[str], thresholds: dict[str, float] | None = None,
+                  backbone: str = "small") -> dict:
     """The contract for a model with one output per name in ``attributes``."""
+    if backbone not in BACKBONES:
+        raise ModelError(f"unknown attribute backbone {backbone!r}; available: {', '.join(BACKBONES)}")
     if not attributes:
         raise ModelError("an attribute model needs at least one attribute")
     if len(set(attributes)) != len(attributes):
@@ -45,6 +66,7 @@ def make_contract(attributes: list[str], thresholds: dict[str, float] | None = N
     return {
         "model": ARCH,
         "name": "attributes",
+        "backbone": backbone,
         "input_name": "chip",
         "output_name": "logits",
         "size": [CHIP_SIZE, CHIP_SIZE],
@@ -81,13 +103,60 @@ class AttributeNet(nn.Module):
         return self.head(self.dropout(torch.flatten(self.pool(self.features(x)), 1)))
 
 
-def build_module(contract: dict) -> AttributeNet:
-    return AttributeNet(len(contract["attributes"]))
+class StemStatistics(nn.Module):
+    """The dlib ResNet's first stage, then per-channel mean and standard deviation."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, STEM_CHANNELS, 7, stride=2, padding=0)
+        self.affine = Affine(STEM_CHANNELS)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        maps = torch.nn.functional.max_pool2d(self.affine(self.conv(x)).relu(), 3, 2)
+        mean = maps.mean(dim=(2, 3))
+        spread = (maps - mean[:, :, None, None]).pow(2).mean(dim=(2, 3)).add(1e-6).sqrt()
+        return torch.cat([mean, spread], dim=1)
+
+
+class EmbeddingStemAttributes(nn.Module):
+    """Frozen stem statistics -> standardised -> one linear logit per attribute."""
+
+    def __init__(self, n_outputs: int):
+        super().__init__()
+        self.features = StemStatistics()
+        width = 2 * STEM_CHANNELS
+        # set from the training faces' features; they travel in the checkpoint
+        self.register_buffer("feature_mean", torch.zeros(width))
+        self.register_buffer("feature_scale", torch.ones(width))
+        self.head = nn.Linear(width, n_outputs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head((self.features(x) - self.feature_mean) / self.feature_scale)
+
+
+def stem_from(embedding_net) -> StemStatistics:
+    """StemStatistics holding a copy of a DlibResNet's first conv and affine, frozen."""
+    stem = StemStatistics()
+    stem.conv.load_state_dict(embedding_net.conv.state_dict())
+    stem.affine.load_state_dict(embedding_net.affine.state_dict())
+    for parameter in stem.parameters():
+        parameter.requires_grad = False
+    return stem.eval()
+
+
+def build_module(contract: dict) -> nn.Module:
+    width = len(contract["attributes"])
+    if contract.get("backbone", "small") == "embedding":
+        return EmbeddingStemAttributes(width)
+    return AttributeNet(width)
 
 
 def check_contract(contract: dict) -> None:
     if contract.get("model") != ARCH:
         raise ModelError(f"checkpoint holds model {contract.get('model')!r}, not {ARCH}")
+    if contract.get("backbone", "small") not in BACKBONES:
+        raise ModelError(f"attribute checkpoint has backbone {contract.get('backbone')!r}; this version knows "
+                         f"{', '.join(BACKBONES)}")
     names = contract.get("attributes") or []
     if contract.get("embedding_size") != len(names) or not names:
         raise ModelError(f"attribute checkpoint lists {len(names)} attributes but {contract.get('embedding_size')} outputs")
@@ -120,8 +189,10 @@ def read_checkpoint(path: str | Path) -> dict:
 
 
 def load_checkpoint(path: str | Path) -> tuple[AttributeNet, dict]:
-    """(module in eval mode, contract) from a checkpoint written by save_checkpoint."""
+    """(module in eval mode, contract) from a checkpoint written by save_checkpoint.
+    Checkpoints from before the ``backbone`` field hold the small CNN."""
     state = read_checkpoint(path)
+    state["contract"].setdefault("backbone", "small")
     module = build_module(state["contract"])
     try:
         module.load_state_dict(state["state_dict"])

@@ -50,7 +50,20 @@ ATTRIBUTES_HELP = """\
 Train the attribute model (sigmoid + BCE, one output per attribute) with its `live` head.
 
 --labels is a CelebA-style CSV (image name, then -1 or 1 per attribute). Without --labels, DIR is
-read as NUAA-style real/ and fake/ folders, and only the `live` head is trained.
+read as NUAA-style real/ and fake/ folders, and only the `live` head is trained. A photo's subject
+is its file name up to the first underscore; subjects, never frames, are held out.
+
+Backbones:
+  embedding  (default) the imported dlib ResNet's first stage, frozen, summarised per channel;
+             one regularised logistic head per attribute. Needs `edge-verify models fetch`.
+             Fits in seconds; cross-validated over --folds subject folds (leave-one-subject-out
+             when there are fewer subjects), every held-out fold at a threshold chosen without it.
+             --epochs, --batch and --resume do not apply.
+  small      a small CNN trained end to end (--epochs, --batch, --resume); subjects split into
+             fit / dev / test thirds.
+
+Each attribute's threshold is its equal error rate on held-out faces (for live: attacks accepted =
+real faces rejected). The figures are printed and stored in the checkpoint and the engine manifest.
 """
 
 
@@ -95,7 +108,10 @@ def add_attributes(kinds) -> None:
     add_common(parser, epochs=10, batch=32,
                out_help="checkpoint folder or .pt file (default: the models folder's attributes.pt, which the build uses)")
     parser.add_argument("--labels", type=Path, metavar="CSV", help="CelebA-style labels (optional for real/fake folders)")
-    parser.add_argument("--backbone", default=None, help="feature backbone (see the attribute model's docs)")
+    parser.add_argument("--backbone", choices=("embedding", "small"), default="embedding",
+                        help="embedding (default) or small; see above")
+    parser.add_argument("--folds", type=int, default=10, help="subject folds for the embedding backbone (default 10)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=run_attributes)
 
 
@@ -127,6 +143,7 @@ def run_attributes(args) -> int:
     check_data(args.data)
     if args.labels is not None and not args.labels.is_file():
         raise DatasetError(f"--labels {args.labels}: no such file")
+    args.progress = not args.quiet
     return int(training_module("edge_build.training.attributes").run(args) or 0)
 
 

@@ -1,0 +1,206 @@
+"""Liveness on subjects and sessions the model has not seen, through the training code.
+
+Protocols on a NUAA-style folder (real/, fake/; file names ID_glasses_pos_SESSION_n):
+
+* ``subjects``: leave one subject out, every subject in turn, at a threshold
+  chosen by an inner leave-one-subject-out round on the others (what
+  `edge-verify train attributes` reports);
+* ``s1->s2`` / ``s2->s1``: the same, but heads and thresholds see only one
+  capture session and the held-out subject is measured on the other session
+  (new person *and* new capture conditions, the closer stand-in for a kiosk);
+* ``multi-frame``: the ``subjects`` protocol with the daemon's cue, the mean
+  probability of K consecutive frames of one capture (same subject, session,
+  class, in frame-number order);
+* ``perturbed``: the ``subjects`` protocol with the held-out frames darker,
+  brighter, flatter, colour-cast, blurred or JPEG-recompressed.
+
+Backbones: ``embedding`` (what ships, default), or ``deeper`` (the same stem plus
+the first six residual units' statistics, the variant that was rejected) to
+show why the shipped one stops at the stem.
+
+    EDGE_VERIFY_HOME=... python benchmarks/liveness_protocols.py \\
+        --data ../shared/datasets/nuaa_train --json liveness-protocols.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+PERTURBATIONS = ("dark", "bright", "flat", "warm", "cool", "blur", "jpeg50")
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, required=True, help="NUAA-style folder with real/ and fake/")
+    parser.add_argument("--backbone", choices=("embedding", "deeper"), default="embedding")
+    parser.add_argument("--l2", type=float, nargs="+", default=None, help="head L2 weights to compare (default: shipped)")
+    parser.add_argument("--frames", type=int, default=5, help="K for the multi-frame cue (default 5)")
+    parser.add_argument("--perturb", action="store_true", help="also run the perturbed protocol (slow: features per variant)")
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    return parser.parse_args(argv)
+
+
+def session_of(path: Path) -> str:
+    parts = Path(path).stem.split("_")
+    return parts[3] if len(parts) > 3 else "?"
+
+
+def frame_of(path: Path) -> int:
+    tail = Path(path).stem.split("_")[-1]
+    return int(tail) if tail.isdigit() else 0
+
+
+def deeper_features(embedding_net, inputs, batch: int = 64) -> np.ndarray:
+    import torch
+    import torch.nn.functional as F
+
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(inputs), batch):
+            x = torch.from_numpy(np.ascontiguousarray(inputs[start:start + batch]))
+            x = F.max_pool2d(embedding_net.affine(embedding_net.conv(x)).relu(), 3, 2)
+            parts = [x.mean((2, 3)), x.std((2, 3), correction=0)]
+            for unit in embedding_net.units[:7]:
+                x = unit(x)
+            out.append(torch.cat(parts + [x.mean((2, 3)), x.std((2, 3), correction=0)], 1).numpy())
+    return np.concatenate(out).astype(np.float64)
+
+
+def held_out_scores(features, live, subjects, train_mask, test_mask, l2) -> tuple[np.ndarray, np.ndarray]:
+    """For each subject: heads + threshold from ``train_mask`` faces of the others,
+    probabilities and decisions on its ``test_mask`` faces. (scores, accepted), NaN/False elsewhere."""
+    from edge_build.training import attribute_heads as heads
+
+    scores = np.full(len(features), np.nan)
+    accepted = np.zeros(len(features), dtype=bool)
+    for subject in sorted(set(subjects)):
+        train = train_mask & (subjects != subject)
+        test = test_mask & (subjects == subject)
+        if not test.any():
+            continue
+        folds = heads.subject_folds(subjects[train])
+        threshold = heads.head_threshold(features[train], live[train], folds, l2)
+        scores[test] = heads.probabilities(features[test], *heads.fit_logistic(features[train], live[train], l2))
+        accepted[test] = scores[test] >= threshold
+        scores[test] -= threshold  # centred, so windows can be judged against 0
+    return scores, accepted
+
+
+def errors(accepted, live, mask) -> dict:
+    from edge_build.training.attribute_heads import spoof_errors
+
+    return spoof_errors(accepted[mask], live[mask])
+
+
+def multi_frame(centred, live, subjects, sessions, frames, k: int) -> dict:
+    """Mean of K consecutive frames (non-overlapping runs) of one capture vs threshold."""
+    accepted, truth = [], []
+    keys = sorted({(s, e, bool(l)) for s, e, l in zip(subjects, sessions, live)})
+    for subject, session, real in keys:
+        rows = np.flatnonzero((subjects == subject) & (sessions == session) & (live == real) & ~np.isnan(centred))
+        rows = rows[np.argsort(frames[rows], kind="stable")]
+        for start in range(0, len(rows) - k + 1, k):
+            accepted.append(float(np.mean(centred[rows[start:start + k]])) >= 0)
+            truth.append(real)
+    from edge_build.training.attribute_heads import spoof_errors
+
+    return spoof_errors(np.asarray(accepted), np.asarray(truth))
+
+
+def perturb(chips: np.ndarray, kind: str) -> np.ndarray:
+    import cv2
+
+    c = chips.astype(np.float32)
+    if kind == "dark":
+        c = c * 0.7
+    elif kind == "bright":
+        c = c * 1.3
+    elif kind == "flat":
+        mean = c.mean(axis=(1, 2, 3), keepdims=True)
+        c = (c - mean) * 0.7 + mean
+    elif kind == "warm":
+        c = c * np.array([1.1, 1.0, 0.85], dtype=np.float32)
+    elif kind == "cool":
+        c = c * np.array([0.9, 1.0, 1.15], dtype=np.float32)
+    elif kind == "blur":
+        c = np.stack([cv2.GaussianBlur(x, (0, 0), 1.0) for x in c])
+    elif kind == "jpeg50":
+        c = np.stack([cv2.imdecode(cv2.imencode(".jpg", x, [cv2.IMWRITE_JPEG_QUALITY, 50])[1], cv2.IMREAD_UNCHANGED)
+                      for x in chips])
+    return np.clip(np.rint(c), 0, 255).astype(np.uint8)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    import torch
+
+    from edge_build.models import attributes as model
+    from edge_build.models import finetune
+    from edge_build.training import attribute_heads as heads
+    from edge_build.training import attributes as training
+
+    torch.set_num_threads(2)
+    dataset = training.load_dataset(args.data)
+    from edge import paths
+
+    chips, found, _ = training.cached_chips(dataset.paths, paths.home() / "cache" / "attribute-chips")
+    keep = np.flatnonzero(found)
+    paths_kept = [dataset.paths[i] for i in keep]
+    contract = model.make_contract(["live"], backbone="embedding")
+    inputs = training.normalise(chips[keep], contract)
+    live = dataset.labels[keep, 0] > 0
+    subjects = np.asarray([dataset.subjects[i] for i in keep])
+    sessions = np.asarray([session_of(p) for p in paths_kept])
+    frames = np.asarray([frame_of(p) for p in paths_kept])
+    net = finetune.pretrained()
+    stem = model.stem_from(net)
+
+    def features_of(batch_inputs):
+        if args.backbone == "deeper":
+            return deeper_features(net, batch_inputs)
+        return heads.stem_features(stem, batch_inputs, progress=False)
+
+    features = features_of(inputs)
+    everyone = np.ones(len(live), dtype=bool)
+    report = {"data": str(args.data), "backbone": args.backbone, "faces": int(len(live)),
+              "faceless": int((~found).sum()), "by_l2": {}}
+    for l2 in args.l2 or [heads.HEAD_L2]:
+        entry = {}
+        centred, accepted = held_out_scores(features, live, subjects, everyone, everyone, l2)
+        entry["subjects"] = errors(accepted, live, everyone)
+        entry["subjects_by_subject"] = {s: errors(accepted, live, subjects == s) for s in sorted(set(subjects))}
+        entry[f"subjects_{args.frames}_frames"] = multi_frame(centred, live, subjects, sessions, frames, args.frames)
+        for first, second in (("01", "02"), ("02", "01")):
+            _, cross = held_out_scores(features, live, subjects, sessions == first, sessions == second, l2)
+            entry[f"s{int(first)}->s{int(second)}"] = errors(cross, live, sessions == second)
+        report["by_l2"][str(l2)] = entry
+        print(f"l2 {l2}: " + "  ".join(f"{name}: APCER {e['apcer']:.3%} ({e['attacks_accepted']}/{e['attacks']}) "
+                                      f"BPCER {e['bpcer']:.3%} ({e['real_rejected']}/{e['real']})"
+                                      for name, e in entry.items() if "apcer" in e), flush=True)
+    if args.perturb:
+        report["perturbed"] = {}
+        l2 = heads.HEAD_L2
+        for kind in PERTURBATIONS:
+            varied = features_of(training.normalise(perturb(chips[keep], kind), contract))
+            models = {}
+            accepted = np.zeros(len(live), dtype=bool)
+            for subject in sorted(set(subjects)):
+                train, test = subjects != subject, subjects == subject
+                threshold = heads.head_threshold(features[train], live[train], heads.subject_folds(subjects[train]), l2)
+                models[subject] = (heads.fit_logistic(features[train], live[train], l2), threshold)
+                (weights, bias), threshold = models[subject]
+                accepted[test] = heads.probabilities(varied[test], weights, bias) >= threshold
+            report["perturbed"][kind] = errors(accepted, live, everyone)
+            e = report["perturbed"][kind]
+            print(f"perturbed {kind}: APCER {e['apcer']:.3%} BPCER {e['bpcer']:.3%}", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -14,9 +14,9 @@ Protocols on a NUAA-style folder (real/, fake/; file names ID_glasses_pos_SESSIO
 * ``perturbed``: the ``subjects`` protocol with the held-out frames darker,
   brighter, flatter, colour-cast, blurred or JPEG-recompressed.
 
-Backbones: ``embedding`` (what ships, default), or ``deeper`` (the same stem plus
-the first six residual units' statistics, the variant that was rejected) to
-show why the shipped one stops at the stem.
+Backbones: ``embedding`` (what ships: `live` reads the stem, default), or
+``deeper`` (stem plus stage2 statistics, the variant that was rejected) to show
+why the shipped `live` head stops at the stem.
 
     EDGE_VERIFY_HOME=... python benchmarks/liveness_protocols.py \\
         --data ../shared/datasets/nuaa_train --json liveness-protocols.json
@@ -52,22 +52,6 @@ def session_of(path: Path) -> str:
 def frame_of(path: Path) -> int:
     tail = Path(path).stem.split("_")[-1]
     return int(tail) if tail.isdigit() else 0
-
-
-def deeper_features(embedding_net, inputs, batch: int = 64) -> np.ndarray:
-    import torch
-    import torch.nn.functional as F
-
-    out = []
-    with torch.no_grad():
-        for start in range(0, len(inputs), batch):
-            x = torch.from_numpy(np.ascontiguousarray(inputs[start:start + batch]))
-            x = F.max_pool2d(embedding_net.affine(embedding_net.conv(x)).relu(), 3, 2)
-            parts = [x.mean((2, 3)), x.std((2, 3), correction=0)]
-            for unit in embedding_net.units[:7]:
-                x = unit(x)
-            out.append(torch.cat(parts + [x.mean((2, 3)), x.std((2, 3), correction=0)], 1).numpy())
-    return np.concatenate(out).astype(np.float64)
 
 
 def held_out_scores(features, live, subjects, train_mask, test_mask, l2) -> tuple[np.ndarray, np.ndarray]:
@@ -156,13 +140,11 @@ def main(argv=None) -> int:
     subjects = np.asarray([dataset.subjects[i] for i in keep])
     sessions = np.asarray([session_of(p) for p in paths_kept])
     frames = np.asarray([frame_of(p) for p in paths_kept])
-    net = finetune.pretrained()
-    stem = model.stem_from(net)
+    # "deeper": the live head reading stem and stage2 together
+    extractor = model.features_from(finetune.pretrained(), deep=args.backbone == "deeper")
 
     def features_of(batch_inputs):
-        if args.backbone == "deeper":
-            return deeper_features(net, batch_inputs)
-        return heads.stem_features(stem, batch_inputs, progress=False)
+        return heads.tap_features(extractor, batch_inputs, progress=False)
 
     features = features_of(inputs)
     everyone = np.ones(len(live), dtype=bool)

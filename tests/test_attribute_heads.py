@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from edge.exc import ConfigError
+from edge.exc import ConfigError, ModelError
 from edge_build.models import attributes as model
 from edge_build.models import dlib_resnet
 from edge_build.training import attribute_heads as heads
@@ -40,21 +40,36 @@ def test_logistic_head_separates_a_separable_set_and_needs_both_classes():
         heads.fit_logistic(features, np.ones(200, dtype=bool))
 
 
-def test_the_stem_statistics_are_the_embedding_networks_first_stage():
+def test_the_feature_taps_are_the_embedding_networks_own_layers():
     torch.manual_seed(0)
     net = dlib_resnet.DlibResNet().eval()
     with torch.no_grad():
         net.affine.gamma.uniform_(0.5, 2)
         net.affine.beta.uniform_(-0.5, 0.5)
-    stem = model.stem_from(net)
     x = torch.randn(3, 3, 150, 150)
     with torch.no_grad():
         maps = torch.nn.functional.max_pool2d(net.affine(net.conv(x)).relu(), 3, 2)
-        want = torch.cat([maps.mean((2, 3)), maps.std((2, 3), correction=0)], 1)
-        got = stem(x)
-    assert maps.shape[1:] == (32, 35, 35)
-    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
-    assert not any(p.requires_grad for p in stem.parameters())
+        deeper = net.units[:7](maps)
+        spread = lambda m: (m.var((2, 3), correction=0) + 1e-6).sqrt()  # noqa: E731 (the module's guard against 0)
+        stem_want = torch.cat([maps.mean((2, 3)), spread(maps)], 1)
+        stage2_want = torch.cat([deeper.mean((2, 3)), spread(deeper)], 1)
+        stem_only, both = model.features_from(net, deep=False), model.features_from(net, deep=True)
+        torch.testing.assert_close(stem_only(x), stem_want, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(both(x), torch.cat([stem_want, stage2_want], 1), atol=1e-5, rtol=1e-4)
+    assert maps.shape[1:] == (32, 35, 35) and deeper.shape[1:] == (64, 17, 17)
+    assert stem_only.width == 64 and both.width == 192
+    assert not any(p.requires_grad for p in both.parameters())
+
+
+def test_live_reads_the_stem_and_other_attributes_read_stage2():
+    contract = model.make_contract(["live", "Eyeglasses"], backbone="embedding")
+    assert contract["taps"] == {"live": "stem", "Eyeglasses": "stage2"} and model.needs_stage2(contract)
+    live_only = model.make_contract(["live"], backbone="embedding")
+    assert not model.needs_stage2(live_only) and model.build_module(live_only).features.units is None
+    assert "taps" not in model.make_contract(["live"], backbone="small")
+    contract["taps"]["Eyeglasses"] = "stage9"
+    with pytest.raises(ModelError, match="no known feature tap .* for Eyeglasses"):
+        model.check_contract(contract)
 
 
 def test_held_out_figures_cannot_come_from_memorising_subjects():
@@ -64,13 +79,13 @@ def test_held_out_figures_cannot_come_from_memorising_subjects():
     identity = np.eye(8)[np.repeat(np.arange(8), 20)] + np.random.default_rng(1).normal(0, 0.01, (160, 8))
     labels = np.where(np.repeat(np.arange(8), 20) < 4, 1, -1).reshape(-1, 1)
     folds = heads.subject_folds(subjects)
-    figures = heads.cross_validate(identity, labels, ["live"], subjects, folds, progress=False)
+    figures = heads.cross_validate(identity[:, :8], labels, ["live"], subjects, folds, {"live": "stem"}, progress=False)
     assert figures["live"]["accuracy"] <= 0.6
     assert set(figures["live"]["by_subject"]) == {f"s{i}" for i in range(8)}
 
     rng = np.random.default_rng(2)
     signal = np.c_[labels[:, 0] + rng.normal(0, 0.1, 160), rng.normal(size=(160, 3))]  # a cue every subject shares
-    figures = heads.cross_validate(signal, labels, ["live"], subjects, folds, progress=False)
+    figures = heads.cross_validate(signal, labels, ["live"], subjects, folds, {"live": "stem"}, progress=False)
     live = figures["live"]
     assert live["apcer"] == 0 and live["bpcer"] == 0 and live["attacks"] == 80 and live["real"] == 80
 
@@ -99,7 +114,8 @@ def test_train_attributes_on_the_embedding_stem_validates_by_subject_and_exports
     assert code == 0
     assert "5 subjects in 5 folds" in out and "59 with a face (1 without" in out
     module, contract = model.load_checkpoint(tmp_path / "out" / "attributes.pt")
-    assert isinstance(module, model.EmbeddingStemAttributes) and contract["backbone"] == "embedding"
+    assert isinstance(module, model.EmbeddingAttributes) and contract["backbone"] == "embedding"
+    assert module.features.units is None  # a live-only model computes the stem alone
     live = contract["validation"]["test"]["live"]
     assert live["attacks"] == 29 and live["real"] == 30 and live["apcer"] == 0 and live["bpcer"] == 0
     assert sorted(live["by_subject"]) == ["0001", "0002", "0003", "0004", "0005"]

@@ -121,16 +121,23 @@ def test_liveness_check_averages_frames_and_fails_secure(tmp_path):
     assert not window.live(0.0)
 
 
-def attribute_module(contract, models_ready):
-    """An untrained module of the contract's backbone; the embedding one holds the real dlib stem."""
+def attribute_module(contract, models_ready, photos=()):
+    """An untrained module of the contract's backbone; the embedding one holds the real dlib
+    layers, standardised on ``photos`` (resized whole, as stand-ins for chips) as training does."""
     module = model.build_module(contract).eval()
     if contract["backbone"] == "embedding":
         from edge_build.models import finetune
 
-        module.features.load_state_dict(model.stem_from(finetune.pretrained(models_ready / "checkpoints" / "dlib_resnet_v1.pt")).state_dict())
-        with torch.no_grad():  # standardise the stem statistics roughly, as training does
-            module.feature_mean.fill_(0.1)
-            module.feature_scale.fill_(0.05)
+        net = finetune.pretrained(models_ready / "checkpoints" / "dlib_resnet_v1.pt")
+        module.features.load_state_dict(model.features_from(net, model.needs_stage2(contract)).state_dict())
+        import cv2
+
+        chips = np.stack([cv2.resize(cv2.imread(str(p))[:, :, ::-1], (150, 150)) for p in photos]).astype(np.float32)
+        x = torch.from_numpy(((chips - np.float32(contract["mean"])) / 256).transpose(0, 3, 1, 2).copy())
+        with torch.no_grad():
+            features = module.features(x)
+            module.feature_mean.copy_(features.mean(0))
+            module.feature_scale.copy_(features.std(0) + 1e-3)
     return module
 
 
@@ -147,9 +154,10 @@ def test_int8_build_of_an_attribute_model_passes_the_gate(tmp_path, face_images,
             ((held if person == "Tony_Blair" else calibration) / path.name).symlink_to(path)
     torch.manual_seed(0)
     contract = model.make_contract(["live", "Smiling"], {"live": 0.5, "Smiling": 0.5}, backbone=backbone)
-    module = attribute_module(contract, models_ready)
-    with torch.no_grad():  # give the head a spread of outputs, as trained weights have
-        module.head.weight.mul_(20)
+    module = attribute_module(contract, models_ready, [p for paths in face_images.values() for p in paths])
+    if backbone == "small":
+        with torch.no_grad():  # give the head a spread of outputs, as trained weights have
+            module.head.weight.mul_(20)
     checkpoint = model.save_checkpoint(tmp_path / "attributes.pt", module, contract)
     part, = attribute_parts(checkpoint)
     options = BuildOptions(precision="int8", out_dir=tmp_path / "engines", calibration=calibration, gate_faces=held,

@@ -2,15 +2,17 @@
 
 Two backbones, recorded in the contract's ``backbone``:
 
-* ``embedding`` (the default): the imported dlib ResNet's first stage (7x7/2
-  conv, affine, ReLU, 3x3/2 max-pool: 32 maps of 35x35), frozen, summarised per
-  channel by its mean and standard deviation, standardised, then one linear
-  head per attribute. Those 64 numbers describe colour and fine texture (a
-  print's washed-out contrast, colour cast and paper grain); deeper stages of
-  the same network describe the person and the session more than the medium,
-  and generalised worse to held-out subjects and sessions (README, liveness).
-  The head is a regularised logistic regression fitted in one pass, so training
-  takes seconds on a CPU and needs no GPU.
+* ``embedding`` (the default): the imported dlib ResNet's own layers, frozen,
+  summarised per channel by mean and standard deviation, standardised, then one
+  linear head per attribute, each reading one *tap* (contract ``taps``):
+  ``stem``, the first stage (7x7/2 conv, affine, ReLU, 3x3/2 max-pool: 32 maps
+  of 35x35, 64 numbers of colour and fine texture: a print's washed-out
+  contrast, colour cast and paper grain), for `live`; ``stage2``, after the
+  first seven residual units (64 maps of 17x17, 128 numbers that describe the
+  face), for every other attribute. stage2 is only computed when a head
+  reads it. On NUAA, `live` on stage2 memorised capture sessions, and
+  eyeglasses on the stem were at chance (README, liveness). Each head is a
+  regularised logistic regression fitted in one pass: seconds on a CPU.
 * ``small``: a small CNN trained end to end (the first version).
 
 Input: the same (N, 3, 150, 150) RGB chips the embedding engine sees, normalised
@@ -18,7 +20,7 @@ the same way ((pixel - mean) / 256), so the door computes one chip per face and
 feeds it to both engines. The small CNN works at full chip resolution only in
 its first, cheap stride-2 layer and at 75x75 and below after that (about half a
 millisecond a frame on one CPU core); the embedding backbone costs one 7x7
-convolution.
+convolution for `live` alone, about ten times that with stage2.
 
 Output: one *logit* per attribute, (N, K). The sigmoid is applied by the caller
 (edge.liveness), not inside the graph: a logit vector keeps the build step's
@@ -39,7 +41,7 @@ import torch
 from torch import nn
 
 from edge.exc import ModelError
-from edge_build.models.dlib_resnet import Affine
+from edge_build.models.dlib_resnet import Affine, DlibResNet
 
 ARCH = "attributes_v1"
 CHIP_SIZE = 150
@@ -51,6 +53,8 @@ WIDTHS = (16, 32, 48, 64)
 
 BACKBONES = ("embedding", "small")
 STEM_CHANNELS = 32
+STAGE2_UNITS = 7  # dlib's 3 units at 32 channels, the downsampling one and 3 more at 64
+TAP_WIDTHS = {"stem": 2 * STEM_CHANNELS, "stage2": 2 * 64}
 
 
 def make_contract(attributes: list[str], thresholds: dict[str, float] | None = None,
@@ -67,6 +71,7 @@ def make_contract(attributes: list[str], thresholds: dict[str, float] | None = N
         "model": ARCH,
         "name": "attributes",
         "backbone": backbone,
+        **({"taps": {name: tap_for(name) for name in attributes}} if backbone == "embedding" else {}),
         "input_name": "chip",
         "output_name": "logits",
         "size": [CHIP_SIZE, CHIP_SIZE],
@@ -103,28 +108,43 @@ class AttributeNet(nn.Module):
         return self.head(self.dropout(torch.flatten(self.pool(self.features(x)), 1)))
 
 
-class StemStatistics(nn.Module):
-    """The dlib ResNet's first stage, then per-channel mean and standard deviation."""
+def channel_statistics(maps: torch.Tensor) -> torch.Tensor:
+    """(N, 2C): each channel's mean, then each channel's standard deviation."""
+    mean = maps.mean(dim=(2, 3))
+    spread = (maps - mean[:, :, None, None]).pow(2).mean(dim=(2, 3)).add(1e-6).sqrt()
+    return torch.cat([mean, spread], dim=1)
 
-    def __init__(self):
+
+class EmbeddingFeatures(nn.Module):
+    """The dlib ResNet's first stage (``stem``) and, when ``deep``, its first seven
+    residual units (``stage2``: 64 maps of 17x17), each summarised by channel_statistics.
+    Output: stem's 64 numbers, then stage2's 128 when present."""
+
+    def __init__(self, deep: bool):
         super().__init__()
         self.conv = nn.Conv2d(3, STEM_CHANNELS, 7, stride=2, padding=0)
         self.affine = Affine(STEM_CHANNELS)
+        self.units = nn.Sequential(*list(DlibResNet().units)[:STAGE2_UNITS]) if deep else None
+
+    @property
+    def width(self) -> int:
+        return TAP_WIDTHS["stem"] + (TAP_WIDTHS["stage2"] if self.units is not None else 0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         maps = torch.nn.functional.max_pool2d(self.affine(self.conv(x)).relu(), 3, 2)
-        mean = maps.mean(dim=(2, 3))
-        spread = (maps - mean[:, :, None, None]).pow(2).mean(dim=(2, 3)).add(1e-6).sqrt()
-        return torch.cat([mean, spread], dim=1)
+        if self.units is None:
+            return channel_statistics(maps)
+        return torch.cat([channel_statistics(maps), channel_statistics(self.units(maps))], dim=1)
 
 
-class EmbeddingStemAttributes(nn.Module):
-    """Frozen stem statistics -> standardised -> one linear logit per attribute."""
+class EmbeddingAttributes(nn.Module):
+    """Frozen embedding-network features -> standardised -> one linear logit per
+    attribute; a head's weights outside its tap's columns are zero."""
 
-    def __init__(self, n_outputs: int):
+    def __init__(self, n_outputs: int, deep: bool):
         super().__init__()
-        self.features = StemStatistics()
-        width = 2 * STEM_CHANNELS
+        self.features = EmbeddingFeatures(deep)
+        width = self.features.width
         # set from the training faces' features; they travel in the checkpoint
         self.register_buffer("feature_mean", torch.zeros(width))
         self.register_buffer("feature_scale", torch.ones(width))
@@ -134,20 +154,38 @@ class EmbeddingStemAttributes(nn.Module):
         return self.head((self.features(x) - self.feature_mean) / self.feature_scale)
 
 
-def stem_from(embedding_net) -> StemStatistics:
-    """StemStatistics holding a copy of a DlibResNet's first conv and affine, frozen."""
-    stem = StemStatistics()
-    stem.conv.load_state_dict(embedding_net.conv.state_dict())
-    stem.affine.load_state_dict(embedding_net.affine.state_dict())
-    for parameter in stem.parameters():
+def tap_for(attribute: str) -> str:
+    """`live` reads the stem (the medium: colour, contrast, grain); every other
+    attribute reads stage2 (what the face looks like). Measured on NUAA: stage2
+    let `live` memorise sessions, while the stem alone cannot see glasses."""
+    return "stem" if attribute == "live" else "stage2"
+
+
+def tap_columns(tap: str) -> slice:
+    """Which columns of EmbeddingFeatures' output a tap occupies."""
+    return slice(0, TAP_WIDTHS["stem"]) if tap == "stem" else slice(TAP_WIDTHS["stem"], TAP_WIDTHS["stem"] + TAP_WIDTHS["stage2"])
+
+
+def needs_stage2(contract: dict) -> bool:
+    return "stage2" in (contract.get("taps") or {}).values()
+
+
+def features_from(embedding_net, deep: bool) -> EmbeddingFeatures:
+    """EmbeddingFeatures holding copies of a DlibResNet's layers, frozen."""
+    features = EmbeddingFeatures(deep)
+    features.conv.load_state_dict(embedding_net.conv.state_dict())
+    features.affine.load_state_dict(embedding_net.affine.state_dict())
+    if deep:
+        features.units.load_state_dict(nn.Sequential(*list(embedding_net.units)[:STAGE2_UNITS]).state_dict())
+    for parameter in features.parameters():
         parameter.requires_grad = False
-    return stem.eval()
+    return features.eval()
 
 
 def build_module(contract: dict) -> nn.Module:
     width = len(contract["attributes"])
     if contract.get("backbone", "small") == "embedding":
-        return EmbeddingStemAttributes(width)
+        return EmbeddingAttributes(width, needs_stage2(contract))
     return AttributeNet(width)
 
 
@@ -162,6 +200,12 @@ def check_contract(contract: dict) -> None:
         raise ModelError(f"attribute checkpoint lists {len(names)} attributes but {contract.get('embedding_size')} outputs")
     if list(contract.get("size", [])) != [CHIP_SIZE, CHIP_SIZE]:
         raise ModelError(f"attribute checkpoint input size {contract.get('size')} does not fit {ARCH} ({CHIP_SIZE})")
+    if contract.get("backbone") == "embedding":
+        taps = contract.get("taps") or {}
+        wrong = [name for name in names if taps.get(name) not in TAP_WIDTHS]
+        if wrong:
+            raise ModelError(f"attribute checkpoint names no known feature tap ({', '.join(TAP_WIDTHS)}) for "
+                             f"{', '.join(wrong)}")
     missing = [name for name in names if name not in contract.get("thresholds", {})]
     if missing:
         raise ModelError(f"attribute checkpoint has no threshold for {', '.join(missing)}")

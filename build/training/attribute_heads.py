@@ -1,7 +1,9 @@
-"""Attribute heads on the embedding network's first stage (backbone ``embedding``).
+"""Attribute heads on the embedding network's features (backbone ``embedding``).
 
-The stem is frozen, so every face becomes 64 numbers once and training is a
-regularised logistic regression per attribute: deterministic, seconds on a CPU.
+The features are frozen, so every face becomes 64 numbers (stem) or 192 (stem
+and stage2) once, and training is a regularised logistic regression per
+attribute on its tap's columns (``edge_build.models.attributes.tap_for``):
+deterministic, seconds on a CPU.
 
 Validation never lets a subject's frames sit on both sides. Subjects are dealt
 into folds (one per subject up to ``folds``, e.g. leave-one-subject-out on
@@ -29,17 +31,17 @@ HEAD_L2 = 0.03
 MAX_FOLDS = 10
 
 
-def stem_features(stem, inputs: np.ndarray, batch: int = 128, progress: bool = True) -> np.ndarray:
-    """(N, 64) float64 stem statistics of normalised NCHW chips."""
+def tap_features(extractor, inputs: np.ndarray, batch: int = 128, progress: bool = True) -> np.ndarray:
+    """(N, extractor.width) float64 features of normalised NCHW chips."""
     import torch
     from tqdm import tqdm
 
     out = []
     steps = range(0, len(inputs), batch)
     with torch.no_grad():
-        for start in tqdm(steps, desc="stem features", unit="batch", file=sys.stderr, disable=not progress, leave=False):
-            out.append(stem(torch.from_numpy(np.ascontiguousarray(inputs[start:start + batch]))).numpy())
-    return np.concatenate(out).astype(np.float64) if out else np.zeros((0, 64))
+        for start in tqdm(steps, desc="features", unit="batch", file=sys.stderr, disable=not progress, leave=False):
+            out.append(extractor(torch.from_numpy(np.ascontiguousarray(inputs[start:start + batch]))).numpy())
+    return np.concatenate(out).astype(np.float64) if out else np.zeros((0, extractor.width))
 
 
 def standardiser(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -106,16 +108,21 @@ def head_threshold(features, positive, folds, l2: float = HEAD_L2) -> float:
     return eer_threshold(out_of_fold(features, positive, folds, l2), positive)
 
 
-def cross_validate(features, labels, attributes, subjects, folds, l2: float = HEAD_L2, progress: bool = True) -> dict:
+def cross_validate(features, labels, attributes, subjects, folds, taps: dict, l2: float = HEAD_L2,
+                   progress: bool = True) -> dict:
     """Per attribute, pooled over held-out folds: n, accuracy (and for `live`
-    APCER, BPCER, attack and real counts), plus ``by_subject`` for `live`."""
+    APCER, BPCER, attack and real counts), plus ``by_subject`` for `live`.
+    ``taps``: attribute -> tap name, whose columns of ``features`` its head reads."""
     from tqdm import tqdm
+
+    from edge_build.models.attributes import tap_columns
 
     subjects = np.asarray(subjects)
     figures = {}
     for k, name in enumerate(attributes):
         known = labels[:, k] != 0
-        x, positive, fold, who = features[known], labels[known, k] > 0, folds[known], subjects[known]
+        x = features[known][:, tap_columns(taps[name])]
+        positive, fold, who = labels[known, k] > 0, folds[known], subjects[known]
         accepted = np.zeros(len(x), dtype=bool)
         for held in tqdm(np.unique(fold), desc=f"cross-validating {name}", unit="fold", file=sys.stderr,
                          disable=not progress, leave=False):
@@ -141,28 +148,31 @@ def spoof_errors(accepted, live) -> dict:
             "real_rejected": int((~accepted[live]).sum())}
 
 
-def fit_heads(features, labels, attributes, folds, l2: float = HEAD_L2) -> tuple[np.ndarray, np.ndarray, dict]:
-    """(weights (K, F) and biases (K,) on standardised features, thresholds) from every subject."""
+def fit_heads(features, labels, attributes, folds, taps: dict, l2: float = HEAD_L2) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(weights (K, F) and biases (K,) on standardised features, zero outside each
+    head's tap; thresholds) from every subject."""
+    from edge_build.models.attributes import tap_columns
+
     mean, scale = standardiser(features)
     standard = (features - mean) / scale
-    weights, biases, thresholds = [], [], {}
+    weights, biases, thresholds = np.zeros((len(attributes), features.shape[1])), [], {}
     for k, name in enumerate(attributes):
-        known = labels[:, k] != 0
-        w, b = fit_logistic(standard[known], labels[known, k] > 0, l2)
-        weights.append(w)
-        biases.append(b)
-        thresholds[name] = head_threshold(features[known], labels[known, k] > 0, folds[known], l2)
-    return np.stack(weights), np.asarray(biases), thresholds
+        known, columns = labels[:, k] != 0, tap_columns(taps[name])
+        positive = labels[known, k] > 0
+        weights[k, columns], bias = fit_logistic(standard[known][:, columns], positive, l2)
+        biases.append(bias)
+        thresholds[name] = head_threshold(features[known][:, columns], positive, folds[known], l2)
+    return weights, np.asarray(biases), thresholds
 
 
-def make_module(stem, contract: dict, features: np.ndarray, weights: np.ndarray, biases: np.ndarray):
-    """The EmbeddingStemAttributes module holding ``stem``, the standardiser and the heads."""
+def make_module(extractor, contract: dict, features: np.ndarray, weights: np.ndarray, biases: np.ndarray):
+    """The EmbeddingAttributes module holding ``extractor``, the standardiser and the heads."""
     import torch
 
     from edge_build.models import attributes as model
 
     module = model.build_module(contract)
-    module.features.load_state_dict(stem.state_dict())
+    module.features.load_state_dict(extractor.state_dict())
     mean, scale = standardiser(features)
     with torch.no_grad():
         module.feature_mean.copy_(torch.from_numpy(mean))

@@ -466,20 +466,23 @@ def train_heads(args, prepared: Prepared, echo):
 
     progress = getattr(args, "progress", True)
     attributes = prepared.dataset.attributes
-    stem = model.stem_from(finetune.pretrained(getattr(args, "embedding", None)))
-    features = heads.stem_features(stem, prepared.inputs, progress=progress)
+    contract = model.make_contract(attributes, backbone="embedding")
+    extractor = model.features_from(finetune.pretrained(getattr(args, "embedding", None)), model.needs_stage2(contract))
+    features = heads.tap_features(extractor, prepared.inputs, progress=progress)
+    taps = contract["taps"]
     folds = heads.subject_folds(prepared.subjects, int(getattr(args, "folds", None) or heads.MAX_FOLDS))
     echo(f"{len(set(prepared.subjects))} subjects in {len(set(folds))} folds; each fold is scored by heads that "
          "never saw its subjects, at thresholds chosen without them")
-    figures = heads.cross_validate(features, prepared.labels, attributes, prepared.subjects, folds, progress=progress)
-    weights, biases, thresholds = heads.fit_heads(features, prepared.labels, attributes, folds)
+    echo("feature taps: " + ", ".join(f"{name} {tap}" for name, tap in taps.items()))
+    figures = heads.cross_validate(features, prepared.labels, attributes, prepared.subjects, folds, taps, progress=progress)
+    weights, biases, thresholds = heads.fit_heads(features, prepared.labels, attributes, folds, taps)
     contract = model.make_contract(attributes, thresholds, backbone="embedding")
     contract["validation"] = {
         "protocol": f"{len(set(folds))} subject folds; held-out figures at thresholds chosen on the other folds",
         "test": figures, "faceless_photos": len(prepared.faceless),
         "thresholds_chosen_on": "out-of-fold scores of every subject, equal error rate",
         "l2": heads.HEAD_L2, "data": str(args.data)}
-    module = heads.make_module(stem, contract, features, weights, biases)
+    module = heads.make_module(extractor, contract, features, weights, biases)
     return module, contract
 
 

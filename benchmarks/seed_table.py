@@ -13,6 +13,10 @@ Rows (10-fold accuracy on View 2 pairs.txt, threshold chosen on the other 9 fold
   simile-dlib   the same simile classifier over the pretrained dlib embedding (labelled: it is
                 not a 2009-comparable feature)
   hog-distance  whole-face HOG distance, nothing trained (a floor for the rows above)
+  dlib-pretrained  the imported dlib ResNet scored like the trained rows (150x150 chips, one
+                per face, no flip, unit-length, euclidean): the baseline of the next row
+  dlib-finetune the same net with its last residual unit and fc fine-tuned (batch-hard triplet)
+                on the DevTrain people's faces (use with --exclude-view2)
 Reference people are the 60 with most photos among people in no line of pairs.txt (2-9 photos
 each): every LFW person with 10+ photos appears in View 2, and a reference identity that is
 also verified would leak. Images with no detectable face make their pairs count as "different".
@@ -296,7 +300,7 @@ def table(figures: dict, dlib_reference: Path | None) -> str:
     lines = ["| method | LFW View 2, 10-fold accuracy | what was run |", "|---|---|---|"]
     lines += [f"| {name} | {value} | seed document's figure |" for name, value in SEEDS]
     for name, row in figures.items():
-        for key in ("l1_head", "euclidean", None):
+        for key in ("l1_head", "euclidean", "unit_length", None):
             block = row.get(key) if key else row
             if block and "accuracy" in block:
                 label = f"{name} ({key.replace('_', ' ')})" if key else name
@@ -324,6 +328,8 @@ def main(argv=None) -> int:
     parser.add_argument("--koch-epochs", type=int, default=4)
     parser.add_argument("--koch-lr", type=float, default=3e-4)
     parser.add_argument("--triplet-epochs", type=int, default=20)
+    parser.add_argument("--finetune-epochs", type=int, default=5)
+    parser.add_argument("--finetune-lr", type=float, default=1e-4)
     parser.add_argument("--dlib-embeddings", type=Path, default=Path("/work/cache/runs/emb_v2_fp32.npz"))
     parser.add_argument("--dlib-reference", type=Path, default=Path("/work/cache/runs/lfw_v2_fp32.json"))
     args = parser.parse_args(argv)
@@ -384,8 +390,42 @@ def main(argv=None) -> int:
         figures["simile-dlib"] = simile_row(traits, index, protocol)
         figures["simile-dlib"]["what"] = "same simile classifier over the PRETRAINED dlib embedding (not 2009-comparable)"
         save(figures, args.out)
+    if "dlib-pretrained" in wanted or "dlib-finetune" in wanted:
+        dlib_rows(args, wanted, figures, work)
     print(table(figures, args.dlib_reference))
     return 0
+
+
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+def dlib_rows(args, wanted, figures: dict, work: Path) -> None:
+    """The pretrained dlib ResNet and its fine-tuned version, on 150x150 chips, scored alike."""
+    import torch
+
+    from edge_build.models import finetune
+    from edge_build.training.siamese import TrainConfig, embed
+
+    chips, index, protocol, _ = load_lfw_chips(args.lfw, args.cache, args.references, 150)
+    view2 = protocol["view2"]
+    if "dlib-pretrained" in wanted:
+        vectors = unit_rows(embed(finetune.pretrained(), chips, finetune.contract(), torch.device("cpu")))
+        figures["dlib-pretrained"] = {**ten_fold(distances_from(vectors, view2, index), view2),
+                                      "what": "imported dlib ResNet, one 150x150 chip per face, no flip, unit-length, euclidean"}
+        save(figures, args.out)
+    if "dlib-finetune" in wanted:
+        config = TrainConfig(arch="dlib-finetune", loss="triplet", epochs=args.finetune_epochs, batch=64,
+                             lr=args.finetune_lr, seed=0, threads=args.threads, progress=False)
+        row = siamese_row("dlib-finetune", chips, index, protocol, work, config, head_score=False,
+                          exclude_view2=args.exclude_view2)
+        net, contract = finetune.load_checkpoint(work / "dlib-finetune" / "model.pt")
+        vectors = unit_rows(embed(net, chips, contract, torch.device("cpu")))
+        row["unit_length"] = ten_fold(distances_from(vectors, view2, index), view2)
+        row["what"] = (f"dlib ResNet, last residual unit + fc trained, batch-hard triplet (16 people x 4 faces), "
+                       f"Adam {args.finetune_lr}, {args.finetune_epochs} epochs on DevTrain people's faces")
+        figures["dlib-finetune"] = mark_clean(row, args.exclude_view2)
+        save(figures, args.out)
 
 
 def mark_clean(row: dict, exclude_view2: bool) -> dict:

@@ -121,6 +121,8 @@ def test_train_attributes_on_the_embedding_stem_validates_by_subject_and_exports
     assert sorted(live["by_subject"]) == ["0001", "0002", "0003", "0004", "0005"]
     assert 0 < contract["thresholds"]["live"] < 1
     torch.testing.assert_close(module.features.conv.weight, random_dlib_home.conv.weight)  # the stem, unchanged
+    assert main(["train", "attributes", "--data", str(data), "--resume", "--quiet"]) != 0
+    assert "--resume applies to --backbone small" in capsys.readouterr().err
 
     part, = attribute_parts(tmp_path / "out" / "attributes.pt")
     result = build_part(part, BuildOptions(out_dir=tmp_path / "engines", skip_gate=True), echo=lambda line: None)

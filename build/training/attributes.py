@@ -395,6 +395,9 @@ def train(args, echo=print) -> dict:
         raise ConfigError(f"unknown backbone {backbone!r} for attributes; available: {', '.join(model.BACKBONES)}")
     if args.epochs < 1 or args.batch < 1:
         raise ConfigError("--epochs and --batch must be at least 1")
+    if backbone == "embedding" and args.resume:
+        raise ConfigError("--resume applies to --backbone small; the embedding backbone's heads fit in one pass "
+                          "(run it again instead)")
     if args.threads:
         torch.set_num_threads(int(args.threads))
     out = checkpoint_out(args.out)

@@ -54,11 +54,12 @@ read as NUAA-style real/ and fake/ folders, and only the `live` head is trained.
 is its file name up to the first underscore; subjects, never frames, are held out.
 
 Backbones:
-  embedding  (default) the imported dlib ResNet's first stage, frozen, summarised per channel;
-             one regularised logistic head per attribute. Needs `edge-verify models fetch`.
-             Fits in seconds; cross-validated over --folds subject folds (leave-one-subject-out
-             when there are fewer subjects), every held-out fold at a threshold chosen without it.
-             --epochs, --batch and --resume do not apply.
+  embedding  (default) the imported dlib ResNet's own layers, frozen, summarised per channel;
+             one regularised logistic head per attribute: `live` reads the first stage (colour
+             and texture), other attributes the first seven residual units. Needs
+             `edge-verify models fetch`. Fits in seconds; cross-validated over --folds subject
+             folds (leave-one-subject-out when there are fewer subjects), every held-out fold at
+             a threshold chosen without it. --epochs, --batch and --resume do not apply.
   small      a small CNN trained end to end (--epochs, --batch, --resume); subjects split into
              fit / dev / test thirds.
 

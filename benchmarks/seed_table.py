@@ -300,7 +300,7 @@ def table(figures: dict, dlib_reference: Path | None) -> str:
     lines = ["| method | LFW View 2, 10-fold accuracy | what was run |", "|---|---|---|"]
     lines += [f"| {name} | {value} | seed document's figure |" for name, value in SEEDS]
     for name, row in figures.items():
-        for key in ("l1_head", "euclidean", "unit_length", None):
+        for key in ("l1_head", "euclidean", None):
             block = row.get(key) if key else row
             if block and "accuracy" in block:
                 label = f"{name} ({key.replace('_', ' ')})" if key else name
@@ -419,9 +419,6 @@ def dlib_rows(args, wanted, figures: dict, work: Path) -> None:
                              lr=args.finetune_lr, seed=0, threads=args.threads, progress=False)
         row = siamese_row("dlib-finetune", chips, index, protocol, work, config, head_score=False,
                           exclude_view2=args.exclude_view2)
-        net, contract = finetune.load_checkpoint(work / "dlib-finetune" / "model.pt")
-        vectors = unit_rows(embed(net, chips, contract, torch.device("cpu")))
-        row["unit_length"] = ten_fold(distances_from(vectors, view2, index), view2)
         row["what"] = (f"dlib ResNet, last residual unit + fc trained, batch-hard triplet (16 people x 4 faces), "
                        f"Adam {args.finetune_lr}, {args.finetune_epochs} epochs on DevTrain people's faces")
         figures["dlib-finetune"] = mark_clean(row, args.exclude_view2)

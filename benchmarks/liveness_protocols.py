@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_build.training.attribute_heads import spoof_errors
+
 PERTURBATIONS = ("dark", "bright", "flat", "warm", "cool", "blur", "jpeg50")
 
 
@@ -54,29 +56,32 @@ def frame_of(path: Path) -> int:
     return int(tail) if tail.isdigit() else 0
 
 
-def held_out_scores(features, live, subjects, train_mask, test_mask, l2) -> tuple[np.ndarray, np.ndarray]:
-    """For each subject: heads + threshold from ``train_mask`` faces of the others,
-    probabilities and decisions on its ``test_mask`` faces. (scores, accepted), NaN/False elsewhere."""
+def held_out_heads(features, live, subjects, train_mask, l2) -> dict:
+    """{subject: (weights, bias, threshold)} fitted on the ``train_mask`` faces of
+    the other subjects, threshold by an inner leave-one-subject-out round."""
     from edge_build.training import attribute_heads as heads
 
-    scores = np.full(len(features), np.nan)
-    accepted = np.zeros(len(features), dtype=bool)
+    fitted = {}
     for subject in sorted(set(subjects)):
         train = train_mask & (subjects != subject)
+        threshold = heads.head_threshold(features[train], live[train], heads.subject_folds(subjects[train]), l2)
+        fitted[subject] = (*heads.fit_logistic(features[train], live[train], l2), threshold)
+    return fitted
+
+
+def held_out_scores(features, subjects, test_mask, fitted: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Each subject's ``test_mask`` faces scored by its held-out heads: (probability
+    minus threshold, accepted); NaN/False elsewhere. Centred, so windows can be judged against 0."""
+    from edge_build.training import attribute_heads as heads
+
+    centred = np.full(len(features), np.nan)
+    for subject, (weights, bias, threshold) in fitted.items():
         test = test_mask & (subjects == subject)
-        if not test.any():
-            continue
-        folds = heads.subject_folds(subjects[train])
-        threshold = heads.head_threshold(features[train], live[train], folds, l2)
-        scores[test] = heads.probabilities(features[test], *heads.fit_logistic(features[train], live[train], l2))
-        accepted[test] = scores[test] >= threshold
-        scores[test] -= threshold  # centred, so windows can be judged against 0
-    return scores, accepted
+        centred[test] = heads.probabilities(features[test], weights, bias) - threshold
+    return centred, centred >= 0
 
 
 def errors(accepted, live, mask) -> dict:
-    from edge_build.training.attribute_heads import spoof_errors
-
     return spoof_errors(accepted[mask], live[mask])
 
 
@@ -90,8 +95,6 @@ def multi_frame(centred, live, subjects, sessions, frames, k: int) -> dict:
         for start in range(0, len(rows) - k + 1, k):
             accepted.append(float(np.mean(centred[rows[start:start + k]])) >= 0)
             truth.append(real)
-    from edge_build.training.attribute_heads import spoof_errors
-
     return spoof_errors(np.asarray(accepted), np.asarray(truth))
 
 
@@ -150,14 +153,18 @@ def main(argv=None) -> int:
     everyone = np.ones(len(live), dtype=bool)
     report = {"data": str(args.data), "backbone": args.backbone, "faces": int(len(live)),
               "faceless": int((~found).sum()), "by_l2": {}}
+    shipped = None
     for l2 in args.l2 or [heads.HEAD_L2]:
         entry = {}
-        centred, accepted = held_out_scores(features, live, subjects, everyone, everyone, l2)
+        fitted = held_out_heads(features, live, subjects, everyone, l2)
+        shipped = fitted if l2 == heads.HEAD_L2 else shipped
+        centred, accepted = held_out_scores(features, subjects, everyone, fitted)
         entry["subjects"] = errors(accepted, live, everyone)
         entry["subjects_by_subject"] = {s: errors(accepted, live, subjects == s) for s in sorted(set(subjects))}
         entry[f"subjects_{args.frames}_frames"] = multi_frame(centred, live, subjects, sessions, frames, args.frames)
         for first, second in (("01", "02"), ("02", "01")):
-            _, cross = held_out_scores(features, live, subjects, sessions == first, sessions == second, l2)
+            one_session = held_out_heads(features, live, subjects, sessions == first, l2)
+            _, cross = held_out_scores(features, subjects, sessions == second, one_session)
             entry[f"s{int(first)}->s{int(second)}"] = errors(cross, live, sessions == second)
         report["by_l2"][str(l2)] = entry
         print(f"l2 {l2}: " + "  ".join(f"{name}: APCER {e['apcer']:.3%} ({e['attacks_accepted']}/{e['attacks']}) "
@@ -165,17 +172,11 @@ def main(argv=None) -> int:
                                       for name, e in entry.items() if "apcer" in e), flush=True)
     if args.perturb:
         report["perturbed"] = {}
-        l2 = heads.HEAD_L2
+        # the heads fitted on unaltered faces at the shipped L2 judge the altered ones
+        shipped = shipped or held_out_heads(features, live, subjects, everyone, heads.HEAD_L2)
         for kind in PERTURBATIONS:
             varied = features_of(training.normalise(perturb(chips[keep], kind), contract))
-            models = {}
-            accepted = np.zeros(len(live), dtype=bool)
-            for subject in sorted(set(subjects)):
-                train, test = subjects != subject, subjects == subject
-                threshold = heads.head_threshold(features[train], live[train], heads.subject_folds(subjects[train]), l2)
-                models[subject] = (heads.fit_logistic(features[train], live[train], l2), threshold)
-                (weights, bias), threshold = models[subject]
-                accepted[test] = heads.probabilities(varied[test], weights, bias) >= threshold
+            _, accepted = held_out_scores(varied, subjects, everyone, shipped)
             report["perturbed"][kind] = errors(accepted, live, everyone)
             e = report["perturbed"][kind]
             print(f"perturbed {kind}: APCER {e['apcer']:.3%} BPCER {e['bpcer']:.3%}", flush=True)

@@ -15,13 +15,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 GLASSES = {"01": 1, "00": -1}
 
 
 def label_rows(root: Path):
+    from edge_build.training.attributes import images_under  # the images `train attributes` would read
+
     for folder, live in (("real", 1), ("fake", -1)):
-        for path in sorted(p for p in (root / folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
+        for path in images_under(root / folder):
             fields = path.stem.split("_")
             glasses = GLASSES.get(fields[1], 0) if len(fields) > 1 else 0  # 0: unknown, left out of that head
             yield path.relative_to(root).as_posix(), live, glasses

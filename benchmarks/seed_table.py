@@ -396,21 +396,18 @@ def main(argv=None) -> int:
     return 0
 
 
-def unit_rows(vectors: np.ndarray) -> np.ndarray:
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-
-
 def dlib_rows(args, wanted, figures: dict, work: Path) -> None:
     """The pretrained dlib ResNet and its fine-tuned version, on 150x150 chips, scored alike."""
     import torch
 
+    from edge.verify.api import l2_normalize
     from edge_build.models import finetune
     from edge_build.training.siamese import TrainConfig, embed
 
     chips, index, protocol, _ = load_lfw_chips(args.lfw, args.cache, args.references, 150)
     view2 = protocol["view2"]
     if "dlib-pretrained" in wanted:
-        vectors = unit_rows(embed(finetune.pretrained(), chips, finetune.contract(), torch.device("cpu")))
+        vectors = l2_normalize(embed(finetune.pretrained(), chips, finetune.contract(), torch.device("cpu")))
         figures["dlib-pretrained"] = {**ten_fold(distances_from(vectors, view2, index), view2),
                                       "what": "imported dlib ResNet, one 150x150 chip per face, no flip, unit-length, euclidean"}
         save(figures, args.out)

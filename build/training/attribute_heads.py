@@ -77,7 +77,9 @@ def fit_logistic(features: np.ndarray, positive: np.ndarray, l2: float = HEAD_L2
 
 
 def probabilities(features: np.ndarray, weights: np.ndarray, bias: float) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-(features @ weights + bias)))
+    from edge_build.training.attributes import sigmoid
+
+    return sigmoid(features @ weights + bias)
 
 
 def subject_folds(subjects, folds: int = MAX_FOLDS) -> np.ndarray:

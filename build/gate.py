@@ -24,9 +24,10 @@ from dataclasses import asdict, dataclass
 from typing import Callable, Iterable
 
 import numpy as np
+import torch
 
 from edge.exc import BuildError, GateFailed
-from edge_build.stages import stage
+from edge_build.stagelog import stage
 
 Embed = Callable[[np.ndarray], np.ndarray]
 
@@ -121,8 +122,6 @@ def accuracy_gate(reference_embed: Embed, engine_embed: Embed, held_out_chips, l
 
 def torch_embed(module) -> Embed:
     """The PyTorch reference as an Embed: outputs flattened per sample and joined."""
-    import torch
-
     module = module.eval()
 
     def embed(batch: np.ndarray) -> np.ndarray:

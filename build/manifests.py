@@ -14,7 +14,7 @@ from pathlib import Path
 from edge.engines.manifest import SCHEMA, file_sha256, read_manifest, write_manifest
 from edge.exc import BuildError
 from edge_build import contracts
-from edge_build.stages import stage
+from edge_build.stagelog import stage
 
 
 def utc_now() -> str:

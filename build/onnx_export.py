@@ -17,9 +17,12 @@ import os
 import warnings
 from pathlib import Path
 
+import onnx
+import torch
+
 from edge.exc import BuildError, ModelError
 from edge_build import contracts
-from edge_build.stages import stage
+from edge_build.stagelog import stage
 
 DEFAULT_OPSET = 17
 MIN_OPSET = 13  # per-channel Q/DQ needs QuantizeLinear's axis attribute
@@ -34,8 +37,6 @@ def export_onnx(module, contract: dict, path: str | os.PathLike, opset: int = DE
     With ``dynamic_batch`` the batch axis (and any axis the contract marks -1) is
     symbolic; without it the file takes exactly the tracing batch of 1.
     """
-    import torch
-
     if not MIN_OPSET <= opset <= max(MAX_OPSET.values()):
         raise BuildError(f"opset {opset} is outside {MIN_OPSET}..{max(MAX_OPSET.values())}")
     path = Path(path)
@@ -64,8 +65,6 @@ def check_onnx(path: str | os.PathLike, contract: dict, max_opset: int = DEFAULT
                dynamic_batch: bool = True) -> None:
     """The ONNX checker, plus what our engines rely on: names from the contract,
     a dynamic batch axis, and an opset (and op set) the target can parse."""
-    import onnx
-
     model = onnx.load(os.fspath(path))
     try:
         onnx.checker.check_model(model)

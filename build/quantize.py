@@ -36,9 +36,14 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
+import onnx
+from onnx import TensorProto, numpy_helper
+from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from edge.exc import BuildError, CalibrationError
-from edge_build.stages import stage
+from edge_build.stagelog import stage
+from edge_calibration.sets import empty_set_message
 
 log = logging.getLogger("edge_build")
 METHODS = ("minmax", "entropy", "percentile")
@@ -137,8 +142,6 @@ class ChipReader:
 
 
 def empty_calibration_error() -> CalibrationError:
-    from edge_calibration.sets import empty_set_message
-
     return CalibrationError(empty_set_message())
 
 
@@ -157,9 +160,6 @@ def output_producers(model) -> list[str]:
 
 def prepare(onnx_path: str | os.PathLike, out_path: str | os.PathLike) -> Path:
     """Fold affine layers and constant shape arithmetic (onnxruntime's quant_pre_process)."""
-    import onnx
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
     quant_pre_process(os.fspath(onnx_path), os.fspath(out_path))
     model = onnx.load(os.fspath(out_path))
     used = {node.domain for node in model.graph.node}
@@ -174,9 +174,6 @@ def prepare(onnx_path: str | os.PathLike, out_path: str | os.PathLike) -> Path:
 def quantize_int8(onnx_path: str | os.PathLike, out_path: str | os.PathLike, calibration_chips: Iterable[np.ndarray],
                   method: str = "minmax", target: str = "onnxruntime", recipe: QuantRecipe | None = None) -> QuantResult:
     """Calibrate on ``calibration_chips`` and write a Q/DQ INT8 model to ``out_path``."""
-    import onnx
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-
     recipe = recipe or recipe_for(target, method)
     out_path = Path(out_path)
     prepared = prepare(onnx_path, out_path.with_suffix(".prepared.onnx"))
@@ -215,8 +212,6 @@ def tensorrt_qdq_problems(model) -> list[str]:
     """What TensorRT 8.5's parser would reject in a Q/DQ graph (empty list = fine):
     three inputs, int8 zero points equal to 0, positive scales, per-channel
     scales only on weights and as many as the weight's channel axis."""
-    from onnx import TensorProto, numpy_helper
-
     tensors = {t.name: t for t in model.graph.initializer}
     problems = []
     for node in model.graph.node:

@@ -17,12 +17,17 @@ from typing import Callable
 
 import numpy as np
 
+from edge.engines.manifest import running_backend_version
+from edge.engines.onnxrt import OnnxRuntimeEngine
+from edge.engines.tensorrt import TensorRTEngine
 from edge.exc import BuildError, GateFailed
 from edge.models.registry import engine_path
+from edge_build.backends.onnxruntime.backend import build_onnxruntime_engine
+from edge_build.backends.tensorrt.backend import build_tensorrt_engine
 from edge_build.gate import GateLimits, accuracy_gate, engine_embed, threshold_decisions, torch_embed
 from edge_build.manifests import manifest_for, write_engine_manifest
 from edge_build.onnx_export import DEFAULT_OPSET, export_onnx
-from edge_build.stages import BuildLog
+from edge_build.stagelog import BuildLog
 from edge_build.targets import Part
 from edge_calibration.samples import SAMPLE_METHODS, pipeline_faces_from_folder, window_samples
 from edge_calibration.sets import DEFAULT_BATCH, DEFAULT_MIN_FACES, calibration_set, check_disjoint, split_folder
@@ -124,13 +129,9 @@ def prepare_faces(options: BuildOptions, samples, work: Path):
 
 def build_backend(fp32: Path, staging: Path, options: BuildOptions, calibration):
     if options.backend == "onnxruntime":
-        from edge_build.onnxruntime_build import build_onnxruntime_engine
-
         return build_onnxruntime_engine(fp32, staging, options.precision, calibration, method=options.method,
                                         allow_fallback=options.allow_fallback)
     if options.backend == "tensorrt":
-        from edge_build.tensorrt_backend import build_tensorrt_engine
-
         return build_tensorrt_engine(
             fp32, staging, options.precision, calibration=calibration,
             calibration_sha256=calibration.sha256 if calibration else None, calibration_batch=options.batch_size,
@@ -142,8 +143,6 @@ def build_backend(fp32: Path, staging: Path, options: BuildOptions, calibration)
 
 
 def backend_version(backend: str) -> str:
-    from edge.engines.manifest import running_backend_version
-
     return running_backend_version(backend)
 
 
@@ -161,11 +160,7 @@ def held_out_chips(samples, folder: Path, limit: int) -> np.ndarray:
 
 def open_engine(path: Path, manifest: dict):
     if manifest["backend"] == "onnxruntime":
-        from edge.engines.onnxrt import OnnxRuntimeEngine
-
         return OnnxRuntimeEngine(path, manifest)
-    from edge.engines.tensorrt import TensorRTEngine
-
     return TensorRTEngine(path, manifest)
 
 

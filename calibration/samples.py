@@ -15,9 +15,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Iterator
 
+import cv2
 import numpy as np
 
+from edge import pipeline
 from edge.exc import EdgeVerifyError, ImageError
+from edge.vision.image import load_image
 from edge_calibration.sets import list_images
 
 PNET_SIDE = 64
@@ -25,11 +28,8 @@ PNET_SIDE = 64
 
 def pipeline_faces_from_folder() -> Callable[[Path], Iterator[np.ndarray]]:
     """Aligned chips of the main face of every readable photo, made by the product's FacePipeline."""
-    from edge import pipeline
 
     def faces_from_folder(folder: Path) -> Iterator[np.ndarray]:
-        from edge.vision.image import load_image
-
         faces = pipeline.FacePipeline.load(flip=False)
         for path in list_images(folder):
             try:
@@ -53,10 +53,6 @@ def window_samples(contract: dict) -> Callable[[Path], Iterator[np.ndarray]]:
     bgr = contract.get("colour", "RGB") == "BGR"
 
     def samples(folder: Path) -> Iterator[np.ndarray]:
-        import cv2
-
-        from edge.vision.image import load_image
-
         for path in list_images(folder):
             try:
                 image = load_image(path)

@@ -1,6 +1,9 @@
 """Manifests: written with every field, read back, and the runtime's refusals."""
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -15,6 +18,15 @@ FIELDS = {"schema", "name", "model", "source_sha256", "engine_sha256", "inputs",
           "requested_precision", "fallback", "calibration", "backend", "backend_version", "device", "threshold", "metric",
           "accuracy_gate", "built_at", "build_seconds"}
 ORIN = {"gpu": "Orin", "compute_capability": "8.7", "source": "pycuda", "dla_core": None}
+
+
+def load_benchmark(name: str):
+    """A script under benchmarks/ as a module (the folder is not a package)."""
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def tiny_part() -> Part:
@@ -163,8 +175,7 @@ def test_contract_notes_reach_the_manifest_top_level(tmp_path):
 
 
 def test_int8_speed_benchmark_runs_both_engines(tmp_path, int8_engine):
-    from edge_build.int8_speed import compare
-
+    compare = load_benchmark("int8_speed").compare
     fp32 = build(tmp_path, precision="fp32")
     row = compare(fp32["engine"], int8_engine["engine"], threads=1, batch=2, rounds=1, faces=FACES)
     assert set(row) == {"batch", "threads", "ms_fp32", "ms_int8", "speedup"}

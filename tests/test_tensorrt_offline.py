@@ -13,7 +13,7 @@ import trt_fakes
 from edge.engines import device as dev
 from edge.engines import trt_compat
 from edge.exc import BuildError, CalibrationError, EngineError, ManifestMismatch, PrecisionUnsupported
-from edge_build.tensorrt_plan import device_precision, int8_method, profile_shapes
+from edge_build.backends.tensorrt.plan import device_precision, int8_method, profile_shapes
 
 ORIN = {"gpu": "Orin", "compute_capability": "8.7", "source": "pycuda"}
 NANO = {"gpu": "NVIDIA Tegra X1", "compute_capability": "5.3", "source": "pycuda"}
@@ -22,8 +22,9 @@ PASCAL = {"gpu": "GeForce GTX 1080", "compute_capability": "6.1", "source": "nvi
 
 
 def test_modules_import_without_tensorrt_or_pycuda():
-    for name in ("edge.engines.tensorrt", "edge_build.tensorrt_build", "edge_build.tensorrt_calibrator",
-                 "edge_build.tensorrt_backend", "edge_build.tensorrt_plan"):
+    for name in ("edge.engines.tensorrt", "edge_build.backends.tensorrt.builder",
+                 "edge_build.backends.tensorrt.calibrator", "edge_build.backends.tensorrt.backend",
+                 "edge_build.backends.tensorrt.plan"):
         importlib.import_module(name)
     if importlib.util.find_spec("tensorrt") is None:
         assert "tensorrt" not in sys.modules
@@ -118,7 +119,7 @@ def test_profile_shapes():
 # ----------------------------------------------------------- builder config
 
 def network(version, inputs=(("chip", [-1, 3, 150, 150]),), layers=()):
-    from edge_build.tensorrt_build import Network
+    from edge_build.backends.tensorrt.builder import Network
 
     trt = trt_fakes.fake_tensorrt(version)
     builder = trt_fakes.Builder(version)
@@ -127,7 +128,7 @@ def network(version, inputs=(("chip", [-1, 3, 150, 150]),), layers=()):
 
 @pytest.mark.parametrize("version", ["8.5.2.2", "10.3.0"])
 def test_build_config_int8_sets_both_flags_and_the_profile(version):
-    from edge_build.tensorrt_build import build_config
+    from edge_build.backends.tensorrt.builder import build_config
 
     net = network(version)
     config, facts = build_config(net.builder, "int8", 512, net=net)
@@ -138,7 +139,7 @@ def test_build_config_int8_sets_both_flags_and_the_profile(version):
 
 
 def test_build_config_for_the_dla_fixes_the_batch_and_states_the_gpu_fallback():
-    from edge_build.tensorrt_build import build_config
+    from edge_build.backends.tensorrt.builder import build_config
 
     net = network("8.5.2")
     config, facts = build_config(net.builder, "fp16", 256, dla_core=1, net=net, batch=(1, 8, 32))
@@ -152,7 +153,7 @@ def test_build_config_for_the_dla_fixes_the_batch_and_states_the_gpu_fallback():
 
 
 def test_build_config_with_a_calibrator_sets_a_one_shape_calibration_profile():
-    from edge_build.tensorrt_build import build_config
+    from edge_build.backends.tensorrt.builder import build_config
 
     net = network("8.6.2")
     config, _ = build_config(net.builder, "int8", 256, calibrator=object(), net=net, calibration_batch=16)
@@ -166,7 +167,7 @@ def test_build_config_with_a_calibrator_sets_a_one_shape_calibration_profile():
 # ------------------------------------------------------------- calibrator
 
 def calibrator(batches, tmp_path, version="8.5.2.2"):
-    from edge_build.tensorrt_calibrator import CalibratorLogic
+    from edge_build.backends.tensorrt.calibrator import CalibratorLogic
 
     cuda = trt_fakes.fake_pycuda()["pycuda.driver"]
     return CalibratorLogic(batches, (4, 3, 8, 8), tmp_path / "c.cache", version, cuda)

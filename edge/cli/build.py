@@ -94,7 +94,7 @@ def run_build(args) -> int:
         raise ModelError(f"building engines needs PyTorch ({error.name} is missing): pip install 'edge-verify[build]'") from error
     options = options_from(args)
     if options.backend == "onnxruntime":
-        from edge_build.onnxruntime_build import resolve_precision
+        from edge_build.backends.onnxruntime.backend import resolve_precision
 
         resolve_precision(options.precision, options.allow_fallback)  # refuse before any heavy work
     models, notes = models_for(args.model)

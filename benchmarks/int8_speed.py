@@ -1,6 +1,6 @@
 """Benchmark: INT8 against FP32 ONNX Runtime engines, same inputs, same session options.
 
-    python -m edge_build.int8_speed --fp32 E/embedding.fp32.onnx --int8 E/embedding.int8.onnx \
+    python benchmarks/int8_speed.py --fp32 E/embedding.fp32.onnx --int8 E/embedding.int8.onnx \
         [--threads 1] [--batches 1 16] [--rounds 7] [--faces DIR]
 
 Both engines are loaded as the product loads them (manifest checks, the
@@ -17,17 +17,17 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
+
+from edge.engines import load_engine
+from edge_calibration.sets import list_images
 
 
 def inputs(shape: list[int], batch: int, faces: Path | None) -> np.ndarray:
     _, channels, height, width = shape
     if faces is None:
         return np.random.default_rng(0).normal(0, 0.5, size=(batch, channels, height, width)).astype(np.float32)
-    import cv2
-
-    from edge_calibration.sets import list_images
-
     paths = (list_images(faces) * batch)[:batch]
     images = [cv2.resize(cv2.imread(str(p))[:, :, ::-1], (width, height)) for p in paths]
     return ((np.stack(images).astype(np.float32) - 127.5) / 128.0).transpose(0, 3, 1, 2).copy()
@@ -41,8 +41,6 @@ def time_once(engine, x: np.ndarray, repeats: int) -> float:
 
 
 def compare(fp32_path: Path, int8_path: Path, threads: int, batch: int, rounds: int, faces: Path | None) -> dict:
-    from edge.engines import load_engine
-
     engines = {"fp32": load_engine(fp32_path, threads=threads), "int8": load_engine(int8_path, threads=threads)}
     x = inputs(engines["fp32"].manifest["inputs"][0]["shape"], batch, faces)
     repeats = max(1, 16 // batch)

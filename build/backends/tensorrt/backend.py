@@ -1,4 +1,4 @@
-"""The TensorRT backend: the stages of tensorrt_build.py put together.
+"""The TensorRT backend: the stages of builder.py put together.
 
 precision check against this GPU -> (INT8: Q/DQ ONNX, or a calibrator) ->
 parse -> config -> build -> save. Returns an EngineBuild whose ``extra`` holds
@@ -16,9 +16,11 @@ from edge.engines.device import describe_device
 from edge.engines.manifest import file_sha256
 from edge.engines.trt_compat import load_pycuda, load_tensorrt
 from edge.exc import BuildError
-from edge_build.onnxruntime_build import EngineBuild
-from edge_build.tensorrt_build import build_config, build_engine, build_network, save_engine
-from edge_build.tensorrt_plan import DEFAULT_BATCH, calibrator_note, device_precision, int8_method
+from edge_build.backends.result import EngineBuild
+from edge_build.backends.tensorrt.builder import build_config, build_engine, build_network, save_engine
+from edge_build.backends.tensorrt.calibrator import cache_path, calibrator_class
+from edge_build.backends.tensorrt.plan import DEFAULT_BATCH, calibrator_note, device_precision, int8_method
+from edge_build.quantize import quantize_int8
 
 
 def build_tensorrt_engine(onnx_path: str | os.PathLike, out_path: str | os.PathLike, precision: str, *,
@@ -44,8 +46,6 @@ def build_tensorrt_engine(onnx_path: str | os.PathLike, out_path: str | os.PathL
         facts["int8_method"] = how = int8_method(version, dla_core, requested_int8_method)
         facts["note"] = calibrator_note(version) if how == "calibrator" else None
         if how == "explicit":
-            from edge_build.quantize import quantize_int8
-
             qdq = out_path.with_suffix(".qdq.onnx")
             result = quantize_int8(onnx_path, qdq, calibration, method=method, target="tensorrt")
             quantization = result.recipe.as_dict() | {"kept_fp32": result.kept_fp32}
@@ -71,8 +71,6 @@ def build_tensorrt_engine(onnx_path: str | os.PathLike, out_path: str | os.PathL
 
 
 def make_calibrator(trt, net, calibration, calibration_batch, onnx_path, calibration_sha256, cache_dir, version):
-    from edge_build.tensorrt_calibrator import cache_path, calibrator_class
-
     (name, shape), = net.inputs()
     if any(size == -1 for size in shape[1:]):
         raise BuildError(f"input {name} has dynamic spatial axes; calibrate it with --int8-method explicit")

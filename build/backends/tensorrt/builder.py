@@ -5,7 +5,8 @@ Written against the TensorRT Python API of JetPack 5.1 (8.5), 6.0 (8.6) and
 ``build_serialized_network`` is the one build call all three have
 (``build_engine`` is gone in 10.x). Runs only where TensorRT and a GPU exist;
 on Jetson that means on the device that will run the engine, because plans do
-not move between TensorRT releases or GPUs.
+not move between TensorRT releases or GPUs. TensorRT itself is imported by
+``load_tensorrt()`` when a stage runs, so this module imports anywhere.
 """
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ from pathlib import Path
 
 from edge.engines.trt_compat import load_tensorrt, network_flags, set_workspace
 from edge.exc import BuildError
-from edge_build.stages import stage
-from edge_build.tensorrt_plan import DEFAULT_BATCH, DEFAULT_SPATIAL, profile_shapes
+from edge_build.backends.tensorrt.plan import DEFAULT_BATCH, DEFAULT_SPATIAL, profile_shapes
+from edge_build.stagelog import stage
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Stage: FP32 ONNX -> an ONNX Runtime (CPU) engine at the requested precision.
 
-fp32: the exported file as is. int8: explicit Q/DQ quantization (quantize.py).
+fp32: the exported file as is. int8: explicit Q/DQ quantization (edge_build.quantize).
 fp16: refused. ONNX Runtime's CPU provider has no fast FP16 kernels: an FP16
 model either runs through inserted casts at FP32 speed or slower, so calling it
 "fp16" would be a lie. With ``allow_fallback`` the engine is FP32 and the
@@ -10,29 +10,18 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
 import numpy as np
 
 from edge.exc import BuildError, PrecisionUnsupported
-from edge_build.stages import stage
+from edge_build.backends.result import EngineBuild
+from edge_build.quantize import quantize_int8
+from edge_build.stagelog import stage
 
 PRECISIONS = ("fp32", "fp16", "int8")
 FP16_FALLBACK = "fp16 requested; ONNX Runtime's CPU provider has no fast FP16, so this engine is FP32 (--allow-fallback)"
-
-
-@dataclass
-class EngineBuild:
-    """What a backend stage produced, for the manifest."""
-
-    path: Path
-    precision: str
-    requested_precision: str
-    fallback: str | None = None
-    quantization: dict | None = None
-    extra: dict = field(default_factory=dict)
 
 
 def resolve_precision(requested: str, allow_fallback: bool) -> tuple[str, str | None]:
@@ -58,8 +47,6 @@ def build_onnxruntime_engine(fp32_onnx: str | os.PathLike, out_path: str | os.Pa
     out_path.parent.mkdir(parents=True, exist_ok=True)
     built, fallback = resolve_precision(precision, allow_fallback)
     if built == "int8":
-        from edge_build.quantize import quantize_int8
-
         if calibration_chips is None:
             raise BuildError("int8 needs a calibration set: pass --calibration DIR (see calibration/README.md)")
         result = quantize_int8(fp32_onnx, out_path, calibration_chips, method=method, target="onnxruntime")

@@ -25,8 +25,9 @@ from typing import Iterable
 
 import numpy as np
 
-from edge.engines.trt_compat import calibration_cache_header
+from edge.engines.trt_compat import calibration_cache_header, load_tensorrt
 from edge.exc import CalibrationError
+from edge_calibration.sets import empty_set_message
 
 
 def cache_path(folder: str | os.PathLike, trt_version: str, onnx_sha256: str, set_sha256: str) -> Path:
@@ -90,8 +91,6 @@ class CalibratorLogic:
         if self.error is not None:
             raise self.error
         if self.batches == 0 and not self.used_cache:
-            from edge_calibration.sets import empty_set_message
-
             raise CalibrationError(empty_set_message(detail="TensorRT's calibrator received no batch"))
 
     def free(self) -> None:
@@ -114,8 +113,8 @@ def calibrator_class(trt):
 
 
 def __getattr__(name: str):
+    # The subclass needs TensorRT's base class, so it is made on first use: this
+    # module must import on machines without TensorRT (tests, the CPU build).
     if name == "EntropyCalibrator":
-        from edge.engines.trt_compat import load_tensorrt
-
         return calibrator_class(load_tensorrt())
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,1 @@
+"""The ONNX Runtime (CPU) backend: see backend.py."""

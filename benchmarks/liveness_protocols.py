@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_build.training.attribute_heads import spoof_errors
+from edge_build.training.attribute_metrics import spoof_errors
 
 PERTURBATIONS = ("dark", "bright", "flat", "warm", "cool", "blur", "jpeg50")
 
@@ -128,17 +128,17 @@ def main(argv=None) -> int:
     from edge_build.models import attributes as model
     from edge_build.models import finetune
     from edge_build.training import attribute_heads as heads
-    from edge_build.training import attributes as training
+    from edge_build.training import attribute_data
 
     torch.set_num_threads(2)
-    dataset = training.load_dataset(args.data)
+    dataset = attribute_data.load_dataset(args.data)
     from edge import paths
 
-    chips, found, _ = training.cached_chips(dataset.paths, paths.home() / "cache" / "attribute-chips")
+    chips, found, _ = attribute_data.cached_chips(dataset.paths, paths.home() / "cache" / "attribute-chips")
     keep = np.flatnonzero(found)
     paths_kept = [dataset.paths[i] for i in keep]
     contract = model.make_contract(["live"], backbone="embedding")
-    inputs = training.normalise(chips[keep], contract)
+    inputs = attribute_data.normalise(chips[keep], contract)
     live = dataset.labels[keep, 0] > 0
     subjects = np.asarray([dataset.subjects[i] for i in keep])
     sessions = np.asarray([session_of(p) for p in paths_kept])
@@ -175,7 +175,7 @@ def main(argv=None) -> int:
         # the heads fitted on unaltered faces at the shipped L2 judge the altered ones
         shipped = shipped or held_out_heads(features, live, subjects, everyone, heads.HEAD_L2)
         for kind in PERTURBATIONS:
-            varied = features_of(training.normalise(perturb(chips[keep], kind), contract))
+            varied = features_of(attribute_data.normalise(perturb(chips[keep], kind), contract))
             _, accepted = held_out_scores(varied, subjects, everyone, shipped)
             report["perturbed"][kind] = errors(accepted, live, everyone)
             e = report["perturbed"][kind]

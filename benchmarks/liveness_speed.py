@@ -69,7 +69,7 @@ def held_out_chips(data: Path, subjects: list[str]):
 
 def main(argv=None) -> int:
     from edge.liveness import live_scores, live_threshold, load_attributes_engine
-    from edge_build.training.attributes import apcer_bpcer
+    from edge_build.training.attribute_metrics import apcer_bpcer
 
     args = parse_args(argv)
     figures = {}

@@ -19,7 +19,7 @@ GLASSES = {"01": 1, "00": -1}
 
 
 def label_rows(root: Path):
-    from edge_build.training.attributes import images_under  # the images `train attributes` would read
+    from edge_build.training.attribute_data import images_under  # the images `train attributes` would read
 
     for folder, live in (("real", 1), ("fake", -1)):
         for path in images_under(root / folder):

@@ -7,13 +7,15 @@ starter models before any conversion, straight from the fetched originals.
 """
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from edge import paths
 from edge.engines.manifest import file_sha256
 from edge.exc import ConfigError, ModelError
+from edge_build.checkpoints import read_checkpoint
+from edge_build.models import attributes, dlib_resnet, koch, mobilefacenet, mtcnn
+from edge.models.sources import weight_path
 
 MODELS = ("embedding", "detector", "attributes", "all")
 CHECKPOINTS = {"embedding": "dlib_resnet_v1.pt", "detector": "mtcnn.pt", "attributes": "attributes.pt"}
@@ -57,8 +59,6 @@ def models_for(choice: str, models_dir: Path | None = None) -> tuple[list[str], 
 
 
 def embedding_parts(checkpoint: Path) -> list[Part]:
-    from edge_build.models import dlib_resnet
-
     if checkpoint.exists():
         module, contract = embedding_loader(checkpoint).load_checkpoint(checkpoint)
         return [Part("embedding", module, contract, checkpoint, file_sha256(checkpoint))]
@@ -69,23 +69,18 @@ def embedding_parts(checkpoint: Path) -> list[Part]:
 
 # checkpoint "arch" -> module with load_checkpoint(path) -> (module, contract);
 # a fine-tuned dlib ResNet keeps dlib's arch id, so it needs no entry of its own
-EMBEDDING_ARCHS = {"dlib_resnet_v1": "edge_build.models.dlib_resnet", "koch_siamese": "edge_build.models.koch",
-                   "mobilefacenet": "edge_build.models.mobilefacenet"}
+EMBEDDING_ARCHS = {dlib_resnet.ARCH: dlib_resnet, koch.ARCH: koch, mobilefacenet.ARCH: mobilefacenet}
 
 
 def embedding_loader(checkpoint: Path):
-    from edge_build.checkpoints import read_checkpoint
-
     arch = read_checkpoint(checkpoint)["arch"]
     if arch not in EMBEDDING_ARCHS:
         raise ModelError(f"checkpoint {checkpoint} holds a {arch!r} network; embedding checkpoints are "
                          f"{', '.join(EMBEDDING_ARCHS)}")
-    return importlib.import_module(EMBEDDING_ARCHS[arch])
+    return EMBEDDING_ARCHS[arch]
 
 
 def detector_parts(checkpoint: Path) -> list[Part]:
-    from edge_build.models import mtcnn
-
     if checkpoint.exists():
         try:
             nets, contracts = mtcnn.load_checkpoint(checkpoint)
@@ -102,17 +97,11 @@ def detector_parts(checkpoint: Path) -> list[Part]:
 def attribute_parts(checkpoint: Path) -> list[Part]:
     if not checkpoint.exists():
         raise ModelError(f"no attributes checkpoint at {checkpoint}; train one with `edge-verify train attributes`")
-    try:
-        module_file = importlib.import_module("edge_build.models.attributes")
-    except ModuleNotFoundError as error:
-        raise ModelError(f"this installation has no attribute model code ({error.name}); update edge-verify") from error
-    module, contract = module_file.load_checkpoint(checkpoint)
+    module, contract = attributes.load_checkpoint(checkpoint)
     return [Part(contract.get("name", "attributes"), module, contract, checkpoint, file_sha256(checkpoint))]
 
 
 def source_file(key: str, checkpoint: Path) -> Path:
-    from edge.models.sources import weight_path
-
     original = weight_path(key)
     if not original.exists():
         raise ModelError(f"no checkpoint at {checkpoint} and no fetched weights at {original}; run `edge-verify models fetch`")

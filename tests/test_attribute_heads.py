@@ -8,8 +8,8 @@ import torch
 from edge.exc import ConfigError, ModelError
 from edge_build.models import attributes as model
 from edge_build.models import dlib_resnet
+from edge_build.training import attribute_data
 from edge_build.training import attribute_heads as heads
-from edge_build.training import attributes as training
 
 from test_attributes import fake_chips, fake_nuaa
 
@@ -107,7 +107,7 @@ def test_train_attributes_on_the_embedding_stem_validates_by_subject_and_exports
     from edge_build.recipe import BuildOptions, build_part
     from edge_build.targets import attribute_parts
 
-    monkeypatch.setattr(training, "compute_chips", fake_chips)
+    monkeypatch.setattr(attribute_data, "compute_chips", fake_chips)
     data = fake_nuaa(tmp_path / "data", subjects=5, frames=6)
     code = main(["train", "attributes", "--data", str(data), "--out", str(tmp_path / "out"), "--threads", "1", "--quiet"])
     out = capsys.readouterr().out
@@ -128,7 +128,7 @@ def test_train_attributes_on_the_embedding_stem_validates_by_subject_and_exports
     result = build_part(part, BuildOptions(out_dir=tmp_path / "engines", skip_gate=True), echo=lambda line: None)
     engine = load_engine(result["engine"], threads=1)
     chips, _ = fake_chips([data / "real" / "x.jpg", data / "fake" / "y.jpg", data / "real" / "z.jpg"])
-    inputs = training.normalise(chips, contract)
+    inputs = attribute_data.normalise(chips, contract)
     with torch.no_grad():
         want = module(torch.from_numpy(inputs)).numpy()
     np.testing.assert_allclose(engine.run(inputs)[0], want, atol=1e-4, rtol=1e-4)

@@ -41,6 +41,7 @@ import torch
 from torch import nn
 
 from edge.exc import ModelError
+from edge_build import checkpoints
 from edge_build.models.dlib_resnet import Affine, DlibResNet
 
 ARCH = "attributes_v1"
@@ -225,9 +226,7 @@ def save_checkpoint(path: str | Path, module: nn.Module, contract: dict, extra: 
 
 
 def read_checkpoint(path: str | Path) -> dict:
-    from edge_build.checkpoints import read_checkpoint
-
-    state = read_checkpoint(path, ARCH)
+    state = checkpoints.read_checkpoint(path, ARCH)
     check_contract(state["contract"])
     return state
 

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edge.exc import ModelError
+from edge_build.checkpoints import read_checkpoint
 from edge_build.dlib_format import (EMBEDDING_SIZE, INPUT_SIZE, RESIDUAL_UNITS,
                                     STEM_FILTERS, DlibNet, read_face_resnet)
 
@@ -200,8 +201,6 @@ def save_checkpoint(path: str | Path, module: DlibResNet) -> Path:
 
 def load_checkpoint(path: str | Path) -> tuple[DlibResNet, dict]:
     """Rebuild the module from a checkpoint alone; returns (module in eval mode, contract)."""
-    from edge_build.checkpoints import read_checkpoint
-
     data = read_checkpoint(path, ARCH)
     contract = data.get("contract")
     if not isinstance(contract, dict) or contract.get("model") != ARCH:

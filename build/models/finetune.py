@@ -16,16 +16,15 @@ import copy
 from pathlib import Path
 
 from edge.exc import ModelError
+from edge_build.checkpoints import save_arch_checkpoint
 from edge_build.models import dlib_resnet
-from edge_build.training.checkpoint import save_arch_checkpoint
+from edge_build.targets import checkpoint_path, source_file
 
 ARCH = dlib_resnet.ARCH
 
 
 def pretrained(checkpoint: Path | None = None) -> dlib_resnet.DlibResNet:
     """The imported net, from `models fetch`'s checkpoint or the fetched dlib .dat."""
-    from edge_build.targets import checkpoint_path, source_file
-
     path = Path(checkpoint) if checkpoint else checkpoint_path("embedding")
     if path.exists():
         return dlib_resnet.load_checkpoint(path)[0]

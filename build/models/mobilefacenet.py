@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edge_build.training.checkpoint import load_arch_checkpoint, resized_chip_contract, save_arch_checkpoint
+from edge_build.checkpoints import load_arch_checkpoint, resized_chip_contract, save_arch_checkpoint
 
 ARCH = "mobilefacenet"
 # (expansion, output channels, repeats, first stride), the paper's table 1

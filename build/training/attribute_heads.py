@@ -21,8 +21,14 @@ from __future__ import annotations
 import sys
 
 import numpy as np
+import torch
+from tqdm import tqdm
 
 from edge.exc import ConfigError
+from edge_build.models import attributes as model
+from edge_build.models import finetune
+from edge_build.training.attribute_data import Prepared
+from edge_build.training.attribute_metrics import eer_threshold, sigmoid, spoof_errors
 
 # L2 weight on standardised features (mean BCE + L2 * |w|^2). Compared on
 # NUAA with leave-one-subject-out and cross-session runs (README, liveness):
@@ -33,9 +39,6 @@ MAX_FOLDS = 10
 
 def tap_features(extractor, inputs: np.ndarray, batch: int = 128, progress: bool = True) -> np.ndarray:
     """(N, extractor.width) float64 features of normalised NCHW chips."""
-    import torch
-    from tqdm import tqdm
-
     out = []
     steps = range(0, len(inputs), batch)
     with torch.no_grad():
@@ -53,8 +56,6 @@ def standardiser(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def fit_logistic(features: np.ndarray, positive: np.ndarray, l2: float = HEAD_L2) -> tuple[np.ndarray, float]:
     """(weights, bias) on *raw* features of an L2-regularised logistic regression
     fitted on standardised ones (full batch, L-BFGS, float64)."""
-    import torch
-
     positive = np.asarray(positive, dtype=bool)
     if positive.all() or not positive.any():
         raise ConfigError("an attribute head needs faces with and without the attribute in its training subjects")
@@ -77,8 +78,6 @@ def fit_logistic(features: np.ndarray, positive: np.ndarray, l2: float = HEAD_L2
 
 
 def probabilities(features: np.ndarray, weights: np.ndarray, bias: float) -> np.ndarray:
-    from edge_build.training.attributes import sigmoid
-
     return sigmoid(features @ weights + bias)
 
 
@@ -105,8 +104,6 @@ def out_of_fold(features, positive, folds, l2: float = HEAD_L2) -> np.ndarray:
 
 def head_threshold(features, positive, folds, l2: float = HEAD_L2) -> float:
     """The equal-error threshold on out-of-fold probabilities."""
-    from edge_build.training.attributes import eer_threshold
-
     return eer_threshold(out_of_fold(features, positive, folds, l2), positive)
 
 
@@ -115,15 +112,11 @@ def cross_validate(features, labels, attributes, subjects, folds, taps: dict, l2
     """Per attribute, pooled over held-out folds: n, accuracy (and for `live`
     APCER, BPCER, attack and real counts), plus ``by_subject`` for `live`.
     ``taps``: attribute -> tap name, whose columns of ``features`` its head reads."""
-    from tqdm import tqdm
-
-    from edge_build.models.attributes import tap_columns
-
     subjects = np.asarray(subjects)
     figures = {}
     for k, name in enumerate(attributes):
         known = labels[:, k] != 0
-        x = features[known][:, tap_columns(taps[name])]
+        x = features[known][:, model.tap_columns(taps[name])]
         positive, fold, who = labels[known, k] > 0, folds[known], subjects[known]
         accepted = np.zeros(len(x), dtype=bool)
         for held in tqdm(np.unique(fold), desc=f"cross-validating {name}", unit="fold", file=sys.stderr,
@@ -140,26 +133,14 @@ def cross_validate(features, labels, attributes, subjects, folds, taps: dict, l2
     return figures
 
 
-def spoof_errors(accepted, live) -> dict:
-    """APCER (attacks accepted) and BPCER (real faces rejected) with their counts; None where a class is absent."""
-    accepted, live = np.asarray(accepted, dtype=bool), np.asarray(live, dtype=bool)
-    attacks, real = int((~live).sum()), int(live.sum())
-    return {"apcer": float(np.mean(accepted[~live])) if attacks else None, "attacks": attacks,
-            "attacks_accepted": int(accepted[~live].sum()),
-            "bpcer": float(np.mean(~accepted[live])) if real else None, "real": real,
-            "real_rejected": int((~accepted[live]).sum())}
-
-
 def fit_heads(features, labels, attributes, folds, taps: dict, l2: float = HEAD_L2) -> tuple[np.ndarray, np.ndarray, dict]:
     """(weights (K, F) and biases (K,) on standardised features, zero outside each
     head's tap; thresholds) from every subject."""
-    from edge_build.models.attributes import tap_columns
-
     mean, scale = standardiser(features)
     standard = (features - mean) / scale
     weights, biases, thresholds = np.zeros((len(attributes), features.shape[1])), [], {}
     for k, name in enumerate(attributes):
-        known, columns = labels[:, k] != 0, tap_columns(taps[name])
+        known, columns = labels[:, k] != 0, model.tap_columns(taps[name])
         positive = labels[known, k] > 0
         weights[k, columns], bias = fit_logistic(standard[known][:, columns], positive, l2)
         biases.append(bias)
@@ -169,10 +150,6 @@ def fit_heads(features, labels, attributes, folds, taps: dict, l2: float = HEAD_
 
 def make_module(extractor, contract: dict, features: np.ndarray, weights: np.ndarray, biases: np.ndarray):
     """The EmbeddingAttributes module holding ``extractor``, the standardiser and the heads."""
-    import torch
-
-    from edge_build.models import attributes as model
-
     module = model.build_module(contract)
     module.features.load_state_dict(extractor.state_dict())
     mean, scale = standardiser(features)
@@ -182,3 +159,29 @@ def make_module(extractor, contract: dict, features: np.ndarray, weights: np.nda
         module.head.weight.copy_(torch.from_numpy(weights))
         module.head.bias.copy_(torch.from_numpy(biases))
     return module.eval()
+
+
+def train_heads(config, prepared: Prepared, echo):
+    """The embedding backbone: frozen stem features, logistic heads, subject-fold
+    cross-validation; (module, contract). ``config``: an
+    edge_build.training.attributes.AttributeConfig."""
+    progress = config.progress
+    attributes = prepared.dataset.attributes
+    contract = model.make_contract(attributes, backbone="embedding")
+    extractor = model.features_from(finetune.pretrained(config.embedding), model.needs_stage2(contract))
+    features = tap_features(extractor, prepared.inputs, progress=progress)
+    taps = contract["taps"]
+    folds = subject_folds(prepared.subjects, config.folds)
+    echo(f"{len(set(prepared.subjects))} subjects in {len(set(folds))} folds; each fold is scored by heads that "
+         "never saw its subjects, at thresholds chosen without them")
+    echo("feature taps: " + ", ".join(f"{name} {tap}" for name, tap in taps.items()))
+    figures = cross_validate(features, prepared.labels, attributes, prepared.subjects, folds, taps, progress=progress)
+    weights, biases, thresholds = fit_heads(features, prepared.labels, attributes, folds, taps)
+    contract = model.make_contract(attributes, thresholds, backbone="embedding")
+    contract["validation"] = {
+        "protocol": f"{len(set(folds))} subject folds; held-out figures at thresholds chosen on the other folds",
+        "test": figures, "faceless_photos": len(prepared.faceless),
+        "thresholds_chosen_on": "out-of-fold scores of every subject, equal error rate",
+        "l2": HEAD_L2, "data": str(config.data)}
+    module = make_module(extractor, contract, features, weights, biases)
+    return module, contract

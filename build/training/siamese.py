@@ -16,13 +16,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
+from edge import paths
 from edge.exc import ConfigError, DatasetError
-from edge_build.training import data as data_mod
 from edge_build.checkpoints import read_checkpoint
+from edge_build.models import finetune, koch, mobilefacenet
+from edge_build.training import data as data_mod
 from edge_build.training.losses import LOSSES, L1Head, pair_loss, triplet_batch_hard_loss
 
-ARCHS = ("koch", "mobilefacenet", "dlib-finetune")
+MODEL_MODULES = {"koch": koch, "mobilefacenet": mobilefacenet, "dlib-finetune": finetune}
+ARCHS = tuple(MODEL_MODULES)
 PER_PERSON = 4  # K of the P x K triplet batches
 # Distance losses see unit-length embeddings (FaceNet's choice): the margins then mean the
 # same thing for every network, and the runtime compares unit vectors as the manifest says.
@@ -58,12 +62,9 @@ def resolve_device(name: str) -> torch.device:
 
 
 def model_module(arch: str):
-    from edge_build.models import finetune, koch, mobilefacenet
-
-    modules = {"koch": koch, "mobilefacenet": mobilefacenet, "dlib-finetune": finetune}
-    if arch not in modules:
+    if arch not in MODEL_MODULES:
         raise ConfigError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
-    return modules[arch]
+    return MODEL_MODULES[arch]
 
 
 def make_net(config: TrainConfig):
@@ -128,8 +129,6 @@ def training_threshold(net, chip_set, contract: dict, config: TrainConfig, devic
 
 
 def run_epoch(net, head, optimizer, chip_set, contract, config: TrainConfig, epoch: int, device) -> float:
-    from tqdm import tqdm
-
     net.train()
     if config.arch == "dlib-finetune":
         net.eval()  # affine layers have no running stats; eval keeps nothing else from training
@@ -222,8 +221,6 @@ def restore(path: Path, net, head, optimizer, config: TrainConfig, arch: str) ->
 def train_folder(data: str | Path, out: str | Path, config: TrainConfig, cache_dir: str | Path | None = None,
                  resume: bool = False, echo=print) -> dict:
     """`edge-verify train siamese`: chips of every person under DATA (cached), then train()."""
-    from edge import paths
-
     cache = Path(cache_dir) if cache_dir else paths.home() / "cache" / "chips"
     chip_set = data_mod.load_folder(data, cache, size=cache_size(config.arch), progress=config.progress)
     if chip_set.dropped:

@@ -144,8 +144,11 @@ def run_attributes(args) -> int:
     check_data(args.data)
     if args.labels is not None and not args.labels.is_file():
         raise DatasetError(f"--labels {args.labels}: no such file")
-    args.progress = not args.quiet
-    return int(training_module("edge_build.training.attributes").run(args) or 0)
+    training = training_module("edge_build.training.attributes")
+    config = training.AttributeConfig(data=args.data, labels=args.labels, out=args.out, backbone=args.backbone,
+                                      epochs=args.epochs, batch=args.batch, seed=args.seed, resume=args.resume,
+                                      threads=args.threads, folds=args.folds, progress=not args.quiet)
+    return int(training.run(config) or 0)
 
 
 def training_module(name: str):

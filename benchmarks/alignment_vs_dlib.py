@@ -28,7 +28,7 @@ def main() -> int:
 
     import dlib
 
-    from edge.models.sources import weight_path
+    from edge_build.sources import weight_path
     from edge.pipeline import FacePipeline, primary_face_index
     from edge.verify.api import l2_normalize
     from edge.vision import align

@@ -142,7 +142,7 @@ def run(args: argparse.Namespace, scratch: Path) -> int:
     import dlib
     import numpy as np
 
-    from edge.models.sources import fetch_sources
+    from edge_build.sources import fetch_sources
     from edge.vision.detect import central_face
     from edge.vision.image import load_image
 

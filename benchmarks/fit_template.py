@@ -26,7 +26,7 @@ def main() -> int:
 
     import dlib
 
-    from edge.models.sources import weight_path
+    from edge_build.sources import weight_path
     from edge.pipeline import FacePipeline
     from edge.vision import align
     from edge.vision.image import load_image

@@ -9,12 +9,18 @@ from __future__ import annotations
 import json
 from importlib import resources
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
+import torch
 
+from edge.engines import load_engine
 from edge.engines.manifest import file_sha256, read_manifest
 from edge.exc import BuildError, EdgeVerifyError
 from edge.models.registry import DETECTOR_NETS, EMBEDDING, engine_path
+from edge_build.models import dlib_resnet, mtcnn
+from edge_build.recipe import BuildOptions, build_part
+from edge_build.sources import fetch_sources
 from edge_build.targets import checkpoint_path, load_parts
 
 # Agreement an FP32 export must show with PyTorch before it is installed.
@@ -29,10 +35,6 @@ def calibrated_figures() -> dict:
 
 
 def convert_embedding(dat_path: Path, force: bool, log) -> Path:
-    import torch
-
-    from edge_build.models import dlib_resnet
-
     target = checkpoint_path("embedding")
     if target.exists() and not force:
         return target
@@ -52,8 +54,6 @@ def convert_embedding(dat_path: Path, force: bool, log) -> Path:
 
 
 def convert_detector(sources: dict, force: bool, log) -> Path:
-    from edge_build.models import mtcnn
-
     target = checkpoint_path("detector")
     if target.exists() and not force:
         return target
@@ -76,10 +76,6 @@ def up_to_date(engine: Path, source_sha256: str) -> bool:
 
 def round_trip(part, engine: Path) -> float:
     """Largest difference between the engine and PyTorch on a random batch."""
-    import torch
-
-    from edge.engines import load_engine
-
     shape = [2] + [dim if dim > 0 else 61 for dim in read_manifest(engine)["inputs"][0]["shape"][1:]]
     example = np.random.default_rng(0).uniform(-1, 1, size=shape).astype(np.float32)
     with torch.no_grad():
@@ -90,8 +86,6 @@ def round_trip(part, engine: Path) -> float:
 
 
 def export_engines(model: str, force: bool, log) -> dict[str, Path]:
-    from edge_build.recipe import BuildOptions, build_part
-
     out = {}
     for part in load_parts(model):
         target = engine_path(part.name, "fp32", "onnxruntime")
@@ -116,3 +110,9 @@ def convert_starter_models(sources: dict, force: bool = False, log=print) -> dic
     if missing:
         raise BuildError(f"fetch did not produce engines for {', '.join(missing)}")
     return {"engines": engines}
+
+
+def fetch_and_convert(log: Callable[[str], None] = print, force: bool = False) -> dict:
+    """Download the original weights (once) and convert them: what `edge-verify models fetch`
+    and the demo's first run do. Registered as the ``starter-models`` build command."""
+    return convert_starter_models(fetch_sources(progress=log), force=force, log=log)

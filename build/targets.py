@@ -15,7 +15,7 @@ from edge.engines.manifest import file_sha256
 from edge.exc import ConfigError, ModelError
 from edge_build.checkpoints import read_checkpoint
 from edge_build.models import attributes, dlib_resnet, koch, mobilefacenet, mtcnn
-from edge.models.sources import weight_path
+from edge_build.sources import weight_path
 
 MODELS = ("embedding", "detector", "attributes", "all")
 CHECKPOINTS = {"embedding": "dlib_resnet_v1.pt", "detector": "mtcnn.pt", "attributes": "attributes.pt"}

@@ -14,7 +14,7 @@
 """
 from __future__ import annotations
 
-import importlib.util
+import json
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -22,9 +22,21 @@ from importlib import resources
 from pathlib import Path
 from typing import Callable, Optional
 
+import cv2
 import numpy as np
+from gpiozero.pins.mock import MockFactory
 
+from edge import paths
+from edge.daemon import config
+from edge.daemon.loop import Daemon
 from edge.exc import ConfigError, ModelError
+from edge.extras import build_feature
+from edge.gallery import open_gallery
+from edge.gallery.threshold import gallery_threshold, impostor_tail
+from edge.models import registry
+from edge.pipeline import FacePipeline
+from edge.verify.api import embedding_space
+from edge.vision.image import load_image
 
 ENROLLED = ("Colin_Powell", "Serena_Williams", "Jennifer_Aniston")
 STRANGERS = ("Gloria_Macapagal_Arroyo", "Hugo_Chavez")
@@ -72,25 +84,18 @@ def demo_photo(name: str, number: int) -> Path:
 # -- models -------------------------------------------------------------------------------------
 
 def models_present() -> bool:
-    from edge.models import registry
-
     return all(registry.engine_path(name).exists() for name in (registry.EMBEDDING, *registry.DETECTOR_NETS))
 
 
 def ensure_models(log: Callable[[str], None]) -> None:
-    """Fetch and convert the starter models unless their FP32 engines are already there."""
+    """Fetch and convert the starter models unless their FP32 engines are already there
+    (the build package does that: its ``starter-models`` entry point, see edge.extras)."""
     if models_present():
         return
     log("the starter models are not here yet: fetching them (once)")
-    if importlib.util.find_spec("torch") is None:
-        raise ModelError("converting the starter models needs PyTorch: pip install 'edge-verify[build]', "
-                         "then run `edge-verify demo` again (or `edge-verify models fetch`)")
-    from edge.models.sources import fetch_sources
-
-    sources = fetch_sources(progress=log)
-    from edge_build.starter import convert_starter_models
-
-    convert_starter_models(sources, log=log)
+    fetch_and_convert = build_feature("starter-models", "converting the starter models",
+                                      then="run `edge-verify demo` again (or `edge-verify models fetch`)")
+    fetch_and_convert(log=log)
 
 
 # -- the demo home ------------------------------------------------------------------------------
@@ -114,10 +119,6 @@ def prepare_home(home: Optional[Path]) -> tuple[Path, bool]:
 # -- enrollment and the clip --------------------------------------------------------------------
 
 def enroll(pipeline, home: Path, log: Callable[[str], None]) -> dict:
-    from edge.verify.api import embedding_space
-    from edge.gallery import open_gallery
-    from edge.vision.image import load_image
-
     enrolled = {}
     with open_gallery(home / "gallery.sqlite", home / "gallery.key", create=True, actor="demo") as gallery:
         for name in ENROLLED:
@@ -142,8 +143,6 @@ def visiting_order() -> list:
 
 def make_clip(path: Path, seed: int = 0) -> list:
     """Write the clip; returns its Segments. The first frames are empty: the camera warms up."""
-    import cv2
-
     rng = np.random.default_rng(seed)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), FPS, FRAME_SIZE)
     if not writer.isOpened():
@@ -177,8 +176,6 @@ def _background() -> np.ndarray:
 
 
 def _place(photo: np.ndarray, dx: int, dy: int) -> np.ndarray:
-    import cv2
-
     frame = _background()
     face = cv2.resize(photo, (FACE_SIDE, FACE_SIDE), interpolation=cv2.INTER_LINEAR)
     left = (FRAME_SIZE[0] - FACE_SIDE) // 2 + int(dx)
@@ -190,8 +187,6 @@ def _place(photo: np.ndarray, dx: int, dy: int) -> np.ndarray:
 # -- playing ------------------------------------------------------------------------------------
 
 def demo_settings(home: Path, clip: Path):
-    from edge.daemon import config
-
     return config.resolve({
         "source.uri": f"file://{clip}", "source.rate": FPS, "door.pin": PIN, "door.pulse_s": PULSE_S,
         "gallery.path": str(home / "gallery.sqlite"), "gallery.key": str(home / "gallery.key"),
@@ -200,8 +195,6 @@ def demo_settings(home: Path, clip: Path):
 
 
 def threshold_line(manifest: dict, templates: int, stranger_rate: float) -> str:
-    from edge.gallery.threshold import gallery_threshold, impostor_tail
-
     value = gallery_threshold(manifest, templates, stranger_rate)
     if impostor_tail(manifest) is None:
         return f"match threshold {value:.3f} (the engine's 1:1 threshold; its manifest has no impostor tail)"
@@ -255,18 +248,11 @@ def check(segments: list, events: list, history: list, active_high: bool = True)
 
 
 def run_demo(home: Optional[Path] = None, keep: bool = False, out: Callable[[str], None] = print) -> DemoResult:
-    import json
-
-    from gpiozero.pins.mock import MockFactory
-
-    from edge.daemon.loop import Daemon
-    from edge.pipeline import FacePipeline
-
     ensure_models(out)
     folder, temporary = prepare_home(home)
     factory = MockFactory()
     try:
-        out(f"demo home: {folder}  (models from {_models_dir()})")
+        out(f"demo home: {folder}  (models from {paths.models_dir()})")
         pipeline = FacePipeline.load()
         enroll(pipeline, folder, out)
         segments = make_clip(folder / "clip.avi")
@@ -303,8 +289,3 @@ def summary_lines(result: DemoResult, folder: Path, kept: bool) -> list:
         lines.append(f"  files kept in {folder} (gallery, clip.avi, events.jsonl)")
     return lines
 
-
-def _models_dir() -> Path:
-    from edge import paths
-
-    return paths.models_dir()

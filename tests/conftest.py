@@ -28,7 +28,7 @@ def models_home() -> Path:
 @pytest.fixture(scope="session")
 def model_sources(models_home) -> dict:
     """Paths of the original weight files: dlib_resnet, dlib_shape5, dlib_mmod, mtcnn_pnet/rnet/onet."""
-    from edge.models.sources import fetch_sources
+    from edge_build.sources import fetch_sources
 
     return fetch_sources(progress=lambda message: None)
 

@@ -1,11 +1,14 @@
-"""`edge-verify build`: engines from the PyTorch models, with an accuracy gate."""
+"""`edge-verify build`: engines from the PyTorch models, with an accuracy gate.
+
+The command line only; the build package runs it (edge_build.commands.run_build,
+reached through edge.extras), so --help works without the build extra.
+"""
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from edge.exc import ConfigError, ModelError
+from edge.extras import build_command
 
 HELP = """\
 Build inference engines from the PyTorch models: export to ONNX (opset 17, dynamic batch),
@@ -66,57 +69,4 @@ def register(subparsers) -> None:
     device.add_argument("--no-gpu-fallback", dest="gpu_fallback", action="store_false",
                         help="with --dla-core: fail instead of running DLA-unsupported layers on the GPU")
     parser.add_argument("--out", type=Path, metavar="DIR", help="engines folder (default $EDGE_VERIFY_HOME/models/engines)")
-    parser.set_defaults(func=run_build)
-
-
-def options_from(args):
-    from edge_build.gate import GateLimits
-    from edge_build.recipe import BuildOptions
-
-    if args.batch < 1:
-        raise ConfigError("--batch must be at least 1")
-    if args.dla_core is not None and args.backend != "tensorrt":
-        raise ConfigError("--dla-core needs --backend tensorrt")
-    return BuildOptions(
-        precision=args.precision, backend=args.backend, calibration=args.calibration, gate_faces=args.gate_faces,
-        skip_gate=args.skip_gate, allow_fallback=args.allow_fallback, workspace_mb=args.workspace, dla_core=args.dla_core,
-        gpu_fallback=args.gpu_fallback, out_dir=args.out, limits=GateLimits(args.gate_cosine, args.gate_lfw_drop),
-        method=args.calibration_method, int8_method=args.int8_method, batch_size=args.batch, min_faces=args.min_faces,
-        progress=sys.stderr.isatty(),
-    )
-
-
-def run_build(args) -> int:
-    try:
-        from edge_build.recipe import Injected, build_part
-        from edge_build.targets import load_parts, models_for
-    except ImportError as error:
-        raise ModelError(f"building engines needs PyTorch ({error.name} is missing): pip install 'edge-verify[build]'") from error
-    options = options_from(args)
-    if options.backend == "onnxruntime":
-        from edge_build.backends.onnxruntime.backend import resolve_precision
-
-        resolve_precision(options.precision, options.allow_fallback)  # refuse before any heavy work
-    models, notes = models_for(args.model)
-    for note in notes:
-        print(note, file=sys.stderr)
-    if args.checkpoint and len(models) > 1:
-        raise ConfigError("--checkpoint names one model's weights; use it with --model embedding|detector|attributes")
-    injected = Injected(lfw_scorer=lfw_scorer(args.lfw) if args.lfw else None)
-    results = []
-    for model in models:
-        for part in load_parts(model, args.checkpoint):
-            results.append(build_part(part, options, injected, echo=lambda line: print(line, file=sys.stderr)))
-    for result in results:
-        gate = result["accuracy_gate"] or {}
-        figure = f"mean cosine {gate['mean_cosine']:.4f}" if "mean_cosine" in gate else "gate skipped"
-        note = f"  [{result['fallback']}]" if result["fallback"] else ""
-        print(f"{result['engine']}: {result['precision']}, {figure}{note}")
-    return 0
-
-
-def lfw_scorer(lfw: Path):
-    """The gate's LFW check on a fixed subset of View 2 pairs (edge.bench.lfw)."""
-    from edge.bench.lfw import lfw_subset_scorer
-
-    return lfw_subset_scorer(lfw)
+    parser.set_defaults(func=build_command("build", "building engines"))

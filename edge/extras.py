@@ -31,7 +31,8 @@ def build_feature(name: str, needed_for: str, then: str = "") -> Callable:
     after = f", then {then}" if then else ""
     missing = [module for module in EXTRA_MODULES if importlib.util.find_spec(module) is None]
     if missing:
-        raise ModelError(f"{needed_for} needs the build extra ({', '.join(missing)} is not installed): {INSTALL}{after}")
+        verb = "is" if len(missing) == 1 else "are"
+        raise ModelError(f"{needed_for} needs the build extra ({' and '.join(missing)} {verb} not installed): {INSTALL}{after}")
     entry = next(iter(importlib.metadata.entry_points(group=GROUP, name=name)), None)
     if entry is None:
         raise ModelError(f"{needed_for} needs the build package's {name!r} command, which this installation does not "

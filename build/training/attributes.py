@@ -226,7 +226,7 @@ def compute_chips(paths: list[Path], pipeline=None, progress: bool = True) -> tu
     """(uint8 (N, 150, 150, 3) RGB chips, bool (N,) face found) via the pipeline."""
     from tqdm import tqdm
 
-    from edge.pipeline import FacePipeline, primary_face_index
+    from edge.pipeline import FacePipeline
     from edge.vision.image import load_image
 
     pipeline = pipeline or FacePipeline.load(flip=False, threads=1)
@@ -237,10 +237,10 @@ def compute_chips(paths: list[Path], pipeline=None, progress: bool = True) -> tu
             image = load_image(path)
         except EdgeVerifyError:
             continue  # unreadable photos count as faceless; the summary says how many
-        faces = pipeline.detect(image)
-        if not faces:
+        main = pipeline.main_face(image)
+        if main is None:
             continue
-        chip = pipeline.align(image, [faces[primary_face_index(faces, image.shape)]])[0]
+        chip = main.chip[0]
         pixels = chip.transpose(1, 2, 0) * pipeline.std + pipeline.mean
         chips[index], found[index] = np.clip(np.rint(pixels), 0, 255).astype(np.uint8), True
     return chips, found

@@ -18,6 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_build.sources import weight_path
+from edge.pipeline import FacePipeline
+from edge.verify.api import l2_normalize
+from edge.vision import align
+from edge.vision.image import load_image
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -26,13 +32,7 @@ def main() -> int:
     parser.add_argument("--json", dest="json_out")
     args = parser.parse_args()
 
-    import dlib
-
-    from edge_build.sources import weight_path
-    from edge.pipeline import FacePipeline, primary_face_index
-    from edge.verify.api import l2_normalize
-    from edge.vision import align
-    from edge.vision.image import load_image
+    import dlib  # the test extra, only for the comparison
 
     pipeline = FacePipeline.load(threads=1, flip=False)
     detector = dlib.get_frontal_face_detector()
@@ -45,8 +45,8 @@ def main() -> int:
             break
         image = load_image(path)
         boxes = detector(image, 1)
-        faces = pipeline.detect(image)
-        if len(boxes) != 1 or not faces:
+        found = pipeline.main_face(image)
+        if len(boxes) != 1 or found is None:
             continue
         shape = shaper(image, boxes[0])
         dlib_chip = np.asarray(dlib.get_face_chip(image, shape, 150, 0.25))
@@ -54,8 +54,7 @@ def main() -> int:
         ours = align.extract_chip(image, align.chip_matrix(points, align.DLIB_5PT_TEMPLATE), 150, truncate=True)
         pixel_max.append(int(np.abs(ours.astype(int) - dlib_chip.astype(int)).max()))
         dlib_input = ((dlib_chip.astype(np.float32) - pipeline.mean) / pipeline.std).transpose(2, 0, 1)[None]
-        face = faces[primary_face_index(faces, image.shape)]
-        product = pipeline.align(image, [face])
+        product = found.chip
         a, b = l2_normalize(pipeline.embedder.run(np.concatenate([dlib_input, product]))[0])
         distances.append(float(np.linalg.norm(a - b)))
     distances = np.array(distances)

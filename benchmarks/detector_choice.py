@@ -71,7 +71,7 @@ def sampled_images(lfw: Path, count: int, seed: int) -> list[Path]:
 def mtcnn_detector(engines: Path | None, sources: dict, scratch: Path, min_face: float):
     """The detector over the FP32 engines in ``engines`` (default: the models folder; run `edge-verify models fetch`)."""
     from edge.models.registry import engine_path
-    from edge.vision.detect import load_detector
+    from edge.vision.mtcnn import load_detector
 
     paths = [engine_path(f"detector-{key}", models_dir=engines) for key in ("pnet", "rnet", "onet")]
     return load_detector(*paths, threads=1, min_face=min_face)
@@ -143,7 +143,7 @@ def run(args: argparse.Namespace, scratch: Path) -> int:
     import numpy as np
 
     from edge_build.sources import fetch_sources
-    from edge.vision.detect import central_face
+    from edge.pipeline import choose_main_face
     from edge.vision.image import load_image
 
     if not (args.lfw / "pairs.txt").exists():
@@ -159,7 +159,7 @@ def run(args: argparse.Namespace, scratch: Path) -> int:
 
     def with_mtcnn(image):
         faces = detector.detect(image)
-        face = central_face(faces, image.shape)
+        face = choose_main_face(faces, image.shape)
         return len(faces), None if face is None else face.landmarks
 
     def shape_of(image, rect):

@@ -6,7 +6,7 @@ tip, mouth corners). Rather than derive their template from a mean face, we
 measure it: on LFW photos of people who appear in no pairs file (never scored),
 make dlib's chip transform from dlib's landmarks, map MTCNN's points into that
 chip, and average. Chips aligned with the fitted template then sit where dlib's
-would. Prints the template as the unit-box constant used in edge/vision/align.py.
+would. Prints the template as the unit-box constant used in edge/vision/mtcnn.py.
 
     python benchmarks/fit_template.py --lfw ../shared/datasets/lfw --count 1500
 """
@@ -17,6 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
+from edge_build.sources import weight_path
+from edge.pipeline import FacePipeline
+from edge.vision import align
+from edge.vision.image import load_image
+from edge_calibration.lfw_default_set import default_set
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -24,13 +30,7 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=1500)
     args = parser.parse_args()
 
-    import dlib
-
-    from edge_build.sources import weight_path
-    from edge.pipeline import FacePipeline
-    from edge.vision import align
-    from edge.vision.image import load_image
-    from edge_calibration.lfw_default_set import default_set
+    import dlib  # the test extra, only for the comparison
 
     _, images = default_set(args.lfw)
     detector = dlib.get_frontal_face_detector()
@@ -62,7 +62,7 @@ def main() -> int:
     residuals = np.linalg.norm(mapped[keep] - chip_template, axis=2)
     print(f"faces used: {keep.sum()} of {len(mapped)} (of {min(args.count, len(images))} photos)")
     print(f"mean residual per point (chip px): {np.round(residuals.mean(axis=0), 2).tolist()}")
-    print("FITTED_MTCNN_TEMPLATE (unit box):")
+    print("edge.vision.mtcnn.FITTED_TEMPLATE (unit box):")
     for x, y in unit:
         print(f"        [{x:.6f}, {y:.6f}],")
     print("old mean-face template in chip px:", np.round(align.template_points(align.MTCNN_TEMPLATE), 2).tolist())

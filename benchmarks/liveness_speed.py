@@ -23,6 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.liveness import live_scores, live_threshold, load_attributes_engine
+from edge_build.training.attribute_metrics import apcer_bpcer
+from edge.pipeline import FacePipeline
+from edge.vision.image import load_image
+
 WARMUP = 20
 
 
@@ -50,9 +55,6 @@ def time_engine(engine, calls: int) -> dict:
 
 def held_out_chips(data: Path, subjects: list[str]):
     """(chips, is_live) of the given subjects' photos with a face, via the product pipeline."""
-    from edge.pipeline import FacePipeline, primary_face_index
-    from edge.vision.image import load_image
-
     pipeline = FacePipeline.load(flip=False, threads=1)
     chips, live = [], []
     for folder, is_live in (("real", True), ("fake", False)):
@@ -60,16 +62,14 @@ def held_out_chips(data: Path, subjects: list[str]):
             if path.stem.split("_")[0] not in subjects:
                 continue
             image = load_image(path)
-            faces = pipeline.detect(image)
-            if faces:
-                chips.append(pipeline.align(image, [faces[primary_face_index(faces, image.shape)]]))
+            found = pipeline.main_face(image)
+            if found is not None:
+                chips.append(found.chip)
                 live.append(is_live)
     return np.concatenate(chips), np.asarray(live)
 
 
 def main(argv=None) -> int:
-    from edge.liveness import live_scores, live_threshold, load_attributes_engine
-    from edge_build.training.attribute_metrics import apcer_bpcer
 
     args = parse_args(argv)
     figures = {}

@@ -36,9 +36,9 @@ def pipeline_faces_from_folder() -> Callable[[Path], Iterator[np.ndarray]]:
                 image = load_image(path)
             except ImageError:
                 continue  # one bad photo must not end calibration; the face count shows the loss
-            chip = faces.primary_chip(image)
-            if chip is not None:
-                yield chip
+            main = faces.main_face(image)
+            if main is not None:
+                yield main.chip
 
     return faces_from_folder
 

@@ -1,14 +1,16 @@
-"""Photo in, faces and embeddings out: detect → align → embed.
+"""Photo in, faces and embeddings out: detect → choose the main face → align → embed.
 
 This is the one place that joins the detector, the alignment and the embedding
-engine, so the CLI, the benchmarks, calibration, enrollment and the daemon all
-see exactly the same faces.
+engine, and the one rule for which face a photo or frame is about
+(:func:`choose_main_face`), so the CLI, the benchmarks, calibration, training,
+enrollment and the daemon all see exactly the same faces.
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -17,21 +19,21 @@ from edge.engines.manifest import check_input_contract
 from edge.exc import NoFaceError
 from edge.models import registry
 from edge.verify.api import average_with_flip, l2_normalize
+from edge.vision import align
+from edge.vision.detector import Detector, Face
 
 
-@dataclass
-class Described:
-    """Faces found in one image, their aligned chips' embeddings, and stage times in ms."""
+def choose_main_face(faces: list[Face], shape, min_face_px: float = 0.0) -> Optional[Face]:
+    """The face a kiosk (or an LFW pair) is about, or None.
 
-    faces: list
-    embeddings: np.ndarray
-    ms: dict = field(default_factory=dict)
-
-
-def primary_face_index(faces, shape) -> int | None:
-    """The face a kiosk (or an LFW pair) is about: among faces at least half as
-    large as the largest, the one nearest the image centre. Bystanders in the
-    background are smaller; a large face at the edge is usually a passer-by."""
+    Faces whose box is under ``min_face_px`` on its shorter side are not candidates
+    (the daemon does not judge far-away faces). Among the rest: of the faces at
+    least half as large as the largest, the one nearest the centre of an image of
+    ``shape`` (H, W, ...). Bystanders in the background are smaller; a large face
+    at the edge is usually a passer-by.
+    """
+    if min_face_px > 0:
+        faces = [face for face in faces if min(face.width, face.height) >= min_face_px]
     if not faces:
         return None
     sizes = np.array([(f.box[2] - f.box[0]) * (f.box[3] - f.box[1]) for f in faces])
@@ -44,19 +46,70 @@ def primary_face_index(faces, shape) -> int | None:
         distance = float(np.linalg.norm(middle - centre))
         if distance < best_distance:
             best, best_distance = index, distance
-    return best
+    return None if best is None else faces[best]
+
+
+@dataclass(frozen=True, eq=False)
+class MainFace:
+    """The main face of an image and its aligned chip: what gets embedded, scored and judged.
+
+    ``chip`` is the normalised float32 (1, 3, S, S) input of the embedding model
+    (and of the attributes model, which shares its chips).
+    """
+
+    face: Face
+    chip: np.ndarray
+
+    @property
+    def box(self) -> tuple[float, float, float, float]:
+        return self.face.box
+
+    @property
+    def landmarks(self) -> np.ndarray:
+        return self.face.landmarks
+
+    @property
+    def score(self) -> float:
+        """The detector's confidence."""
+        return self.face.score
+
+    @property
+    def face_px(self) -> float:
+        """The box's shorter side in pixels: the size the daemon's min_face_px and the enrollment gates judge."""
+        return float(min(self.face.width, self.face.height))
+
+
+@dataclass(frozen=True, eq=False)
+class Scene:
+    """What the detector saw in one image: every face, and the main one aligned.
+
+    ``main`` is None when there is no face, or none at least ``min_face_px``.
+    ``ms``: milliseconds spent detecting and aligning.
+    """
+
+    faces: list
+    main: Optional[MainFace]
+    ms: dict = field(default_factory=dict)
+
+
+@dataclass
+class Described:
+    """The main face found in one image (or none), its embedding, and stage times in ms."""
+
+    faces: list
+    embeddings: np.ndarray
+    ms: dict = field(default_factory=dict)
 
 
 class FacePipeline:
     """Detector + alignment + embedding engine, with the embedding's contract.
 
-    ``flip`` averages each face's embedding with that of its mirror image
-    (about +0.3 LFW points for one more embedding per face).
+    ``detector`` is any edge.vision.detector.Detector; its landmark template is the
+    alignment target. ``flip`` averages each face's embedding with that of its
+    mirror image (about +0.3 LFW points for one more embedding per face).
     """
 
-    def __init__(self, detector, embedder, flip: bool = True):
-        from edge.vision import align
-
+    def __init__(self, detector: Detector, embedder, flip: bool = True):
         self.detector = detector
         self.embedder = embedder
         self.flip = flip
@@ -66,8 +119,8 @@ class FacePipeline:
         self.padding = float(pre["chip_padding"])
         self.mean = np.asarray(pre["mean"], dtype=np.float32)
         self.std = np.asarray(pre["std"], dtype=np.float32)
-        self.template = align.MTCNN_FITTED_TEMPLATE
-        self.weights = align.MTCNN_FIT_WEIGHTS
+        self.template = detector.template
+        self.weights = detector.template_weights
         # The dlib descriptor is compared after scaling to unit length when the
         # manifest says so: it separates strangers better at low false-accept rates.
         self.normalize = manifest.get("embedding_normalization") == "l2"
@@ -77,26 +130,23 @@ class FacePipeline:
     @classmethod
     def load(cls, precision: str = "fp32", backend: str = "onnxruntime", threads: int | None = None,
              models_dir: Path | None = None, flip: bool = True, detector_precision: str = "fp32",
-             detector_backend: str = "onnxruntime", embedding_path: Path | None = None) -> "FacePipeline":
+             detector_backend: str = "onnxruntime", embedding_path: Path | None = None,
+             detector: str = registry.DETECTOR) -> "FacePipeline":
         """``embedding_path`` picks an embedding engine file; its manifest then says
-        precision and backend, and ``precision``/``backend`` are not used."""
-        from edge.vision.detect import MtcnnDetector
-
-        nets = [load_engine(registry.require_engine(name, detector_precision, detector_backend, models_dir), threads=threads)
-                for name in registry.DETECTOR_NETS]
+        precision and backend, and ``precision``/``backend`` are not used. ``detector``
+        names a detector in edge.models.registry.DETECTORS."""
+        found = open_detector(detector, detector_precision, detector_backend, threads, models_dir)
         path = embedding_path or registry.require_engine(registry.EMBEDDING, precision, backend, models_dir)
         embedder = load_engine(path, threads=threads)
         # The pipeline feeds RGB chips; refuse an engine built for anything else.
         check_input_contract(embedder.manifest, {"name": registry.EMBEDDING, "colour": "RGB", "layout": "NCHW"})
-        return cls(MtcnnDetector(*nets), embedder, flip=flip)
+        return cls(found, embedder, flip=flip)
 
-    def detect(self, image: np.ndarray) -> list:
+    def detect(self, image: np.ndarray) -> list[Face]:
         return self.detector.detect(image)
 
     def align(self, image: np.ndarray, faces) -> np.ndarray:
         """Aligned, normalised (N, 3, size, size) float32 chips, one per face."""
-        from edge.vision import align
-
         if not faces:
             return np.zeros((0, 3, self.size, self.size), dtype=np.float32)
         out = np.empty((len(faces), 3, self.size, self.size), dtype=np.float32)
@@ -108,17 +158,22 @@ class FacePipeline:
             align.preprocess_cpu(source, matrix[None], self.size, self.mean, self.std, out=out[index:index + 1])
         return out
 
-    def primary_chip(self, image: np.ndarray) -> np.ndarray | None:
-        """The main face's aligned (1, 3, size, size) chip, or None when no face is found."""
+    def look(self, image: np.ndarray, min_face_px: float = 0.0) -> Scene:
+        """Detect every face in an RGB image, choose the main one (:func:`choose_main_face`) and align it."""
+        t0 = time.perf_counter()
         faces = self.detect(image)
-        if not faces:
-            return None
-        return self.align(image, [faces[primary_face_index(faces, image.shape)]])
+        t1 = time.perf_counter()
+        face = choose_main_face(faces, image.shape, min_face_px)
+        main = None if face is None else MainFace(face, self.align(image, [face]))
+        t2 = time.perf_counter()
+        return Scene(faces, main, {"detect": (t1 - t0) * 1e3, "align": (t2 - t1) * 1e3})
+
+    def main_face(self, image: np.ndarray, min_face_px: float = 0.0) -> Optional[MainFace]:
+        """The main face of an RGB image with its aligned chip, or None when there is none."""
+        return self.look(image, min_face_px).main
 
     def embed(self, chips: np.ndarray) -> np.ndarray:
         """(N, D) embeddings of aligned chips (flip-averaged when enabled)."""
-        from edge.vision import align
-
         if len(chips) == 0:
             return np.zeros((0, int(self.manifest["outputs"][0]["shape"][-1])), dtype=np.float32)
         if self.flip:
@@ -128,18 +183,16 @@ class FacePipeline:
             embeddings = self.embedder.run(chips)[0]
         return l2_normalize(embeddings) if self.normalize else embeddings
 
-    def describe(self, image: np.ndarray, primary_only: bool = True) -> Described:
-        """Detect, align and embed; with ``primary_only`` keep just the main face."""
-        t0 = time.perf_counter()
-        faces = self.detect(image)
-        if primary_only and faces:
-            faces = [faces[primary_face_index(faces, image.shape)]]
-        t1 = time.perf_counter()
-        chips = self.align(image, faces)
+    def describe(self, image: np.ndarray) -> Described:
+        """The main face's embedding (none when no face is found), with stage times."""
+        scene = self.look(image)
         t2 = time.perf_counter()
-        embeddings = self.embed(chips)
-        t3 = time.perf_counter()
-        ms = {"detect": (t1 - t0) * 1e3, "align": (t2 - t1) * 1e3, "embed": (t3 - t2) * 1e3, "total": (t3 - t0) * 1e3}
+        if scene.main is None:
+            faces, embeddings = [], self.embed(np.zeros((0, 3, self.size, self.size), dtype=np.float32))
+        else:
+            faces, embeddings = [scene.main.face], self.embed(scene.main.chip)
+        embed_ms = (time.perf_counter() - t2) * 1e3
+        ms = {**scene.ms, "embed": embed_ms, "total": scene.ms["detect"] + scene.ms["align"] + embed_ms}
         return Described(faces, embeddings, ms)
 
     def embed_primary(self, image: np.ndarray, source: str = "image") -> np.ndarray:
@@ -148,3 +201,12 @@ class FacePipeline:
         if not described.faces:
             raise NoFaceError(f"{source}: no face found")
         return described.embeddings[0]
+
+
+def open_detector(name: str = registry.DETECTOR, precision: str = "fp32", backend: str = "onnxruntime",
+                  threads: int | None = None, models_dir: Path | None = None) -> Detector:
+    """The registry's detector ``name`` over its engines (each must exist; the error says which command makes it)."""
+    kind = registry.detector_class(name)
+    engines = [load_engine(registry.require_engine(net, precision, backend, models_dir), threads=threads)
+               for net in kind.nets]
+    return kind(*engines)

@@ -8,11 +8,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
+from edge.engines import load_engine
+from edge.engines.manifest import read_manifest
 from edge.exc import ConfigError, ImageError, ManifestMismatch, ModelError
-from edge.vision.detect import Face, MtcnnDetector, central_face, largest_face, load_detector, nms, overlap
+from edge.models import registry
+from edge.models.registry import engine_path
+from edge.pipeline import FacePipeline, choose_main_face
+from edge.vision.detector import Detector, Face
+from edge.vision.mtcnn import FITTED_TEMPLATE, MtcnnDetector, load_detector, nms, overlap
 from edge.vision.image import load_image
 
 torch = pytest.importorskip("torch", reason="the build extra (torch) is needed to export MTCNN")
@@ -33,8 +40,6 @@ def nets(model_sources):
 @pytest.fixture(scope="module")
 def engine_paths(models_ready):
     """The engines `models fetch` exported through the build stages."""
-    from edge.models.registry import engine_path
-
     return {key: engine_path(f"detector-{key}") for key in mtcnn.NETS}
 
 
@@ -70,8 +75,6 @@ def inter_ocular(face: Face) -> float:
 
 @pytest.mark.parametrize("key", mtcnn.NETS)
 def test_onnx_matches_torch(key, nets, engine_paths):
-    from edge.engines import load_engine
-
     engine = load_engine(engine_paths[key], threads=1)
     generator = torch.Generator().manual_seed(0)
     # PNet at two sizes and batches: its height, width and batch must all be dynamic.
@@ -126,8 +129,6 @@ def test_checkpoint_of_another_model_is_refused(tmp_path):
 
 
 def test_manifest_states_the_contract(engine_paths):
-    from edge.engines.manifest import read_manifest
-
     manifest = read_manifest(engine_paths["onet"])
     assert manifest["preprocess"] == {"size": [48, 48], "colour": "RGB", "mean": [127.5] * 3, "std": [128.0] * 3, "layout": "NCHW"}
     assert [spec["name"] for spec in manifest["outputs"]] == ["prob", "reg", "landmarks"]
@@ -135,8 +136,6 @@ def test_manifest_states_the_contract(engine_paths):
 
 
 def test_detector_refuses_an_engine_with_another_colour_order(engine_paths):
-    from edge.engines import load_engine
-
     engines = [load_engine(engine_paths[key], threads=1) for key in mtcnn.NETS]
     engines[1].manifest = {**engines[1].manifest, "preprocess": {**engines[1].manifest["preprocess"], "colour": "BGR"}}
     with pytest.raises(ManifestMismatch, match="colour"):
@@ -144,8 +143,6 @@ def test_detector_refuses_an_engine_with_another_colour_order(engine_paths):
 
 
 def test_detector_refuses_engines_in_the_wrong_roles(engine_paths):
-    from edge.engines import load_engine
-
     pnet, rnet, onet = (load_engine(engine_paths[key], threads=1) for key in mtcnn.NETS)
     with pytest.raises(ManifestMismatch, match="detector-rnet"):
         MtcnnDetector(pnet, onet, rnet)
@@ -236,7 +233,7 @@ def test_face_keeps_its_place_on_a_larger_canvas(detector, fixture_faces):
     face = subject(image, faces)
     canvas = np.full((500, 620, 3), 30, np.uint8)
     canvas[170:420, 90:340] = image
-    moved = largest_face(detector.detect(canvas))
+    moved = choose_main_face(detector.detect(canvas), canvas.shape)
     shift = np.array([90, 170], np.float32)
     # The pyramid's grid falls differently on the canvas, so proposals differ a little
     # (a few px); a coordinate slip, such as swapped x/y, would be off by tens of pixels.
@@ -245,8 +242,6 @@ def test_face_keeps_its_place_on_a_larger_canvas(detector, fixture_faces):
 
 
 def test_large_photo_is_shrunk_and_mapped_back(detector, fixture_faces):
-    import cv2
-
     image, faces = fixture_faces["Serena_Williams_0001.jpg"]
     face = subject(image, faces)
     large = cv2.resize(image, (1500, 1500), interpolation=cv2.INTER_CUBIC)  # 6x: over max_side
@@ -256,8 +251,6 @@ def test_large_photo_is_shrunk_and_mapped_back(detector, fixture_faces):
 
 
 def test_grey_and_rgba_photos_are_converted(detector, fixture_faces):
-    import cv2
-
     image, faces = fixture_faces["Hugo_Chavez_0001.jpg"]
     face = subject(image, faces)
     rgba = np.dstack([image, np.full(image.shape[:2], 255, np.uint8)])
@@ -301,8 +294,6 @@ def test_bad_arrays_are_refused(detector):
 
 
 def test_bad_settings_are_refused(engine_paths):
-    from edge.engines import load_engine
-
     engines = [load_engine(engine_paths[key], threads=1) for key in mtcnn.NETS]
     with pytest.raises(ConfigError, match="min_face"):
         MtcnnDetector(*engines, min_face=8)
@@ -330,9 +321,60 @@ def test_nms_in_blocks_equals_nms_at_once():
     assert np.array_equal(nms(boxes, scores, 0.5, chunk=7), nms(boxes, scores, 0.5, chunk=1000))
 
 
-def test_face_pickers():
-    small = Face((10.0, 10.0, 40.0, 40.0), 0.99, np.zeros((5, 2), np.float32))
-    big_corner = Face((100.0, 100.0, 200.0, 200.0), 0.8, np.zeros((5, 2), np.float32))
-    assert largest_face([small, big_corner]) is big_corner
-    assert central_face([small, big_corner], (60, 60, 3)) is small
-    assert largest_face([]) is None and central_face([], (60, 60)) is None
+def box_face(x1, y1, x2, y2, score=0.9) -> Face:
+    return Face((float(x1), float(y1), float(x2), float(y2)), score, np.zeros((5, 2), np.float32))
+
+
+def test_the_main_face_is_the_most_central_of_the_large_faces():
+    small = box_face(10, 10, 40, 40, 0.99)
+    big_corner = box_face(100, 100, 200, 200, 0.8)
+    # A face under half the largest one's side is a bystander, however central.
+    assert choose_main_face([small, big_corner], (60, 60, 3)) is big_corner
+    # Among faces at least half as large as the largest, the one nearest the centre wins.
+    central = box_face(260, 160, 340, 240)  # 80 px, centred in a 400x600 image
+    edge = box_face(480, 140, 600, 260)  # 120 px, at the right edge
+    assert choose_main_face([edge, central], (400, 600, 3)) is central
+    assert choose_main_face([central, edge], (400, 600, 3)) is central
+    half = box_face(280, 180, 330, 230)  # 50 px < half of 120 px: out, central or not
+    assert choose_main_face([edge, half], (400, 600, 3)) is edge
+    assert choose_main_face([], (60, 60)) is None
+
+
+def test_the_main_face_is_chosen_among_faces_of_at_least_min_face_px():
+    central = box_face(260, 160, 340, 240)  # 80 px
+    edge = box_face(480, 140, 600, 260)  # 120 px
+    assert choose_main_face([edge, central], (400, 600, 3), min_face_px=100) is edge
+    assert choose_main_face([edge, central], (400, 600, 3), min_face_px=80) is central
+    assert choose_main_face([edge, central], (400, 600, 3), min_face_px=121) is None
+
+
+# --- the pipeline's main face and its detector seam --------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(TWO_PEOPLE))
+def test_the_pipeline_aligns_the_subject_of_a_photo_with_two_people(name, pipeline, fixture_faces):
+    image, faces = fixture_faces[name]
+    scene = pipeline.look(image)
+    assert len(scene.faces) == len(faces) == 2
+    assert scene.main.box == subject(image, faces).box
+    assert np.array_equal(scene.main.chip, pipeline.align(image, [scene.main.face]))
+    assert scene.main.face_px == min(scene.main.face.width, scene.main.face.height)
+    same = pipeline.main_face(image)
+    assert same.box == scene.main.box and np.array_equal(same.chip, scene.main.chip)
+    assert pipeline.main_face(image, min_face_px=10_000) is None
+
+
+def test_the_pipeline_runs_the_detector_the_registry_names(models_ready, monkeypatch):
+    class Shifted(MtcnnDetector):
+        """A second detector: MTCNN's nets with a landmark template of its own."""
+
+        template = FITTED_TEMPLATE + 0.01
+
+    monkeypatch.setitem(registry.DETECTORS, "shifted", Shifted)
+    shifted = FacePipeline.load(threads=1, flip=False, detector="shifted")
+    assert type(shifted.detector) is Shifted and shifted.template is Shifted.template
+    default = FacePipeline.load(threads=1, flip=False)
+    assert type(default.detector) is MtcnnDetector and isinstance(default.detector, Detector)
+    assert default.template is FITTED_TEMPLATE and registry.DETECTOR_NETS == MtcnnDetector.nets
+    with pytest.raises(ConfigError, match="unknown face detector 'nope'; known: mtcnn, shifted"):
+        FacePipeline.load(detector="nope")

@@ -15,7 +15,8 @@ from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
 import edge.door.lock as lock_module
-from edge.door import DoorLock, install_signal_handlers
+from edge.daemon import config
+from edge.door import KINDS, Door, DoorLock, install_signal_handlers, open_door
 from edge.exc import ConfigError, DoorError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -257,3 +258,34 @@ def test_no_pin_factory_says_how_to_choose_one(monkeypatch):
     monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "no-such-factory")
     with pytest.raises(DoorError, match="GPIOZERO_PIN_FACTORY=jetson"):
         DoorLock(RELAY)
+
+
+# --- [door] kind: open_door picks the actuator -----------------------------------------------------
+
+
+def test_open_door_opens_the_configured_kind_locked_on_the_configured_pins(factory, timers):
+    settings = config.resolve({"door.kind": "relay", "door.pin": RELAY, "door.active_high": False,
+                               "door.pulse_s": 4.0, "door.sensor_pin": SENSOR, "door.exit_pin": EXIT}, {})
+    with open_door(settings, pin_factory=factory) as door:
+        assert isinstance(door, Door) and isinstance(door, DoorLock)
+        assert door.describe() == f"relay on {RELAY}" and door.simulated
+        relay = factory.pin(RELAY)
+        assert door.is_locked and relay.state is True  # active low: locked is HIGH
+        assert door.door_closed is False and door.exit_pressed is False
+        door.unlock_pulse()
+        assert timers[-1].seconds == 4.0 and relay.state is False
+        timers[-1].fire()
+        assert door.is_locked
+    with open_door(settings, pin_factory=factory, pulse_s=1.0) as door:  # the selftest's shortest pulse
+        door.unlock_pulse()
+        assert timers[-1].seconds == 1.0
+
+
+def test_an_unknown_door_kind_is_refused_naming_the_known_ones(factory):
+    settings = config.resolve({}, {})
+    settings["door.kind"] = "wiegand"  # past the config check, as a caller building settings by hand could
+    with pytest.raises(ConfigError, match="unknown door kind 'wiegand'; known kinds: relay"):
+        open_door(settings, pin_factory=factory)
+    with pytest.raises(ConfigError, match=r"\[door\] kind must be one of relay, got 'http'"):
+        config.resolve({"door.kind": "http"}, {})
+    assert list(KINDS) == ["relay"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -12,6 +13,7 @@ from edge.cli import main
 from edge.exc import ManifestMismatch
 from edge.liveness import LiveWindow, live_scores, liveness_check, load_attributes_engine
 from edge.models import registry
+from edge.vision.image import load_image
 from edge_build.models import attributes as model
 
 
@@ -43,8 +45,6 @@ def kiosk_home(tmp_path, monkeypatch, models_ready):
 
 @pytest.fixture()
 def no_face(tmp_path):
-    import cv2
-
     path = tmp_path / "wall.jpg"
     cv2.imwrite(str(path), np.full((120, 160, 3), 180, dtype=np.uint8))
     return path
@@ -59,13 +59,8 @@ def test_liveness_json_scores_the_primary_face_like_pytorch(kiosk_home, face_ima
     results = json.loads(out)
     assert [r["image"] for r in results] == photos + [str(no_face)]
     assert results[2] == {"image": str(no_face), "score": None, "live": False, "face": False}
-    from edge.pipeline import primary_face_index
-    from edge.vision.image import load_image
-
     for result, photo in zip(results[:2], photos):
-        image = load_image(photo)
-        faces = pipeline.detect(image)
-        chip = pipeline.align(image, [faces[primary_face_index(faces, image.shape)]])
+        chip = pipeline.main_face(load_image(photo)).chip
         with torch.no_grad():
             want = float(torch.sigmoid(module(torch.from_numpy(chip))[0, 0]))
         assert result["face"] is True and result["score"] == pytest.approx(want, abs=1e-4)
@@ -130,8 +125,6 @@ def attribute_module(contract, models_ready, photos=()):
 
         net = finetune.pretrained(models_ready / "checkpoints" / "dlib_resnet_v1.pt")
         module.features.load_state_dict(model.features_from(net, model.needs_stage2(contract)).state_dict())
-        import cv2
-
         chips = np.stack([cv2.resize(cv2.imread(str(p))[:, :, ::-1], (150, 150)) for p in photos]).astype(np.float32)
         x = torch.from_numpy(((chips - np.float32(contract["mean"])) / 256).transpose(0, 3, 1, 2).copy())
         with torch.no_grad():

@@ -3,7 +3,7 @@
 The weights are the state dicts shipped in the facenet-pytorch 2.6.0 wheel (MIT),
 converted there from the original Caffe MTCNN. What those weights expect, read
 from that package's reference pipeline, then checked on real faces (100 LFW
-photos through edge.vision.detect; tests/test_detect.py keeps checking):
+photos through edge.vision.mtcnn; tests/test_detect.py keeps checking):
 
 * input: float32 NCHW, RGB channel order, ``(pixel - 127.5) / 128``
   (fed BGR, 2 of the 100 faces are lost and the eyes land 50% further from dlib's);

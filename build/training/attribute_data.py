@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from edge import paths as edge_paths
 from edge.exc import ConfigError, EdgeVerifyError
-from edge.pipeline import FacePipeline, primary_face_index
+from edge.pipeline import FacePipeline
 from edge.vision.image import load_image
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
@@ -168,10 +168,10 @@ def compute_chips(paths: list[Path], pipeline=None, progress: bool = True) -> tu
             image = load_image(path)
         except EdgeVerifyError:
             continue  # unreadable photos count as faceless; the summary says how many
-        faces = pipeline.detect(image)
-        if not faces:
+        main = pipeline.main_face(image)
+        if main is None:
             continue
-        chip = pipeline.align(image, [faces[primary_face_index(faces, image.shape)]])[0]
+        chip = main.chip[0]
         pixels = chip.transpose(1, 2, 0) * pipeline.std + pipeline.mean
         chips[index], found[index] = np.clip(np.rint(pixels), 0, 255).astype(np.uint8), True
     return chips, found

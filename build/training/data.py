@@ -70,7 +70,6 @@ def pipeline_chipper(pipeline, size: int = CACHE_SIZE) -> Callable[[Path], np.nd
     """image path -> uint8 (3, size, size) chip of the primary face, or None when no face."""
     import cv2
 
-    from edge.pipeline import primary_face_index
     from edge.vision.image import load_image
 
     from edge.exc import ImageError
@@ -83,10 +82,10 @@ def pipeline_chipper(pipeline, size: int = CACHE_SIZE) -> Callable[[Path], np.nd
             image = load_image(path)
         except ImageError:
             return None  # an unreadable photo is dropped like a photo without a face, and listed
-        faces = pipeline.detect(image)
-        if not faces:
+        main = pipeline.main_face(image)
+        if main is None:
             return None
-        normalised = pipeline.align(image, [faces[primary_face_index(faces, image.shape)]])[0]
+        normalised = main.chip[0]
         rgb = np.clip(np.rint(normalised * std + mean), 0, 255).astype(np.uint8).transpose(1, 2, 0)
         if rgb.shape[0] != size:
             rgb = cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA)

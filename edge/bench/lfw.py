@@ -13,7 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from edge.bench import metrics
-from edge.exc import ConfigError
+from edge.exc import ConfigError, ImageError
+from edge.pipeline import FacePipeline
+from edge.verify.api import l2_normalize
+from edge.vision.image import load_image
 
 
 @dataclass(frozen=True)
@@ -105,11 +108,6 @@ def lfw_subset_scorer(lfw_dir: Path, per_fold: int = 60, pipeline=None):
     function (PyTorch reference, new engine) is then scored on the same chips, so
     the difference between two scores is the engine's doing alone.
     """
-    from edge.exc import ImageError
-    from edge.pipeline import FacePipeline
-    from edge.verify.api import l2_normalize
-    from edge.vision.image import load_image
-
     pairs = fixed_subset(read_pairs(Path(lfw_dir) / "pairs.txt"), per_fold)
     pipeline = pipeline or FacePipeline.load(flip=False)
     names, chips = [], []
@@ -118,10 +116,10 @@ def lfw_subset_scorer(lfw_dir: Path, per_fold: int = 60, pipeline=None):
             image = load_image(Path(lfw_dir) / "images" / name)
         except ImageError:
             continue  # scored as a missed face: the same for reference and engine
-        chip = pipeline.primary_chip(image)
-        if chip is not None:
+        main = pipeline.main_face(image)
+        if main is not None:
             names.append(name)
-            chips.append(chip[0])
+            chips.append(main.chip[0])
     chips = np.stack(chips)
     normalize = pipeline.normalize
 

@@ -7,6 +7,16 @@ import sys
 from pathlib import Path
 
 from edge import paths
+from edge.daemon import config
+from edge.daemon.decision import door_threshold
+from edge.engines.manifest import read_manifest
+from edge.exc import EdgeVerifyError
+from edge.gallery import open_gallery
+from edge.gallery.audit import default_actor
+from edge.gallery.auth import require_token, token_from, token_path
+from edge.gallery.check import verify_gallery
+from edge.gallery.crypto import default_key_path, load_key
+from edge.models.registry import EMBEDDING, engine_path
 
 HELP = """\
 The gallery holds the enrolled people and their face templates, encrypted with
@@ -85,16 +95,11 @@ def gallery_file(args) -> Path:
 
 
 def open_existing(args):
-    from edge.gallery import open_gallery
-
     return open_gallery(gallery_file(args), args.key)
 
 
 def authorise(args) -> str:
     """Check the admin token; returns the actor recorded in the audit log."""
-    from edge.gallery.audit import default_actor
-    from edge.gallery.auth import require_token, token_from, token_path
-
     require_token(token_path(gallery_file(args)), token_from(args.token))
     return f"{default_actor()} with admin token"
 
@@ -138,16 +143,13 @@ def run_show(args) -> int:
 
 
 def openset_summary(n_templates: int, model: str | None) -> dict:
-    """The 1:N threshold the kiosk uses for this gallery's size (the default fp32 engine's figures)."""
-    from edge.engines.manifest import read_manifest
-    from edge.exc import EdgeVerifyError
-    from edge.gallery.threshold import choose_threshold
-    from edge.models.registry import EMBEDDING, engine_path
-
+    """The threshold the kiosk uses for this gallery's size: the daemon's rule (door_threshold) with its
+    [decision] settings (/etc/edge-verify/config.toml when it exists), on the default fp32 engine's figures."""
     engine = engine_path(EMBEDDING, "fp32", "onnxruntime")
     try:
+        decision = config.from_command_line(None).decision
         manifest = read_manifest(engine)
-        choice = choose_threshold(manifest, n_templates)
+        choice = door_threshold(manifest, n_templates, decision["threshold"], decision["stranger_rate"])
     except EdgeVerifyError as error:
         return {"threshold": None, "n_templates": n_templates, "note": f"unknown: {error}"}
     summary = {**choice.as_dict(), "engine": str(engine)}
@@ -195,9 +197,6 @@ def run_export(args) -> int:
 
 
 def run_import(args) -> int:
-    from edge.gallery import open_gallery
-    from edge.gallery.crypto import load_key
-
     actor = authorise(args)
     bundle_key = load_key(args.bundle_key) if args.bundle_key else None
     with open_gallery(gallery_file(args), args.key, create=True, actor=actor) as gallery:
@@ -208,9 +207,6 @@ def run_import(args) -> int:
 
 
 def run_verify(args) -> int:
-    from edge.gallery.check import verify_gallery
-    from edge.gallery.crypto import default_key_path
-
     checks = verify_gallery(gallery_file(args), args.key or default_key_path())
     ok = all(check.ok for check in checks)
     if args.json:
@@ -222,8 +218,6 @@ def run_verify(args) -> int:
 
 
 def run_backup(args) -> int:
-    from edge.gallery.audit import default_actor
-
     with open_existing(args) as gallery:
         target = gallery.backup(args.file, default_actor(), overwrite=args.force)
     _report(args, {"file": str(target)}, f"backed up {gallery.path} to {target}")

@@ -4,18 +4,27 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 
 from edge.cli.common import add_engine_arguments, load_pipeline
+from edge.daemon import config
+from edge.daemon.watch import LiveGallery
+from edge.enroll.identify import identify_image
+from edge.gallery import open_gallery
+from edge.gallery.threshold import ThresholdFallbackWarning
 
 HELP = """\
 For each photo: the person the kiosk would recognise, or nobody. Use it after
 `edge-verify enroll` with a photo the enrollment did not use.
 
-The decision is the kiosk's: the main face, the nearest enrolled person, and
-the 1:N threshold for the gallery's current number of templates, chosen so that
-at most 1 stranger in 1,000 attempts is taken for somebody (`edge-verify
-gallery show` prints it). A face farther than that is nobody.
+The decision is the kiosk's, made by the daemon's own code: the main face, the
+nearest enrolled person, and the 1:N threshold for the gallery's current number
+of templates, chosen so that at most [decision] stranger_rate (default 1 in
+1,000) strangers per attempt are taken for somebody, or the [decision] threshold
+when the daemon's config sets one (`edge-verify gallery show` prints it). A face
+farther than that is nobody. The [decision] settings are read from --config FILE
+(default /etc/edge-verify/config.toml when it exists).
 
 --json prints a list with one object per photo: image, person (null when
 nobody passes the threshold), distance (to the nearest person), margin (how
@@ -33,20 +42,26 @@ def register(subparsers) -> None:
     parser.add_argument("--gallery", metavar="PATH", type=Path,
                         help="gallery file (default: $EDGE_VERIFY_HOME/gallery.sqlite)")
     parser.add_argument("--key", metavar="PATH", type=Path, help="key file (default: gallery.key in $EDGE_VERIFY_HOME)")
+    parser.add_argument("--config", metavar="FILE",
+                        help=f"the daemon's config file, for its [decision] settings (default: {config.DEFAULT_PATH} "
+                        "when it exists)")
+    parser.add_argument("--no-config", action="store_true", help="ignore the default config file: built-in defaults")
     add_engine_arguments(parser, threads_default=None)
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from edge.enroll.identify import GallerySnapshot, identify_image
-    from edge.gallery import open_gallery
-
+    decision = config.from_command_line(args.config, args.no_config).decision
     pipeline = load_pipeline(args)
     with open_gallery(args.gallery, args.key) as gallery:
-        snapshot = GallerySnapshot.load(gallery, pipeline.manifest)
-    if snapshot.choice.note:
-        print(f"edge-verify: warning: {snapshot.choice.note}", file=sys.stderr)
-    answers = [identify_image(pipeline, snapshot, path) for path in args.images]
+        live = LiveGallery(gallery, pipeline.manifest, threshold=decision["threshold"],
+                           stranger_rate=decision["stranger_rate"])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ThresholdFallbackWarning)  # said once below, as a one-line warning
+            live.load()
+    if live.choice.note:
+        print(f"edge-verify: warning: {live.choice.note}", file=sys.stderr)
+    answers = [identify_image(pipeline, live, path) for path in args.images]
     if args.json:
         print(json.dumps(answers, indent=2))
     else:

@@ -3,6 +3,11 @@ from __future__ import annotations
 
 import json
 
+from edge.liveness import check_same_chips, liveness_check, load_attributes_engine
+from edge.models.registry import BACKENDS, PRECISIONS
+from edge.pipeline import FacePipeline
+from edge.vision.image import load_image
+
 HELP = """\
 Score the main face of each photo for liveness with the attributes engine
 (`edge-verify train attributes`, then `edge-verify build --model attributes`).
@@ -15,8 +20,6 @@ Exit status: 0 when every photo was read, 1 when a file is unreadable.
 
 
 def register(subparsers) -> None:
-    from edge.models.registry import BACKENDS, PRECISIONS
-
     parser = subparsers.add_parser("liveness", help="is the face a real person or a printed photo?", description=HELP)
     parser.add_argument("images", nargs="+", metavar="IMG", help="photos to score")
     parser.add_argument("--json", action="store_true", help="print a JSON list of {image, score, live, face}")
@@ -29,22 +32,14 @@ def register(subparsers) -> None:
 
 
 def judge(pipeline, engine, image) -> dict:
-    from edge.liveness import liveness_check
-    from edge.pipeline import primary_face_index
-
-    faces = pipeline.detect(image)
-    if not faces:
+    main = pipeline.main_face(image)
+    if main is None:
         return {"score": None, "live": False, "face": False}
-    chips = pipeline.align(image, [faces[primary_face_index(faces, image.shape)]])
-    score, live = liveness_check(engine, chips)
+    score, live = liveness_check(engine, main.chip)
     return {"score": round(score, 6), "live": live, "face": True}
 
 
 def run(args) -> int:
-    from edge.liveness import check_same_chips, load_attributes_engine
-    from edge.pipeline import FacePipeline
-    from edge.vision.image import load_image
-
     # Read every file and find the engine before loading models: a typo fails in milliseconds.
     images = [load_image(path) for path in args.images]
     engine = load_attributes_engine(args.precision, args.backend, threads=args.threads)

@@ -5,6 +5,10 @@ import argparse
 import logging
 import sys
 
+from edge.daemon import config
+from edge.daemon.loop import Daemon
+from edge.exc import EdgeVerifyError
+
 HELP = """\
 The kiosk service: reads a camera, finds the face of the person at the door,
 searches the enrolled gallery and pulses the door relay when K of the last N
@@ -29,8 +33,6 @@ camera, the gallery, the models or the door fail; 2 for a bad setting.
 
 
 def register(subparsers) -> None:
-    from edge.daemon import config
-
     parser = subparsers.add_parser("run", help="run the door daemon (the systemd service)", description=HELP,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", metavar="FILE",
@@ -46,27 +48,16 @@ def register(subparsers) -> None:
 
 
 def settings_from(args):
-    from edge.daemon import config
-
-    if args.config is not None and args.no_config:
-        from edge.exc import ConfigError
-
-        raise ConfigError("--config and --no-config contradict each other; give one")
-    path = args.config if args.config is not None else (None if args.no_config else config.default_config_path())
-    return config.load(path, config.flag_values(args))
+    return config.from_command_line(args.config, args.no_config, config.flag_values(args))
 
 
 def run(args) -> int:
-    from edge.daemon.loop import Daemon
-
     logging.basicConfig(stream=sys.stderr, level=logging.WARNING if args.quiet else logging.INFO,
                         format="edge-verify: %(levelname)s: %(message)s")
     settings = settings_from(args)
     try:
         return Daemon(settings, until_end=args.until_end).run()
     except Exception as error:
-        from edge.exc import EdgeVerifyError
-
         if isinstance(error, EdgeVerifyError):
             raise  # one line from the dispatcher
         logging.getLogger("edge.daemon").exception("daemon failed (door locked): %s", error)

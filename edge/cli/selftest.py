@@ -4,7 +4,12 @@ from __future__ import annotations
 import argparse
 import json
 
-from edge.selftest.runner import GROUPS
+from edge.daemon import config
+from edge.exc import ConfigError
+from edge.selftest.context import Context
+from edge.selftest.runner import GROUPS, parse_groups, print_check, run_selftest
+from edge.selftest.settings import (DEFAULT_LATENCY_BUDGET_MS, DEFAULT_MAX_TEMP_C, DEFAULT_MIN_FREE_MB, Settings,
+                                    parse_size)
 
 HELP = f"""\
 Checks the kiosk part by part and says which part is at fault, one line per check:
@@ -39,9 +44,6 @@ setting. --json prints {{"checks": [{{name, status, detail, ms}}, ...], "summary
 
 
 def register(subparsers) -> None:
-    from edge.daemon import config
-    from edge.selftest import settings
-
     parser = subparsers.add_parser("selftest", help="check camera, compute, door, gallery and system (technicians)",
                                    description=HELP,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -57,12 +59,12 @@ def register(subparsers) -> None:
     limits = parser.add_argument_group("self-test settings")
     limits.add_argument("--feedback-pin", metavar="PIN",
                         help="input wired back from the relay (or the lock supply); it must change during the pulse")
-    limits.add_argument("--latency-budget-ms", type=float, default=settings.DEFAULT_LATENCY_BUDGET_MS, metavar="MS",
-                        help=f"longest embedding time per face chip (default {settings.DEFAULT_LATENCY_BUDGET_MS:g})")
-    limits.add_argument("--min-free-mb", type=float, default=settings.DEFAULT_MIN_FREE_MB, metavar="MB",
-                        help=f"least free disk for logs and data (default {settings.DEFAULT_MIN_FREE_MB:g})")
-    limits.add_argument("--max-temp-c", type=float, default=settings.DEFAULT_MAX_TEMP_C, metavar="C",
-                        help=f"hottest allowed thermal zone (default {settings.DEFAULT_MAX_TEMP_C:g})")
+    limits.add_argument("--latency-budget-ms", type=float, default=DEFAULT_LATENCY_BUDGET_MS, metavar="MS",
+                        help=f"longest embedding time per face chip (default {DEFAULT_LATENCY_BUDGET_MS:g})")
+    limits.add_argument("--min-free-mb", type=float, default=DEFAULT_MIN_FREE_MB, metavar="MB",
+                        help=f"least free disk for logs and data (default {DEFAULT_MIN_FREE_MB:g})")
+    limits.add_argument("--max-temp-c", type=float, default=DEFAULT_MAX_TEMP_C, metavar="C",
+                        help=f"hottest allowed thermal zone (default {DEFAULT_MAX_TEMP_C:g})")
     limits.add_argument("--expect-size", metavar="WxH", help="frame size the camera must give (default: from the URI)")
     limits.add_argument("--expect-fps", type=float, metavar="FPS",
                         help="frame rate the camera must give (default: from the URI)")
@@ -70,33 +72,24 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def build_context(args):
-    from edge.daemon import config
-    from edge.exc import ConfigError
-    from edge.selftest.context import Context
-    from edge.selftest.settings import load_settings, parse_size
-
-    settings = load_settings(args.config, not args.no_config, config.flag_values(args))
+def build_context(args) -> Context:
+    daemon = config.from_command_line(args.config, args.no_config, config.flag_values(args))
     for name in ("latency_budget_ms", "min_free_mb", "max_temp_c", "expect_fps"):
         value = getattr(args, name)
         if value is not None and not value > 0:
             raise ConfigError(f"--{name.replace('_', '-')} must be greater than 0, got {value:g}")
-    settings.feedback_pin = args.feedback_pin
-    settings.latency_budget_ms = args.latency_budget_ms
-    settings.min_free_mb = args.min_free_mb
-    settings.max_temp_c = args.max_temp_c
-    settings.expect_fps = args.expect_fps
+    settings = Settings(daemon=daemon, feedback_pin=args.feedback_pin, latency_budget_ms=args.latency_budget_ms,
+                        min_free_mb=args.min_free_mb, max_temp_c=args.max_temp_c, expect_fps=args.expect_fps)
     if args.expect_size:
         settings.expect_width, settings.expect_height = parse_size(args.expect_size)
-    if settings.feedback_pin and settings.feedback_pin in (settings.door_pin, settings.sensor_pin, settings.exit_pin):
+    door_pins = (daemon["door.pin"], daemon["door.sensor_pin"], daemon["door.exit_pin"])
+    if settings.feedback_pin and settings.feedback_pin in door_pins:
         raise ConfigError(f"--feedback-pin {settings.feedback_pin} is already used by the door; wire the feedback to a "
                           "pin of its own")
     return Context(settings=settings, yes=args.yes, with_face=args.with_face)
 
 
 def run(args) -> int:
-    from edge.selftest.runner import parse_groups, print_check, run_selftest
-
     groups = parse_groups(args.only)
     context = build_context(args)
     if not args.json:

@@ -4,7 +4,7 @@
     decision.py   pure rules: a match, K of the last N frames, cooldown, the 1:N threshold
     frames.py     one frame -> the primary face's embedding (or why there is none)
     watch.py      the gallery in memory, reloaded when it changes
-    parts.py      building the door, pipeline, gallery, events and camera from settings
+    parts.py      building the pipeline, gallery, events and camera from settings (the door: edge.door)
     loop.py       Daemon: start-up order (door first), the loop, fail-secure shutdown
     notify.py     sd_notify (READY, WATCHDOG, STATUS) without dependencies
 """

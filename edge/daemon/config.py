@@ -18,9 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from edge.door.lock import validate_pulse
+from edge.door import KINDS as DOOR_KINDS
+from edge.door import validate_pulse
 from edge.exc import ConfigError, EdgeVerifyError
 from edge.models.registry import BACKENDS, PRECISIONS
+from edge.sources import parse_uri
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -67,6 +69,8 @@ OPTIONS = (
            "(default: live cameras never give up; files: 3)", flag="--reconnect-attempts", optional=True),
     Option("source", "rate", "str", None, "file:// and dir:// only: 'realtime' or frames per second "
            "(default: as fast as possible)", flag="--rate", optional=True),
+    Option("door", "kind", "str", "relay", f"what drives the lock: {', '.join(DOOR_KINDS)} (relay: a relay on "
+           "GPIO pins, the settings below)", flag="--door-kind"),
     Option("door", "pin", "str", "BOARD11", "relay driver pin, a gpiozero pin name (BOARD11 = header pin 11)",
            flag="--pin"),
     Option("door", "active_high", "bool", True, "the relay is energised while the pin is HIGH (default); "
@@ -122,9 +126,11 @@ SECTIONS = tuple(dict.fromkeys(option.section for option in OPTIONS))
 class Settings(dict):
     """{"section.key": value} with attribute access by section: ``settings.door["pin"]``.
 
-    ``origins`` says where each value that is not a built-in default came from."""
+    ``origins`` says where each value that is not a built-in default came from;
+    ``path`` is the config file read (None: built-in defaults and flags only)."""
 
     origins: dict
+    path: Optional[Path] = None
 
     def __getattr__(self, section: str) -> dict:
         if section not in SECTIONS:
@@ -208,12 +214,27 @@ def resolve(file_values: dict, flags: dict, origin: str = "the config file") -> 
 def load(path: str | os.PathLike | None = None, flags: Optional[dict] = None) -> Settings:
     """Settings from ``path`` (None: no file) and ``flags``."""
     file_values = read_file(path) if path is not None else {}
-    return resolve(file_values, flags or {}, origin=str(path) if path is not None else "the config file")
+    settings = resolve(file_values, flags or {}, origin=str(path) if path is not None else "the config file")
+    settings.path = Path(path) if path is not None else None
+    return settings
 
 
 def default_config_path() -> Optional[Path]:
     """/etc/edge-verify/config.toml when it exists (the service's file), else None (built-in defaults)."""
     return DEFAULT_PATH if DEFAULT_PATH.is_file() else None
+
+
+def from_command_line(config_path: str | os.PathLike | None, no_config: bool = False,
+                      flags: Optional[dict] = None) -> Settings:
+    """The settings a command runs with: the file ``config_path`` (--config), else the service's
+    file when it exists unless ``no_config`` (--no-config), then ``flags``."""
+    if config_path is not None and no_config:
+        raise ConfigError("--config and --no-config contradict each other; give one")
+    if config_path is not None:
+        path = Path(config_path).expanduser()
+    else:
+        path = None if no_config else default_config_path()
+    return load(path, flags)
 
 
 # -- converting ---------------------------------------------------------------------------------
@@ -329,8 +350,6 @@ def _check_rate(settings: Settings) -> None:
 
 
 def _check_uri(settings: Settings) -> None:
-    from edge.sources import parse_uri
-
     try:
         parse_uri(settings["source.uri"])
     except EdgeVerifyError as error:
@@ -343,6 +362,7 @@ CHECKS = (
      _check_source),
     (("source.rate",), _check_rate),
     (("source.uri",), _check_uri),
+    (("door.kind",), lambda settings: _choice(settings, "door.kind", tuple(DOOR_KINDS))),
     (("door.pin", "door.sensor_pin", "door.exit_pin"), _check_pins),
     (("door.pulse_s",), _check_pulse),
     (("decision.k", "decision.n"), _check_agreement),

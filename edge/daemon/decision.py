@@ -13,8 +13,8 @@ own) **and** P is not in their cooldown (default 5 s after P's last unlock, so a
 person standing at the door does not re-trigger the pulse every frame). Unknown
 faces are reported, never let in.
 
-The threshold (edge.gallery.threshold.gallery_threshold)
------------------------------------------
+The threshold (:func:`door_threshold`)
+-------------------------------------
 A stranger at the door is compared with every template in the gallery, so the
 1:1 threshold stored in the engine manifest lets in more strangers as the gallery
 grows (see edge/gallery/threshold.py). When the manifest carries an impostor
@@ -24,7 +24,9 @@ largest distance t with ``1 - (1 - F(t))^n_templates <= target_rate`` (F: share
 of impostor distances <= t), never above the manifest's 1:1 threshold. Without a
 tail only the 1:1 threshold is known; it is used as it is and the daemon warns
 that the stranger rate then grows with the gallery. A threshold set in the
-config replaces both (for a measured reason only).
+config replaces both (for a measured reason only). `edge-verify identify` and
+`gallery show` take the threshold from the same function, so they say what the
+door would do.
 """
 from __future__ import annotations
 
@@ -36,23 +38,28 @@ from typing import Optional
 import numpy as np
 
 from edge.gallery.search import search
+from edge.gallery.threshold import OpenSetChoice, choose_threshold
 
 DEFAULT_K = 3
 DEFAULT_N = 5
 DEFAULT_COOLDOWN_S = 5.0
+DEFAULT_STRANGER_RATE = 1e-3
+CONFIGURED = "set in the config"  # OpenSetChoice.rule of a [decision] threshold
 
 
 # -- one frame ----------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Observation:
-    """What one frame showed. ``person`` is set only for a match within the threshold."""
+    """What one frame showed. ``person`` is set only for a match within the threshold;
+    ``nearest`` is the nearest enrolled person whatever the distance."""
 
     person: Optional[str]
     reason: str  # "match", "unknown", "bad embedding", "no face", "face too small", "unusable frame", "no frame"
     distance: float = math.nan
     margin: float = math.nan
     face: bool = False  # a face big enough to judge was seen (these get events)
+    nearest: Optional[str] = None
 
     @classmethod
     def nothing(cls, reason: str) -> "Observation":
@@ -66,8 +73,19 @@ def match_probe(matrix: np.ndarray, person_index: np.ndarray, names: list, probe
         return Observation(None, "bad embedding", face=True)
     best = search(matrix, person_index, names, probe)
     if best.person is not None and math.isfinite(best.distance) and best.distance <= threshold:
-        return Observation(best.person, "match", best.distance, best.margin, face=True)
-    return Observation(None, "unknown", best.distance, best.margin, face=True)
+        return Observation(best.person, "match", best.distance, best.margin, face=True, nearest=best.person)
+    return Observation(None, "unknown", best.distance, best.margin, face=True, nearest=best.person)
+
+
+def door_threshold(manifest: dict, n_templates: int, configured: Optional[float] = None,
+                   stranger_rate: float = DEFAULT_STRANGER_RATE) -> OpenSetChoice:
+    """The distance threshold the door decides with for a gallery of ``n_templates``, and how it was
+    chosen: ``configured`` ([decision] threshold) when set, else the 1:N rule on the embedding
+    ``manifest`` at ``stranger_rate`` ([decision] stranger_rate; edge.gallery.threshold.choose_threshold)."""
+    if configured is None:
+        return choose_threshold(manifest, n_templates, stranger_rate)
+    return OpenSetChoice(float(configured), max(int(n_templates), 1), stranger_rate, float(manifest["threshold"]),
+                         CONFIGURED)
 
 
 # -- many frames --------------------------------------------------------------------------------

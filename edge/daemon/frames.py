@@ -1,7 +1,7 @@
 """One camera frame → the primary face's embedding, or why there is none.
 
 Only the primary face is embedded (the person at the kiosk: large and central,
-see edge.pipeline.primary_face_index), and only when its box is at least
+see edge.pipeline.choose_main_face), chosen among the faces whose box is at least
 ``min_face_px`` on its shorter side: a face too far away is not judged at all.
 A frame that is not a picture (wrong shape or type) is reported, not raised:
 the daemon must keep running, with the door locked, whatever a camera sends.
@@ -14,7 +14,7 @@ from typing import Optional
 import numpy as np
 
 from edge.exc import ImageError
-from edge.pipeline import primary_face_index
+from edge.vision.detector import Face
 from edge.vision.image import to_rgb
 
 
@@ -23,7 +23,7 @@ class Sighting:
     """``embedding`` is set only when a face big enough to judge was found."""
 
     reason: str  # "face", "no face", "face too small", "unusable frame"
-    face: object = None  # edge.vision.detect.Face
+    face: Optional[Face] = None
     embedding: Optional[np.ndarray] = None
     detail: str = ""
     chip: Optional[np.ndarray] = None  # the aligned (1, 3, S, S) chip: the liveness check reads the same face
@@ -39,17 +39,14 @@ def analyse(pipeline, bgr: np.ndarray, min_face_px: float, index: int = -1) -> S
         rgb = to_rgb(bgr, source=f"frame {index}")
     except ImageError as error:
         return Sighting("unusable frame", detail=str(error))
-    faces = pipeline.detect(rgb)
-    if not faces:
+    scene = pipeline.look(rgb, min_face_px)
+    if not scene.faces:
         return Sighting("no face")
-    judged = [face for face in faces if min(face.width, face.height) >= min_face_px]
-    if not judged:
-        largest = max(faces, key=lambda face: min(face.width, face.height))
+    if scene.main is None:
+        largest = max(scene.faces, key=lambda face: min(face.width, face.height))
         return Sighting("face too small", face=largest)
-    primary = judged[primary_face_index(judged, rgb.shape)]
-    chip = pipeline.align(rgb, [primary])
-    embedding = pipeline.embed(chip)[0]
-    return Sighting("face", face=primary, embedding=np.asarray(embedding), chip=chip)
+    embedding = pipeline.embed(scene.main.chip)[0]
+    return Sighting("face", face=scene.main.face, embedding=np.asarray(embedding), chip=scene.main.chip)
 
 
 def face_crop(bgr: np.ndarray, face, padding: float = 0.25) -> np.ndarray:

@@ -31,12 +31,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
+import cv2
 import numpy as np
 
 from edge.daemon import notify, parts
 from edge.daemon.config import Settings
 from edge.daemon.decision import Decider, Observation, Verdict
 from edge.daemon.frames import analyse, face_crop
+from edge.door import install_signal_handlers, open_door
 from edge.events import event_time
 from edge.exc import DoorError, SourceError
 from edge.liveness import LiveWindow, live_scores, live_threshold
@@ -68,8 +70,8 @@ class Stats:
 class Daemon:
     """One run of the door daemon. ``run()`` returns the exit code or raises (door locked either way).
 
-    ``pin_factory``: a gpiozero factory (None: gpiozero's default, which honours
-    $GPIOZERO_PIN_FACTORY). ``pipeline``: an already loaded FacePipeline to reuse.
+    ``pin_factory``: a gpiozero factory for a door on GPIO pins (None: gpiozero's
+    default, which honours $GPIOZERO_PIN_FACTORY). ``pipeline``: an already loaded FacePipeline to reuse.
     ``on_event(event, door)``: called after each event is written (the demo prints).
     ``clock``: the monotonic clock for cooldowns and gallery polling.
     """
@@ -104,7 +106,7 @@ class Daemon:
             self._shutdown()
 
     def _start(self) -> None:
-        self.door = parts.open_door(self.settings, self.pin_factory)
+        self.door = open_door(self.settings, self.pin_factory)
         self.door.on_exit_request = self._exit_button
         self._install_signals()
         notify.status("loading models")
@@ -115,7 +117,7 @@ class Daemon:
         notify.status("opening the gallery")
         self.gallery = parts.open_live_gallery(self.settings, self.pipeline.manifest, clock=self.clock)
         self.events = parts.open_events(self.settings)
-        log.info("door on %s locked; %s", self.settings["door.pin"], self.gallery.describe())
+        log.info("door (%s) locked; %s", self.door.describe(), self.gallery.describe())
         notify.ready(f"ready: {self.gallery.describe()}; opening {self.settings['source.uri']}")
         self.source = self._connect()
         log.info("reading %s", self.settings["source.uri"])
@@ -140,8 +142,6 @@ class Daemon:
                      stats.frames, stats.fps(), stats.faces, stats.unknown, stats.unlocks)
 
     def _install_signals(self) -> None:
-        from edge.door import install_signal_handlers
-
         if threading.current_thread() is not threading.main_thread():
             return  # only the main thread may set handlers; an embedding program owns its signals
         self._previous_handlers = {signum: signal.getsignal(signum) for signum in HANDLED_SIGNALS}
@@ -283,8 +283,6 @@ class Daemon:
         return event
 
     def _store_face(self, frame, face) -> str:
-        import cv2
-
         folder = Path(self.settings["events.file"]).parent / "faces"
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{time.strftime('%Y%m%dT%H%M%S')}-{frame.index:08d}.jpg"

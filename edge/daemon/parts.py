@@ -1,8 +1,9 @@
 """Building the daemon's parts from its settings, each with a clear error.
 
 The order the daemon calls these in is the fail-secure order: the door first
-(created locked, so every later failure happens with the relay driven to
-"locked"), then the models, the gallery, the event log, and the camera last.
+(edge.door.open_door: created locked, so every later failure happens with the
+lock driven to "locked"), then the models, the gallery, the event log, and the
+camera last.
 """
 from __future__ import annotations
 
@@ -11,24 +12,18 @@ from pathlib import Path
 
 from edge.daemon.config import Settings
 from edge.daemon.watch import LiveGallery
-from edge.exc import ConfigError, SourceError
+from edge.events import EventLog
+from edge.exc import ConfigError, NoAttributesEngine, SourceError
+from edge.gallery import open_gallery
+from edge.liveness import check_same_chips, load_attributes_engine
+from edge.pipeline import FacePipeline
 from edge.sources import FILE_RECONNECT, Reconnect, open_source, parse_uri
 
 log = logging.getLogger(__name__)
 
 
-def open_door(settings: Settings, pin_factory=None):
-    from edge.door import DoorLock
-
-    door = settings.door
-    return DoorLock(door["pin"], active_high=door["active_high"], pulse_s=door["pulse_s"], pin_factory=pin_factory,
-                    sensor_pin=door["sensor_pin"], exit_pin=door["exit_pin"])
-
-
-def load_pipeline(settings: Settings):
+def load_pipeline(settings: Settings) -> FacePipeline:
     """The face pipeline; ``[engine] path`` picks an embedding engine file, else precision and backend do."""
-    from edge.pipeline import FacePipeline
-
     engine = settings.engine
     path = Path(engine["path"]) if engine["path"] is not None else None
     pipeline = FacePipeline.load(precision=engine["precision"], backend=engine["backend"], threads=engine["threads"],
@@ -46,9 +41,6 @@ def load_liveness(settings: Settings, pipeline):
     models have none: it is trained per product, see `edge-verify train attributes`);
     'required' refuses to start without it; 'off' skips the check.
     """
-    from edge.exc import NoAttributesEngine
-    from edge.liveness import check_same_chips, load_attributes_engine
-
     mode = settings["decision.liveness"]
     if mode == "off":
         log.warning("liveness check off: a printed photo of an enrolled person can open the door")
@@ -70,8 +62,6 @@ def load_liveness(settings: Settings, pipeline):
 
 def open_live_gallery(settings: Settings, manifest: dict, clock=None) -> LiveGallery:
     """Open the gallery and load it once: a wrong key, a corrupt file or another model's templates refuse here."""
-    from edge.gallery import open_gallery
-
     gallery_settings, decision = settings.gallery, settings.decision
     gallery = open_gallery(gallery_settings["path"], gallery_settings["key"], create=False)
     try:
@@ -84,9 +74,7 @@ def open_live_gallery(settings: Settings, manifest: dict, clock=None) -> LiveGal
     return live
 
 
-def open_events(settings: Settings):
-    from edge.events import EventLog
-
+def open_events(settings: Settings) -> EventLog:
     events = settings.events
     try:
         return EventLog(events["file"], stdout=events["stdout"], max_bytes=events["max_bytes"],

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import logging
 import math
+import time
+import warnings
 from typing import Callable, Optional
 
 import numpy as np
 
-from edge.daemon.decision import Observation, match_probe
-from edge.verify.api import embedding_space
-from edge.gallery.threshold import gallery_threshold, impostor_tail
+from edge.daemon.decision import DEFAULT_STRANGER_RATE, Observation, door_threshold, match_probe
 from edge.exc import GalleryError
+from edge.gallery.threshold import OpenSetChoice, ThresholdFallbackWarning, impostor_tail
+from edge.verify.api import embedding_space
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +30,12 @@ def embedding_dim(manifest: dict) -> int:
 
 
 class LiveGallery:
-    def __init__(self, gallery, manifest: dict, threshold: Optional[float] = None, stranger_rate: float = 1e-3,
-                 reload_s: float = 1.0, clock: Callable[[], float] = None):
-        import time
+    """The gallery matrix, its threshold (:func:`edge.daemon.decision.door_threshold`) and the match rule:
+    the daemon's decision for one face, which `edge-verify identify` uses as well."""
 
+    def __init__(self, gallery, manifest: dict, threshold: Optional[float] = None,
+                 stranger_rate: float = DEFAULT_STRANGER_RATE, reload_s: float = 1.0,
+                 clock: Callable[[], float] = None):
         self.gallery = gallery
         self.manifest = manifest
         self.model = embedding_space(manifest)
@@ -45,6 +49,7 @@ class LiveGallery:
         self.person_index = np.zeros(0, dtype=np.intp)
         self.matrix = np.zeros((0, self.dim), dtype=np.float32)
         self.threshold = math.nan
+        self.choice: Optional[OpenSetChoice] = None
         self._polled_at = -math.inf
         if impostor_tail(manifest) is None and threshold is None:
             log.warning("the engine manifest has no impostor tail: using its 1:1 threshold %.3f, which lets in "
@@ -64,13 +69,11 @@ class LiveGallery:
                                f"gives {self.dim}-d embeddings: enroll everyone again with this engine")
         self.names, self.person_index, self.matrix = list(names), person_index, np.ascontiguousarray(matrix)
         self.version = version
-        self.threshold = self._threshold()
+        self.choice = door_threshold(self.manifest, self.templates, self.fixed_threshold, self.stranger_rate)
+        if self.choice.rule == "1:1 fallback":
+            warnings.warn(self.choice.note, ThresholdFallbackWarning, stacklevel=2)
+        self.threshold = self.choice.threshold
         self._polled_at = self.clock()
-
-    def _threshold(self) -> float:
-        if self.fixed_threshold is not None:
-            return float(self.fixed_threshold)
-        return gallery_threshold(self.manifest, self.templates, self.stranger_rate)
 
     def refresh(self) -> bool:
         """Reload if the gallery changed since the last look (at most every ``reload_s``); True if it did."""

@@ -1,4 +1,4 @@
-"""Fail-secure door lock on a relay, driven through gpiozero.
+"""Fail-secure door lock on a relay, driven through gpiozero: the door kind "relay".
 
 The rule: **a de-energised relay coil means LOCKED.** The software only ever
 energises the coil for a bounded pulse; everything else (start-up, normal exit,
@@ -44,20 +44,22 @@ source the current (Nano/Xavier NX pass it through weak level shifters).
 
 At start the relay is created with ``initial_value=False`` (locked), and
 ``close()``, ``atexit`` and the SIGTERM handler from
-:func:`install_signal_handlers` all drive it to locked before releasing it.
+:func:`edge.door.actuator.install_signal_handlers` all drive it to locked before
+releasing it.
 """
 from __future__ import annotations
 
 import atexit
 import logging
 import math
-import signal
 import threading
 from typing import Callable, Optional
 
 from gpiozero import Button, DigitalInputDevice, OutputDevice
 from gpiozero.exc import BadPinFactory, GPIOZeroError
+from gpiozero.pins.mock import MockPin
 
+from edge.door.actuator import Door
 from edge.exc import ConfigError, DoorError
 
 log = logging.getLogger(__name__)
@@ -89,7 +91,7 @@ def _start_timer(seconds: float, callback: Callable[[], None]):
     return timer
 
 
-class DoorLock:
+class DoorLock(Door):
     """A relay-driven lock that is locked unless a pulse is running.
 
     ``pin``, ``sensor_pin`` and ``exit_pin`` are gpiozero pin names (e.g.
@@ -109,6 +111,7 @@ class DoorLock:
         exit_pin=None,
     ):
         self.pulse_s = validate_pulse(pulse_s)
+        self.pin = pin
         if not isinstance(active_high, bool):
             raise ConfigError(f"door active_high must be true or false, got {active_high!r}")
         self.active_high = active_high
@@ -152,9 +155,23 @@ class DoorLock:
         return bool(self._sensor.is_active)
 
     @property
+    def exit_pressed(self) -> Optional[bool]:
+        """True while the exit button is pressed, None when there is none."""
+        if self._exit is None or self._closed:
+            return None
+        return bool(self._exit.is_pressed)
+
+    @property
     def relay_pin(self):
         """The gpiozero Pin driving the relay (MockPin.states in tests)."""
         return self._relay.pin if self._relay is not None else None
+
+    @property
+    def simulated(self) -> bool:
+        return isinstance(self.relay_pin, MockPin)
+
+    def describe(self) -> str:
+        return f"relay on {self.pin}"
 
     # -- actions --------------------------------------------------------------
     def unlock_pulse(self) -> None:
@@ -191,12 +208,6 @@ class DoorLock:
                 self._closed = True
                 self._close_devices()
                 atexit.unregister(self.close)
-
-    def __enter__(self) -> "DoorLock":
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         if self._closed:
@@ -241,20 +252,9 @@ class DoorLock:
                 device.close()
 
 
-def install_signal_handlers(lock: DoorLock, signals=(signal.SIGTERM, signal.SIGINT, signal.SIGHUP)):
-    """Make SIGTERM/SIGINT/SIGHUP lock the door at once, then exit through SystemExit.
-
-    Locking happens inside the handler, before any other shutdown work, so a
-    slow or failing shutdown cannot leave the door open; SystemExit then runs
-    the ``finally`` blocks and ``close()``. SIGTERM (``systemctl stop``) exits
-    with status 0, the others with 128 + the signal number. Must be called from
-    the main thread. Returns the handler (so tests can call it directly).
-    """
-
-    def relock_and_exit(signum, frame):
-        lock.lock()
-        raise SystemExit(0 if signum == signal.SIGTERM else 128 + signum)
-
-    for signum in signals:
-        signal.signal(signum, relock_and_exit)
-    return relock_and_exit
+def open_relay(settings, pin_factory=None, pulse_s: Optional[float] = None) -> DoorLock:
+    """The door kind "relay": a DoorLock on the pins of the daemon's ``[door]`` settings.
+    ``pulse_s`` replaces ``[door] pulse_s`` (the selftest pulses for the shortest time)."""
+    return DoorLock(settings["door.pin"], active_high=settings["door.active_high"],
+                    pulse_s=settings["door.pulse_s"] if pulse_s is None else pulse_s, pin_factory=pin_factory,
+                    sensor_pin=settings["door.sensor_pin"], exit_pin=settings["door.exit_pin"])

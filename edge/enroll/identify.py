@@ -1,64 +1,45 @@
 """Who would the kiosk say this photo shows? The installer's check of an enrollment.
 
-The same steps as the door, for one photo: the main face (the one the kiosk
-would act on), its embedding, the nearest enrolled person, and the 1:N
-threshold for the gallery's current size (edge.gallery.threshold). A photo
-shows ``person`` only when the distance is at or below that threshold.
+The same steps and the same code as the door, for one photo: the main face (the
+one the kiosk would act on, edge.pipeline), its embedding, and the daemon's
+decision for one face (edge.daemon.watch.LiveGallery: the nearest enrolled
+person, and the threshold edge.daemon.decision.door_threshold gives for the
+gallery's current size and the daemon's [decision] settings). A photo shows
+``person`` only when the distance is at or below that threshold.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
-import numpy as np
-
+from edge.daemon.watch import LiveGallery
 from edge.exc import ImageError
-from edge.gallery.search import search
-from edge.gallery.threshold import OpenSetChoice, choose_threshold
-from edge.pipeline import primary_face_index
-from edge.verify.api import embedding_space
+from edge.vision.image import load_image
 
 
-@dataclass
-class GallerySnapshot:
-    """The decrypted gallery matrix and the threshold chosen for its size."""
-
-    names: list
-    person_index: np.ndarray
-    matrix: np.ndarray
-    choice: OpenSetChoice
-
-    @classmethod
-    def load(cls, gallery, manifest: dict, target_rate: float = 1e-3) -> "GallerySnapshot":
-        names, index, matrix = gallery.load_matrix(embedding_space(manifest))
-        return cls(names, index, matrix, choose_threshold(manifest, len(matrix), target_rate))
-
-
-def identify_image(pipeline, snapshot: GallerySnapshot, path) -> dict:
-    """{image, person, distance, margin, threshold, nearest, faces[, reason]} for one photo file."""
-    from edge.vision.image import load_image
-
-    threshold = snapshot.choice.threshold
+def identify_image(pipeline, gallery: LiveGallery, path) -> dict:
+    """{image, person, distance, margin, threshold, nearest, faces[, reason]} for one photo file;
+    ``gallery`` is loaded (LiveGallery.load)."""
+    threshold = gallery.threshold
     answer = {"image": str(path), "person": None, "distance": None, "margin": None, "threshold": threshold,
               "nearest": None, "faces": 0}
     try:
         rgb = load_image(path)
     except ImageError as error:
         return {**answer, "faces": None, "reason": f"unreadable: {error}"}
-    faces = pipeline.detect(rgb)
-    answer["faces"] = len(faces)
-    if not faces:
+    scene = pipeline.look(rgb)
+    answer["faces"] = len(scene.faces)
+    if scene.main is None:
         return {**answer, "reason": "no face found"}
-    main_face = faces[primary_face_index(faces, rgb.shape)]
-    probe = pipeline.embed(pipeline.align(rgb, [main_face]))[0]
-    match = search(snapshot.matrix, snapshot.person_index, snapshot.names, probe)
-    if match.person is None:
-        return {**answer, "reason": "nobody is enrolled" if not snapshot.names else "the face could not be embedded"}
-    answer.update(nearest=match.person, distance=finite(match.distance), margin=finite(match.margin))
-    if match.distance <= threshold:
-        answer["person"] = match.person
+    observation = gallery.match(pipeline.embed(scene.main.chip)[0])
+    if observation.nearest is None:
+        return {**answer, "reason": "nobody is enrolled" if not gallery.names else "the face could not be embedded"}
+    answer.update(nearest=observation.nearest, distance=finite(observation.distance),
+                  margin=finite(observation.margin))
+    if observation.person is not None:
+        answer["person"] = observation.person
     else:
-        answer["reason"] = f"nearest is {match.person} at {match.distance:.3f}, above the threshold {threshold:.3f}"
+        answer["reason"] = (f"nearest is {observation.nearest} at {observation.distance:.3f}, above the threshold "
+                            f"{threshold:.3f}")
     return answer
 
 

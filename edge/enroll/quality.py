@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 # Smallest face box side, in pixels. The daemon ignores faces under 80 px
@@ -233,8 +234,6 @@ def face_region(grey: np.ndarray, padding: float) -> np.ndarray:
 
 def chip_measures(grey: np.ndarray, padding: float) -> dict:
     """brightness (mean), contrast (std) and contrast-normalised sharpness of the face region."""
-    import cv2
-
     face = face_region(np.asarray(grey, dtype=np.float32), padding)
     brightness, contrast = float(face.mean()), float(face.std())
     scaled = (face - brightness) * (SHARPNESS_SCALE / max(contrast, 1e-3))
@@ -246,16 +245,13 @@ def chip_measures(grey: np.ndarray, padding: float) -> dict:
 
 def assess(pipeline, rgb: np.ndarray) -> Assessment:
     """Detect, align and judge the main face of an RGB frame with every gate."""
-    from edge.pipeline import primary_face_index
-
-    faces = pipeline.detect(rgb)
-    ok, reason = face_count_gate(faces, rgb.shape)
-    if not faces:
+    scene = pipeline.look(rgb)
+    ok, reason = face_count_gate(scene.faces, rgb.shape)
+    if scene.main is None:
         return Assessment(None, None, {"faces": 0}, [GateResult("face_count", ok, reason)])
-    face = faces[primary_face_index(faces, rgb.shape)]
-    chip = pipeline.align(rgb, [face])[0]
+    chip = scene.main.chip[0]
     grey = chip_pixels(chip, pipeline.mean, pipeline.std)
-    return judge(face, chip, chip_measures(grey, pipeline.padding), len(faces), (ok, reason))
+    return judge(scene.main.face, chip, chip_measures(grey, pipeline.padding), len(scene.faces), (ok, reason))
 
 
 def judge(face, chip: np.ndarray, chip_values: dict, n_faces: int, count_verdict: tuple[bool, str]) -> Assessment:

@@ -1,7 +1,12 @@
-"""Where each engine file lives, by model name, precision and backend.
+"""Where each engine file lives, by model name, precision and backend; which face detector runs.
 
 One naming rule for every tool (fetch, build, the pipeline, selftest), so a
 kiosk maker can see at a glance which engines a device holds.
+
+``DETECTORS`` names every face detector the pipeline can run (each class says
+which engines it is built from, edge.vision.detector.Detector); ``DETECTOR`` is
+the one the pipeline, calibration and the selftest load. A second detector is
+its own module, its build recipe, and one line in ``DETECTORS``.
 """
 from __future__ import annotations
 
@@ -9,9 +14,12 @@ from pathlib import Path
 
 from edge import paths
 from edge.exc import ConfigError, EngineError
+from edge.vision.mtcnn import MtcnnDetector
 
 EMBEDDING = "embedding"
-DETECTOR_NETS = ("detector-pnet", "detector-rnet", "detector-onet")
+DETECTORS = {"mtcnn": MtcnnDetector}
+DETECTOR = "mtcnn"
+DETECTOR_NETS = DETECTORS[DETECTOR].nets
 ATTRIBUTES = "attributes"
 BACKENDS = ("onnxruntime", "tensorrt")
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -37,3 +45,11 @@ def require_engine(name: str, precision: str, backend: str, models_dir: Path | N
             hint = f"run `edge-verify build --model {name.split('-')[0]} --precision {precision} --backend {backend}`"
         raise EngineError(f"no {precision} {backend} engine for {name} at {path}; {hint}")
     return path
+
+
+def detector_class(name: str = DETECTOR):
+    """The Detector class registered as ``name``, or ConfigError naming the known ones."""
+    try:
+        return DETECTORS[name]
+    except KeyError:
+        raise ConfigError(f"unknown face detector {name!r}; known: {', '.join(DETECTORS)}") from None

@@ -12,9 +12,11 @@ import time
 import cv2
 import numpy as np
 
+from edge.pipeline import open_detector
 from edge.selftest.runner import Result
 from edge.selftest.service import STOP_HINT
 from edge.sources import FrameStatus, open_source, parse_uri
+from edge.vision.image import to_rgb
 
 SAMPLE_S = 1.5  # how long a live camera is watched
 MIN_FRAMES = 10  # at least this many frames from a file, when it has them
@@ -35,6 +37,7 @@ class CameraProbe:
 
     def __init__(self, context):
         self.settings = context.settings
+        self.daemon = context.settings.daemon
         self.context = context
         self.source = None
         self.spec = None
@@ -48,7 +51,7 @@ class CameraProbe:
 
     # -- checks ---------------------------------------------------------------
     def open(self) -> Result:
-        uri = self.settings.source_uri
+        uri = self.daemon["source.uri"]
         if not uri:
             return Result.failed("no camera configured: set [source] uri in the config file (--config FILE) "
                                  "or pass --source URI, e.g. csi://0 or v4l2:///dev/video0")
@@ -57,7 +60,7 @@ class CameraProbe:
             holder = self.context.daemon_holder()
             if holder:
                 return Result.skipped(f"{holder} and holds the camera; {STOP_HINT}")
-        self.source = open_source(uri, timeout=self.settings.source_timeout_s, reconnect=False)
+        self.source = open_source(uri, timeout=self.daemon["source.timeout_s"], reconnect=False)
         frame = self.source.read()
         if frame.status is not FrameStatus.OK:
             return Result.failed(f"opened {uri} but got no frame: {frame.status.value}: {frame.detail or 'no detail'}; "
@@ -145,13 +148,8 @@ class CameraProbe:
                              f"largest {max(changes):.1f} grey levels)")
 
     def check_face(self, min_face_px: int) -> Result:
-        from edge.models import registry
-        from edge.vision.detect import load_detector
-        from edge.vision.image import to_rgb
-
         # The daemon's detector: the FP32 ONNX Runtime nets, whatever the embedding engine is.
-        detector = load_detector(*(registry.require_engine(name, "fp32", "onnxruntime")
-                                   for name in registry.DETECTOR_NETS), threads=self.settings.threads)
+        detector = open_detector(threads=self.daemon["engine.threads"])
         largest = 0.0
         started = time.monotonic()
         for index, frame in enumerate(self._frames_to_search()):
@@ -247,7 +245,7 @@ def run(context, step) -> None:
         step("picture", probe.check_picture)
         step("frozen", probe.check_frozen)
         if context.with_face:
-            step("face", lambda: probe.check_face(context.settings.min_face_px))
+            step("face", lambda: probe.check_face(context.settings.daemon["decision.min_face_px"]))
         else:
             step.skip("face", "not asked: rerun with --with-face and stand in front of the camera")
     finally:

@@ -18,6 +18,7 @@ from edge.engines import load_engine
 from edge.exc import EngineError
 from edge.models import registry
 from edge.selftest.runner import Result
+from edge.vision import align, cuda_preprocess
 
 ROLES = (registry.EMBEDDING, *registry.DETECTOR_NETS)
 LATENCY_RUNS = 5
@@ -27,8 +28,9 @@ KERNEL_TOLERANCE = 1e-3  # the same limit the kernel's own tests hold it to
 def required_engines(settings) -> list[tuple[Path, str, str]]:
     """(path, precision, backend) of the engines the daemon loads: its embedding engine and the
     FP32 ONNX Runtime detector nets (precision and backend None for a configured engine file)."""
-    engines = [(settings.engine_path, None, None)] if settings.engine_path is not None else \
-        [(settings.embedding_engine(), settings.precision, settings.backend)]
+    daemon = settings.daemon
+    engines = [(settings.embedding_engine(), None, None)] if daemon["engine.path"] else \
+        [(settings.embedding_engine(), daemon["engine.precision"], daemon["engine.backend"])]
     return engines + [(registry.engine_path(name, "fp32", "onnxruntime"), "fp32", "onnxruntime")
                       for name in registry.DETECTOR_NETS]
 
@@ -63,7 +65,7 @@ class ComputeProbe:
 
     def load(self, path: Path) -> Result:
         # A ManifestMismatch or EngineError becomes a FAIL carrying its message (what differs, what to do).
-        engine = load_engine(path, threads=self.settings.threads)
+        engine = load_engine(path, threads=self.settings.daemon["engine.threads"])
         self.loaded[path] = engine
         return Result.passed(describe_manifest(engine))
 
@@ -115,8 +117,6 @@ def synthetic_frame(height: int = 480, width: int = 640) -> np.ndarray:
 
 def sample_matrices(size: int, padding: float) -> np.ndarray:
     """Chip matrices of three faces: upright, tilted and small, one partly outside the frame."""
-    from edge.vision import align
-
     base = align.template_points(align.MTCNN_TEMPLATE, 1.0, 0.0)  # unit square face
     matrices = []
     for centre, side, angle in (((320, 240), 160, 0.0), ((200, 180), 110, 0.35), ((600, 60), 70, -0.2)):
@@ -131,13 +131,10 @@ def cuda_preprocess_check(device, manifest: dict | None, backend: str) -> Result
         return Result.skipped("no CUDA GPU on this machine (CPU-only): the GPU checks do not apply")
     if manifest is None:
         return Result.skipped("no embedding engine manifest to take the preprocessing from (see compute.engine.*)")
-    from edge.vision import align
-    from edge.vision.cuda_preprocess import CudaPreprocessor
-
     pre = manifest["preprocess"]
     size, padding = int(pre["size"][0]), float(pre["chip_padding"])
     try:
-        preprocessor = CudaPreprocessor(size, pre["mean"], pre["std"], bgr=True)
+        preprocessor = cuda_preprocess.CudaPreprocessor(size, pre["mean"], pre["std"], bgr=True)
     except EngineError as error:
         if backend == "tensorrt":  # the configured GPU path needs it
             raise
@@ -174,5 +171,5 @@ def run(context, step) -> None:
     device = context.gpu()
     step("gpu", lambda: gpu_check(device))
     manifest = probe.loaded[daemon_engine].manifest if daemon_engine in probe.loaded else None
-    backend = manifest["backend"] if manifest else settings.backend
+    backend = manifest["backend"] if manifest else settings.daemon["engine.backend"]
     step("cuda_preprocess", lambda: cuda_preprocess_check(device, manifest, backend))

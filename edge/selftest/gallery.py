@@ -23,8 +23,8 @@ RUN_AS_SERVICE = ("run the selftest as the service user: sudo -u edge-verify EDG
 class GalleryProbe:
     def __init__(self, settings):
         self.settings = settings
-        self.path = settings.gallery_path or paths.gallery_path()
-        self.key_path = settings.key_path or default_key_path()
+        self.path = settings.path("gallery.path") or paths.gallery_path()
+        self.key_path = settings.path("gallery.key") or default_key_path()
         self.key: bytes | None = None
         self.gallery: Gallery | None = None
         self.people = self.templates = 0
@@ -97,8 +97,9 @@ class GalleryProbe:
         return Result.passed(f"templates and embedding engine are both {stored}")
 
     def check_threshold(self) -> Result:
-        override = self.settings.threshold
-        choice = choose_threshold(self.embedding_manifest(), self.templates, self.settings.stranger_rate)
+        decision = self.settings.daemon.decision
+        override = decision["threshold"]
+        choice = choose_threshold(self.embedding_manifest(), self.templates, decision["stranger_rate"])
         if override is not None:
             return Result.passed(f"threshold {override:g} set in the config ([decision] threshold) replaces the "
                                  f"1:N rule's {choice.threshold:.3f} for {self.templates} templates")

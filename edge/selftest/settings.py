@@ -1,18 +1,20 @@
 """What the self-test checks against: the daemon's own settings, plus the
 technician's self-test limits.
 
-The device is tested as the daemon will use it, so its settings are read with
-the daemon's reader (edge.daemon.config: the same file, the same flags, the same
-defaults and the same refusals). Self-test limits and the relay feedback input
-are not daemon settings (the daemon refuses unknown keys), so they are flags
-with defaults here.
+The device is tested as the daemon will use it, so ``daemon`` holds the daemon's
+settings exactly as the daemon reads them (edge.daemon.config: the same file, the
+same flags, the same defaults and the same refusals), and the checks read them
+from there. Self-test limits and the relay feedback input are not daemon settings
+(the daemon refuses unknown keys), so they are flags with defaults here.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from edge.daemon import config
 from edge.exc import ConfigError
+from edge.models import registry
 
 DEFAULT_LATENCY_BUDGET_MS = 50.0  # one face chip through the embedding engine
 DEFAULT_MIN_FREE_MB = 200.0  # free space where logs and the gallery are written
@@ -20,80 +22,44 @@ DEFAULT_MAX_TEMP_C = 90.0  # hottest thermal zone; Jetson modules throttle from 
 JOURNAL_DIR = Path("/var/log")  # where events go when no events file is set (the journal)
 
 
+def built_in_defaults() -> config.Settings:
+    """The daemon's settings with no file and no flags."""
+    return config.resolve({}, {})
+
+
 @dataclass
 class Settings:
-    config_path: Path | None = None
-    source_uri: str | None = None
-    source_timeout_s: float = 2.0
+    daemon: config.Settings = field(default_factory=built_in_defaults)
+    feedback_pin: str | None = None
     expect_width: int | None = None
     expect_height: int | None = None
     expect_fps: float | None = None
-    door_pin: str | None = None
-    active_high: bool = True
-    sensor_pin: str | None = None
-    exit_pin: str | None = None
-    feedback_pin: str | None = None
-    min_face_px: int = 80
-    threshold: float | None = None  # [decision] threshold: replaces the 1:N rule when set
-    stranger_rate: float = 1e-3
-    engine_path: Path | None = None  # None: by precision and backend, as the daemon picks it
-    precision: str = "fp32"
-    backend: str = "onnxruntime"
-    threads: int | None = None
-    gallery_path: Path | None = None
-    key_path: Path | None = None
-    log_dir: Path = JOURNAL_DIR
     latency_budget_ms: float = DEFAULT_LATENCY_BUDGET_MS
     min_free_mb: float = DEFAULT_MIN_FREE_MB
     max_temp_c: float = DEFAULT_MAX_TEMP_C
 
+    @property
+    def config_path(self) -> Path | None:
+        """The config file the daemon's settings came from (None: built-in defaults and flags)."""
+        return self.daemon.path
+
+    def path(self, name: str) -> Path | None:
+        """A daemon path setting ("gallery.path", "engine.path", ...) with ~ expanded; None when unset."""
+        text = self.daemon[name]
+        return Path(text).expanduser() if text else None
+
+    @property
+    def log_dir(self) -> Path:
+        """Where the daemon writes its events: next to [events] file, else the journal's folder."""
+        events = self.path("events.file")
+        return events.parent if events is not None else JOURNAL_DIR
+
     def embedding_engine(self) -> Path:
         """The embedding engine file the daemon would load."""
-        from edge.models import registry
-
-        if self.engine_path is not None:
-            return self.engine_path
-        return registry.engine_path(registry.EMBEDDING, self.precision, self.backend)
-
-
-def from_daemon(daemon, config_path: Path | None = None) -> Settings:
-    """Settings from the daemon's resolved settings (edge.daemon.config.Settings)."""
-    source, door, decision = daemon.source, daemon.door, daemon.decision
-    engine, gallery, events = daemon.engine, daemon.gallery, daemon.events
-    return Settings(
-        config_path=config_path,
-        source_uri=source["uri"],
-        source_timeout_s=source["timeout_s"],
-        door_pin=door["pin"],
-        active_high=door["active_high"],
-        sensor_pin=door["sensor_pin"],
-        exit_pin=door["exit_pin"],
-        min_face_px=decision["min_face_px"],
-        threshold=decision["threshold"],
-        stranger_rate=decision["stranger_rate"],
-        engine_path=_path(engine["path"]),
-        precision=engine["precision"],
-        backend=engine["backend"],
-        threads=engine["threads"],
-        gallery_path=_path(gallery["path"]),
-        key_path=_path(gallery["key"]),
-        log_dir=Path(events["file"]).expanduser().parent if events["file"] else JOURNAL_DIR,
-    )
-
-
-def load_settings(config_path=None, use_default_config: bool = True, flags: dict | None = None) -> Settings:
-    """The daemon's settings from ``config_path`` (else /etc/edge-verify/config.toml when it exists) and
-    daemon ``flags`` ({"section.key": text}, as edge.daemon.config.flag_values gives)."""
-    from edge.daemon import config
-
-    if config_path is None and use_default_config:
-        config_path = config.default_config_path()
-    path = Path(config_path).expanduser() if config_path is not None else None
-    return from_daemon(config.load(path, flags or {}), path)
-
-
-def _path(text: str | None) -> Path | None:
-    return Path(text).expanduser() if text else None
+        configured = self.path("engine.path")
+        if configured is not None:
+            return configured
+        return registry.engine_path(registry.EMBEDDING, self.daemon["engine.precision"], self.daemon["engine.backend"])
 
 
 def parse_size(text: str) -> tuple[int, int]:

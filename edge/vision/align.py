@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
 
 from edge.exc import ImageError
@@ -62,26 +63,6 @@ MTCNN_TEMPLATE = np.array(
     dtype=np.float64,
 )
 
-# The same five MTCNN points, measured rather than derived: where MTCNN's points
-# fall, on average, inside dlib's own 5-point chips (765 LFW photos of people in
-# no pairs file; benchmarks/fit_template.py). Chips made with it sit where the
-# dlib ResNet's training chips sat.
-MTCNN_FITTED_TEMPLATE = np.array(
-    [
-        [0.221410, 0.205183],
-        [0.768149, 0.205131],
-        [0.493052, 0.520193],
-        [0.251994, 0.798096],
-        [0.733480, 0.797916],
-    ],
-    dtype=np.float64,
-)
-
-# MTCNN's eye centres scatter ~2 chip px around the template, its nose and mouth
-# ~5.7 px (fit_template.py), and dlib's chips are defined by eyes and nose base:
-# trusting the eyes twice as much gave the better View 1 figures.
-MTCNN_FIT_WEIGHTS = np.array([2.0, 2.0, 1.0, 1.0, 1.0])
-
 # dlib's pyramid_down<2>::point_down is p/2 - (1.25, 0.75). Its filter output
 # (c, r) is actually centred on input (2c+2, 2r+2), i.e. p/2 - 1; we copy dlib's
 # mapping, not the "true" one, because the goal here is dlib's exact chip.
@@ -99,7 +80,7 @@ def umeyama(src: np.ndarray, dst: np.ndarray, weights: np.ndarray | None = None)
 
     Returns (A 2x2 = c*R, t 2). The reflection guard keeps R a proper rotation:
     a mirrored point set gets the best rotation, never a flip. Optional per-point
-    ``weights`` make the fit trust some points more (see MTCNN_FIT_WEIGHTS).
+    ``weights`` make the fit trust some points more (see edge.vision.mtcnn.FIT_WEIGHTS).
     """
     src = np.asarray(src, dtype=np.float64)
     dst = np.asarray(dst, dtype=np.float64)
@@ -235,8 +216,6 @@ def dlib_pyramid_down(image: np.ndarray) -> np.ndarray:
     so flooring its interior (which never touches the border) gives dlib's pixels.
     dlib returns an empty image below 9 pixels.
     """
-    import cv2
-
     height, width = image.shape[:2]
     if height <= 8 or width <= 8:
         return np.zeros((0, 0) + image.shape[2:], dtype=np.uint8)

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from edge.cli import build_parser
+from edge.cli import build_parser, main
+from edge.cli.run import settings_from
 from edge.daemon import config
 from edge.exc import ConfigError
 
@@ -17,8 +18,6 @@ def parse(argv):
 
 
 def from_cli(argv):
-    from edge.cli.run import settings_from
-
     return settings_from(parse(argv))
 
 
@@ -68,6 +67,7 @@ def test_without_a_file_the_built_in_defaults_apply():
     (["--source-timeout", "0"], "timeout_s must be greater than 0"),
     (["--sensor-pin", "BOARD11"], "must be different pins"),
     (["--store-faces"], "store_faces needs an events file"),
+    (["--door-kind", "wiegand"], "[door] kind must be one of relay, got 'wiegand'"),
 ])
 def test_bad_flags_are_one_line_config_errors(argv, message):
     with pytest.raises(ConfigError) as caught:
@@ -98,7 +98,5 @@ def test_a_missing_config_file_is_a_clear_error(tmp_path):
 
 
 def test_bad_setting_exits_2_before_any_hardware_is_touched(capsys):
-    from edge.cli import main
-
     assert main(["run", "--no-config", "--k", "9"]) == 2
     assert "error: [decision] k (9) must be at most n (5)" in capsys.readouterr().err

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 
 from edge.cli import main
+from edge.daemon import config, parts
 from edge.enroll.capture import Shot, enroll
 from edge.gallery import open_gallery
 from edge.gallery.threshold import choose_threshold
@@ -30,8 +32,6 @@ def identify(capsys, gallery_files, *images):
 
 
 def test_identify_json(enrolled, pipeline, face_images, capsys, tmp_path):
-    import cv2
-
     blank = tmp_path / "blank.png"
     cv2.imwrite(str(blank), np.full((200, 200, 3), 120, np.uint8))
     images = [face_images["Serena_Williams"][3], face_images["Gloria_Macapagal_Arroyo"][3],
@@ -97,3 +97,24 @@ def test_gallery_show_reports_the_threshold_for_its_size(enrolled, pipeline, cap
     assert main(["gallery", "show", *where]) == 0
     text = capsys.readouterr().out
     assert f"threshold    {expected.threshold:.4f} for 1:N with 6 templates (rule: {expected.rule}" in text
+
+
+def test_identify_decides_with_the_daemons_decision_settings(enrolled, pipeline, face_images, capsys, tmp_path):
+    """identify reads [decision] from the daemon's config and takes the threshold from the daemon's own code."""
+    settings_file = tmp_path / "config.toml"
+    settings_file.write_text("[decision]\nstranger_rate = 0.01\n")
+    serena = face_images["Serena_Williams"][3]
+    where = ["--gallery", str(enrolled[0]), "--key", str(enrolled[1]), "--config", str(settings_file)]
+    assert main(["identify", "--json", *where, str(serena)]) == 0
+    answer, = json.loads(capsys.readouterr().out)
+    daemon_settings = config.load(settings_file, {"gallery.path": str(enrolled[0]), "gallery.key": str(enrolled[1])})
+    door = parts.open_live_gallery(daemon_settings, pipeline.manifest)
+    door.gallery.close()
+    assert answer["threshold"] == door.threshold == choose_threshold(pipeline.manifest, 6, 0.01).threshold
+    assert answer["threshold"] != choose_threshold(pipeline.manifest, 6).threshold  # the config was read
+
+    settings_file.write_text("[decision]\nthreshold = 0.05\n")  # set in the config: replaces the 1:N rule
+    assert main(["identify", "--json", *where, str(serena)]) == 0
+    answer, = json.loads(capsys.readouterr().out)
+    assert answer["threshold"] == 0.05 and answer["person"] is None and answer["nearest"] == "Serena"
+    assert answer["reason"].startswith("nearest is Serena at ") and answer["reason"].endswith("above the threshold 0.050")

@@ -13,6 +13,7 @@ import pytest
 from gpiozero import Device
 from gpiozero.pins.mock import MockConnectedPin, MockFactory, MockPin
 
+from edge.daemon import config
 from edge.selftest.context import Context
 from edge.selftest.runner import run_selftest
 from edge.selftest.service import daemon_processes
@@ -53,9 +54,15 @@ def factory():
     factory.reset()
 
 
+def door_settings(feedback_pin=None, **door) -> Settings:
+    """Self-test settings over the daemon's, with these [door] values (the rest built-in defaults)."""
+    daemon = config.resolve({f"door.{key}": value for key, value in door.items()}, {})
+    return Settings(daemon=daemon, feedback_pin=feedback_pin)
+
+
 def door_run(factory, tmp_path, confirm=None, yes=True, **settings):
-    values = {"door_pin": RELAY, "sensor_pin": SENSOR, "exit_pin": EXIT, **settings}
-    context = Context(settings=Settings(**values), yes=yes, pin_factory=factory,
+    values = {"pin": RELAY, "sensor_pin": SENSOR, "exit_pin": EXIT, **settings}
+    context = Context(settings=door_settings(**values), yes=yes, pin_factory=factory,
                       confirm=confirm or (lambda question: None), proc_root=tmp_path, systemd_runtime=tmp_path / "none")
     report = run_selftest(context, ("door",))
     return report, {check.name: check for check in report.checks}
@@ -131,7 +138,7 @@ def test_sensor_and_exit_button_states_are_read(factory, tmp_path):
 def test_missing_pin_factory_fails_with_what_to_set(tmp_path, monkeypatch):
     monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "no-such-factory")
     monkeypatch.setattr(Device, "pin_factory", None)
-    context = Context(settings=Settings(door_pin=RELAY), yes=True, proc_root=tmp_path,
+    context = Context(settings=door_settings(pin=RELAY), yes=True, proc_root=tmp_path,
                       systemd_runtime=tmp_path / "none")
     checks = {check.name: check for check in run_selftest(context, ("door",)).checks}
     assert checks["door.relay"].status == "FAIL"
@@ -156,7 +163,7 @@ def fake_daemon(tmp_path):
 
 def test_a_running_daemon_keeps_the_selftest_off_the_real_gpio(fake_daemon, tmp_path, monkeypatch):
     monkeypatch.delenv("GPIOZERO_PIN_FACTORY", raising=False)
-    context = Context(settings=Settings(door_pin=RELAY), yes=True, systemd_runtime=tmp_path / "none")
+    context = Context(settings=door_settings(pin=RELAY), yes=True, systemd_runtime=tmp_path / "none")
     checks = run_selftest(context, ("door",)).checks
     assert [check.status for check in checks] == ["SKIP"] * 5
     assert checks[0].detail.startswith("an `edge-verify run` daemon is running (pid ")
@@ -164,7 +171,7 @@ def test_a_running_daemon_keeps_the_selftest_off_the_real_gpio(fake_daemon, tmp_
 
 
 def test_mock_pins_are_not_held_by_a_running_daemon(fake_daemon, factory, tmp_path):
-    context = Context(settings=Settings(door_pin=RELAY), yes=True, pin_factory=factory,
+    context = Context(settings=door_settings(pin=RELAY), yes=True, pin_factory=factory,
                       systemd_runtime=tmp_path / "none")
     checks = {check.name: check for check in run_selftest(context, ("door",)).checks}
     assert checks["door.relay"].status == "PASS"

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 
 import pytest
 
+from edge.daemon import config
 from edge.selftest import service
 from edge.selftest.context import Context
 from edge.selftest.runner import run_selftest
@@ -16,7 +17,8 @@ MB = 1024 * 1024
 
 
 def system_checks(tmp_path, **probes) -> dict:
-    settings = probes.pop("settings", None) or Settings(log_dir=tmp_path / "logs")
+    events = tmp_path / "logs" / "events.jsonl"  # the daemon logs next to its events file
+    settings = probes.pop("settings", None) or Settings(daemon=config.resolve({"events.file": str(events)}, {}))
     probes.setdefault("thermal_root", tmp_path / "no-thermal")
     probes.setdefault("systemd_runtime", tmp_path / "no-systemd")
     probes.setdefault("command", lambda argv: None)

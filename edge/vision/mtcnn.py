@@ -1,4 +1,6 @@
-"""Face detection with five landmarks: MTCNN's three stages on any engine backend.
+"""MTCNN: face detection with five landmarks, three stages on any engine backend.
+
+The shipped implementation of edge.vision.detector.Detector.
 
 Pipeline (numpy + OpenCV, no torch): an image pyramid through PNet proposes
 12x12-window candidates; RNet re-scores 24x24 crops of them; ONet re-scores
@@ -17,12 +19,14 @@ is read from its manifest; nothing is guessed from tensor shapes.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
+from edge.engines import load_engine
 from edge.engines.manifest import check_input_contract
 from edge.exc import ConfigError, ImageError, ManifestMismatch
+from edge.vision.detector import Detector, Face
 
 # PNet's architecture: each output cell sees a WINDOW x WINDOW patch, cells STRIDE apart.
 WINDOW = 12
@@ -33,43 +37,26 @@ OUTPUTS = {"pnet": ("prob", "reg"), "rnet": ("prob", "reg"), "onet": ("prob", "r
 # and after ONet (there measured against the smaller box, so nested boxes merge too).
 NMS_LEVEL, NMS_PYRAMID, NMS_RNET, NMS_ONET = 0.5, 0.7, 0.7, 0.7
 
+# Where MTCNN's five points fall, on average, inside dlib's own 5-point chips, in
+# the unit face box (765 LFW photos of people in no pairs file;
+# benchmarks/fit_template.py). Chips aligned to it sit where the dlib ResNet's
+# training chips sat. Order: image-left eye centre, image-right eye centre, nose
+# tip, image-left mouth corner, image-right mouth corner.
+FITTED_TEMPLATE = np.array(
+    [
+        [0.221410, 0.205183],
+        [0.768149, 0.205131],
+        [0.493052, 0.520193],
+        [0.251994, 0.798096],
+        [0.733480, 0.797916],
+    ],
+    dtype=np.float64,
+)
 
-@dataclass(frozen=True, eq=False)
-class Face:
-    """One detected face. ``landmarks`` is float32 (5, 2) of (x, y): eye on the image's
-    left, eye on the image's right, nose tip, mouth corner on the image's left, mouth
-    corner on the image's right."""
-
-    box: tuple[float, float, float, float]
-    score: float
-    landmarks: np.ndarray
-
-    @property
-    def width(self) -> float:
-        return self.box[2] - self.box[0]
-
-    @property
-    def height(self) -> float:
-        return self.box[3] - self.box[1]
-
-    @property
-    def area(self) -> float:
-        return max(self.width, 0.0) * max(self.height, 0.0)
-
-    @property
-    def center(self) -> tuple[float, float]:
-        return (self.box[0] + self.box[2]) / 2.0, (self.box[1] + self.box[3]) / 2.0
-
-
-def largest_face(faces: list[Face]) -> Face | None:
-    """The face with the biggest box (the person nearest the camera), or None."""
-    return max(faces, key=lambda face: face.area, default=None)
-
-
-def central_face(faces: list[Face], shape: tuple[int, ...]) -> Face | None:
-    """The face whose box centre is nearest the centre of an image of ``shape`` (H, W, ...), or None."""
-    middle_x, middle_y = shape[1] / 2.0, shape[0] / 2.0
-    return min(faces, key=lambda face: (face.center[0] - middle_x) ** 2 + (face.center[1] - middle_y) ** 2, default=None)
+# MTCNN's eye centres scatter ~2 chip px around the template, its nose and mouth
+# ~5.7 px (fit_template.py), and dlib's chips are defined by eyes and nose base:
+# trusting the eyes twice as much gave the better View 1 figures.
+FIT_WEIGHTS = np.array([2.0, 2.0, 1.0, 1.0, 1.0])
 
 
 class _Stage:
@@ -109,7 +96,7 @@ class _Stage:
         return [outputs[i] for i in self.index]
 
 
-class MtcnnDetector:
+class MtcnnDetector(Detector):
     """MTCNN over three engines (anything with ``run(*inputs) -> list`` and ``manifest``).
 
     min_face: smallest face searched for, in pixels of the working image (after the
@@ -124,6 +111,10 @@ class MtcnnDetector:
     max_side: longer images are first shrunk to this longer side, bounding the cost on
         camera frames; None keeps full resolution (then min_face is in image pixels).
     """
+
+    nets = ("detector-pnet", "detector-rnet", "detector-onet")
+    template = FITTED_TEMPLATE
+    template_weights = FIT_WEIGHTS
 
     def __init__(self, pnet, rnet, onet, min_face: float = 40, thresholds=(0.6, 0.7, 0.7), factor: float = 0.709,
                  max_side: int | None = 640) -> None:
@@ -174,8 +165,6 @@ class MtcnnDetector:
 
     def propose(self, octaves: Octaves) -> np.ndarray:
         """Stage 1: candidate boxes (N, 5) = x1, y1, x2, y2, score, already regressed and squared."""
-        import cv2
-
         height, width = octaves.shape
         found, level = [], None
         for scale in self.pyramid(height, width):
@@ -242,8 +231,6 @@ class Octaves:
 
     def fitting(self, shrink: float) -> tuple[np.ndarray, int]:
         """The deepest octave no smaller than 1/shrink of the image, and its factor 2^k."""
-        import cv2
-
         depth = int(np.floor(np.log2(shrink))) if shrink >= 2.0 else 0
         while len(self.levels) <= depth:
             last = self.levels[-1]
@@ -256,8 +243,6 @@ class Octaves:
 
     def resize(self, size: tuple[int, int]) -> tuple[np.ndarray, tuple[float, float]]:
         """The image area-resized to ``size`` (w, h), and the exact (x, y) scale of the result."""
-        import cv2
-
         source, factor = self.fitting(min(self.shape[1] / size[0], self.shape[0] / size[1]))
         resized = cv2.resize(source, size, interpolation=cv2.INTER_AREA)
         return resized, (size[0] / (source.shape[1] * factor), size[1] / (source.shape[0] * factor))
@@ -353,8 +338,6 @@ def crops(octaves: Octaves, boxes: np.ndarray, stage: _Stage) -> np.ndarray:
     a ratio in (0.5, 1]): sub-pixel boxes and the black border in one call, ~5 us
     instead of ~50 us for crop + pad + INTER_AREA, and as accurate (eye distance from
     dlib's on 600 LFW photos: 0.0528 vs 0.0524 inter-ocular)."""
-    import cv2
-
     size = stage.size
     batch = np.empty((len(boxes), size, size, 3), np.uint8)
     for i, (x1, y1, x2, y2) in enumerate(boxes[:, :4].tolist()):
@@ -383,7 +366,5 @@ def to_faces(boxes: np.ndarray, scores: np.ndarray, points: np.ndarray, shrink: 
 def load_detector(pnet_path: str | os.PathLike, rnet_path: str | os.PathLike, onet_path: str | os.PathLike,
                   threads: int | None = None, **options) -> MtcnnDetector:
     """An MtcnnDetector over three engine files (each with its manifest); ``options`` go to MtcnnDetector."""
-    from edge.engines import load_engine
-
     engines = [load_engine(path, threads=threads) for path in (pnet_path, rnet_path, onet_path)]
     return MtcnnDetector(*engines, **options)

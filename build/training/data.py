@@ -19,9 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
+import cv2
 import numpy as np
+from tqdm import tqdm
 
-from edge.exc import DatasetError
+from edge.exc import DatasetError, ImageError
+from edge.pipeline import FacePipeline
+from edge.vision.image import load_image
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 CACHE_SIZE = 112
@@ -68,12 +72,6 @@ def file_list_key(paths: Iterable[Path], root: Path) -> str:
 
 def pipeline_chipper(pipeline, size: int = CACHE_SIZE) -> Callable[[Path], np.ndarray | None]:
     """image path -> uint8 (3, size, size) chip of the primary face, or None when no face."""
-    import cv2
-
-    from edge.vision.image import load_image
-
-    from edge.exc import ImageError
-
     mean = pipeline.mean.reshape(3, 1, 1)
     std = pipeline.std.reshape(3, 1, 1)
 
@@ -107,11 +105,7 @@ def cached_chips(paths: list[Path], root: Path, cache_dir: Path, chipper: Callab
         with np.load(cache) as data:
             return data["chips"], data["found"], str(cache)
     if chipper is None:
-        from edge.pipeline import FacePipeline
-
         chipper = pipeline_chipper(FacePipeline.load(threads=1, flip=False), size)
-    from tqdm import tqdm
-
     chips, found = [], np.zeros(len(paths), dtype=bool)
     for index, path in enumerate(tqdm(paths, desc="aligning faces", unit="img", disable=not progress)):
         chip = chipper(path)

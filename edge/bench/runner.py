@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from edge.exc import ImageError
+from edge.vision.image import load_image
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 
@@ -17,18 +20,12 @@ def list_images(folder: Path) -> list[Path]:
 
 def progress(iterable, total: int, label: str):
     """A progress bar on stderr (the benchmarks' JSON goes to stdout or a file)."""
-    from tqdm import tqdm
-
     return tqdm(iterable, total=total, desc=label, unit="img", file=sys.stderr, dynamic_ncols=True,
                 disable=None if sys.stderr.isatty() else False, mininterval=2.0)
 
 
 def describe_all(pipeline, paths: list[Path], label: str, decode_ms: bool = True):
     """Embeddings of the primary face per image (None when no face) and per-stage ms lists."""
-    import time
-
-    from edge.vision.image import load_image
-
     embeddings: dict[Path, np.ndarray | None] = {}
     stages: dict[str, list[float]] = {"decode": [], "detect": [], "align": [], "embed": [], "total": []}
     unreadable = []

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.bench import lfw, runner
 from edge.cli.common import add_engine_arguments, load_pipeline, write_json
 from edge.exc import ConfigError
+from edge.vision.image import load_image
 
 LFW_HELP = """\
 Score the pipeline on the LFW protocol of DIR/pairs.txt (View 2): 10-fold accuracy
@@ -47,8 +49,6 @@ def register(subparsers) -> None:
 
 
 def run_lfw(args) -> int:
-    from edge.bench import lfw, runner
-
     pairs_path = args.pairs or args.lfw / "pairs.txt"
     pairs = lfw.read_pairs(pairs_path)
     images_dir = args.lfw / "images"
@@ -96,9 +96,6 @@ def print_lfw_table(result: dict, out=sys.stdout) -> None:
 
 
 def run_speed(args) -> int:
-    from edge.bench import runner
-    from edge.vision.image import load_image
-
     paths = runner.list_images(args.images)
     if not paths:
         raise ConfigError(f"no images (jpg, png, bmp, webp) under {args.images}")

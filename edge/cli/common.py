@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import sys
 
+from edge.pipeline import FacePipeline
 from edge.models.registry import BACKENDS, PRECISIONS
 
 
@@ -21,8 +22,6 @@ def add_engine_arguments(parser, threads_default: int | None = None) -> None:
 
 
 def load_pipeline(args):
-    from edge.pipeline import FacePipeline
-
     return FacePipeline.load(precision=args.precision, backend=args.backend, threads=args.threads, flip=args.flip)
 
 

@@ -6,6 +6,8 @@ import logging
 import sys
 from pathlib import Path
 
+from edge.demo import run_demo
+
 HELP = """\
 Runs the whole kiosk on this computer in about half a minute:
 
@@ -37,8 +39,6 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from edge.demo import run_demo
-
     logging.basicConfig(stream=sys.stderr, level=logging.INFO if args.verbose else logging.ERROR,
                         format="edge-verify: %(levelname)s: %(message)s")
     result = run_demo(home=args.home, keep=args.keep, out=lambda line: print(line, flush=True))

@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 
 from edge.cli.common import add_engine_arguments, load_pipeline
+from edge.verify.api import face_distance, is_same
+from edge.vision.image import load_image
 
 HELP = """\
 Compare the main face of two photos. Prints SAME or DIFFERENT with the distance
@@ -24,9 +26,6 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from edge.verify.api import face_distance, is_same
-    from edge.vision.image import load_image
-
     # Read both files before loading models: a typo should fail in milliseconds.
     images = [load_image(args.image_a), load_image(args.image_b)]
     pipeline = load_pipeline(args)

@@ -10,13 +10,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+from edge.engines.device import describe_device
 from edge.selftest import service
 from edge.selftest.settings import Settings
 
 
 def describe_gpu() -> dict | None:
-    from edge.engines.device import describe_device
-
     return describe_device()
 
 

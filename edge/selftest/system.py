@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from edge import paths
+from edge.engines.manifest import read_manifest
 from edge.exc import EdgeVerifyError
 from edge.selftest import service
 from edge.selftest.runner import Result
@@ -60,8 +61,6 @@ def disk_check(context) -> Result:
 
 def engine_built_at(settings) -> datetime | None:
     """When the daemon's embedding engine was built (its manifest says), if readable."""
-    from edge.engines.manifest import read_manifest
-
     try:
         text = read_manifest(settings.embedding_engine()).get("built_at")
         return datetime.fromisoformat(str(text).replace("Z", "+00:00")) if text else None

@@ -28,6 +28,8 @@ from edge.sources.base import (
     Source,
     reconnect_policy,
 )
+from edge.sources.opencv import VideoSource
+from edge.sources.still import StillSource
 from edge.sources.uri import SourceSpec, parse_uri
 
 __all__ = [
@@ -63,11 +65,7 @@ def open_source(
     spec = parse_uri(uri)
     policy = reconnect_policy(reconnect, spec.live)
     if spec.scheme == "dir":
-        from edge.sources.still import StillSource
-
         if rate == "realtime":
             raise SourceError(f"{spec.uri}: still images have no frame rate of their own; give rate as frames per second")
         return StillSource(spec.uri, spec.target, timeout=timeout, rate=rate)
-    from edge.sources.opencv import VideoSource
-
     return VideoSource(spec, timeout=timeout, reconnect=policy, rate=rate)

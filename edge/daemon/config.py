@@ -67,7 +67,7 @@ OPTIONS = (
            "(default: live cameras never give up; files: 3)", flag="--reconnect-attempts", optional=True),
     Option("source", "rate", "str", None, "file:// and dir:// only: 'realtime' or frames per second "
            "(default: as fast as possible)", flag="--rate", optional=True),
-    Option("door", "pin", "str", "BOARD11", "relay driver pin, a gpiozero pin name (BOARD11 = header pin 11)",
+    Option("door", "pin", "str", "BOARD32", "relay driver pin, a gpiozero pin name (BOARD32 = header pin 32)",
            flag="--pin"),
     Option("door", "active_high", "bool", True, "the relay is energised while the pin is HIGH (default); "
            "--active-low for low-level-trigger relay modules", flag="--active-high", negative_flag="--active-low"),

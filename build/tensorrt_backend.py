@@ -16,6 +16,7 @@ from edge.engines.device import describe_device
 from edge.engines.manifest import file_sha256
 from edge.engines.trt_compat import load_pycuda, load_tensorrt
 from edge.exc import BuildError
+from edge_build.cuda_kernels import compile_kernels
 from edge_build.onnxruntime_build import EngineBuild
 from edge_build.tensorrt_build import build_config, build_engine, build_network, save_engine
 from edge_build.tensorrt_plan import DEFAULT_BATCH, calibrator_note, device_precision, int8_method
@@ -66,6 +67,8 @@ def build_tensorrt_engine(onnx_path: str | os.PathLike, out_path: str | os.PathL
         if calibrator is not None:
             calibrator.free()
     save_engine(serialized, out_path)
+    # The CUDA aligner the daemon runs with this engine loads its kernels precompiled from here.
+    compile_kernels(out_path.parent, required="sm_" + device["compute_capability"].replace(".", ""))
     device_block = {**device, "dla_core": dla_core, "gpu_fallback": bool(gpu_fallback) if dla_core is not None else None}
     return EngineBuild(out_path, plan.precision, precision, plan.fallback, quantization, {"device": device_block, "tensorrt": facts})
 

@@ -16,7 +16,9 @@ from edge.engines import load_engine
 from edge.engines.manifest import check_input_contract
 from edge.exc import NoFaceError
 from edge.models import registry
-from edge.verify.api import average_with_flip, l2_normalize
+from edge.verify.api import l2_normalize
+from edge.vision.aligner import CpuAligner
+from edge.vision.cuda_aligner import CudaAligner
 
 
 @dataclass
@@ -48,26 +50,26 @@ def primary_face_index(faces, shape) -> int | None:
 
 
 class FacePipeline:
-    """Detector + alignment + embedding engine, with the embedding's contract.
+    """Detector + aligner + embedding engine, with the embedding's contract.
 
     ``flip`` averages each face's embedding with that of its mirror image
-    (about +0.3 LFW points for one more embedding per face).
+    (about +0.3 LFW points for one more embedding per face). ``aligner`` makes the
+    chips (edge.vision.aligner): the CPU one by default, the CUDA one when the
+    embedding engine is TensorRT (see ``load``).
     """
 
-    def __init__(self, detector, embedder, flip: bool = True):
-        from edge.vision import align
-
+    def __init__(self, detector, embedder, flip: bool = True, aligner=None):
         self.detector = detector
         self.embedder = embedder
         self.flip = flip
         manifest = embedder.manifest
-        pre = manifest["preprocess"]
-        self.size = int(pre["size"][0])
-        self.padding = float(pre["chip_padding"])
-        self.mean = np.asarray(pre["mean"], dtype=np.float32)
-        self.std = np.asarray(pre["std"], dtype=np.float32)
-        self.template = align.MTCNN_FITTED_TEMPLATE
-        self.weights = align.MTCNN_FIT_WEIGHTS
+        self.aligner = aligner or CpuAligner.from_manifest(manifest)
+        self.size = self.aligner.size
+        self.padding = self.aligner.padding
+        self.mean = self.aligner.mean
+        self.std = self.aligner.std
+        self.template = self.aligner.template
+        self.weights = self.aligner.weights
         # The dlib descriptor is compared after scaling to unit length when the
         # manifest says so: it separates strangers better at low false-accept rates.
         self.normalize = manifest.get("embedding_normalization") == "l2"
@@ -88,25 +90,14 @@ class FacePipeline:
         embedder = load_engine(path, threads=threads)
         # The pipeline feeds RGB chips; refuse an engine built for anything else.
         check_input_contract(embedder.manifest, {"name": registry.EMBEDDING, "colour": "RGB", "layout": "NCHW"})
-        return cls(MtcnnDetector(*nets), embedder, flip=flip)
+        return cls(MtcnnDetector(*nets), embedder, flip=flip, aligner=aligner_for(embedder, flip))
 
     def detect(self, image: np.ndarray) -> list:
         return self.detector.detect(image)
 
     def align(self, image: np.ndarray, faces) -> np.ndarray:
         """Aligned, normalised (N, 3, size, size) float32 chips, one per face."""
-        from edge.vision import align
-
-        if not faces:
-            return np.zeros((0, 3, self.size, self.size), dtype=np.float32)
-        out = np.empty((len(faces), 3, self.size, self.size), dtype=np.float32)
-        for index, face in enumerate(faces):
-            matrix = align.chip_matrix(face.landmarks, self.template, self.size, self.padding, self.weights)
-            # A face much larger than the chip would alias; dlib samples such faces from
-            # a downsampled copy, and so do we, so chips match what the model was trained on.
-            source, matrix = align.pyramid_source(image, matrix, self.size)
-            align.preprocess_cpu(source, matrix[None], self.size, self.mean, self.std, out=out[index:index + 1])
-        return out
+        return self.aligner.align(image, faces)
 
     def primary_chip(self, image: np.ndarray) -> np.ndarray | None:
         """The main face's aligned (1, 3, size, size) chip, or None when no face is found."""
@@ -117,15 +108,9 @@ class FacePipeline:
 
     def embed(self, chips: np.ndarray) -> np.ndarray:
         """(N, D) embeddings of aligned chips (flip-averaged when enabled)."""
-        from edge.vision import align
-
         if len(chips) == 0:
             return np.zeros((0, int(self.manifest["outputs"][0]["shape"][-1])), dtype=np.float32)
-        if self.flip:
-            both = self.embedder.run(np.concatenate([chips, align.flip_chips(chips)]))[0]
-            embeddings = average_with_flip(both[: len(chips)], both[len(chips):])
-        else:
-            embeddings = self.embedder.run(chips)[0]
+        embeddings = self.aligner.embed(self.embedder, chips, self.flip)
         return l2_normalize(embeddings) if self.normalize else embeddings
 
     def describe(self, image: np.ndarray, primary_only: bool = True) -> Described:
@@ -148,3 +133,11 @@ class FacePipeline:
         if not described.faces:
             raise NoFaceError(f"{source}: no face found")
         return described.embeddings[0]
+
+
+def aligner_for(embedder, flip: bool):
+    """The aligner for this embedding engine: a TensorRT engine gets the CUDA aligner, which
+    writes the chips into the engine's input buffer; every other backend the CPU one."""
+    if embedder.manifest.get("backend") != "tensorrt":
+        return CpuAligner.from_manifest(embedder.manifest)
+    return CudaAligner(embedder, flip=flip)

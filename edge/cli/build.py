@@ -5,6 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from edge.engines.device import torch_install_hint
 from edge.exc import ConfigError, ModelError
 
 HELP = """\
@@ -91,7 +92,7 @@ def run_build(args) -> int:
         from edge_build.recipe import Injected, build_part
         from edge_build.targets import load_parts, models_for
     except ImportError as error:
-        raise ModelError(f"building engines needs PyTorch ({error.name} is missing): pip install 'edge-verify[build]'") from error
+        raise ModelError(f"building engines needs PyTorch ({error.name} is missing): {torch_install_hint()}") from error
     options = options_from(args)
     if options.backend == "onnxruntime":
         from edge_build.onnxruntime_build import resolve_precision

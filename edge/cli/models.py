@@ -6,6 +6,7 @@ import json
 import sys
 
 from edge import paths
+from edge.engines.device import torch_install_hint
 from edge.exc import ModelError
 
 HELP = """\
@@ -41,7 +42,7 @@ def run_fetch(args) -> int:
     try:
         from edge_build.starter import convert_starter_models
     except ImportError as error:
-        raise ModelError(f"converting the weights needs PyTorch ({error.name} is missing): pip install 'edge-verify[build]'") from error
+        raise ModelError(f"converting the weights needs PyTorch ({error.name} is missing): {torch_install_hint()}") from error
     summary = convert_starter_models(sources, force=args.force, log=lambda message: print(message, file=sys.stderr))
     print(f"models ready in {paths.models_dir()}")
     for name, path in summary["engines"].items():

@@ -291,8 +291,8 @@ def test_one_logger_for_every_engine_and_build_in_the_process(tmp_path, fake_sta
     plan.write_bytes(b"plan")
     first = TensorRTEngine(plan, manifest("8.6.2"), device=dict(ORIN))
     second = TensorRTEngine(plan, manifest("8.6.2"), device=dict(ORIN))
-    assert trt_compat.shared_logger(trt) is trt.loggers[0]
     assert len(trt.loggers) == 1 and len(trt.plugin_inits) == 1
+    assert trt_compat.shared_logger(trt) is trt.loggers[0]
     first.close()
     second.close()
 

@@ -16,6 +16,7 @@ import json
 import math
 import sys
 import types
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -86,7 +87,7 @@ def face_of_side(side: float, centre, angle: float = 0.2):
 @pytest.fixture(scope="module")
 def photo():
     """A real photo, upscaled 5x so faces up to ~1000 px fit: sharp edges and smooth skin alike."""
-    image = load_image(cuda_host.Path(__file__).parent / "fixtures/faces/Colin_Powell_0001.jpg")
+    image = load_image(Path(__file__).parent / "fixtures/faces/Colin_Powell_0001.jpg")
     return cv2.resize(image, None, fx=5, fy=5, interpolation=cv2.INTER_CUBIC)
 
 

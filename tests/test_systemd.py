@@ -62,8 +62,9 @@ def verify(unit_text: str, tmp_path: Path, lock_text: str | None = None, drop_in
     (root / "etc/systemd/system").mkdir(parents=True)
     (root / "etc/systemd/system/edge-verify.service").write_text(unit_text)
     names = ["edge-verify.service"]
+    # The daemon's unit wants the boot lock unit: it is always installed with it.
+    (root / "etc/systemd/system/edge-verify-lock.service").write_text(lock_text or LOCK_UNIT.read_text())
     if lock_text is not None:
-        (root / "etc/systemd/system/edge-verify-lock.service").write_text(lock_text)
         names.append("edge-verify-lock.service")
     for name, text in (drop_ins or {}).items():
         (root / "etc/systemd/system/edge-verify.service.d").mkdir(exist_ok=True)
@@ -129,6 +130,7 @@ def test_the_door_is_relocked_after_every_stop_and_at_boot():
     lock = directives(LOCK_UNIT)
     assert lock["Type"] == ["oneshot"] and lock["ExecStart"] == [LOCK_COMMAND]
     assert "edge-verify.service" in lock["Before"][0].split()
+    assert "edge-verify-lock.service" in found["Wants"] and "edge-verify-lock.service" in found["After"]
     assert lock["WantedBy"] == ["multi-user.target"]
     assert "GPIOZERO_PIN_FACTORY=jetson" in lock["Environment"] and lock["DevicePolicy"] == ["closed"]
     assert lock["DeviceAllow"] == ["char-gpiochip rw"] and lock["SupplementaryGroups"] == ["gpio"]

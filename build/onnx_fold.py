@@ -20,6 +20,9 @@ import os
 from pathlib import Path
 
 import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+from onnx.reference import ReferenceEvaluator
 
 from edge.exc import BuildError
 from edge_build.stages import stage
@@ -31,8 +34,6 @@ MAX_FOLDED_BYTES = 64 << 20  # a constant this large is left to TensorRT rather 
 
 def constant_values(model) -> dict:
     """{tensor name: numpy array} of the initializers that are not also graph inputs."""
-    from onnx import numpy_helper  # the build extra's onnx; edge/ never needs it here
-
     inputs = {value.name for value in model.graph.input}
     return {tensor.name: numpy_helper.to_array(tensor) for tensor in model.graph.initializer if tensor.name not in inputs}
 
@@ -47,10 +48,6 @@ def foldable(node, known: dict) -> bool:
 
 def evaluate(node, known: dict, opset: int) -> list:
     """The node's outputs computed from constant inputs, with the model's own opset."""
-    import onnx  # the build extra's onnx
-    from onnx import helper, numpy_helper
-    from onnx.reference import ReferenceEvaluator
-
     initializers = [numpy_helper.from_array(np.asarray(known[name]), name) for name in dict.fromkeys(node.input) if name]
     outputs = [helper.make_value_info(name, onnx.TypeProto()) for name in node.output if name]
     graph = helper.make_graph([node], "fold", [], outputs, initializer=initializers)
@@ -64,9 +61,6 @@ def fold_constants(model) -> tuple[object, int]:
     Nodes are visited in graph order (ONNX graphs are topologically sorted), so a
     chain of constant nodes folds in one pass.
     """
-    import onnx  # the build extra's onnx
-    from onnx import numpy_helper
-
     opset = next((int(entry.version) for entry in model.opset_import if entry.domain in ("", "ai.onnx")), None)
     if opset is None:
         raise BuildError("the ONNX model imports no default-domain opset")
@@ -122,8 +116,6 @@ def pad_problems(model) -> list[str]:
 def fold_for_tensorrt(onnx_path: str | os.PathLike, out_path: str | os.PathLike) -> Path:
     """Write ``onnx_path`` with its constants folded to ``out_path``; BuildError if a Pad
     still computes its pads (TensorRT 8.5/8.6 would reject it)."""
-    import onnx  # the build extra's onnx
-
     model = onnx.load(os.fspath(onnx_path))
     folded, _count = fold_constants(model)
     problems = pad_problems(folded)

@@ -12,7 +12,7 @@ bindings, ``pip install 'gpiod>=2'`` (Ubuntu's ``python3-libgpiod`` is the 1.x A
 and will not do), and read/write access to ``/dev/gpiochip*`` (the ``gpio``
 group with NVIDIA's udev rule, see systemd/99-edge-verify-gpio.rules).
 
-Pins are named as in :mod:`edge.door.jetson_pins` (``BOARD11`` etc.). Chips are
+Pins are named as in :mod:`edge.door.jetson_pins` (``BOARD32`` etc.). Chips are
 found by label (``tegra234-gpio``, ``tegra234-gpio-aon``...), never by number:
 ``/dev/gpiochipN`` numbering differs between boards and releases.
 
@@ -81,7 +81,7 @@ GPIOD_TOO_OLD = (
 def import_gpiod():
     """The ``gpiod`` module (v2 API), or DoorError saying what to install."""
     try:
-        import gpiod
+        import gpiod  # optional, Jetson-only dependency (the jetson extra)
     except ImportError as error:
         raise DoorError(GPIOD_MISSING) from error
     if not (hasattr(gpiod, "request_lines") and hasattr(gpiod, "LineSettings")):

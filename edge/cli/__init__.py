@@ -23,6 +23,7 @@ COMMANDS = (
     "gallery",
     "admin",
     "selftest",
+    "door",
     "liveness",
     "models",
     "build",

@@ -3,6 +3,10 @@ from __future__ import annotations
 
 import argparse
 
+from edge.daemon import config
+from edge.door.relock import drive_locked, lock_target
+from edge.exc import ConfigError
+
 HELP = """\
 door lock: drive the door relay's pin to its LOCKED level, release it, and exit 0.
 
@@ -23,8 +27,6 @@ the door locked itself). Exit status: 0 locked, 1 the pin could not be driven,
 
 
 def register(subparsers) -> None:
-    from edge.daemon import config
-
     parser = subparsers.add_parser("door", help="door relay commands (door lock: drive the relay to LOCKED)",
                                    description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     actions = parser.add_subparsers(dest="door_action", metavar="ACTION", required=True)
@@ -44,10 +46,6 @@ def register(subparsers) -> None:
 
 
 def door_lock(args) -> int:
-    from edge.daemon import config
-    from edge.door.relock import drive_locked, lock_target
-    from edge.exc import ConfigError
-
     if args.config is not None and args.no_config:
         raise ConfigError("--config and --no-config contradict each other; give one")
     path = args.config if args.config is not None else (None if args.no_config else config.default_config_path())

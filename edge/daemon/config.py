@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from edge.daemon.decision import DEFAULT_K, DEFAULT_MIN_FRAMES, DEFAULT_N
+from edge.daemon.tracking import DEFAULT_WINDOW as COMBINE_WINDOW
 from edge.door import KINDS as DOOR_KINDS
 from edge.door import validate_pulse
 from edge.exc import ConfigError, EdgeVerifyError
@@ -81,8 +83,10 @@ OPTIONS = (
     Option("door", "exit_pin", "str", None, "request-to-exit button input pin", flag="--exit-pin", optional=True),
     Option("decision", "threshold", "float", None, "match distance threshold (default: the 1:N threshold computed "
            "from the engine manifest for the gallery's size)", flag="--threshold", optional=True),
-    Option("decision", "k", "int", 3, "frames that must agree on one person ...", flag="--k"),
-    Option("decision", "n", "int", 5, "... among the last N frames", flag="--n"),
+    Option("decision", "min_frames", "int", DEFAULT_MIN_FRAMES, "frames of one face combined before it may unlock "
+           "(the face is followed across frames and its frames' embeddings averaged)", flag="--min-frames"),
+    Option("decision", "k", "int", DEFAULT_K, "decisions on one face that must name the same person ...", flag="--k"),
+    Option("decision", "n", "int", DEFAULT_N, "... among its last N decisions", flag="--n"),
     Option("decision", "min_face_px", "int", 80, "ignore faces whose box is smaller than this (pixels)",
            flag="--min-face"),
     Option("decision", "cooldown_s", "float", 5.0, "after an unlock, the same person cannot unlock again for "
@@ -309,11 +313,15 @@ def _check_pins(settings: Settings) -> None:
 def _check_agreement(settings: Settings) -> None:
     _at_least(settings, "decision.k", 1)
     _at_least(settings, "decision.n", 1)
+    _at_least(settings, "decision.min_frames", 1)
     if settings["decision.k"] > settings["decision.n"]:
         raise ConfigError(f"[decision] k ({settings['decision.k']}) must be at most n ({settings['decision.n']}): "
-                          "k of the last n frames must agree")
+                          "k of the last n decisions must agree")
     if settings["decision.n"] > 100:
         raise ConfigError(f"[decision] n must be at most 100 frames, got {settings['decision.n']}")
+    if settings["decision.min_frames"] > COMBINE_WINDOW:
+        raise ConfigError(f"[decision] min_frames must be at most {COMBINE_WINDOW} (the frames one face's probe "
+                          f"combines), got {settings['decision.min_frames']}")
 
 
 def _check_decision(settings: Settings) -> None:
@@ -365,7 +373,7 @@ CHECKS = (
     (("door.kind",), lambda settings: _choice(settings, "door.kind", tuple(DOOR_KINDS))),
     (("door.pin", "door.sensor_pin", "door.exit_pin"), _check_pins),
     (("door.pulse_s",), _check_pulse),
-    (("decision.k", "decision.n"), _check_agreement),
+    (("decision.k", "decision.n", "decision.min_frames"), _check_agreement),
     (("decision.threshold", "decision.min_face_px", "decision.cooldown_s", "decision.stranger_rate",
       "decision.liveness"), _check_decision),
     (("engine.precision", "engine.backend", "engine.threads"), _check_engine),

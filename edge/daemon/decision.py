@@ -31,17 +31,18 @@ door would do.
 from __future__ import annotations
 
 import math
-from collections import deque
-from dataclasses import dataclass
+from collections import OrderedDict, deque
+from dataclasses import dataclass, replace
 from typing import Optional
 
 import numpy as np
 
 from edge.gallery.search import search
-from edge.gallery.threshold import OpenSetChoice, choose_threshold
+from edge.gallery.threshold import COMBINED_TAIL, OpenSetChoice, choose_threshold, impostor_tail
 
 DEFAULT_K = 3
 DEFAULT_N = 5
+DEFAULT_MIN_FRAMES = 3
 DEFAULT_COOLDOWN_S = 5.0
 DEFAULT_STRANGER_RATE = 1e-3
 CONFIGURED = "set in the config"  # OpenSetChoice.rule of a [decision] threshold
@@ -78,51 +79,83 @@ def match_probe(matrix: np.ndarray, person_index: np.ndarray, names: list, probe
 
 
 def door_threshold(manifest: dict, n_templates: int, configured: Optional[float] = None,
-                   stranger_rate: float = DEFAULT_STRANGER_RATE) -> OpenSetChoice:
+                   stranger_rate: float = DEFAULT_STRANGER_RATE, combined: bool = False) -> OpenSetChoice:
     """The distance threshold the door decides with for a gallery of ``n_templates``, and how it was
     chosen: ``configured`` ([decision] threshold) when set, else the 1:N rule on the embedding
-    ``manifest`` at ``stranger_rate`` ([decision] stranger_rate; edge.gallery.threshold.choose_threshold)."""
-    if configured is None:
+    ``manifest`` at ``stranger_rate`` ([decision] stranger_rate; edge.gallery.threshold.choose_threshold).
+
+    ``combined``: the threshold for combined probes (a track's frames, or several photos given as one
+    attempt), from the manifest's ``combined_impostor_tail``. A manifest without one gives the
+    single-frame threshold, with a note: combining only lifts the low tail of impostor distances
+    (the noise of single frames averages out), so the single-frame threshold is the stricter one.
+    """
+    if configured is not None:
+        return OpenSetChoice(float(configured), max(int(n_templates), 1), stranger_rate,
+                             float(manifest["threshold"]), CONFIGURED)
+    if not combined:
         return choose_threshold(manifest, n_templates, stranger_rate)
-    return OpenSetChoice(float(configured), max(int(n_templates), 1), stranger_rate, float(manifest["threshold"]),
-                         CONFIGURED)
+    if impostor_tail(manifest, COMBINED_TAIL) is not None:
+        return choose_threshold(manifest, n_templates, stranger_rate, tail_key=COMBINED_TAIL)
+    single = choose_threshold(manifest, n_templates, stranger_rate)
+    note = ("the embedding manifest has no combined_impostor_tail: combined probes are judged at the "
+            "single-frame threshold (stricter); rebuild the engine for the combined figures")
+    return replace(single, note=f"{single.note}; {note}" if single.note else note)
 
 
 # -- many frames --------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Verdict:
-    """The decision for one frame."""
+    """The decision for one frame. ``track``: the id of the face's track (None when decided per frame);
+    ``frames_combined``: frames in the probe that was judged (1 for a single frame)."""
 
     person: Optional[str]
     unlock: bool
     frames_agreed: int
-    reason: str  # "unlock", "agreeing", "cooldown", or the observation's reason
+    reason: str  # "unlock", "combining", "agreeing", "cooldown", "not live", or the observation's reason
     distance: float = math.nan
     margin: float = math.nan
+    track: Optional[int] = None
+    frames_combined: int = 0
 
 
 class Decider:
-    """K-of-N agreement with a per-person cooldown. Times are seconds on any monotonic clock."""
+    """When a match opens the door: enough frames combined, K of the last N decisions agreeing, per-person
+    cooldown. Times are seconds on any monotonic clock.
 
-    def __init__(self, k: int = DEFAULT_K, n: int = DEFAULT_N, cooldown_s: float = DEFAULT_COOLDOWN_S):
+    Decisions are kept per ``track`` (edge.daemon.tracking): the agreement of one face never counts
+    for another. ``min_frames``: the frames a track's combined probe must hold before it may unlock.
+    Observations without a track share one window (per-frame deciding, as before tracking).
+    """
+
+    TRACKS_KEPT = 16  # agreement windows of recent tracks; older tracks have left
+
+    def __init__(self, k: int = DEFAULT_K, n: int = DEFAULT_N, cooldown_s: float = DEFAULT_COOLDOWN_S,
+                 min_frames: int = 1):
         if not (isinstance(k, int) and isinstance(n, int) and 1 <= k <= n):
             raise ValueError(f"need 1 <= k <= n, got k={k!r}, n={n!r}")
         if not (math.isfinite(cooldown_s) and cooldown_s >= 0):
             raise ValueError(f"cooldown must be >= 0 s, got {cooldown_s!r}")
-        self.k, self.n, self.cooldown_s = k, n, float(cooldown_s)
-        self._window: deque = deque(maxlen=n)
+        if not (isinstance(min_frames, int) and min_frames >= 1):
+            raise ValueError(f"min_frames must be a whole number >= 1, got {min_frames!r}")
+        self.k, self.n, self.cooldown_s, self.min_frames = k, n, float(cooldown_s), min_frames
+        self._windows: OrderedDict = OrderedDict()
         self._last_unlock: dict = {}
 
-    def observe(self, observation: Observation, now: float, live: bool = True) -> Verdict:
+    def observe(self, observation: Observation, now: float, live: bool = True, track: Optional[int] = None,
+                frames: int = 1) -> Verdict:
         """``live`` False (the liveness check failed) turns an unlock into "not live",
-        without starting the cooldown: the real person may still be let in next frame."""
-        self._window.append(observation.person)
+        without starting the cooldown: the real person may still be let in next frame.
+        ``frames``: frames combined in the probe behind ``observation``."""
+        window = self._window(track)
+        window.append(observation.person)
         person = observation.person
         if person is None:
-            return Verdict(None, False, 0, observation.reason, observation.distance, observation.margin)
-        agreed = sum(1 for seen in self._window if seen == person)
-        if agreed < self.k:
+            return Verdict(None, False, 0, observation.reason, observation.distance, observation.margin, track, frames)
+        agreed = sum(1 for seen in window if seen == person)
+        if frames < self.min_frames:
+            reason, unlock = "combining", False
+        elif agreed < self.k:
             reason, unlock = "agreeing", False
         elif now - self._last_unlock.get(person, -math.inf) < self.cooldown_s:
             reason, unlock = "cooldown", False
@@ -131,15 +164,26 @@ class Decider:
         else:
             reason, unlock = "unlock", True
             self._last_unlock[person] = now
-        return Verdict(person, unlock, agreed, reason, observation.distance, observation.margin)
+        return Verdict(person, unlock, agreed, reason, observation.distance, observation.margin, track, frames)
 
     def interrupt(self) -> None:
         """A read that brought no frame breaks any run of agreement."""
-        self._window.append(None)
+        for window in self._windows.values():
+            window.append(None)
 
     def forget(self) -> None:
-        """Drop the window (the gallery changed: old matches may name people no longer enrolled)."""
-        self._window.clear()
+        """Drop the windows (the gallery changed: old matches may name people no longer enrolled)."""
+        self._windows.clear()
 
     def in_cooldown(self, person: str, now: float) -> bool:
         return now - self._last_unlock.get(person, -math.inf) < self.cooldown_s
+
+    def _window(self, track: Optional[int]) -> deque:
+        window = self._windows.get(track)
+        if window is None:
+            window = self._windows[track] = deque(maxlen=self.n)
+            while len(self._windows) > self.TRACKS_KEPT:
+                self._windows.popitem(last=False)
+        else:
+            self._windows.move_to_end(track)
+        return window

@@ -14,19 +14,23 @@ from typing import Optional
 import numpy as np
 
 from edge.exc import ImageError
+from edge.pipeline import MainFace
 from edge.vision.detector import Face
 from edge.vision.image import to_rgb
 
 
 @dataclass(frozen=True)
 class Sighting:
-    """``embedding`` is set only when a face big enough to judge was found."""
+    """``embedding`` is set only when a face big enough to judge was found (``main``, with its chip);
+    ``faces`` holds every face detected (the tracker follows them all)."""
 
     reason: str  # "face", "no face", "face too small", "unusable frame"
     face: Optional[Face] = None
     embedding: Optional[np.ndarray] = None
     detail: str = ""
     chip: Optional[np.ndarray] = None  # the aligned (1, 3, S, S) chip: the liveness check reads the same face
+    faces: tuple = ()
+    main: Optional[MainFace] = None
 
     @property
     def face_px(self) -> Optional[float]:
@@ -40,13 +44,15 @@ def analyse(pipeline, bgr: np.ndarray, min_face_px: float, index: int = -1) -> S
     except ImageError as error:
         return Sighting("unusable frame", detail=str(error))
     scene = pipeline.look(rgb, min_face_px)
-    if not scene.faces:
+    faces = tuple(scene.faces)
+    if not faces:
         return Sighting("no face")
     if scene.main is None:
-        largest = max(scene.faces, key=lambda face: min(face.width, face.height))
-        return Sighting("face too small", face=largest)
+        largest = max(faces, key=lambda face: min(face.width, face.height))
+        return Sighting("face too small", face=largest, faces=faces)
     embedding = pipeline.embed(scene.main.chip)[0]
-    return Sighting("face", face=scene.main.face, embedding=np.asarray(embedding), chip=scene.main.chip)
+    return Sighting("face", face=scene.main.face, embedding=np.asarray(embedding), chip=scene.main.chip, faces=faces,
+                    main=scene.main)
 
 
 def face_crop(bgr: np.ndarray, face, padding: float = 0.25) -> np.ndarray:

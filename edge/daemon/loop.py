@@ -38,6 +38,7 @@ from edge.daemon import notify, parts
 from edge.daemon.config import Settings
 from edge.daemon.decision import Decider, Observation, Verdict
 from edge.daemon.frames import analyse, face_crop
+from edge.daemon.tracking import frame_weight, usable
 from edge.door import install_signal_handlers, open_door
 from edge.events import event_time
 from edge.exc import DoorError, SourceError
@@ -87,11 +88,14 @@ class Daemon:
         self.stats = Stats()
         self.door = self.gallery = self.events = self.source = self.liveness = None
         self.live_window = None
-        self.decider = Decider(settings["decision.k"], settings["decision.n"], settings["decision.cooldown_s"])
+        self.tracker = None
+        self.decider = Decider(settings["decision.k"], settings["decision.n"], settings["decision.cooldown_s"],
+                               settings["decision.min_frames"])
         self._previous_handlers: dict = {}
         self._status_at = -math.inf
         self._timeout_logged_at = -math.inf
         self._last_decision = "none yet"
+        self._judged_track = None
 
     # -- lifecycle ------------------------------------------------------------------------------
     def run(self) -> int:
@@ -113,7 +117,8 @@ class Daemon:
         if self.pipeline is None:
             self.pipeline = parts.load_pipeline(self.settings)
         self.liveness = parts.load_liveness(self.settings, self.pipeline)
-        self.live_window = LiveWindow(self.settings["decision.k"])
+        self.live_window = LiveWindow(max(self.settings["decision.k"], self.settings["decision.min_frames"]))
+        self.tracker = parts.make_tracker(self.pipeline.manifest)
         notify.status("opening the gallery")
         self.gallery = parts.open_live_gallery(self.settings, self.pipeline.manifest, clock=self.clock)
         self.events = parts.open_events(self.settings)
@@ -188,7 +193,7 @@ class Daemon:
             notify.watchdog()
             self._check_door()
             if self.gallery.refresh():
-                self.decider.forget()
+                self.decider.forget()  # the tracks' probes stay: they do not depend on the gallery
                 self.live_window.forget()
                 log.info("gallery changed: %s", self.gallery.describe())
             if ended:
@@ -214,6 +219,7 @@ class Daemon:
     def _read_problem(self, frame) -> None:
         self.stats.read_problems += 1
         self.decider.interrupt()
+        self.tracker.end_all()
         self.live_window.forget()
         now = time.monotonic()
         # Every error (a failed reconnect attempt, a bad frame) is logged; a camera that stays
@@ -226,15 +232,21 @@ class Daemon:
 
     def _judge(self, frame, read_started: float) -> None:
         sighting = analyse(self.pipeline, frame.image, self.settings["decision.min_face_px"], frame.index)
+        tracks = self.tracker.update(sighting.faces)
         if sighting.embedding is None:
             if sighting.reason == "unusable frame":
                 log.warning("%s", sighting.detail)
             self.live_window.forget()
             self.decider.observe(Observation.nothing(sighting.reason), self.clock())
             return
-        observation = self.gallery.match(sighting.embedding)
+        track = tracks[id(sighting.face)]
+        if usable(sighting.embedding):
+            track = self._follow(track, frame, sighting)
+            observation = self.gallery.match_combined(track.probe(self.tracker.unit))
+        else:  # judged on its own (never a match), and kept out of the track's probe
+            observation = self.gallery.match(sighting.embedding)
         live_score, live = self._liveness(sighting.chip)
-        verdict = self.decider.observe(observation, self.clock(), live=live)
+        verdict = self.decider.observe(observation, self.clock(), live=live, track=track.id, frames=track.frames)
         if verdict.unlock:
             self.door.unlock_pulse()
         decided = time.monotonic()
@@ -244,6 +256,16 @@ class Daemon:
         if live_score is not None:
             event["live_score"] = _rounded(live_score)
         self._write(event)
+
+    def _follow(self, track, frame, sighting):
+        """Add the main face to its track (a new track when it is not the same person); the live
+        window restarts with every new track: its scores must all be of the face being judged."""
+        weight = frame_weight(sighting.main, self.pipeline.mean, self.pipeline.std, self.pipeline.padding)
+        joined = self.tracker.add(track, frame, sighting.main, sighting.embedding, weight)
+        if joined.id != self._judged_track:
+            self.live_window.forget()
+            self._judged_track = joined.id
+        return joined
 
     def _liveness(self, chip) -> tuple:
         """(mean live score over the last K faces or None, live?). Without a liveness
@@ -274,9 +296,11 @@ class Daemon:
             "latency_ms": round(latency_ms, 2),
             "read_ms": round(read_ms, 2),
             "reason": verdict.reason,
-            "threshold": _rounded(self.gallery.threshold),
+            "threshold": _rounded(self.gallery.combined_threshold),
             "frame": frame.index,
             "face_px": round(sighting.face_px, 1),
+            "track": verdict.track,
+            "frames_combined": verdict.frames_combined,
         }
         if self.settings["events.store_faces"]:
             event["face_image"] = self._store_face(frame, sighting.face)
@@ -300,7 +324,7 @@ class Daemon:
         self.stats.unlocks += 1
         self._write({"time": event_time(), "person": None, "distance": None, "margin": None, "frames_agreed": 0,
                      "unlock": True, "latency_ms": None, "read_ms": None, "reason": "exit button", "threshold": None,
-                     "frame": None, "face_px": None})
+                     "frame": None, "face_px": None, "track": None, "frames_combined": 0})
 
     def _check_door(self) -> None:
         if self.door.fault is not None:

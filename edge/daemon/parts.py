@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 
 from edge.daemon.config import Settings
+from edge.daemon.tracking import Tracker
 from edge.daemon.watch import LiveGallery
 from edge.events import EventLog
 from edge.exc import ConfigError, NoAttributesEngine, SourceError
@@ -58,6 +59,12 @@ def load_liveness(settings: Settings, pipeline):
     log.info("liveness: %s engine, threshold %.4g", attributes.manifest["precision"],
              float(attributes.manifest["thresholds"]["live"]))
     return attributes
+
+
+def make_tracker(manifest: dict) -> Tracker:
+    """Follows the faces and combines each track's frames; a frame farther than the model's 1:1 threshold
+    from its track's probe is another person (edge.daemon.tracking)."""
+    return Tracker(split_distance=float(manifest["threshold"]), unit=manifest.get("embedding_normalization") == "l2")
 
 
 def open_live_gallery(settings: Settings, manifest: dict, clock=None) -> LiveGallery:

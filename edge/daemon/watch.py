@@ -30,8 +30,9 @@ def embedding_dim(manifest: dict) -> int:
 
 
 class LiveGallery:
-    """The gallery matrix, its threshold (:func:`edge.daemon.decision.door_threshold`) and the match rule:
-    the daemon's decision for one face, which `edge-verify identify` uses as well."""
+    """The gallery matrix, its thresholds (:func:`edge.daemon.decision.door_threshold`, for single and for
+    combined probes) and the match rule: the daemon's decision for one face, which `edge-verify identify`
+    uses as well."""
 
     def __init__(self, gallery, manifest: dict, threshold: Optional[float] = None,
                  stranger_rate: float = DEFAULT_STRANGER_RATE, reload_s: float = 1.0,
@@ -50,6 +51,8 @@ class LiveGallery:
         self.matrix = np.zeros((0, self.dim), dtype=np.float32)
         self.threshold = math.nan
         self.choice: Optional[OpenSetChoice] = None
+        self.combined_threshold = math.nan
+        self.combined_choice: Optional[OpenSetChoice] = None
         self._polled_at = -math.inf
         if impostor_tail(manifest) is None and threshold is None:
             log.warning("the engine manifest has no impostor tail: using its 1:1 threshold %.3f, which lets in "
@@ -73,6 +76,9 @@ class LiveGallery:
         if self.choice.rule == "1:1 fallback":
             warnings.warn(self.choice.note, ThresholdFallbackWarning, stacklevel=2)
         self.threshold = self.choice.threshold
+        self.combined_choice = door_threshold(self.manifest, self.templates, self.fixed_threshold, self.stranger_rate,
+                                              combined=True)
+        self.combined_threshold = self.combined_choice.threshold
         self._polled_at = self.clock()
 
     def refresh(self) -> bool:
@@ -87,9 +93,14 @@ class LiveGallery:
         return True
 
     def match(self, embedding) -> Observation:
+        """The decision for a single-frame (or single-photo) probe."""
         return match_probe(self.matrix, self.person_index, self.names, embedding, self.threshold)
+
+    def match_combined(self, probe) -> Observation:
+        """The decision for a combined probe (edge.daemon.tracking.combine): the combined probes' threshold."""
+        return match_probe(self.matrix, self.person_index, self.names, probe, self.combined_threshold)
 
     def describe(self) -> str:
         people = len(self.names)
         return (f"{people} {'person' if people == 1 else 'people'} ({self.templates} templates), "
-                f"threshold {self.threshold:.3f}")
+                f"threshold {self.combined_threshold:.3f} for combined frames ({self.threshold:.3f} for one)")

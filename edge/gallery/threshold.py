@@ -146,7 +146,7 @@ class ThresholdFallbackWarning(UserWarning):
 class OpenSetChoice:
     """The 1:N threshold and how it was chosen (for `gallery show`, `identify`, selftest, the daemon).
 
-    ``rule``: "impostor tail" or "1:1 fallback". ``expected_stranger_rate``: the
+    ``rule``: "impostor tail", "impostor tail (combined_impostor_tail)" or "1:1 fallback". ``expected_stranger_rate``: the
     share of strangers let in per attempt that the measured tail predicts at
     ``threshold`` (None without a tail). ``note``: a warning for the operator, or None.
     """
@@ -164,37 +164,43 @@ class OpenSetChoice:
         return asdict(self)
 
 
-def impostor_tail(manifest: dict) -> dict | None:
-    """The manifest's impostor tail, or None when the model ships none.
+SINGLE_TAIL = "impostor_tail"  # probes of one photo or frame
+COMBINED_TAIL = "combined_impostor_tail"  # probes combined from the frames of one track (edge.daemon.tracking)
+
+
+def impostor_tail(manifest: dict, key: str = SINGLE_TAIL) -> dict | None:
+    """The manifest's impostor tail ``key``, or None when the model ships none.
 
     Read from the top level; engines built before the field was lifted there carry
     it in the "preprocess" block (the build copies unknown contract keys there).
     A tail that is present but malformed is an error, never a silent fallback.
     """
-    tail = manifest.get("impostor_tail")
+    tail = manifest.get(key)
     if tail is None:
-        tail = (manifest.get("preprocess") or {}).get("impostor_tail")
+        tail = (manifest.get("preprocess") or {}).get(key)
     if tail is None:
         return None
     try:
         count = int(tail["count"])
         distances = np.asarray(tail["distances"], dtype=np.float64).reshape(-1)
     except (KeyError, TypeError, ValueError) as error:
-        raise ManifestMismatch(f"the embedding manifest's impostor_tail is malformed ({error!r}); "
+        raise ManifestMismatch(f"the embedding manifest's {key} is malformed ({error!r}); "
                                "rebuild the engine") from error
     if distances.size == 0 or count < distances.size or not np.all(np.isfinite(distances)) \
             or np.any(distances[1:] < distances[:-1]):
-        raise ManifestMismatch("the embedding manifest's impostor_tail is malformed: it must hold 1 to count finite "
+        raise ManifestMismatch(f"the embedding manifest's {key} is malformed: it must hold 1 to count finite "
                                "distances in ascending order; rebuild the engine")
     return {"count": count, "distances": distances}
 
 
-def choose_threshold(manifest: dict, n_templates: int, target_rate: float = 1e-3) -> OpenSetChoice:
-    """The 1:N threshold for a gallery of ``n_templates`` templates under the embedding ``manifest``."""
+def choose_threshold(manifest: dict, n_templates: int, target_rate: float = 1e-3,
+                     tail_key: str = SINGLE_TAIL) -> OpenSetChoice:
+    """The 1:N threshold for a gallery of ``n_templates`` templates under the embedding ``manifest``,
+    from the impostor tail ``tail_key`` (SINGLE_TAIL for one-photo probes, COMBINED_TAIL for combined ones)."""
     _check_rate(target_rate)
     n = max(int(n_templates), 1)
     verification = float(manifest["threshold"])
-    tail = impostor_tail(manifest)
+    tail = impostor_tail(manifest, tail_key)
     if tail is None:
         return OpenSetChoice(verification, n, target_rate, verification, "1:1 fallback",
                              note=f"the embedding engine's manifest has no impostor_tail, so the 1:1 threshold "
@@ -208,7 +214,8 @@ def choose_threshold(manifest: dict, n_templates: int, target_rate: float = 1e-3
     if allowed_false_match_rate(n, target_rate) * count < 1:
         note = (f"{count} measured impostor pairs cannot show a rate of {target_rate:g} for {n} templates (needs "
                 f"{impostor_support(n, target_rate)}); the threshold sits below every measured impostor distance")
-    return OpenSetChoice(threshold, n, target_rate, verification, "impostor tail", count, expected, note)
+    rule = "impostor tail" if tail_key == SINGLE_TAIL else f"impostor tail ({tail_key})"
+    return OpenSetChoice(threshold, n, target_rate, verification, rule, count, expected, note)
 
 
 def gallery_threshold(manifest: dict, n_templates: int, target_rate: float = 1e-3) -> float:

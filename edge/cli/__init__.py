@@ -23,6 +23,8 @@ COMMANDS = (
     "gallery",
     "admin",
     "selftest",
+    "hub",
+    "fleet",
     "liveness",
     "models",
     "build",

@@ -98,6 +98,8 @@ class HubService:
                         for notice in connection.notifies(timeout=1.0, stop_after=None):
                             self.inbox.put(("changed", notice.payload))
             except (psycopg.Error, OSError) as error:
+                if self._stop.is_set():
+                    return
                 log.warning("PostgreSQL listener: %s; retrying", error)
                 time.sleep(1.0)
             except Exception as error:  # keep listening whatever happened; the worker still polls by heartbeat

@@ -114,9 +114,10 @@ class Decider:
         self._window: deque = deque(maxlen=n)
         self._last_unlock: dict = {}
 
-    def observe(self, observation: Observation, now: float, live: bool = True) -> Verdict:
+    def observe(self, observation: Observation, now: float, live: bool = True, veto: Optional[str] = None) -> Verdict:
         """``live`` False (the liveness check failed) turns an unlock into "not live",
-        without starting the cooldown: the real person may still be let in next frame."""
+        without starting the cooldown: the real person may still be let in next frame.
+        ``veto`` (a reason, e.g. the site's offline policy) refuses an unlock the same way."""
         self._window.append(observation.person)
         person = observation.person
         if person is None:
@@ -128,6 +129,8 @@ class Decider:
             reason, unlock = "cooldown", False
         elif not live:
             reason, unlock = "not live", False
+        elif veto is not None:
+            reason, unlock = veto, False
         else:
             reason, unlock = "unlock", True
             self._last_unlock[person] = now

@@ -56,3 +56,13 @@ def hub(dsn, mosquitto):
     site = Hub(dsn, mosquitto)
     yield site
     site.close()
+
+
+@pytest.fixture
+def mock_factory():
+    from gpiozero.pins.mock import MockFactory
+
+    factory = MockFactory()
+    yield factory
+    factory.close()
+    factory.reset()

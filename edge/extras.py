@@ -14,12 +14,12 @@ import importlib.metadata
 import importlib.util
 from typing import Callable
 
+from edge.engines.device import torch_install_hint
 from edge.exc import ModelError
 
 GROUP = "edge_verify.build"
 EXTRA_MODULES = ("torch", "onnx")  # what the build extra adds to the runtime's dependencies
 BUILD_PACKAGES = ("edge_build", "edge_calibration")
-INSTALL = "pip install 'edge-verify[build]'"
 
 
 def build_feature(name: str, needed_for: str, then: str = "") -> Callable:
@@ -32,17 +32,17 @@ def build_feature(name: str, needed_for: str, then: str = "") -> Callable:
     missing = [module for module in EXTRA_MODULES if importlib.util.find_spec(module) is None]
     if missing:
         verb = "is" if len(missing) == 1 else "are"
-        raise ModelError(f"{needed_for} needs the build extra ({' and '.join(missing)} {verb} not installed): {INSTALL}{after}")
+        raise ModelError(f"{needed_for} needs the build extra ({' and '.join(missing)} {verb} not installed): {torch_install_hint()}{after}")
     entry = next(iter(importlib.metadata.entry_points(group=GROUP, name=name)), None)
     if entry is None:
         raise ModelError(f"{needed_for} needs the build package's {name!r} command, which this installation does not "
-                         f"register (its {GROUP} entry points are missing): {INSTALL}{after}")
+                         f"register (its {GROUP} entry points are missing): {torch_install_hint()}{after}")
     try:
         return entry.load()
     except ModuleNotFoundError as error:
         if (error.name or "").split(".")[0] not in EXTRA_MODULES + BUILD_PACKAGES:
             raise
-        raise ModelError(f"{needed_for} needs the build extra ({error.name} is missing): {INSTALL}{after}") from error
+        raise ModelError(f"{needed_for} needs the build extra ({error.name} is missing): {torch_install_hint()}{after}") from error
 
 
 def build_command(name: str, needed_for: str) -> Callable:

@@ -18,8 +18,9 @@ from edge.engines import load_engine
 from edge.engines.manifest import check_input_contract
 from edge.exc import NoFaceError
 from edge.models import registry
-from edge.verify.api import average_with_flip, l2_normalize
-from edge.vision import align
+from edge.verify.api import l2_normalize
+from edge.vision.aligner import CpuAligner
+from edge.vision.cuda_aligner import CudaAligner
 from edge.vision.detector import Detector, Face
 
 
@@ -102,25 +103,27 @@ class Described:
 
 
 class FacePipeline:
-    """Detector + alignment + embedding engine, with the embedding's contract.
+    """Detector + aligner + embedding engine, with the embedding's contract.
 
     ``detector`` is any edge.vision.detector.Detector; its landmark template is the
     alignment target. ``flip`` averages each face's embedding with that of its
     mirror image (about +0.3 LFW points for one more embedding per face).
+    ``aligner`` makes the chips (edge.vision.aligner): the CPU one by default, the
+    CUDA one when the embedding engine is TensorRT (see ``load``).
     """
 
-    def __init__(self, detector: Detector, embedder, flip: bool = True):
+    def __init__(self, detector: Detector, embedder, flip: bool = True, aligner=None):
         self.detector = detector
         self.embedder = embedder
         self.flip = flip
         manifest = embedder.manifest
-        pre = manifest["preprocess"]
-        self.size = int(pre["size"][0])
-        self.padding = float(pre["chip_padding"])
-        self.mean = np.asarray(pre["mean"], dtype=np.float32)
-        self.std = np.asarray(pre["std"], dtype=np.float32)
-        self.template = detector.template
-        self.weights = detector.template_weights
+        self.aligner = aligner or CpuAligner.from_manifest(manifest, detector.template, detector.template_weights)
+        self.size = self.aligner.size
+        self.padding = self.aligner.padding
+        self.mean = self.aligner.mean
+        self.std = self.aligner.std
+        self.template = self.aligner.template
+        self.weights = self.aligner.weights
         # The dlib descriptor is compared after scaling to unit length when the
         # manifest says so: it separates strangers better at low false-accept rates.
         self.normalize = manifest.get("embedding_normalization") == "l2"
@@ -140,23 +143,14 @@ class FacePipeline:
         embedder = load_engine(path, threads=threads)
         # The pipeline feeds RGB chips; refuse an engine built for anything else.
         check_input_contract(embedder.manifest, {"name": registry.EMBEDDING, "colour": "RGB", "layout": "NCHW"})
-        return cls(found, embedder, flip=flip)
+        return cls(found, embedder, flip=flip, aligner=aligner_for(embedder, found, flip))
 
     def detect(self, image: np.ndarray) -> list[Face]:
         return self.detector.detect(image)
 
     def align(self, image: np.ndarray, faces) -> np.ndarray:
         """Aligned, normalised (N, 3, size, size) float32 chips, one per face."""
-        if not faces:
-            return np.zeros((0, 3, self.size, self.size), dtype=np.float32)
-        out = np.empty((len(faces), 3, self.size, self.size), dtype=np.float32)
-        for index, face in enumerate(faces):
-            matrix = align.chip_matrix(face.landmarks, self.template, self.size, self.padding, self.weights)
-            # A face much larger than the chip would alias; dlib samples such faces from
-            # a downsampled copy, and so do we, so chips match what the model was trained on.
-            source, matrix = align.pyramid_source(image, matrix, self.size)
-            align.preprocess_cpu(source, matrix[None], self.size, self.mean, self.std, out=out[index:index + 1])
-        return out
+        return self.aligner.align(image, faces)
 
     def look(self, image: np.ndarray, min_face_px: float = 0.0) -> Scene:
         """Detect every face in an RGB image, choose the main one (:func:`choose_main_face`) and align it."""
@@ -176,11 +170,7 @@ class FacePipeline:
         """(N, D) embeddings of aligned chips (flip-averaged when enabled)."""
         if len(chips) == 0:
             return np.zeros((0, int(self.manifest["outputs"][0]["shape"][-1])), dtype=np.float32)
-        if self.flip:
-            both = self.embedder.run(np.concatenate([chips, align.flip_chips(chips)]))[0]
-            embeddings = average_with_flip(both[: len(chips)], both[len(chips):])
-        else:
-            embeddings = self.embedder.run(chips)[0]
+        embeddings = self.aligner.embed(self.embedder, chips, self.flip)
         return l2_normalize(embeddings) if self.normalize else embeddings
 
     def describe(self, image: np.ndarray) -> Described:
@@ -210,3 +200,11 @@ def open_detector(name: str = registry.DETECTOR, precision: str = "fp32", backen
     engines = [load_engine(registry.require_engine(net, precision, backend, models_dir), threads=threads)
                for net in kind.nets]
     return kind(*engines)
+
+
+def aligner_for(embedder, detector: Detector, flip: bool):
+    """The aligner for this embedding engine: a TensorRT engine gets the CUDA aligner, which
+    writes the chips into the engine's input buffer; every other backend the CPU one."""
+    if embedder.manifest.get("backend") != "tensorrt":
+        return CpuAligner.from_manifest(embedder.manifest, detector.template, detector.template_weights)
+    return CudaAligner(embedder, detector.template, detector.template_weights, flip=flip)

@@ -11,7 +11,20 @@ from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
 from edge.door import jetson
-from edge.door.jetson_pins import BCM, BOARDS, Line, board_for, board_info, detect_board, line_for, lines
+from edge.daemon.config import BY_NAME
+from edge.door.jetson_pins import (
+    BCM,
+    BOARDS,
+    Line,
+    board_for,
+    board_info,
+    detect_board,
+    functions,
+    line_for,
+    lines,
+    plain_gpio,
+    plain_gpio_everywhere,
+)
 from edge.exc import DoorError
 
 ORIN_NANO_DEVKIT = b"nvidia,p3768-0000+p3767-0005\0nvidia,p3767-0005\0nvidia,tegra234\0"
@@ -77,6 +90,37 @@ def test_board_detection_from_the_device_tree(monkeypatch):
         detect_board(b"raspberrypi,4-model-b\0brcm,bcm2711\0")
     monkeypatch.setenv("JETSON_MODEL_NAME", "JETSON_ORIN")  # Jetson.GPIO's spelling
     assert detect_board(ORIN_NANO_DEVKIT).key == "agx-orin"
+
+
+def test_clara_agx_xavier_is_refused_not_taken_for_an_agx_xavier(monkeypatch):
+    """Its compatible names the AGX Xavier module too, but its header is wired differently."""
+    monkeypatch.delenv("JETSON_MODEL_NAME", raising=False)
+    with pytest.raises(DoorError, match="Clara AGX Xavier"):
+        detect_board(b"nvidia,e3900-0000+p2888-0004\0nvidia,tegra194\0")
+    with pytest.raises(DoorError, match="unknown Jetson model"):
+        board_for("clara_agx_xavier")
+    assert detect_board(b"nvidia,p2972-0000\0nvidia,tegra194\0").key == "agx-xavier"
+
+
+def test_xavier_boards_say_they_are_jetpack_5_only():
+    assert {key: board.jetpack for key, board in BOARDS.items()} == {
+        "orin-nx": "5, 6", "agx-orin": "5, 6", "xavier-nx": "5", "agx-xavier": "5"}
+
+
+@pytest.mark.parametrize("key", sorted(BOARDS))
+def test_every_gpio_pin_has_its_carrier_function(key):
+    board = BOARDS[key]
+    assert sorted(functions(board)) == sorted(lines(board))
+    assert functions(board)[11] == "UART1_RTS"  # the old default relay pin: a UART pin on every board
+    assert not plain_gpio(board, 11)
+
+
+def test_the_default_relay_pin_is_a_plain_gpio_on_every_board():
+    """Not a UART/SPI/CAN pin: such a pad goes back to its controller when the line is released."""
+    assert plain_gpio_everywhere() == [15, 32]
+    default = BY_NAME["door.pin"].default
+    number = int(default.removeprefix("BOARD"))
+    assert all(plain_gpio(board, number) for board in BOARDS.values()), default
 
 
 def test_board_info_is_a_gpiozero_header():

@@ -21,6 +21,9 @@ else:  # pragma: no cover
 ROOT = Path(__file__).resolve().parent.parent
 SYSTEMD = ROOT / "systemd"
 UNIT = SYSTEMD / "edge-verify.service"
+LOCK_UNIT = SYSTEMD / "edge-verify-lock.service"
+DROP_INS = SYSTEMD / "edge-verify.service.d"
+LOCK_COMMAND = "/usr/bin/edge-verify door lock --config /etc/edge-verify/config.toml"
 HOST_UNITS = next((Path(p) for p in ("/usr/lib/systemd/system", "/lib/systemd/system") if Path(p, "sysinit.target").exists()), None)
 ANALYZE = shutil.which("systemd-analyze")
 needs_analyze = pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze is not installed here")
@@ -37,13 +40,15 @@ def directives(path: Path) -> dict:
     return found
 
 
-def verify(unit_text: str, tmp_path: Path) -> tuple:
+def verify(unit_text: str, tmp_path: Path, lock_text: str | None = None, drop_ins: dict | None = None) -> tuple:
     """systemd-analyze verify on ``unit_text`` inside a scratch root.
 
     verify insists that ExecStart's program exists, and /usr/bin/edge-verify is
     not installed on a development machine; so the unit is checked under
     --root with the host's unit files and this environment's real edge-verify
     script copied to root/usr/bin. The unit text itself is not changed.
+    ``lock_text`` adds edge-verify-lock.service, ``drop_ins`` {name: text}
+    files in edge-verify.service.d/.
     """
     root = tmp_path / "root"
     (root / "usr/bin").mkdir(parents=True)
@@ -56,8 +61,16 @@ def verify(unit_text: str, tmp_path: Path) -> tuple:
     shutil.copy(script, root / "usr/bin/edge-verify")
     (root / "etc/systemd/system").mkdir(parents=True)
     (root / "etc/systemd/system/edge-verify.service").write_text(unit_text)
+    names = ["edge-verify.service"]
+    # The daemon's unit wants the boot lock unit: it is always installed with it.
+    (root / "etc/systemd/system/edge-verify-lock.service").write_text(lock_text or LOCK_UNIT.read_text())
+    if lock_text is not None:
+        names.append("edge-verify-lock.service")
+    for name, text in (drop_ins or {}).items():
+        (root / "etc/systemd/system/edge-verify.service.d").mkdir(exist_ok=True)
+        (root / "etc/systemd/system/edge-verify.service.d" / name).write_text(text)
     result = subprocess.run(
-        [ANALYZE, "verify", f"--root={root}", "edge-verify.service"], capture_output=True, text=True, timeout=60
+        [ANALYZE, "verify", f"--root={root}", *names], capture_output=True, text=True, timeout=60
     )
     output = (result.stdout + result.stderr).strip()
     about_unit = [line for line in output.splitlines() if "edge-verify" in line]
@@ -81,14 +94,59 @@ def test_the_verify_check_catches_a_broken_unit(tmp_path):
 
 
 @needs_analyze
-def test_security_exposure_stays_low():
+@pytest.mark.skipif(HOST_UNITS is None, reason="no systemd unit directory on this machine to verify against")
+def test_lock_unit_and_device_drop_ins_verify_without_a_warning(tmp_path):
+    drop_ins = {path.name: path.read_text() for path in sorted(DROP_INS.glob("*.conf"))}
+    assert sorted(drop_ins) == ["dla.conf", "jetpack5.conf"]
+    code, about_unit, output = verify(UNIT.read_text(), tmp_path, lock_text=LOCK_UNIT.read_text(), drop_ins=drop_ins)
+    assert code == 0 and about_unit == [], output
+
+
+@needs_analyze
+@pytest.mark.skipif(HOST_UNITS is None, reason="no systemd unit directory on this machine to verify against")
+def test_the_verify_check_catches_a_relock_command_that_cannot_run(tmp_path):
+    broken = UNIT.read_text().replace(f"ExecStopPost={LOCK_COMMAND}", "ExecStopPost=/usr/bin/edge-verifyy door lock")
+    code, about_unit, _output = verify(broken, tmp_path)
+    assert code != 0 and any("edge-verifyy" in line for line in about_unit)
+
+
+@needs_analyze
+@pytest.mark.parametrize("unit", [UNIT, LOCK_UNIT], ids=lambda path: path.name)
+def test_security_exposure_stays_low(unit):
     result = subprocess.run(
-        [ANALYZE, "security", "--offline=true", str(UNIT)], capture_output=True, text=True, timeout=60
+        [ANALYZE, "security", "--offline=true", str(unit)], capture_output=True, text=True, timeout=60
     )
-    match = re.search(r"Overall exposure level for edge-verify\.service: ([0-9.]+)", result.stdout + result.stderr)
+    match = re.search(rf"Overall exposure level for {re.escape(unit.name)}: ([0-9.]+)", result.stdout + result.stderr)
     if match is None:
         pytest.skip(f"this systemd-analyze cannot rate a unit offline: {result.stderr.strip()[:200]}")
     assert float(match.group(1)) <= 2.0
+
+
+def test_the_door_is_relocked_after_every_stop_and_at_boot():
+    """A crashed daemon cannot relock its relay, and a released Jetson line does not turn off."""
+    found = directives(UNIT)
+    run_config = found["ExecStart"][0].split("--config", 1)[1].strip()
+    assert found["ExecStopPost"] == [LOCK_COMMAND] and LOCK_COMMAND.endswith(run_config)
+    lock = directives(LOCK_UNIT)
+    assert lock["Type"] == ["oneshot"] and lock["ExecStart"] == [LOCK_COMMAND]
+    assert "edge-verify.service" in lock["Before"][0].split()
+    assert "edge-verify-lock.service" in found["Wants"] and "edge-verify-lock.service" in found["After"]
+    assert lock["WantedBy"] == ["multi-user.target"]
+    assert "GPIOZERO_PIN_FACTORY=jetson" in lock["Environment"] and lock["DevicePolicy"] == ["closed"]
+    assert lock["DeviceAllow"] == ["char-gpiochip rw"] and lock["SupplementaryGroups"] == ["gpio"]
+
+
+def test_device_allow_lists_per_jetpack_release():
+    jetpack6 = {value.split()[0] for value in directives(UNIT)["DeviceAllow"]}
+    # JetPack 6 (the target): nvgpu's igpu0 nodes, the TSG node, nvmap and host1x fences.
+    assert {"/dev/nvgpu/igpu0/ctrl", "/dev/nvgpu/igpu0/as", "/dev/nvgpu/igpu0/channel", "/dev/nvgpu/igpu0/tsg",
+            "/dev/nvhost-tsg-gpu", "/dev/nvmap", "/dev/host1x-fence"} <= jetpack6
+    assert not any(name.endswith(("dbg", "prof", "-dbg-gpu", "-prof-gpu")) for name in jetpack6)  # no profilers
+    jetpack5 = {value.split()[0] for value in directives(DROP_INS / "jetpack5.conf")["DeviceAllow"]}
+    assert {"/dev/nvhost-ctrl", "/dev/nvhost-ctrl-gpu", "/dev/nvhost-gpu", "/dev/nvhost-as-gpu"} <= jetpack5
+    dla = {value.split()[0] for value in directives(DROP_INS / "dla.conf")["DeviceAllow"]}
+    assert dla == {"/dev/nvhost-nvdla0", "/dev/nvhost-ctrl-nvdla0", "/dev/nvhost-nvdla1", "/dev/nvhost-ctrl-nvdla1"}
+    assert "strace" in UNIT.read_text()  # how to confirm the list on a device
 
 
 def test_unit_has_the_promised_service_settings():

@@ -44,7 +44,7 @@ def test_versions_older_than_8_5_are_refused():
         trt_compat.parse_version("latest")
 
 
-@pytest.mark.parametrize("version, api, flags", [("8.5.2.2", "v2", 1), ("8.6.2", "v2", 1), ("10.3.0", "v3", 0)])
+@pytest.mark.parametrize("version, api, flags", [("8.5.2.2", "v3", 1), ("8.6.2", "v3", 1), ("10.3.0", "v3", 0)])
 def test_version_branches(version, api, flags):
     trt = trt_fakes.fake_tensorrt(version)
     assert trt_compat.execution_api(version) == api
@@ -223,7 +223,7 @@ def manifest(version):
             "inputs": [{"name": "image", "shape": [-1, 3, 8, 8]}], "outputs": [{"name": "stats", "shape": [-1, 2]}]}
 
 
-@pytest.mark.parametrize("version, api", [("8.5.2.2", "v2"), ("8.6.2", "v2"), ("10.3.0", "v3")])
+@pytest.mark.parametrize("version, api", [("8.5.2.2", "v3"), ("8.6.2", "v3"), ("10.3.0", "v3")])
 def test_engine_runs_batches_larger_than_its_profile(tmp_path, fake_stack, version, api):
     from edge.engines.tensorrt import TensorRTEngine
 
@@ -281,3 +281,39 @@ def test_engine_refuses_inputs_outside_its_profile(tmp_path, fake_stack):
         engine.run(np.zeros((2, 3, 9, 8), np.float32))
     with pytest.raises(EngineError, match="empty"):
         engine.run(np.zeros((0, 3, 8, 8), np.float32))
+
+
+def test_one_logger_for_every_engine_and_build_in_the_process(tmp_path, fake_stack):
+    """TensorRT keeps the first logger it is given and warns about any other one."""
+    from edge.engines.tensorrt import TensorRTEngine
+
+    trt, _ = fake_stack("8.6.2")
+    plan = tmp_path / "m.engine"
+    plan.write_bytes(b"plan")
+    first = TensorRTEngine(plan, manifest("8.6.2"), device=dict(ORIN))
+    second = TensorRTEngine(plan, manifest("8.6.2"), device=dict(ORIN))
+    assert len(trt.loggers) == 1 and len(trt.plugin_inits) == 1
+    assert trt_compat.shared_logger(trt) is trt.loggers[0]
+    first.close()
+    second.close()
+
+
+def test_chips_written_on_the_device_run_without_a_host_copy(tmp_path, fake_stack):
+    """run_device: the CUDA aligner has filled the input buffer on the engine's stream."""
+    from edge.engines.tensorrt import TensorRTEngine
+
+    fake_stack("10.3.0")
+    plan = tmp_path / "m.engine"
+    plan.write_bytes(b"plan")
+    engine = TensorRTEngine(plan, manifest("10.3.0"), device=dict(ORIN))
+    binding = engine.device_input()
+    x = np.random.default_rng(1).normal(size=(3, 3, 8, 8)).astype(np.float32)
+    binding.device.buffer[: x.nbytes] = x.view(np.uint8).reshape(-1)  # what the kernel would have written
+    copies_before = list(engine.cuda.copies)
+    stats = engine.run_device(3)[0]
+    assert np.allclose(stats[:, 0], x.reshape(3, -1).sum(1), atol=1e-4)
+    assert engine.cuda.copies[len(copies_before):] == ["dtoh"]  # outputs only: no input upload
+    assert engine.context.calls == ["v3"]
+    with pytest.raises(EngineError, match="outside the engine's profile"):
+        engine.run_device(5)
+    engine.close()

@@ -7,6 +7,7 @@ computes, per sample, [sum, max] of its input so results can be checked.
 """
 from __future__ import annotations
 
+import ctypes
 import types
 from enum import Enum
 
@@ -27,18 +28,28 @@ class Flag(Enum):
 # -------------------------------------------------------------------- pycuda
 
 class Device:
+    """A device allocation: host memory whose address is the "device pointer", so code that
+    does pointer arithmetic (offsets into an engine's input buffer) works on it too."""
+
     registry: dict[int, "Device"] = {}
 
     def __init__(self, nbytes: int):
         self.buffer = np.zeros(nbytes, dtype=np.uint8)
         self.freed = False
-        Device.registry[id(self)] = self
+        Device.registry[int(self)] = self
 
     def __int__(self) -> int:
-        return id(self)
+        return self.buffer.ctypes.data
+
+    __index__ = __int__
 
     def free(self) -> None:
         self.freed = True
+
+
+def device_bytes(pointer, nbytes: int) -> np.ndarray:
+    """The nbytes at a fake device pointer (a Device or an int inside one), as a writable uint8 view."""
+    return np.ctypeslib.as_array((ctypes.c_uint8 * nbytes).from_address(int(pointer)))
 
 
 def fake_pycuda():
@@ -47,12 +58,12 @@ def fake_pycuda():
 
     def htod(device, host, stream=None):
         data = np.ascontiguousarray(host).view(np.uint8).reshape(-1)
-        device.buffer[: data.size] = data
+        device_bytes(device, data.size)[:] = data
         driver.copies.append("htod")
 
     def dtoh(host, device, stream=None):
         flat = host.reshape(-1).view(np.uint8)
-        flat[:] = device.buffer[: flat.size]
+        flat[:] = device_bytes(device, flat.size)
         driver.copies.append("dtoh")
 
     driver.mem_alloc = Device
@@ -60,6 +71,7 @@ def fake_pycuda():
     driver.memcpy_htod_async = htod
     driver.memcpy_htod = htod
     driver.memcpy_dtoh_async = dtoh
+    driver.memcpy_dtoh = dtoh
     driver.Stream = lambda: types.SimpleNamespace(handle=1234, synchronize=lambda: None)
     package = types.ModuleType("pycuda")
     package.driver = driver
@@ -69,11 +81,12 @@ def fake_pycuda():
 # ------------------------------------------------------------------ tensorrt
 
 class Engine:
-    def __init__(self, version: str, max_batch: int = 4, min_batch: int = 1):
+    def __init__(self, version: str, max_batch: int = 4, min_batch: int = 1, side: int = 8):
         self.v10 = version.startswith("10.")
         self.names = ["image", "stats"]
         self.max_batch = max_batch
         self.min_batch = min_batch
+        self.side = side  # input (-1, 3, side, side)
         self.num_io_tensors = 2
         if not self.v10:
             self.num_bindings = 2
@@ -85,10 +98,11 @@ class Engine:
         return TensorIOMode.INPUT if name == "image" else TensorIOMode.OUTPUT
 
     def get_tensor_shape(self, name):
-        return (-1, 3, 8, 8) if name == "image" else (-1, 2)
+        return (-1, 3, self.side, self.side) if name == "image" else (-1, 2)
 
     def get_tensor_profile_shape(self, name, profile):
-        return (self.min_batch, 3, 8, 8), (self.min_batch, 3, 8, 8), (self.max_batch, 3, 8, 8)
+        shape = (3, self.side, self.side)
+        return (self.min_batch, *shape), (self.min_batch, *shape), (self.max_batch, *shape)
 
     def get_tensor_dtype(self, name):
         return "float32"
@@ -108,10 +122,10 @@ class Context:
         self.shapes = {}
         self.addresses = {}
         self.calls = []
-        if engine.v10:  # 10.x removed the bindings-list launch
-            self.execute_async_v3 = self._v3
-            self.set_tensor_address = self._address
-        else:
+        # Named-tensor launch from 8.5 on; 10.x removed the bindings-list one.
+        self.execute_async_v3 = self._v3
+        self.set_tensor_address = self._address
+        if not engine.v10:
             self.execute_async_v2 = self._v2
 
     def set_input_shape(self, name, shape):
@@ -148,8 +162,17 @@ def fake_tensorrt(version: str, engine: Engine | None = None):
     trt.__version__ = version
     trt.deserialised = []
     trt.TensorIOMode = TensorIOMode
-    trt.Logger = type("Logger", (), {"WARNING": 2, "__init__": lambda self, level=None: None})
-    trt.init_libnvinfer_plugins = lambda logger, namespace: True
+    trt.loggers = []  # every trt.Logger made: TensorRT wants one per process
+    trt.plugin_inits = []
+
+    class Logger:
+        WARNING = 2
+
+        def __init__(self, level=None):
+            trt.loggers.append(self)
+
+    trt.Logger = Logger
+    trt.init_libnvinfer_plugins = lambda logger, namespace: trt.plugin_inits.append(logger) or True
     trt.nptype = lambda dtype: np.float32
 
     class Runtime:

@@ -23,6 +23,7 @@ COMMANDS = (
     "gallery",
     "admin",
     "selftest",
+    "door",
     "hub",
     "fleet",
     "liveness",

@@ -22,7 +22,9 @@ a flag wins over the file.
 The door is FAIL-SECURE: the relay is created de-energised (locked) before
 anything else starts, and it is locked again on exit, on SIGTERM and on any
 error. Wire the lock so that a de-energised relay means LOCKED (see the [door]
-section of the example config); then a crash or kill -9 leaves the door locked.
+section of the example config). After a crash or kill -9 only systemd's
+`edge-verify door lock` (ExecStopPost=) and the wiring's hardware on-time limit
+relock the door: a released Jetson pin keeps its last level.
 
 Scripted runs without hardware:
   GPIOZERO_PIN_FACTORY=mock edge-verify run --source file://clip.avi --until-end --events ev.jsonl

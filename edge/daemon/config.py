@@ -71,7 +71,7 @@ OPTIONS = (
            "(default: as fast as possible)", flag="--rate", optional=True),
     Option("door", "kind", "str", "relay", f"what drives the lock: {', '.join(DOOR_KINDS)} (relay: a relay on "
            "GPIO pins, the settings below)", flag="--door-kind"),
-    Option("door", "pin", "str", "BOARD11", "relay driver pin, a gpiozero pin name (BOARD11 = header pin 11)",
+    Option("door", "pin", "str", "BOARD32", "relay driver pin, a gpiozero pin name (BOARD32 = header pin 32)",
            flag="--pin"),
     Option("door", "active_high", "bool", True, "the relay is energised while the pin is HIGH (default); "
            "--active-low for low-level-trigger relay modules", flag="--active-high", negative_flag="--active-low"),

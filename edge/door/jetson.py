@@ -12,22 +12,37 @@ bindings, ``pip install 'gpiod>=2'`` (Ubuntu's ``python3-libgpiod`` is the 1.x A
 and will not do), and read/write access to ``/dev/gpiochip*`` (the ``gpio``
 group with NVIDIA's udev rule, see systemd/99-edge-verify-gpio.rules).
 
-Pins are named as in :mod:`edge.door.jetson_pins` (``BOARD11`` etc.). Chips are
+Pins are named as in :mod:`edge.door.jetson_pins` (``BOARD32`` etc.). Chips are
 found by label (``tegra234-gpio``, ``tegra234-gpio-aon``...), never by number:
 ``/dev/gpiochipN`` numbering differs between boards and releases.
 
 An output is requested with its direction and first value in one request, so
 a relay never sees a glitch to the unlocked level while the pin is set up.
-Edge events (door sensor, exit button) are read on one thread per watched pin;
-``bounce`` is applied in software because not every Tegra GPIO controller
-supports hardware debounce.
+Edge events (door sensor, exit button) are read on one thread per watched pin.
+``bounce`` becomes the line's ``debounce_period``: the kernel debounces (in the
+GPIO controller where it can, else in gpiolib), so a bounce is filtered before
+it is an event and every edge that is reported is delivered. (Filtering in user
+space by event time dropped the release of a short tap and then, with gpiozero
+believing the button still held, ignored the next press.)
+
+libgpiod's request objects are not thread-safe: every call into a request
+happens under the pin's lock. The watcher thread waits on the request's file
+descriptor with ``select`` (no library call) and takes the lock only to read
+the events; callbacks run after the lock is released.
+
+A released line is not "off": JetPack 5 and 6.2.2 keep its last level, 6.0 to
+6.2.1 hand the pad back to its special function. Nothing here can relock a
+door after a crash; ``edge-verify door lock`` (run by the service's
+``ExecStopPost=`` and at boot) and the wiring (README "Fail-secure wiring") do.
 """
 from __future__ import annotations
 
 import errno
 import glob
+import select
 import threading
 import time
+from datetime import timedelta
 from types import MethodType
 from typing import Optional
 from weakref import WeakMethod, ref
@@ -48,6 +63,10 @@ from edge.exc import DoorError
 
 CONSUMER = "edge-verify"
 WATCH_POLL_S = 0.1  # how often a watcher thread checks whether it should stop
+# What libgpiod raises for a refused request: OSError (EBUSY, EACCES...), ValueError
+# (EINVAL: settings the driver rejects), NotImplementedError (EOPNOTSUPP: e.g. bias
+# or debounce the controller lacks).
+GPIOD_ERRORS = (OSError, ValueError, NotImplementedError)
 
 GPIOD_MISSING = (
     "the jetson pin factory needs the libgpiod 2 Python bindings: pip install 'gpiod>=2' in this "
@@ -62,7 +81,7 @@ GPIOD_TOO_OLD = (
 def import_gpiod():
     """The ``gpiod`` module (v2 API), or DoorError saying what to install."""
     try:
-        import gpiod
+        import gpiod  # optional, Jetson-only dependency (the jetson extra)
     except ImportError as error:
         raise DoorError(GPIOD_MISSING) from error
     if not (hasattr(gpiod, "request_lines") and hasattr(gpiod, "LineSettings")):
@@ -149,7 +168,7 @@ class JetsonPin(Pin):
         self._line = line
         self._chip_path = chip_path
         self._gpiod = factory._gpiod
-        self._mutex = threading.RLock()
+        self._mutex = threading.RLock()  # guards self._request: the bindings are not thread-safe
         self._request = None
         self._function = "input"
         self._pull = "floating"
@@ -158,7 +177,6 @@ class JetsonPin(Pin):
         self._when_changed = None
         self._watcher: Optional[threading.Thread] = None
         self._stop_watch: Optional[threading.Event] = None
-        self._last_event: Optional[float] = None
 
     def __repr__(self) -> str:
         return self._info.name
@@ -171,10 +189,18 @@ class JetsonPin(Pin):
         with self._mutex:
             self._stop_watcher()
             self._when_changed = None
-            if self._request is not None:
-                self._request.release()
-                self._request = None
-            self._function = "input"
+            self._release()
+            # The factory hands this object to the pin's next device: it must start afresh,
+            # not inherit a pull or bounce the previous device asked for.
+            self._function, self._pull, self._edges, self._bounce = "input", "floating", "both", None
+
+    def _release(self) -> None:
+        request, self._request = self._request, None
+        if request is not None:
+            try:
+                request.release()
+            except (*GPIOD_ERRORS, self._gpiod.RequestReleasedError):
+                pass  # already gone with its file descriptor: nothing is left to let go of
 
     # -- line requests -------------------------------------------------------
     def _settings(self, output_state: Optional[bool] = None, watch: bool = False):
@@ -190,6 +216,7 @@ class JetsonPin(Pin):
             direction=line.Direction.INPUT,
             bias=bias,
             edge_detection=edges if watch else line.Edge.NONE,
+            debounce_period=timedelta(seconds=self._bounce or 0.0),
             event_clock=line.Clock.MONOTONIC,
         )
 
@@ -200,11 +227,12 @@ class JetsonPin(Pin):
                 self._request = self._gpiod.request_lines(self._chip_path, config=config, consumer=CONSUMER)
             else:
                 self._request.reconfigure_lines(config)
-        except OSError as error:
-            hint = " (another program holds this line: gpioinfo shows which)" if error.errno == errno.EBUSY else ""
+        except GPIOD_ERRORS as error:
+            if self._request is not None and not isinstance(error, OSError):
+                self._release()  # a refused reconfiguration leaves the line in an unknown state: let it go
             raise DoorError(
                 f"cannot configure {self._info.name} = line {self._line.name} (offset {self._line.offset} "
-                f"on {self._chip_path}): {error.strerror or error}{hint}"
+                f"on {self._chip_path}): {describe_error(error)}"
             ) from error
 
     def _configure_input(self) -> None:
@@ -225,7 +253,7 @@ class JetsonPin(Pin):
             return
         with self._mutex:
             self._function = "input"
-            self._restart_watch(self._configure_input)
+            self._restart_watch()
 
     def output_with_state(self, state) -> None:
         with self._mutex:
@@ -238,20 +266,29 @@ class JetsonPin(Pin):
         with self._mutex:
             self._function = "input"
             self._pull = pull
-            self._restart_watch(self._configure_input)
+            self._restart_watch()
 
     def _get_state(self) -> bool:
+        # For an output this is the output register, not the pad: a pad the pinmux does not
+        # give to the GPIO controller reads back whatever was written (README "On Jetson").
         with self._mutex:
             if self._request is None:
                 self._configure_input()
-            return self._request.get_value(self._line.offset) == self._gpiod.line.Value.ACTIVE
+            try:
+                value = self._request.get_value(self._line.offset)
+            except GPIOD_ERRORS as error:
+                raise DoorError(f"cannot read {self._info.name}: {describe_error(error)}") from error
+            return value == self._gpiod.line.Value.ACTIVE
 
     def _set_state(self, value) -> None:
         with self._mutex:
             if self._function != "output":
                 raise PinSetInput(f"cannot set the state of input pin {self!r}")
             value_enum = self._gpiod.line.Value
-            self._request.set_value(self._line.offset, value_enum.ACTIVE if value else value_enum.INACTIVE)
+            try:
+                self._request.set_value(self._line.offset, value_enum.ACTIVE if value else value_enum.INACTIVE)
+            except GPIOD_ERRORS as error:
+                raise DoorError(f"cannot drive {self._info.name}: {describe_error(error)}") from error
 
     def _get_pull(self) -> str:
         return self._pull
@@ -262,7 +299,7 @@ class JetsonPin(Pin):
                 raise PinFixedPull(f"cannot set the pull of output pin {self!r}")
             self._check_pull(value)
             self._pull = value
-            self._restart_watch(self._configure_input)
+            self._restart_watch()
 
     def _check_pull(self, value: str) -> None:
         if value not in ("up", "down", "floating"):
@@ -274,7 +311,10 @@ class JetsonPin(Pin):
     def _set_bounce(self, value) -> None:
         if value is not None and (not isinstance(value, (int, float)) or value < 0):
             raise PinInvalidBounce(f"bounce must be None or a number of seconds >= 0, got {value!r}")
-        self._bounce = None if value is None else float(value)
+        with self._mutex:
+            self._bounce = None if value is None else float(value)
+            if self._function == "input" and self._request is not None:
+                self._restart_watch()  # the kernel debounces: it needs the new period
 
     def _get_edges(self) -> str:
         return self._edges
@@ -285,7 +325,7 @@ class JetsonPin(Pin):
         with self._mutex:
             self._edges = value
             if self._watcher is not None:
-                self._restart_watch(self._configure_input)
+                self._restart_watch()
 
     def _get_when_changed(self):
         return None if self._when_changed is None else self._when_changed()
@@ -303,19 +343,20 @@ class JetsonPin(Pin):
             # Weak references, as gpiozero's own pins keep: a pin must not keep its device alive.
             self._when_changed = WeakMethod(value) if isinstance(value, MethodType) else ref(value)
             if self._watcher is None:
-                self._restart_watch(self._configure_input)
+                self._restart_watch()
 
-    # -- edge events -----------------------------------------------------------
-    def _restart_watch(self, reconfigure) -> None:
+    # -- edge events (called with self._mutex held, except _watch) ---------------
+    def _restart_watch(self) -> None:
         self._stop_watcher()
-        reconfigure()
+        self._configure_input()
         if self._when_changed is not None and self._function == "input":
             self._start_watcher()
 
     def _start_watcher(self) -> None:
         stop = threading.Event()
         thread = threading.Thread(
-            target=self._watch, args=(self._request, stop), name=f"gpio-{self._info.name}", daemon=True
+            target=self._watch, args=(self._request, self._request.fd, stop), name=f"gpio-{self._info.name}",
+            daemon=True,
         )
         self._stop_watch, self._watcher = stop, thread
         thread.start()
@@ -327,26 +368,55 @@ class JetsonPin(Pin):
             return
         stop.set()
         if thread is not threading.current_thread():
+            # The watcher never blocks on self._mutex for longer than WATCH_POLL_S, so
+            # joining while holding it cannot deadlock.
             thread.join(timeout=2 * WATCH_POLL_S + 1)
 
-    def _watch(self, request, stop: threading.Event) -> None:
+    def _watch(self, request, fd: int, stop: threading.Event) -> None:
         rising = self._gpiod.EdgeEvent.Type.RISING_EDGE
         while not stop.is_set():
             try:
-                if not request.wait_edge_events(WATCH_POLL_S):
-                    continue
-                events = request.read_edge_events()
-            except (OSError, ValueError, self._gpiod.RequestReleasedError):
-                return  # the request was released or reconfigured under us
+                readable, _, _ = select.select([fd], [], [], WATCH_POLL_S)
+            except (OSError, ValueError):
+                return  # the request was released and its descriptor closed under us
+            if not readable:
+                continue
+            events = self._read_events(request, stop)
+            if events is None:
+                return
             for event in events:
                 if stop.is_set():
                     return
                 self._deliver(event.timestamp_ns / 1e9, event.event_type is rising)
 
+    def _read_events(self, request, stop: threading.Event):
+        """The waiting events, read under the pin lock; None when the watcher must stop."""
+        while not self._mutex.acquire(timeout=WATCH_POLL_S):
+            if stop.is_set():
+                return None  # close() or a reconfiguration holds the lock and waits for us to go
+        try:
+            if stop.is_set() or request is not self._request:
+                return None
+            return request.read_edge_events()
+        except (*GPIOD_ERRORS, self._gpiod.RequestReleasedError):
+            return None
+        finally:
+            self._mutex.release()
+
     def _deliver(self, ticks: float, state: bool) -> None:
-        if self._bounce and self._last_event is not None and ticks - self._last_event < self._bounce:
-            return
-        self._last_event = ticks
         callback = self._get_when_changed()
         if callback is not None:
             callback(ticks, state)
+
+
+def describe_error(error: Exception) -> str:
+    """One line for what libgpiod refused, with the likely cause."""
+    text = getattr(error, "strerror", None) or (error.args[-1] if error.args else "") or type(error).__name__
+    if isinstance(error, NotImplementedError):
+        return (f"{text}: the GPIO driver does not support a setting asked for (a pull resistor or hardware "
+                "debounce); fit external pull resistors and set pull/bounce to none")
+    if isinstance(error, ValueError):
+        return f"{text}: the GPIO driver refused these line settings"
+    if isinstance(error, OSError) and error.errno == errno.EBUSY:
+        return f"{text} (another program holds this line: gpioinfo shows which)"
+    return str(text)

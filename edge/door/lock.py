@@ -1,46 +1,45 @@
 """Fail-secure door lock on a relay, driven through gpiozero: the door kind "relay".
 
 The rule: **a de-energised relay coil means LOCKED.** The software only ever
-energises the coil for a bounded pulse; everything else (start-up, normal exit,
-SIGTERM, an exception, a crash, ``kill -9``, a power cut of the computer) leaves
-the coil off, so the door must be wired so that "coil off" is "locked".
+energises the coil for a bounded pulse, and at start-up, normal exit, SIGTERM
+and on an exception it drives the coil off itself. Wire the door so that "coil
+off" is "locked":
 
-Wiring
-------
-* **Fail-secure electric strike or bolt** (locked when unpowered; the usual
-  choice for a face door): wire the lock's supply through the relay's **NO**
-  (normally open) contact and COM. Coil off -> NO open -> lock unpowered ->
-  locked. Coil on (the pulse) -> lock powered -> open.
-* **Magnetic lock** (fail-safe by nature: it holds only while powered): wire it
-  through the **NC** contact, so coil off -> NC closed -> magnet powered ->
-  locked. The magnet still releases on a power cut of the lock supply, which
-  fire codes usually demand; that is the lock's property, not the software's.
+* **Fail-secure electric strike or bolt** (locked when unpowered): the lock's
+  supply through the relay's **NO** contact and COM.
+* **Magnetic lock** (holds only while powered): through the **NC** contact.
+
+What this process cannot do: relock after it is killed (crash, ``kill -9``, the
+watchdog's abort) in the middle of a pulse. The kernel releases the line, and a
+released Jetson line is not "off": JetPack 5 and 6.2.2 keep its last level,
+6.0 to 6.2.1 hand the pad back to its special function. Three things cover that,
+all needed (README "Fail-secure wiring"):
+
+1. ``edge-verify door lock`` (edge.door.relock) drives the pin to locked after
+   every stop of the service (``ExecStopPost=``) and at boot;
+2. a pull resistor on the driver's input to its OFF level, for the moments no
+   program drives the pin (boot, a released line) - on the driver's side, not
+   on the header pin: Jetson headers pass through weak level shifters
+   (TXB0108 on the Nano and Xavier NX dev kits, which want no pull, or one
+   above 50 kOhm); a 10 kOhm pull-down there reads about 2.3 V, i.e. "on";
+3. a hardware on-time limit - an edge-triggered monostable (e.g. a 555 whose
+   trigger is coupled through a capacitor) or a timer relay in one-shot mode,
+   set a little above ``pulse_s`` - so that no software fault, however it
+   freezes the pin, holds the door open.
 
 ``active_high`` describes the relay *driver*, not the lock:
 
-* ``active_high=True``: a transistor/MOSFET driver or "high-level trigger"
-  module; the coil is on while the pin is HIGH. Fit a pull-down (e.g. 10 kOhm
-  from the driver input to GND) so a floating or released pin reads LOW = off.
-* ``active_high=False``: an opto-isolated "low-level trigger" module; the coil
-  is on while the pin is LOW. Its input LED sits between VCC and IN, so a
-  floating or released pin draws no current = off; add a pull-up to VCC to be
-  sure. Locked is then the pin driven HIGH.
+* ``active_high=True`` (recommended): a logic-level MOSFET or transistor driver,
+  e.g. header pin -> 1 kOhm -> gate, 100 kOhm gate-to-GND; the coil is on while
+  the pin is HIGH, and an undriven pin reads LOW = off.
+* ``active_high=False``: an opto-isolated "low-level trigger" module; the coil is
+  on while the pin is LOW. Power its input side from 3.3 V, never 5 V: a pull-up
+  to a 5 V VCC puts 5 V on a 3.3 V pin, and a 3.3 V high against a 5 V input LED
+  may not switch the opto fully off.
 
-Why this covers a crash: when the process dies (even ``kill -9``) the kernel
-releases the GPIO line; depending on the board and JetPack the line floats,
-reverts to its pinmux default (JetPack 6) or keeps its last level (JetPack 5).
-With the pull above, floating and default both read as "coil off" (choose a
-header pin whose default is the locked level); the dangerous case, a line frozen at the unlocked
-level after a crash mid-pulse, needs a hardware guard: use a relay module or
-lock controller with a maximum on-time (monostable / watchdog timer), or a
-strike rated for continuous duty plus the door sensor alarm.
-
-Door sensor and exit button: contacts to GND. The internal pull-up is
-requested, but Jetson pads may ignore it, so fit an external pull-up
-(1 to 4.7 kOhm to 3.3 V) on both inputs.
-
-Never drive a relay coil straight from a Jetson header pin: the header cannot
-source the current (Nano/Xavier NX pass it through weak level shifters).
+Door sensor and exit button: contacts to GND with external pull-ups to 3.3 V
+(1 to 4.7 kOhm; never to 5 V); Jetson pads may ignore the internal pull.
+Never drive a relay coil straight from a header pin: it cannot source the current.
 
 At start the relay is created with ``initial_value=False`` (locked), and
 ``close()``, ``atexit`` and the SIGTERM handler from
@@ -135,6 +134,9 @@ class DoorLock(Door):
         except GPIOZeroError as error:
             self._close_devices()
             raise DoorError(f"cannot set up the door lock on pin {pin!r}: {error}") from error
+        except DoorError:
+            self._close_devices()  # the pin factory's own error (e.g. a busy line): free what was built
+            raise
         atexit.register(self.close)
 
     # -- state ----------------------------------------------------------------

@@ -2,14 +2,16 @@
 
 ``load_engine(path)`` reads the sidecar manifest, checks it against this
 device, and returns an object with ``run(*inputs) -> list[np.ndarray]`` and
-``manifest``. Backends are imported lazily: TensorRT and pycuda exist only on
-Jetson.
+``manifest``. TensorRT and pycuda (Jetson only) are imported when a TensorRT
+engine is opened, never at import.
 """
 from __future__ import annotations
 
 import os
 
 from edge.engines.manifest import check_file_hash, read_manifest
+from edge.engines.onnxrt import OnnxRuntimeEngine
+from edge.engines.tensorrt import TensorRTEngine  # TensorRT itself is imported when an engine opens
 from edge.exc import EngineError
 
 
@@ -19,11 +21,7 @@ def load_engine(path: str | os.PathLike, threads: int | None = None, verify_hash
         check_file_hash(path, manifest)
     backend = manifest["backend"]
     if backend == "onnxruntime":
-        from edge.engines.onnxrt import OnnxRuntimeEngine
-
         return OnnxRuntimeEngine(path, manifest, threads=threads)
     if backend == "tensorrt":
-        from edge.engines.tensorrt import TensorRTEngine
-
         return TensorRTEngine(path, manifest)
     raise EngineError(f"{path}: unknown backend {backend!r} in its manifest")

@@ -21,6 +21,7 @@ Anything below 5.3 (and 5.0/5.2) has neither.
 """
 from __future__ import annotations
 
+import platform
 import shutil
 import subprocess
 from pathlib import Path
@@ -37,6 +38,17 @@ JETSON_MODELS = (
     ("tx1", "TX1", (5, 3)),
 )
 DEVICE_TREE_MODEL = Path("/proc/device-tree/model")
+
+
+def torch_install_hint(machine: str | None = None) -> str:
+    """How to get PyTorch for the build side on this machine (one line, for error messages).
+
+    On aarch64 the build extra leaves torch out: the registry's aarch64 wheel drags in
+    server-GPU CUDA libraries a Jetson cannot use (pyproject.toml, README "On Jetson")."""
+    if (machine or platform.machine()).lower() in ("aarch64", "arm64"):
+        return ("on a Jetson install NVIDIA's PyTorch wheel for your JetPack (or the CPU-only aarch64 "
+                "wheel), then pip install -e '.[build,jetson]'")
+    return "pip install 'edge-verify[build]'"
 
 
 def parse_capability(value) -> tuple[int, int]:

@@ -43,6 +43,8 @@ import json
 import os
 from pathlib import Path
 
+from edge.engines.device import capability_text, describe_device
+from edge.engines.trt_compat import load_tensorrt, same_version
 from edge.exc import EngineError, ManifestMismatch
 
 SCHEMA = 1
@@ -141,8 +143,6 @@ def running_backend_version(backend: str) -> str:
 
         return onnxruntime.__version__
     if backend == "tensorrt":
-        from edge.engines.trt_compat import load_tensorrt
-
         return load_tensorrt().__version__
     raise EngineError(f"unknown backend {backend!r}")
 
@@ -165,8 +165,6 @@ def check_onnxruntime_version(built: str, running: str) -> None:
 
 
 def check_tensorrt_version(built: str, running: str) -> None:
-    from edge.engines.trt_compat import same_version
-
     if not same_version(built, running):
         raise ManifestMismatch(
             f"engine was built with TensorRT {built}, this device runs TensorRT {running}: "
@@ -180,8 +178,6 @@ def check_gpu(built: dict | None, running: dict | None) -> None:
         raise ManifestMismatch("TensorRT engine manifest does not name the GPU it was built for; rebuild the engine")
     if not running:
         raise ManifestMismatch(f"engine was built for GPU {built.get('gpu')} but this machine has no CUDA GPU")
-    from edge.engines.device import capability_text
-
     if capability_text(built["compute_capability"]) != capability_text(running["compute_capability"]):
         raise ManifestMismatch(
             f"engine was built for {built.get('gpu')} (compute {built['compute_capability']}), this device is "
@@ -209,8 +205,6 @@ def check_runtime(manifest: dict, running_version: str | None = None, device: di
     if backend == "tensorrt":
         check_tensorrt_version(manifest["backend_version"], running_version)
         if device == "detect":
-            from edge.engines.device import describe_device
-
             device = describe_device()
         check_gpu(manifest.get("device"), device)
         return

@@ -8,9 +8,13 @@ imported when an engine is opened.
 
 One execution context, one CUDA stream, buffers sized for the largest batch of
 the engine's optimisation profile (pagelocked host memory, so the copies can be
-asynchronous). 8.x launches with a bindings list and ``execute_async_v2``;
-10.x, where that call is gone, with ``set_tensor_address`` and
-``execute_async_v3`` (see edge.engines.trt_compat).
+asynchronous). Every release launches the same way, ``set_tensor_address`` and
+``execute_async_v3`` (both exist from 8.5; see edge.engines.trt_compat).
+
+The input buffers are on the device and the stream is ``self.stream``: the CUDA
+aligner (edge.vision.cuda_aligner) writes face chips straight into
+``device_input()`` on that stream and then calls ``run_device(count)``, so the
+chips never travel back through the host before inference.
 
 CUDA contexts are current per thread: open and run an engine on the same
 thread (the pycuda primary context is made current on the opening thread).
@@ -24,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.engines.manifest import check_runtime
-from edge.engines.trt_compat import execution_api, load_pycuda, load_tensorrt
+from edge.engines.trt_compat import execution_api, load_pycuda, load_tensorrt, shared_logger
 from edge.exc import EngineError, ManifestMismatch
 
 
@@ -51,9 +55,10 @@ class TensorRTEngine:
     def __init__(self, path: str | os.PathLike, manifest: dict, device: dict | None | str = "detect"):
         if manifest.get("backend") != "tensorrt":
             raise ManifestMismatch(f"{path}: manifest backend is {manifest.get('backend')!r}, not tensorrt")
-        trt = load_tensorrt()
+        self.trt = trt = load_tensorrt()
         check_runtime(manifest, running_version=trt.__version__, device=device)
         self.manifest = manifest
+        self.path = Path(path)
         self.api = execution_api(trt.__version__)
         self.cuda = load_pycuda()
         # The runtime must outlive the engine it deserialised.
@@ -74,9 +79,7 @@ class TensorRTEngine:
     # ------------------------------------------------------------ set-up
 
     def describe(self, name: str) -> Binding:
-        import tensorrt as trt
-
-        engine = self.engine
+        trt, engine = self.trt, self.engine
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
         if name not in names:
             raise ManifestMismatch(f"manifest names tensor {name!r}, the engine has {names}")
@@ -135,40 +138,57 @@ class TensorRTEngine:
         return [np.concatenate(parts) for parts in results]
 
     def run_batch(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
-        cuda, stream = self.cuda, self.stream
         for name, value in zip(self.input_names, inputs):
             binding = self.bindings[name]
             value = np.ascontiguousarray(value, dtype=binding.dtype)
-            if not binding.accepts(value.shape):
-                raise EngineError(f"input {name} has shape {value.shape}; the engine takes {binding.declared} "
-                                  f"(-1 = any size up to {binding.max_shape})")
-            if not self.context.set_input_shape(name, value.shape):
-                raise EngineError(f"TensorRT refused input shape {value.shape} for {name}")
+            self.set_input_shape(name, value.shape)
             staging = binding.host.reshape(-1)[: value.size].reshape(value.shape)
             staging[...] = value
-            cuda.memcpy_htod_async(binding.device, staging, stream)
+            self.cuda.memcpy_htod_async(binding.device, staging, self.stream)
+        return self.launch_and_fetch()
+
+    def device_input(self) -> Binding:
+        """The one input's binding: ``device`` is the buffer to write (max_shape floats of
+        ``dtype``), ``self.stream`` the stream to write it on."""
+        if len(self.input_names) != 1:
+            raise EngineError(f"engine has inputs {self.input_names}; writing chips needs exactly one")
+        return self.bindings[self.input_names[0]]
+
+    def run_device(self, count: int) -> list[np.ndarray]:
+        """Run on the first ``count`` samples already in the device input buffer.
+
+        Whoever wrote them queued the writes on ``self.stream`` (or made the stream
+        wait for them), so inference starts only after the data is complete."""
+        binding = self.device_input()
+        if not self.min_batch <= count <= self.max_batch:
+            raise EngineError(f"batch of {count} is outside the engine's profile ({self.min_batch}..{self.max_batch})")
+        self.set_input_shape(binding.name, (count, *binding.max_shape[1:]))
+        return self.launch_and_fetch()
+
+    def set_input_shape(self, name: str, shape: tuple) -> None:
+        binding = self.bindings[name]
+        if not binding.accepts(shape):
+            raise EngineError(f"input {name} has shape {shape}; the engine takes {binding.declared} "
+                              f"(-1 = any size up to {binding.max_shape})")
+        if not self.context.set_input_shape(name, shape):
+            raise EngineError(f"TensorRT refused input shape {shape} for {name}")
+
+    def launch_and_fetch(self) -> list[np.ndarray]:
         self.launch()
         outputs = []
         for name in self.output_names:
             binding = self.bindings[name]
             shape = self.output_shape(name)
             staging = binding.host.reshape(-1)[: int(np.prod(shape))].reshape(shape)
-            cuda.memcpy_dtoh_async(staging, binding.device, stream)
+            self.cuda.memcpy_dtoh_async(staging, binding.device, self.stream)
             outputs.append(staging)
-        stream.synchronize()
+        self.stream.synchronize()
         return [np.array(out, dtype=np.float32, copy=True) for out in outputs]
 
     def launch(self) -> None:
-        if self.api == "v3":
-            for binding in self.bindings.values():
-                self.context.set_tensor_address(binding.name, int(binding.device))
-            ok = self.context.execute_async_v3(self.stream.handle)
-        else:
-            pointers = [0] * self.engine.num_bindings
-            for binding in self.bindings.values():
-                pointers[self.engine.get_binding_index(binding.name)] = int(binding.device)
-            ok = self.context.execute_async_v2(pointers, self.stream.handle)
-        if not ok:
+        for binding in self.bindings.values():
+            self.context.set_tensor_address(binding.name, int(binding.device))
+        if not self.context.execute_async_v3(self.stream.handle):
             raise EngineError("TensorRT failed to enqueue inference (see the TensorRT log above)")
 
     def close(self) -> None:
@@ -182,9 +202,7 @@ class TensorRTEngine:
 
 
 def deserialise(trt, path: Path, manifest: dict):
-    logger = trt.Logger(trt.Logger.WARNING)
-    trt.init_libnvinfer_plugins(logger, "")
-    runtime = trt.Runtime(logger)
+    runtime = trt.Runtime(shared_logger(trt))
     dla_core = (manifest.get("device") or {}).get("dla_core")
     if dla_core is not None:
         runtime.DLA_core = int(dla_core)

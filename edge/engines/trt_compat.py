@@ -72,9 +72,12 @@ def set_workspace(trt, config, version: str, workspace_bytes: int) -> str:
 
 
 def execution_api(version: str) -> str:
-    """How to launch inference: "v2" (bindings list, execute_async_v2) on 8.x,
-    "v3" (set_tensor_address + execute_async_v3) on 10.x, where v2 is gone."""
-    return "v3" if is_v10(version) else "v2"
+    """How to launch inference: "v3" (set_tensor_address + execute_async_v3) on every
+    supported release. Both calls exist from 8.5 (TensorRT's pyCore.cpp at 8.5.3,
+    8.6.1 and 10.3), and the bindings-list execute_async_v2 is gone in 10.x, so one
+    path serves all three and there is no second one to go stale."""
+    supported(version)
+    return "v3"
 
 
 def calibrator_deprecated(version: str) -> bool:
@@ -98,6 +101,24 @@ def calibration_cache_header(version: str, algorithm: str = "EntropyCalibration2
 def same_version(built: str, running: str) -> bool:
     """Engines are not portable across TensorRT releases: major.minor.patch must be equal."""
     return parse_version(built) == parse_version(running)
+
+
+_LOGGER: tuple | None = None  # (tensorrt module, its Logger): one per process
+
+
+def shared_logger(trt):
+    """The process's one ``trt.Logger``, with TensorRT's plugins registered once.
+
+    TensorRT keeps the logger the first builder or runtime was given and warns when
+    another one arrives later, so the builder, the calibrator and every engine share
+    this one (created on first use: ``import tensorrt`` happens only on the device).
+    """
+    global _LOGGER
+    if _LOGGER is None or _LOGGER[0] is not trt:
+        logger = trt.Logger(trt.Logger.WARNING)
+        trt.init_libnvinfer_plugins(logger, "")
+        _LOGGER = (trt, logger)
+    return _LOGGER[1]
 
 
 def load_tensorrt():

@@ -1,6 +1,7 @@
 """Compute checks: every engine on the device loads and its manifest matches this
 device and runtime; the embedding engine is fast enough; on a GPU, the CUDA
-preprocessing kernel gives what the CPU reference gives.
+preprocessing kernels (precompiled next to the engines: no compiler involved) give
+what the CPU aligner gives, dlib's pyramid for a large face included.
 
 Every engine file the models registry names that exists is checked, not only
 the ones the daemon uses: an engine left over from another device or JetPack
@@ -19,6 +20,7 @@ from edge.exc import EngineError
 from edge.models import registry
 from edge.selftest.runner import Result
 from edge.vision import align, cuda_preprocess
+from edge.vision.aligner import CpuAligner
 
 ROLES = (registry.EMBEDDING, *registry.DETECTOR_NETS)
 LATENCY_RUNS = 5
@@ -116,17 +118,27 @@ def synthetic_frame(height: int = 480, width: int = 640) -> np.ndarray:
 
 
 def sample_matrices(size: int, padding: float) -> np.ndarray:
-    """Chip matrices of three faces: upright, tilted and small, one partly outside the frame."""
+    """Chip matrices of four faces: upright, tilted, small and partly outside the frame, and
+    one large enough for dlib's anti-alias pyramid (a face close to the camera)."""
     base = align.template_points(align.MTCNN_TEMPLATE, 1.0, 0.0)  # unit square face
     matrices = []
-    for centre, side, angle in (((320, 240), 160, 0.0), ((200, 180), 110, 0.35), ((600, 60), 70, -0.2)):
+    for centre, side, angle in (((320, 240), 160, 0.0), ((200, 180), 110, 0.35), ((600, 60), 70, -0.2),
+                                ((330, 250), 280, 0.1)):
         rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
         points = (base - 0.5) * side @ rotation.T + np.asarray(centre, dtype=np.float64)
         matrices.append(align.chip_matrix(points, align.MTCNN_TEMPLATE, size, padding))
     return np.stack(matrices)
 
 
-def cuda_preprocess_check(device, manifest: dict | None, backend: str) -> Result:
+def cpu_chip(rgb: np.ndarray, matrix: np.ndarray, size: int, mean, std) -> np.ndarray:
+    """The CPU aligner's chip for one matrix: dlib's pyramid, then the reference sampling."""
+    source, level_matrix = align.pyramid_source(rgb, matrix, size)
+    if source.shape[0] < 2 or source.shape[1] < 2:
+        return np.array(CpuAligner(size, 0.25, mean, std).black())
+    return align.warp_reference(source, level_matrix, size, mean, std)
+
+
+def cuda_preprocess_check(device, manifest: dict | None, backend: str, kernel_image=None) -> Result:
     if device is None:
         return Result.skipped("no CUDA GPU on this machine (CPU-only): the GPU checks do not apply")
     if manifest is None:
@@ -134,7 +146,9 @@ def cuda_preprocess_check(device, manifest: dict | None, backend: str) -> Result
     pre = manifest["preprocess"]
     size, padding = int(pre["size"][0]), float(pre["chip_padding"])
     try:
-        preprocessor = cuda_preprocess.CudaPreprocessor(size, pre["mean"], pre["std"], bgr=True)
+        # The kernels are precompiled at build time: nothing here needs nvcc.
+        preprocessor = cuda_preprocess.CudaPreprocessor(size, pre["mean"], pre["std"], bgr=True, kernel_image=kernel_image,
+                                        capability=device.get("compute_capability"))
     except EngineError as error:
         if backend == "tensorrt":  # the configured GPU path needs it
             raise
@@ -143,7 +157,7 @@ def cuda_preprocess_check(device, manifest: dict | None, backend: str) -> Result
     matrices = sample_matrices(size, padding)
     got = preprocessor.run(frame, matrices)
     rgb = np.ascontiguousarray(frame[..., ::-1])
-    expected = np.stack([align.warp_reference(rgb, matrix, size, pre["mean"], pre["std"]) for matrix in matrices])
+    expected = np.stack([cpu_chip(rgb, matrix, size, pre["mean"], pre["std"]) for matrix in matrices])
     worst = float(np.abs(got - expected).max())
     text = (f"GPU kernel vs CPU reference: max difference {worst:.1e} over {len(matrices)} faces "
             f"(limit {KERNEL_TOLERANCE:g})")
@@ -172,4 +186,4 @@ def run(context, step) -> None:
     step("gpu", lambda: gpu_check(device))
     manifest = probe.loaded[daemon_engine].manifest if daemon_engine in probe.loaded else None
     backend = manifest["backend"] if manifest else settings.daemon["engine.backend"]
-    step("cuda_preprocess", lambda: cuda_preprocess_check(device, manifest, backend))
+    step("cuda_preprocess", lambda: cuda_preprocess_check(device, manifest, backend, daemon_engine.parent / cuda_preprocess.KERNEL_IMAGE))

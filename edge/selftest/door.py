@@ -118,8 +118,11 @@ class RelayTest:
     def feedback(self) -> Result:
         pin = self.settings.feedback_pin
         if not pin:
-            return Result.skipped("no feedback input given (--feedback-pin): "
-                                  "the pulse was not confirmed electrically; listen for the lock's click")
+            return Result.skipped("no feedback input given (--feedback-pin): the pulse was not confirmed "
+                                  "electrically, and reading the relay pin back cannot confirm it (a GPIO reads its "
+                                  "output register, not the pad; on JetPack 6 a pad left to another function by "
+                                  "the pinmux drives nothing). Listen for the lock's click, or wire a relay contact "
+                                  "back to an input and pass --feedback-pin")
         if not self.pulsed or self.during is None:
             return Result.skipped("the relay was not pulsed (see door.relay)")
         if self.before is None:

@@ -29,6 +29,7 @@ uint8 truncation, so that ``extract_chip(img, chip_matrix(shape5))`` equals
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -224,36 +225,78 @@ def dlib_pyramid_down(image: np.ndarray) -> np.ndarray:
     return np.floor(down[1 : 1 + out_h, 1 : 1 + out_w]).astype(np.uint8)
 
 
-def pyramid_source(image: np.ndarray, matrix: np.ndarray, size: int = 150) -> tuple[np.ndarray, np.ndarray]:
-    """The image dlib samples this chip from, and the chip matrix in its coordinates.
+@dataclass(frozen=True)
+class PyramidPlan:
+    """Where dlib samples a chip from: ``box`` (left, top, right, bottom, inclusive whole
+    pixels, empty when right < left or bottom < top) cropped from the image, shrunk
+    ``levels`` times by pyramid_down<2>, and sampled with ``matrix`` (the chip matrix
+    in the shrunk crop's coordinates). The CPU path and the CUDA aligner both follow it."""
 
-    Without a pyramid that is (image, matrix). Otherwise, like extract_image_chips:
-    crop to the chip's rotated box grown by 2, 6, 14... pixels (rounded to whole
-    pixels), apply pyramid_down<2> per level, and map through point_down.
-    """
-    levels = pyramid_levels(matrix, size)
-    if levels == 0:
-        return image, np.asarray(matrix, dtype=np.float64)
+    levels: int
+    box: tuple
+    matrix: np.ndarray
+
+    def level_shapes(self) -> list[tuple[int, int]]:
+        """(height, width) of the crop and of each level after it; (0, 0) once dlib gives up (< 9 px)."""
+        left, top, right, bottom = self.box
+        height, width = max(bottom - top + 1, 0), max(right - left + 1, 0)
+        shapes = [(height, width)]
+        for _ in range(self.levels):
+            height, width = ((height - 3) // 2, (width - 3) // 2) if height > 8 and width > 8 else (0, 0)
+            shapes.append((height, width))
+        return shapes
+
+
+def pyramid_plan(image_shape, matrix: np.ndarray, size: int = 150) -> PyramidPlan:
+    """What extract_image_chips does before sampling: crop to the chip's rotated box grown
+    by 2, 6, 14... pixels (rounded to whole pixels), one pyramid_down<2> per level, and
+    the matrix mapped through point_down. No pyramid: the whole image, same matrix."""
+    height, width = image_shape[:2]
     m = np.asarray(matrix, dtype=np.float64)
+    levels = pyramid_levels(m, size)
+    if levels == 0:
+        return PyramidPlan(0, (0, 0, width - 1, height - 1), m)
     last = size - 1.0
     corners = m[:, :2] @ np.array([[0, last, 0, last], [0, 0, last, last]]) + m[:, 2:3]
     grow = 2.0
     for _ in range(levels):
         grow = grow * 2 + 2
-    height, width = image.shape[:2]
     left = max(corners[0].min() - grow, 0.0)
     top = max(corners[1].min() - grow, 0.0)
     right = min(corners[0].max() + grow, width - 1.0)
     bottom = min(corners[1].max() + grow, height - 1.0)
-    box = [math.floor(value + 0.5) for value in (left, top, right, bottom)]
-    level = image[box[1] : box[3] + 1, box[0] : box[2] + 1] if box[0] <= box[2] and box[1] <= box[3] else image[:0, :0]
+    box = tuple(math.floor(value + 0.5) for value in (left, top, right, bottom))
     level_matrix = m.copy()
     level_matrix[:, 2] -= box[:2]
     for _ in range(levels):
-        level = dlib_pyramid_down(level)
         level_matrix = level_matrix / 2.0
         level_matrix[:, 2] -= DLIB_PYRAMID_OFFSET
-    return level, level_matrix
+    return PyramidPlan(levels, box, level_matrix)
+
+
+def pyramid_source(image: np.ndarray, matrix: np.ndarray, size: int = 150) -> tuple[np.ndarray, np.ndarray]:
+    """The image dlib samples this chip from, and the chip matrix in its coordinates
+    (see :func:`pyramid_plan`). Without a pyramid that is (image, matrix)."""
+    plan = pyramid_plan(image.shape, matrix, size)
+    if plan.levels == 0:
+        return image, plan.matrix
+    left, top, right, bottom = plan.box
+    level = image[top : bottom + 1, left : right + 1] if left <= right and top <= bottom else image[:0, :0]
+    for _ in range(plan.levels):
+        level = dlib_pyramid_down(level)
+    return level, plan.matrix
+
+
+def mirror_matrix(matrix: np.ndarray, size: int) -> np.ndarray:
+    """The chip matrix of the mirror image of a chip: chip'(u, v) = chip(size - 1 - u, v).
+
+    Sampling with it gives flip_chips() of the chip without a copy, which is how the
+    CUDA aligner writes the flipped half of a flip-averaged batch."""
+    m = np.array(matrix, dtype=np.float64).reshape(2, 3)
+    mirrored = m.copy()
+    mirrored[:, 0] = -m[:, 0]
+    mirrored[:, 2] = m[:, 2] + m[:, 0] * (size - 1)
+    return mirrored
 
 
 def extract_chip(image_rgb: np.ndarray, matrix: np.ndarray, size: int = 150, truncate: bool = True) -> np.ndarray:

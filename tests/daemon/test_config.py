@@ -23,7 +23,7 @@ def from_cli(argv):
 
 def test_the_shipped_example_config_loads_and_every_key_in_it_is_known():
     settings = config.load(EXAMPLE)
-    assert settings["source.uri"] == "csi://0" and settings["door.pin"] == "BOARD11"
+    assert settings["source.uri"] == "csi://0" and settings["door.pin"] == "BOARD32"
     assert settings["door.pulse_s"] == 3.0 and settings["door.active_high"] is True
     assert (settings["decision.k"], settings["decision.n"]) == (3, 5)
     assert settings["decision.threshold"] is None  # the manifest's, unless configured
@@ -65,7 +65,7 @@ def test_without_a_file_the_built_in_defaults_apply():
     (["--source", "ftp://camera"], "unsupported source"),
     (["--rate", "fast"], "rate must be \"realtime\" or frames per second"),
     (["--source-timeout", "0"], "timeout_s must be greater than 0"),
-    (["--sensor-pin", "BOARD11"], "must be different pins"),
+    (["--sensor-pin", "BOARD32"], "must be different pins"),
     (["--store-faces"], "store_faces needs an events file"),
     (["--door-kind", "wiegand"], "[door] kind must be one of relay, got 'wiegand'"),
 ])

@@ -175,3 +175,12 @@ def test_mock_pins_are_not_held_by_a_running_daemon(fake_daemon, factory, tmp_pa
                       systemd_runtime=tmp_path / "none")
     checks = {check.name: check for check in run_selftest(context, ("door",)).checks}
     assert checks["door.relay"].status == "PASS"
+
+
+def test_without_a_feedback_input_the_pad_is_not_claimed_to_be_confirmed(factory, tmp_path):
+    """Reading the relay pin back reads the output register, not the pad (JetPack 6 pinmux)."""
+    factory.pin(RELAY)
+    report, checks = door_run(factory, tmp_path)
+    assert checks["door.feedback"].status == "SKIP"
+    assert "output register, not the pad" in checks["door.feedback"].detail
+    assert "--feedback-pin" in checks["door.feedback"].detail

@@ -1,8 +1,10 @@
 """The TensorRT backend: the stages of builder.py put together.
 
-precision check against this GPU -> (INT8: Q/DQ ONNX, or a calibrator) ->
-parse -> config -> build -> save. Returns an EngineBuild whose ``extra`` holds
-the manifest's ``device`` block and the TensorRT facts (flags, profile).
+fold constants -> precision check against this GPU -> (INT8: Q/DQ ONNX, folded
+too, or a calibrator) -> parse -> config -> build -> save -> CUDA kernels.
+Every graph TensorRT parses has its constants folded first (edge_build.backends.tensorrt.fold:
+TensorRT 8.5/8.6 reject the exported padding arithmetic). Returns an EngineBuild
+whose ``extra`` holds the manifest's ``device`` block and the TensorRT facts.
 """
 from __future__ import annotations
 
@@ -19,6 +21,8 @@ from edge.exc import BuildError
 from edge_build.backends.result import EngineBuild
 from edge_build.backends.tensorrt.builder import build_config, build_engine, build_network, save_engine
 from edge_build.backends.tensorrt.calibrator import cache_path, calibrator_class
+from edge_build.backends.tensorrt.fold import fold_for_tensorrt
+from edge_build.backends.tensorrt.kernels import compile_kernels
 from edge_build.backends.tensorrt.plan import DEFAULT_BATCH, calibrator_note, device_precision, int8_method
 from edge_build.quantize import quantize_int8
 
@@ -35,7 +39,8 @@ def build_tensorrt_engine(onnx_path: str | os.PathLike, out_path: str | os.PathL
     if device is None:
         raise BuildError("a TensorRT build needs the CUDA GPU that will run the engine; build on the Jetson itself")
     out_path = Path(out_path)
-    net = build_network(onnx_path, trt)
+    folded = fold_for_tensorrt(onnx_path, out_path.with_suffix(".trt.onnx"))
+    net = build_network(folded, trt)
     fast = {"fp16": getattr(net.builder, "platform_has_fast_fp16", None), "int8": getattr(net.builder, "platform_has_fast_int8", None)}
     plan = device_precision(precision, device, allow_fallback, fast)
     facts: dict = {"version": version}
@@ -47,9 +52,9 @@ def build_tensorrt_engine(onnx_path: str | os.PathLike, out_path: str | os.PathL
         facts["note"] = calibrator_note(version) if how == "calibrator" else None
         if how == "explicit":
             qdq = out_path.with_suffix(".qdq.onnx")
-            result = quantize_int8(onnx_path, qdq, calibration, method=method, target="tensorrt")
+            result = quantize_int8(folded, qdq, calibration, method=method, target="tensorrt")
             quantization = result.recipe.as_dict() | {"kept_fp32": result.kept_fp32}
-            net = build_network(qdq, trt)
+            net = build_network(fold_for_tensorrt(qdq, out_path.with_suffix(".qdq.trt.onnx")), trt)
         else:
             calibrator = make_calibrator(trt, net, calibration, calibration_batch, onnx_path, calibration_sha256, cache_dir, version)
             quantization = {"format": "TensorRT calibrator", "method": "entropy2", "cache": str(calibrator.cache_file)}
@@ -66,6 +71,8 @@ def build_tensorrt_engine(onnx_path: str | os.PathLike, out_path: str | os.PathL
         if calibrator is not None:
             calibrator.free()
     save_engine(serialized, out_path)
+    # The CUDA aligner the daemon runs with this engine loads its kernels precompiled from here.
+    compile_kernels(out_path.parent, required="sm_" + device["compute_capability"].replace(".", ""))
     device_block = {**device, "dla_core": dla_core, "gpu_fallback": bool(gpu_fallback) if dla_core is not None else None}
     return EngineBuild(out_path, plan.precision, precision, plan.fallback, quantization, {"device": device_block, "tensorrt": facts})
 

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge.engines.trt_compat import load_tensorrt, network_flags, set_workspace
+from edge.engines.trt_compat import load_tensorrt, network_flags, set_workspace, shared_logger
 from edge.exc import BuildError
 from edge_build.backends.tensorrt.plan import DEFAULT_BATCH, DEFAULT_SPATIAL, profile_shapes
 from edge_build.stagelog import stage
@@ -44,8 +44,7 @@ class Network:
 def build_network(onnx_path: str | os.PathLike, trt=None) -> Network:
     trt = trt or load_tensorrt()
     version = trt.__version__
-    logger = trt.Logger(trt.Logger.WARNING)
-    trt.init_libnvinfer_plugins(logger, "")
+    logger = shared_logger(trt)
     builder = trt.Builder(logger)
     network = builder.create_network(network_flags(trt, version))
     parser = trt.OnnxParser(network, logger)

@@ -15,9 +15,15 @@
  *   out = (value - mean) * inv_std
  * Keep the two in step when changing either.
  *
- * Plain C: pycuda's SourceModule is used with no_extern_c=True, so this file
- * names its own linkage and also compiles on its own (nvcc -ptx) and, with a
- * small shim, as host C++ for the CPU test.
+ * Faces much larger than the chip are first shrunk by pyramid_down below
+ * (dlib's anti-alias step, see edge/vision/align.py pyramid_plan), so that GPU
+ * and CPU chips agree for large faces too.
+ *
+ * Plain C with its own extern "C" linkage: the build step compiles this file
+ * ahead of time into a fatbin for the Jetson GPUs (nvcc -fatbin, sm_72 and
+ * sm_87; edge_build.cuda_kernels) that pycuda loads with module_from_buffer, so
+ * the device needs no compiler at run time. With a small shim it also builds as
+ * host C++ for the CPU tests.
  */
 
 extern "C" __global__ void align_preprocess(
@@ -71,4 +77,42 @@ extern "C" __global__ void align_preprocess(
     pixel[0] = (red - mean_r) * inv_std_r;
     pixel[plane] = (green - mean_g) * inv_std_g;
     pixel[2 * plane] = (blue - mean_b) * inv_std_b;
+}
+
+/*
+ * dlib's pyramid_down<2> on an interleaved 3-channel uint8 image: a 5x5 binomial
+ * filter (taps 1 4 6 4 1 in each direction, sum 256) evaluated only where it fits
+ * (no border), output (c, r) from input rows 2r..2r+4 and columns 2c..2c+4, and the
+ * sum truncated: out = floor(sum / 256). Integer arithmetic, so every GPU gives
+ * the bytes edge.vision.align.dlib_pyramid_down gives. The output is
+ * ((H - 3) / 2) x ((W - 3) / 2); the caller computes it and skips images below 9 px.
+ */
+extern "C" __global__ void pyramid_down(
+    const unsigned char *src,   /* H x W x 3 bytes, rows src_pitch bytes apart */
+    int src_pitch,
+    unsigned char *dst,         /* out_h x out_w x 3 bytes, rows dst_pitch bytes apart */
+    int out_width,
+    int out_height,
+    int dst_pitch)
+{
+    const int c = blockIdx.x * blockDim.x + threadIdx.x;
+    const int r = blockIdx.y * blockDim.y + threadIdx.y;
+    if (c >= out_width || r >= out_height)
+        return;
+
+    const int taps[5] = {1, 4, 6, 4, 1};
+    int sum[3] = {0, 0, 0};
+    for (int i = 0; i < 5; ++i) {
+        const unsigned char *row = src + (size_t)(2 * r + i) * (size_t)src_pitch + 3 * (size_t)(2 * c);
+        int line[3] = {0, 0, 0};
+        for (int j = 0; j < 5; ++j) {
+            for (int k = 0; k < 3; ++k)
+                line[k] += taps[j] * row[3 * j + k];
+        }
+        for (int k = 0; k < 3; ++k)
+            sum[k] += taps[i] * line[k];
+    }
+    unsigned char *out = dst + (size_t)r * (size_t)dst_pitch + 3 * (size_t)c;
+    for (int k = 0; k < 3; ++k)
+        out[k] = (unsigned char)(sum[k] >> 8);
 }

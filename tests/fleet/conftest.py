@@ -39,6 +39,9 @@ def postgres():
     folder = Path(tempfile.mkdtemp(prefix="edge-fleet-pg-"))
     os.chmod(folder, 0o711)
     server = embedded.get_server(folder / "data", cleanup_mode="stop")
+    # A throwaway cluster: no fsync (the benchmarks keep it on for their figures).
+    server.psql("ALTER SYSTEM SET fsync = off")
+    server.psql("SELECT pg_reload_conf()")
     try:
         yield server
     finally:
@@ -48,7 +51,12 @@ def postgres():
 
 @pytest.fixture
 def dsn(postgres) -> str:
-    return new_database(postgres)
+    import psycopg
+
+    uri = new_database(postgres)
+    yield uri
+    with psycopg.connect(postgres.get_uri(), autocommit=True) as connection:
+        connection.execute(f"DROP DATABASE IF EXISTS {uri.split('/')[-1].split('?')[0]} WITH (FORCE)")
 
 
 @pytest.fixture

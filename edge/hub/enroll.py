@@ -11,12 +11,22 @@ refused by the database step (EnrollConflict).
 """
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 import numpy as np
 
-from edge.enroll.capture import duplicate_problem
-from edge.exc import DuplicateFaceError
-from edge.fleet.sitekey import SiteCipher
+from edge.engines.manifest import read_manifest
+from edge.enroll.capture import duplicate_problem, one_person_problem
+from edge.exc import DuplicateFaceError, EdgeVerifyError, EnrollmentError
+from edge.fleet.errors import EnrollConflict
+from edge.fleet.sitekey import SiteCipher, SiteKeyError
 from edge.hub.db import HubDB, new_uid
+from edge.hub.home import site_cipher
+from edge.models import registry
+from edge.verify.api import embedding_space
+
+log = logging.getLogger(__name__)
 
 
 class SiteGallery:
@@ -79,3 +89,56 @@ class SiteGallery:
                 "WHERE p.site = %s", (self.site,)).fetchall():
             people[person]["templates"].append({"id": template, "nonce": nonce, "ct": ciphertext})
         return None, list(people.values())
+
+
+class KioskEnrollments:
+    """Enrollments sent by kiosks (edge.fleet.enroll.HubSite), checked again here before they count:
+    one person in the frames, nobody of the site with that face under another name (unless the
+    kiosk's admin forced it, which is audited), the name free. Thresholds come from the hub's own
+    copy of the embedding engine's manifest, never from the kiosk."""
+
+    def __init__(self, home: Path, db: HubDB):
+        self.home, self.db = Path(home), db
+        self._manifest: dict | None = None
+
+    def manifest(self) -> dict:
+        if self._manifest is None:
+            self._manifest = read_manifest(registry.engine_path(registry.EMBEDDING))
+        return self._manifest
+
+    def handle(self, site: str, device: str, request: dict) -> dict:
+        """{"ok": True, "seq", "templates"} or {"ok": False, "why", "reason"}; never raises."""
+        try:
+            return self._enroll(site, device, request)
+        except EnrollConflict as error:
+            return {"ok": False, "why": "conflict", "reason": str(error)}
+        except DuplicateFaceError as error:
+            return {"ok": False, "why": "duplicate", "reason": str(error)}
+        except (EdgeVerifyError, SiteKeyError, KeyError, TypeError, ValueError) as error:
+            log.warning("refused an enrollment from %s: %s", device, error)
+            return {"ok": False, "why": "refused", "reason": str(error)}
+
+    def _enroll(self, site: str, device: str, request: dict) -> dict:
+        manifest = self.manifest()
+        model = embedding_space(manifest)
+        if request["model"] != model:
+            raise EnrollmentError(f"templates of model {request['model']!r}; this site enrolls {model!r}")
+        cipher = site_cipher(self.home, self.db, site)
+        matrix = np.stack([cipher.open(item, request["person"], request["name"], model, int(request["dim"]))
+                           for item in request["templates"]])
+        threshold = float(manifest["threshold"])
+        force = bool(request.get("force"))
+        details = {"kiosk": device}
+        problem = one_person_problem(matrix, threshold)
+        if problem and not force:
+            raise EnrollmentError(f"{problem}; nothing was stored")
+        gallery = SiteGallery(self.db, site, cipher, threshold, origin=f"kiosk {device}")
+        names, index, stored = gallery.load_matrix(model)
+        duplicate, other = duplicate_problem(matrix, names, index, stored, request["name"], threshold)
+        if duplicate and not force:
+            raise DuplicateFaceError(f"{duplicate}; nothing was stored")
+        if duplicate or problem:
+            details.update({"forced_duplicate": other} if duplicate else {}, **({"forced_frames": problem} if problem else {}))
+        actor = f"kiosk {device}: {request.get('actor', 'unknown')}"
+        count = gallery.add_person_templates(request["name"], matrix, model, actor, audit_details=details)
+        return {"ok": True, "seq": self.db.site(site)["last_seq"], "templates": count}

@@ -11,6 +11,7 @@
   kiosk or one whose position the feed cannot continue.
 * Stores events once per id (INSERT ... ON CONFLICT DO NOTHING) and acknowledges
   the ids after the commit, so a kiosk deletes an event only once it is safe here.
+* Decides enrollments sent by kiosks (edge.hub.enroll.KioskEnrollments) and answers each.
 * Records each kiosk's retained status (online/offline) in the devices table.
 Requests and events from a device that is revoked, unknown, or of another site
 are refused (the broker's ACL already stops them; this is the second lock).
@@ -29,6 +30,7 @@ import psycopg
 from edge.fleet import metrics, mqtt, names
 from edge.fleet.errors import DeviceRevoked
 from edge.hub import db as hubdb
+from edge.hub.enroll import KioskEnrollments
 from edge.hub.home import HubSettings, hub_password
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,7 @@ class HubService:
         self.counts = {"changes_published": 0, "sync_requests": 0, "snapshots": 0, "events_stored": 0,
                        "events_duplicate": 0, "refused": 0, "heartbeats": 0}
         self.online: dict[str, bool] = {}
+        self.enrollments = KioskEnrollments(settings.home, self.db)
         self._beat_at = 0.0
         self._stop = threading.Event()
         self._listener = threading.Thread(target=self._listen, name="pg-listen", daemon=True)
@@ -183,6 +186,9 @@ class HubService:
                 self._events(site, device, message)
             elif leaf == "req" and message.get("type") == "sync":
                 self._sync(site, device, int(message.get("after", 0)))
+            elif leaf == "req" and message.get("type") == "enroll":
+                self._answer(site, device, {"type": "enroll-result", "id": message.get("id"),
+                                            **self.enrollments.handle(site, device, message)})
         except DeviceRevoked as error:
             self.counts["refused"] += 1
             log.warning("refused %s from %s: %s", leaf, device, error)

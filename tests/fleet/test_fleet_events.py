@@ -23,6 +23,11 @@ def hub_ids(hub) -> list[str]:
     return [row[0] for row in rows]
 
 
+def device_status(hub) -> str | None:
+    with hub.db() as db:
+        return db.devices("main")[0]["status"]
+
+
 def test_events_survive_broker_restart_hub_restart_kill_and_network_loss(hub):
     proxy = Proxy(hub.port)
     kiosk = hub.kiosk("door-1", start=False)
@@ -39,8 +44,10 @@ def test_events_survive_broker_restart_hub_restart_kill_and_network_loss(hub):
     time.sleep(1.0)
     hub.start_service()
     kiosk.kill()  # kill -9 of the agent, events waiting
+    wait_for(lambda: device_status(hub) == "offline", 10, what="the last will published")
     sent += spool_events(kiosk, 30, 110)
     kiosk.start(broker_port=proxy.port)
+    wait_for(lambda: device_status(hub) == "online", 20, what="online again")
     proxy.cut()  # network loss (short here; benchmarks/fleet_events.py holds it 60 s)
     sent += spool_events(kiosk, 30, 140)
     time.sleep(3.0)

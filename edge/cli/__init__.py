@@ -24,6 +24,8 @@ COMMANDS = (
     "admin",
     "selftest",
     "door",
+    "hub",
+    "fleet",
     "liveness",
     "models",
     "build",

@@ -44,7 +44,7 @@ setting. --json prints {{"checks": [{{name, status, detail, ms}}, ...], "summary
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("selftest", help="check camera, compute, door, gallery and system (technicians)",
+    parser = subparsers.add_parser("selftest", help="check camera, compute, door, gallery, fleet and system (technicians)",
                                    description=HELP,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", action="store_true", help="print the report as JSON (no progress lines)")

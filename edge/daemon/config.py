@@ -118,6 +118,9 @@ OPTIONS = (
     Option("events", "max_bytes", "int", 10 * 1024 * 1024, "rotate the events file at this size (bytes)",
            flag="--events-max-bytes"),
     Option("events", "backups", "int", 5, "rotated events files to keep", flag="--events-backups"),
+    Option("fleet", "state", "str", None, "the fleet agent's folder (edge-verify fleet run --state): events are "
+           "spooled there for the hub and the site's offline policy is read from there (default: not in a fleet)",
+           flag="--fleet-state", optional=True),
     Option("events", "store_faces", "bool", False, "save each decision's face crop next to the events file "
            "(privacy: off by default)", flag="--store-faces", negative_flag="--no-store-faces"),
 )

@@ -142,11 +142,13 @@ class Decider:
         self._windows: OrderedDict = OrderedDict()
         self._last_unlock: dict = {}
 
-    def observe(self, observation: Observation, now: float, live: bool = True, track: Optional[int] = None,
-                frames: int = 1) -> Verdict:
+    def observe(self, observation: Observation, now: float, live: bool = True, veto: Optional[str] = None,
+                track: Optional[int] = None, frames: int = 1) -> Verdict:
         """``live`` False (the liveness check failed) turns an unlock into "not live",
         without starting the cooldown: the real person may still be let in next frame.
-        ``frames``: frames combined in the probe behind ``observation``."""
+        ``veto`` (a reason, e.g. the site's offline policy) refuses an unlock the same way.
+        ``track``: the face's track id (None: per-frame deciding); ``frames``: frames combined
+        in the probe behind ``observation``."""
         window = self._window(track)
         window.append(observation.person)
         person = observation.person
@@ -161,6 +163,8 @@ class Decider:
             reason, unlock = "cooldown", False
         elif not live:
             reason, unlock = "not live", False
+        elif veto is not None:
+            reason, unlock = veto, False
         else:
             reason, unlock = "unlock", True
             self._last_unlock[person] = now

@@ -61,6 +61,8 @@ class Stats:
     unknown: int = 0
     unlocks: int = 0
     unlocked: list = field(default_factory=list)
+    latency_sum_ms: float = 0.0
+    latency_count: int = 0
     started: float = field(default_factory=time.monotonic)
 
     def fps(self) -> float:
@@ -86,7 +88,7 @@ class Daemon:
         self.on_event = on_event
         self.clock = clock
         self.stats = Stats()
-        self.door = self.gallery = self.events = self.source = self.liveness = None
+        self.door = self.gallery = self.events = self.source = self.liveness = self.fleet = None
         self.live_window = None
         self.tracker = None
         self.decider = Decider(settings["decision.k"], settings["decision.n"], settings["decision.cooldown_s"],
@@ -122,6 +124,7 @@ class Daemon:
         notify.status("opening the gallery")
         self.gallery = parts.open_live_gallery(self.settings, self.pipeline.manifest, clock=self.clock)
         self.events = parts.open_events(self.settings)
+        self.fleet = parts.open_fleet(self.settings)
         log.info("door (%s) locked; %s", self.door.describe(), self.gallery.describe())
         notify.ready(f"ready: {self.gallery.describe()}; opening {self.settings['source.uri']}")
         self.source = self._connect()
@@ -130,7 +133,9 @@ class Daemon:
     def _shutdown(self) -> None:
         try:
             notify.stopping("stopping; door locked")
-            for part in (self.source, self.events, self.gallery and self.gallery.gallery):
+            if self.fleet is not None:
+                self.fleet.counters(self.stats, force=True)
+            for part in (self.source, self.events, self.fleet, self.gallery and self.gallery.gallery):
                 if part is not None:
                     try:
                         part.close()
@@ -246,11 +251,15 @@ class Daemon:
         else:  # judged on its own (never a match), and kept out of the track's probe
             observation = self.gallery.match(sighting.embedding)
         live_score, live = self._liveness(sighting.chip)
-        verdict = self.decider.observe(observation, self.clock(), live=live, track=track.id, frames=track.frames)
+        veto = self.fleet.blocked() if self.fleet is not None else None
+        verdict = self.decider.observe(observation, self.clock(), live=live, veto=veto, track=track.id,
+                                       frames=track.frames)
         if verdict.unlock:
             self.door.unlock_pulse()
         decided = time.monotonic()
         self._count(verdict)
+        self.stats.latency_sum_ms += (decided - frame.timestamp) * 1e3
+        self.stats.latency_count += 1
         event = self._event(verdict, frame, sighting, read_ms=(frame.timestamp - read_started) * 1e3,
                             latency_ms=(decided - frame.timestamp) * 1e3)
         if live_score is not None:
@@ -315,6 +324,8 @@ class Daemon:
         return str(path)
 
     def _write(self, event: dict) -> None:
+        if self.fleet is not None:
+            self.fleet.record(event)  # first: the event gets its id, which the local log keeps too
         self.events.write(event)
         if self.on_event is not None:
             self.on_event(event, self.door)
@@ -336,6 +347,8 @@ class Daemon:
                 f"last: {self._last_decision}")
 
     def _status(self, text: str, force: bool = False) -> None:
+        if self.fleet is not None:
+            self.fleet.counters(self.stats)
         now = time.monotonic()
         if force or now - self._status_at >= STATUS_EVERY_S:
             self._status_at = now

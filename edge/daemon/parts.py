@@ -15,6 +15,7 @@ from edge.daemon.tracking import Tracker
 from edge.daemon.watch import LiveGallery
 from edge.events import EventLog
 from edge.exc import ConfigError, NoAttributesEngine, SourceError
+from edge.fleet.link import FleetLink
 from edge.gallery import open_gallery
 from edge.liveness import check_same_chips, load_attributes_engine
 from edge.pipeline import FacePipeline
@@ -88,6 +89,12 @@ def open_events(settings: Settings) -> EventLog:
                         backups=events["backups"])
     except OSError as error:
         raise ConfigError(f"cannot write the events file {events['file']}: {error.strerror or error}") from None
+
+
+def open_fleet(settings: Settings) -> FleetLink | None:
+    """The spool and policy of the fleet agent's folder ([fleet] state), or None outside a fleet."""
+    state = settings["fleet.state"]
+    return FleetLink(state) if state is not None else None
 
 
 def reconnect_for(settings: Settings) -> Reconnect:

@@ -30,10 +30,11 @@ from edge.gallery.crypto import InvalidTag, TemplateCipher, template_context, ve
 from edge.gallery.files import fsync_folder
 from edge.gallery.inputs import check_model, check_name, check_quality, check_vectors
 from edge.gallery.schema import sqlite_errors
+from edge.gallery.sync import GalleryFleetSync
 from edge.gallery.transfer import GalleryTransfers
 
 
-class Gallery(GalleryTransfers):
+class Gallery(GalleryTransfers, GalleryFleetSync):
     """An open gallery file. Use ``Gallery.open`` or ``Gallery.create``; close it (or use ``with``).
 
     One thread at a time: the daemon may open it in one thread and poll it in another,

@@ -2,7 +2,7 @@
 
 A check is one question a technician can act on ("does the camera open?",
 "does the relay feedback follow the pulse?"). Groups live in their own modules
-(camera, compute, door, gallery, system); each exposes ``run(context, step)``
+(camera, compute, door, gallery, fleet, system); each exposes ``run(context, step)``
 and asks its questions through ``step``, which times them, turns an
 EdgeVerifyError into a FAIL with its message, and hands each result to the
 caller as soon as it is known, so the technician sees progress line by line.
@@ -22,7 +22,7 @@ from typing import Callable
 from edge.exc import ConfigError, EdgeVerifyError
 
 PASS, FAIL, SKIP = "PASS", "FAIL", "SKIP"
-GROUPS = ("camera", "compute", "door", "gallery", "system")
+GROUPS = ("camera", "compute", "door", "gallery", "fleet", "system")
 NAME_WIDTH = 24
 
 

@@ -59,5 +59,5 @@ def test_unknown_group_is_a_one_line_error(kiosk):
     code, text, stderr = selftest(kiosk, "--only", "camera,relay", json_output=False)
     assert code == 2 and text == ""
     assert stderr.strip().splitlines() == [
-        "edge-verify: error: --only takes a comma-separated list of camera, compute, door, gallery, system; "
+        "edge-verify: error: --only takes a comma-separated list of camera, compute, door, gallery, fleet, system; "
         "got 'camera,relay'"]

@@ -43,7 +43,7 @@ def test_only_skips_and_passes_exit_zero():
 
 
 def test_groups_keep_the_standard_order():
-    assert parse_groups(None) == ("camera", "compute", "door", "gallery", "system")
+    assert parse_groups(None) == ("camera", "compute", "door", "gallery", "fleet", "system")
     assert parse_groups("system, camera") == ("camera", "system")
     for bad in ("", "camera,,relay", "all"):
         with pytest.raises(ConfigError):

@@ -28,6 +28,7 @@ from gpiozero.pins.mock import MockFactory
 
 from edge import paths
 from edge.daemon import config
+from edge.daemon.decision import door_threshold
 from edge.daemon.loop import Daemon
 from edge.exc import ConfigError, ModelError
 from edge.extras import build_feature
@@ -195,21 +196,25 @@ def demo_settings(home: Path, clip: Path):
 
 
 def threshold_line(manifest: dict, templates: int, stranger_rate: float) -> str:
-    value = gallery_threshold(manifest, templates, stranger_rate)
+    """The threshold the door decides the demo's faces with: the one for combined frames."""
     if impostor_tail(manifest) is None:
+        value = gallery_threshold(manifest, templates, stranger_rate)  # warns: the 1:1 fallback
         return f"match threshold {value:.3f} (the engine's 1:1 threshold; its manifest has no impostor tail)"
-    return (f"match threshold {value:.3f}: the 1:N rule for {templates} templates, at most 1 stranger in "
-            f"{1 / stranger_rate:,.0f} attempts let in (1:1 threshold {float(manifest['threshold']):.3f})")
+    value = door_threshold(manifest, templates, stranger_rate=stranger_rate, combined=True).threshold
+    return (f"match threshold {value:.3f} for a face's combined frames: the 1:N rule for {templates} templates, at "
+            f"most 1 stranger in {1 / stranger_rate:,.0f} approaches let in (1:1 threshold "
+            f"{float(manifest['threshold']):.3f})")
 
 
-def describe_event(event: dict, door, k: int) -> str:
+def describe_event(event: dict, door, k: int, min_frames: int = 1) -> str:
     state = "locked" if door.is_locked else "OPEN"
     distance = "-" if event["distance"] is None else f"{event['distance']:.3f}"
     if event["person"] is None:
         who, outcome = "unknown face", "refused"
     else:
         who = event["person"]
-        outcome = {"unlock": "UNLOCK", "agreeing": f"{event['frames_agreed']} of {k} frames",
+        outcome = {"unlock": "UNLOCK", "agreeing": f"{event['frames_agreed']} of {k} decisions",
+                   "combining": f"{event.get('frames_combined', 0)} of {min_frames} frames",
                    "cooldown": "already let in"}.get(event["reason"], event["reason"])
     return f"  frame {event['frame']:>3}  {who:<18} distance {distance:>6}  {outcome:<16} door: {state}"
 
@@ -263,7 +268,8 @@ def run_demo(home: Optional[Path] = None, keep: bool = False, out: Callable[[str
         out(threshold_line(pipeline.manifest, len(ENROLLED) * len(ENROLL_PHOTOS), settings["decision.stranger_rate"]))
         out(f"playing it through file:// with the door relay on mock pin {PIN} (pulse {PULSE_S:g} s):")
         Daemon(settings, until_end=True, pin_factory=factory, pipeline=pipeline,
-               on_event=lambda event, door: out(describe_event(event, door, settings["decision.k"]))).run()
+               on_event=lambda event, door: out(describe_event(event, door, settings["decision.k"],
+                                                               settings["decision.min_frames"]))).run()
         events = [json.loads(line) for line in (folder / "events.jsonl").read_text().splitlines()]
         result = check(segments, events, pin_history(factory.pin(PIN)))
         for line in summary_lines(result, folder, keep or not temporary):

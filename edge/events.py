@@ -8,10 +8,14 @@ Every event carries at least these keys (more are allowed and kept):
 ``person``     the matched person's name, or ``null`` when unknown / no match
 ``distance``   distance of the best gallery match (``null`` when no face)
 ``margin``     distance gap between the best and the second-best person (``null`` if none)
-``frames_agreed`` how many of the last N frames agreed on this person (K-of-N rule)
+``frames_agreed`` how many of this face's last N decisions named this person (K-of-N rule)
 ``unlock``     ``true`` only when this decision opened the door
 ``latency_ms`` decode-to-decision time of the deciding frame, milliseconds
 ============== ================================================================
+
+The daemon's decisions also carry ``track`` (the id of the face followed across
+frames, null when none) and ``frames_combined`` (frames in the combined probe that
+was judged), and ``reason``, ``threshold``, ``frame``, ``face_px``, ``read_ms``.
 
 Non-finite numbers (NaN, inf) are written as ``null`` so every line is strict
 JSON; numpy scalars and arrays are converted. Face images are never written

@@ -11,8 +11,10 @@ from edge.exc import EdgeVerifyError
 
 HELP = """\
 The kiosk service: reads a camera, finds the face of the person at the door,
-searches the enrolled gallery and pulses the door relay when K of the last N
-frames agree on the same enrolled person. Unknown faces are logged, never let in.
+follows it across frames, searches the enrolled gallery with the combined
+embedding of the face's recent frames, and pulses the door relay when that names
+an enrolled person (after at least --min-frames frames). Unknown faces are
+logged, never let in.
 One JSON line per decision goes to stdout (the journal) and to --events FILE.
 
 Settings come from --config FILE (default /etc/edge-verify/config.toml when it

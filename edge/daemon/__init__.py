@@ -1,7 +1,8 @@
 """The on-device service: the frame loop and its ties to systemd.
 
     config.py     the settings table: /etc/edge-verify/config.toml and the `run` flags
-    decision.py   pure rules: a match, K of the last N frames, cooldown, the 1:N threshold
+    decision.py   pure rules: a match, enough frames combined, K of N, cooldown, the 1:N threshold
+    tracking.py   faces followed across frames; a track's frames combined into one probe
     frames.py     one frame -> the primary face's embedding (or why there is none)
     watch.py      the gallery in memory, reloaded when it changes
     parts.py      building the pipeline, gallery, events and camera from settings (the door: edge.door)

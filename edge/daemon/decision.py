@@ -1,32 +1,46 @@
 """When does the door open? Pure logic, no camera, no GPIO, no clock of its own.
 
-Per frame the daemon makes one :class:`Observation`: the primary face (at least
-``min_face_px``) is embedded and searched in the gallery; it *matches* a person
-only when the distance is at or below the threshold. A frame without a usable
-face, an unknown face, a broken (NaN) embedding or a failed read all observe
-"nobody".
+Per frame the daemon follows the main face (at least ``min_face_px``) on its
+track (edge.daemon.tracking) and makes one :class:`Observation` from the track's
+*combined probe*, the quality-weighted mean of the unit embeddings of its recent
+frames: the probe *matches* a person only when its distance is at or below the
+threshold for combined probes. A frame without a usable face, an unknown face, a
+broken (NaN) embedding or a failed read all observe "nobody".
 
-The door opens when the current frame matches person P **and** at least K of the
-last N observations matched P (defaults K=3, N=5: at 15 fps, 0.2 s of steady
-agreement, and one stray frame of another person cannot open the door on its
-own) **and** P is not in their cooldown (default 5 s after P's last unlock, so a
-person standing at the door does not re-trigger the pulse every frame). Unknown
-faces are reported, never let in.
+The door opens when the combined probe matches person P **and** it holds at least
+``min_frames`` frames of that face (default 3: at 15 fps 0.2 s; one stray frame
+cannot open the door, and the threshold was measured on probes of at least that
+many frames) **and** K of the track's last N decisions named P **and** P is not
+in their cooldown (default 5 s after P's last unlock, so a person standing at the
+door does not re-trigger the pulse every frame). Unknown faces are reported,
+never let in.
+
+K of N (default 1 of 1) was the guard of per-frame deciding (3 of 5 frames). On
+combined probes it no longer earns its place: successive decisions of one track
+share most of their frames, so asking for 2 or 3 of them in a row let in the very
+same strangers on the LFW door clips (benchmarks/door_measure.py) and only made
+staff wait a frame or two longer. ``min_frames`` is what now keeps a single frame
+from deciding. K and N stay settable (per track) for a site that wants more.
 
 The threshold (:func:`door_threshold`)
 -------------------------------------
 A stranger at the door is compared with every template in the gallery, so the
 1:1 threshold stored in the engine manifest lets in more strangers as the gallery
 grows (see edge/gallery/threshold.py). When the manifest carries an impostor
-tail (``impostor_tail``: ``count`` impostor pairs measured offline and the
-``distances`` of the smallest of them, sorted), the threshold is the 1:N rule: the
-largest distance t with ``1 - (1 - F(t))^n_templates <= target_rate`` (F: share
-of impostor distances <= t), never above the manifest's 1:1 threshold. Without a
-tail only the 1:1 threshold is known; it is used as it is and the daemon warns
-that the stranger rate then grows with the gallery. A threshold set in the
-config replaces both (for a measured reason only). `edge-verify identify` and
-`gallery show` take the threshold from the same function, so they say what the
-door would do.
+tail (``count`` impostor pairs measured offline and the ``distances`` of the
+smallest of them, sorted), the threshold is the 1:N rule: the largest distance t
+with ``1 - (1 - F(t))^n_templates <= target_rate`` (F: share of impostor
+distances <= t), never above the manifest's 1:1 threshold. Two tails exist:
+``impostor_tail`` (one photo against one template: for single probes) and
+``combined_impostor_tail`` (for combined probes: one stranger's whole approach
+against one template, the least distance over every combined probe the daemon
+decides on during it; benchmarks/door_calibrate.py), so the target is strangers
+let in per approach, not per frame. Without a combined tail combined probes get
+the single-probe threshold (stricter). Without any tail only the 1:1 threshold is
+known; it is used as it is and the daemon warns that the stranger rate then grows
+with the gallery. A threshold set in the config replaces all of them (for a
+measured reason only). `edge-verify identify`, `enroll` and `gallery show` take
+the threshold from the same function, so they say what the door would do.
 """
 from __future__ import annotations
 
@@ -40,8 +54,8 @@ import numpy as np
 from edge.gallery.search import search
 from edge.gallery.threshold import COMBINED_TAIL, OpenSetChoice, choose_threshold, impostor_tail
 
-DEFAULT_K = 3
-DEFAULT_N = 5
+DEFAULT_K = 1
+DEFAULT_N = 1
 DEFAULT_MIN_FRAMES = 3
 DEFAULT_COOLDOWN_S = 5.0
 DEFAULT_STRANGER_RATE = 1e-3

@@ -25,7 +25,7 @@ def test_the_shipped_example_config_loads_and_every_key_in_it_is_known():
     settings = config.load(EXAMPLE)
     assert settings["source.uri"] == "csi://0" and settings["door.pin"] == "BOARD32"
     assert settings["door.pulse_s"] == 3.0 and settings["door.active_high"] is True
-    assert (settings["decision.k"], settings["decision.n"]) == (3, 5)
+    assert (settings["decision.k"], settings["decision.n"], settings["decision.min_frames"]) == (1, 1, 3)
     assert settings["decision.threshold"] is None  # the manifest's, unless configured
     assert settings["events.file"] == "/var/log/edge-verify/events.jsonl"
 
@@ -45,7 +45,8 @@ def test_every_option_has_a_flag_and_flags_win_over_the_file(tmp_path):
 
 def test_without_a_file_the_built_in_defaults_apply():
     settings = from_cli(["--no-config"])
-    assert settings["decision.k"] == 3 and settings["decision.n"] == 5 and settings["decision.cooldown_s"] == 5.0
+    assert settings["decision.k"] == 1 and settings["decision.n"] == 1 and settings["decision.cooldown_s"] == 5.0
+    assert settings["decision.min_frames"] == 3
     assert settings["decision.min_face_px"] == 80 and settings["door.pulse_s"] == 3.0
     assert settings["events.file"] is None and settings["engine.precision"] == "fp32"
 
@@ -54,7 +55,9 @@ def test_without_a_file_the_built_in_defaults_apply():
     (["--pulse", "0.5"], "between 1 and 10"),
     (["--pulse", "11"], "between 1 and 10"),
     (["--pulse", "soon"], "--pulse must be a number"),
-    (["--k", "6"], "k (6) must be at most n (5)"),
+    (["--k", "6", "--n", "5"], "k (6) must be at most n (5)"),
+    (["--min-frames", "0"], "min_frames must be at least 1"),
+    (["--min-frames", "31"], "min_frames must be at most 30"),
     (["--k", "0"], "k must be at least 1"),
     (["--n", "2.5"], "--n must be a whole number"),
     (["--threshold", "-0.1"], "threshold must be greater than 0"),
@@ -99,4 +102,4 @@ def test_a_missing_config_file_is_a_clear_error(tmp_path):
 
 def test_bad_setting_exits_2_before_any_hardware_is_touched(capsys):
     assert main(["run", "--no-config", "--k", "9"]) == 2
-    assert "error: [decision] k (9) must be at most n (5)" in capsys.readouterr().err
+    assert "error: [decision] k (9) must be at most n (1)" in capsys.readouterr().err

@@ -72,9 +72,15 @@ def test_enrolled_people_unlock_and_strangers_never_do(tmp_path, enrolled, env_m
     strangers = [event for event in events if shown.get(event["frame"]) in STRANGERS]
     assert len(strangers) >= 6 and all(e["person"] is None and not e["unlock"] for e in strangers)
     for event in events:
-        assert {"time", "person", "distance", "margin", "frames_agreed", "unlock", "latency_ms"} <= set(event)
+        assert {"time", "person", "distance", "margin", "frames_agreed", "unlock", "latency_ms", "track",
+                "frames_combined"} <= set(event)
         assert event["latency_ms"] > 0
-    assert all(event["frames_agreed"] >= 3 for event in events if event["unlock"])
+    assert all(event["frames_combined"] >= 3 for event in events if event["unlock"])
+    # each visitor is one face followed across their frames: one track each, never shared
+    tracks = {}
+    for event in events:
+        tracks.setdefault(event["track"], set()).add(shown.get(event["frame"]))
+    assert all(len(people) == 1 for people in tracks.values()) and len(tracks) >= len(order)
 
 
 def test_a_clip_of_strangers_never_moves_the_relay(tmp_path, enrolled, mock_factory):

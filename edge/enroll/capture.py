@@ -6,8 +6,11 @@ progress, then runs the checks that need the gallery and writes all templates
 in one transaction. Nothing is stored unless everything succeeds.
 
 Checks before writing (each refused unless ``force``):
-  * the new frames show one person: every template lies within the 1:1
-    threshold of the mean of the others (photos of two people given by mistake);
+  * the new frames show one person: compared every one with every other, they
+    do not split into two groups as far apart as two people are (photos of two
+    people given by mistake or on purpose; edge.enroll.one_person). A single
+    frame unlike all the others is set aside as rejected instead, so a second
+    person's frame is never stored and one bad frame does not sink the rest;
   * they match nobody enrolled under another name at the 1:1 threshold (the same
     person enrolled twice would make the door's answer depend on the photo);
   * with ``append``, they match the person already enrolled under that name.
@@ -22,6 +25,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
+from edge.enroll.one_person import check_frames
 from edge.enroll.quality import assess
 from edge.exc import DuplicateFaceError, EnrollmentError, GalleryError, ImageError
 from edge.gallery.inputs import check_name
@@ -93,11 +97,13 @@ def enroll(name: str, pipeline, gallery, frames: Iterable, count: int = DEFAULT_
     vectors, quality, rejected, seen = capture(pipeline, frames, count, report)
     if len(vectors) < needed:
         raise EnrollmentError(shortfall(len(vectors), needed, seen, rejected))
-    matrix = np.stack(vectors)
     threshold = float(pipeline.threshold)
+    matrix, quality, frames_problem = one_person(np.stack(vectors), quality, threshold, force, rejected, report)
+    if len(matrix) < needed:
+        raise EnrollmentError(shortfall(len(matrix), needed, seen, rejected))
     warnings: list[str] = []
     details: dict = {}
-    problems = [("frames", one_person_problem(matrix, threshold))]
+    problems = [("frames", frames_problem)]
     names, index, gallery_matrix = gallery.load_matrix(embedding_space(pipeline.manifest))
     duplicate, other = duplicate_problem(matrix, names, index, gallery_matrix, name, threshold)
     problems.append(("duplicate", duplicate))
@@ -163,18 +169,20 @@ def shortfall(good: int, needed: int, seen: int, rejected: list) -> str:
 
 # ---- checks against the gallery ------------------------------------------------------------------
 
-def one_person_problem(matrix: np.ndarray, threshold: float) -> str | None:
-    """Is some frame far from the mean of the others (a second person among the frames)?"""
-    if len(matrix) < 2:
-        return None
-    total = matrix.sum(axis=0)
-    for row, vector in enumerate(matrix):
-        others = (total - vector) / (len(matrix) - 1)
-        distance = float(np.linalg.norm(vector - others))
-        if distance > threshold:
-            return (f"the frames do not all show the same person: good frame {row + 1} is {distance:.3f} from the "
-                    f"others (> {threshold:g})")
-    return None
+def one_person(matrix: np.ndarray, quality: list, threshold: float, force: bool, rejected: list,
+               report) -> tuple[np.ndarray, list, str | None]:
+    """(rows to enroll, their quality notes, problem): frames of someone else are set aside and
+    reported as rejected; two groups of frames are a problem. With ``force`` every frame is kept
+    and anything odd becomes the problem (a warning)."""
+    verdict = check_frames(matrix, threshold)
+    odd = [(quality[row]["frame"], f"not the same person as the other good frames: {distance:.3f} from them on "
+                                   f"average > {limit:.3f}") for row, distance, limit in verdict.odd]
+    if force:
+        return matrix, quality, verdict.problem or ("; ".join(f"{label}: {reason}" for label, reason in odd) or None)
+    for label, reason in odd:
+        rejected.append(Rejection(label, [reason]))
+        report(f"{label}: rejected: {reason}")
+    return matrix[verdict.keep], [quality[row] for row in verdict.keep], verdict.problem
 
 
 def duplicate_problem(matrix, names, index, gallery_matrix, name: str,

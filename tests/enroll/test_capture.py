@@ -116,7 +116,7 @@ def test_same_name_needs_append_and_append_needs_the_same_face(pipeline, gallery
 
 def test_frames_of_two_people_are_refused(pipeline, gallery, photo):
     frames = photos(photo, "Colin_Powell", (1, 2)) + photos(photo, "Serena_Williams", (1,))
-    with pytest.raises(EnrollmentError, match="the frames do not all show the same person"):
+    with pytest.raises(EnrollmentError, match="rejected: not the same person as the other good frames"):
         enroll("Colin", pipeline, gallery, frames, count=3, actor="test")
     assert gallery.list_people() == []
 

@@ -76,7 +76,8 @@ def open_live_gallery(settings: Settings, manifest: dict, clock=None) -> LiveGal
     gallery = open_gallery(gallery_settings["path"], gallery_settings["key"], create=False)
     try:
         live = LiveGallery(gallery, manifest, threshold=decision["threshold"], stranger_rate=decision["stranger_rate"],
-                           reload_s=gallery_settings["reload_s"], clock=clock)
+                           reload_s=gallery_settings["reload_s"], clock=clock,
+                           reopen=lambda: open_gallery(gallery_settings["path"], gallery_settings["key"]))
         live.load()
     except BaseException:
         gallery.close()

@@ -40,13 +40,15 @@ class Gallery(GalleryTransfers):
     but not use it from two at once.
     """
 
-    def __init__(self, connection: sqlite3.Connection, path: Path, key: bytes, meta: dict):
+    def __init__(self, connection: sqlite3.Connection, path: Path, key: bytes, meta: dict,
+                 identity: tuple[int, int] | None = None):
         self._connection = connection
         self._key = key
         self._cipher = TemplateCipher(key)
         self.path = path
         self.id = meta["gallery_id"]
         self.audit = AuditLog(audit_path(path))
+        self.file_id = identity if identity is not None else file_id(path)
 
     # ---- opening -------------------------------------------------------------------------------
 
@@ -55,6 +57,8 @@ class Gallery(GalleryTransfers):
         """Open an existing gallery; GalleryCorrupt for a damaged file, GalleryKeyMismatch for a wrong key."""
         path = Path(path)
         cipher = TemplateCipher(key)
+        # Taken before connecting: if the file is swapped in between, the next replaced() says so.
+        identity = file_id(path)
         connection = schema.connect(path)
         try:
             meta = schema.validate(connection, path)
@@ -64,7 +68,7 @@ class Gallery(GalleryTransfers):
         except BaseException:
             connection.close()
             raise
-        return cls(connection, path, bytes(key), meta)
+        return cls(connection, path, bytes(key), meta, identity)
 
     @classmethod
     def create(cls, path: str | os.PathLike, key: bytes, actor: str | None = None) -> "Gallery":
@@ -101,6 +105,10 @@ class Gallery(GalleryTransfers):
     def close(self) -> None:
         self._connection.close()
 
+    def reopen(self) -> "Gallery":
+        """Open whatever gallery file is at this gallery's path now, with the same key."""
+        return type(self).open(self.path, self._key)
+
     def __enter__(self) -> "Gallery":
         return self
 
@@ -113,6 +121,20 @@ class Gallery(GalleryTransfers):
     def version(self) -> int:
         """A counter bumped by every change; cheap enough to poll every second."""
         return int(self._meta("generation"))
+
+    @sqlite_errors
+    def state(self) -> tuple:
+        """What changes with every change, whoever made it: (gallery id, generation, audit head).
+
+        Also different when another gallery's content was copied over this file."""
+        meta = dict(self._connection.execute(
+            "SELECT key, value FROM meta WHERE key IN ('gallery_id', 'generation', 'audit_hash')"))
+        return meta.get("gallery_id"), meta.get("generation"), meta.get("audit_hash")
+
+    def replaced(self) -> bool:
+        """True when the file at ``path`` is not the one this connection reads any more: moved
+        aside, deleted, or replaced by another file (a restore). Then reopen the path."""
+        return file_id(self.path) != self.file_id
 
     @sqlite_errors
     def model(self) -> str | None:
@@ -312,6 +334,15 @@ class Gallery(GalleryTransfers):
         if not np.all(np.isfinite(vector)):
             raise schema.corrupt(self.path, f"has a template ({template_id}, of {name!r}) that is not finite")
         return vector
+
+
+def file_id(path) -> tuple[int, int] | None:
+    """(device, inode) of the file at ``path``; None when there is none."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return info.st_dev, info.st_ino
 
 
 def _set_meta(connection, key: str, value: str) -> None:

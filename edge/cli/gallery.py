@@ -16,13 +16,16 @@ AES-GCM under the key file. Files (all under $EDGE_VERIFY_HOME unless given):
   gallery.audit.jsonl   hash-chained audit log of every change, beside the gallery
   gallery.admin-token   salted hash of the admin token, beside the gallery
 
-remove, rename, import and export need the admin token (set it with
+remove, rename, import, export and backup need the admin token (set it with
 `edge-verify admin set-token`): pass --token TOKEN or set EDGE_VERIFY_ADMIN_TOKEN.
+Backups and bundles are never written over the gallery's own files (gallery,
+key, token, audit log); --force replaces only an earlier backup or bundle.
 
 If the gallery file is damaged: move it aside and run
 `edge-verify gallery import BACKUP`, where BACKUP is a file from `gallery backup`
-or `gallery export`. Make backups regularly, e.g. from cron:
-`edge-verify gallery backup /var/backups/edge-verify/gallery-$(date +%F).sqlite`.
+or `gallery export`. Make backups regularly, e.g. from root's cron, with the token
+in a root-only file:
+`EDGE_VERIFY_ADMIN_TOKEN=$(cat /root/edge-verify-token) edge-verify gallery backup /var/backups/edge-verify/gallery-$(date +%F).sqlite`.
 """
 
 
@@ -60,7 +63,7 @@ def register(subparsers) -> None:
                     "Write every person and template into one encrypted bundle, sealed with this gallery's key. "
                     "Importing it on another kiosk needs this key (--bundle-key there).")
     export.add_argument("file", metavar="FILE", type=Path)
-    export.add_argument("--force", action="store_true", help="replace FILE if it exists")
+    export.add_argument("--force", action="store_true", help="replace FILE if it is an earlier bundle or backup")
     importing = action("import", run_import, "merge a bundle or a backup into the gallery (admin token)",
                        "Merge the people of a bundle (from `gallery export`) or a backup (from `gallery backup`) "
                        "into the gallery, creating it if it does not exist (this is how a damaged gallery is "
@@ -72,11 +75,12 @@ def register(subparsers) -> None:
            "Check the gallery file (PRAGMA integrity_check), that the key fits and every template "
            "authenticates, and that the audit log's hash chain is intact and still holds the record of "
            "the last change. Exits 1 when any check fails.")
-    backup = action("backup", run_backup, "copy the gallery safely while it is in use",
+    backup = action("backup", run_backup, "copy the gallery safely while it is in use (admin token)",
                     "Copy the gallery with SQLite's online backup: consistent even while the daemon reads it. "
-                    "The copy is encrypted with the same key; restore it with `gallery import FILE`.")
+                    "The copy is encrypted with the same key; restore it with `gallery import FILE`. It holds "
+                    "everyone's templates, so it needs the admin token.")
     backup.add_argument("file", metavar="FILE", type=Path)
-    backup.add_argument("--force", action="store_true", help="replace FILE if it exists")
+    backup.add_argument("--force", action="store_true", help="replace FILE if it is an earlier backup or bundle")
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
 
 
@@ -222,10 +226,9 @@ def run_verify(args) -> int:
 
 
 def run_backup(args) -> int:
-    from edge.gallery.audit import default_actor
-
+    actor = authorise(args)
     with open_existing(args) as gallery:
-        target = gallery.backup(args.file, default_actor(), overwrite=args.force)
+        target = gallery.backup(args.file, actor, overwrite=args.force)
     _report(args, {"file": str(target)}, f"backed up {gallery.path} to {target}")
     return 0
 

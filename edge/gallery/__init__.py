@@ -36,9 +36,12 @@ def open_gallery(path: str | os.PathLike | None = None, key_path: str | os.PathL
     path = Path(path) if path is not None else paths.gallery_path()
     key_path = Path(key_path) if key_path is not None else default_key_path()
     if path.exists():
-        return Gallery.open(path, load_key(key_path))
-    if not create:
+        gallery = Gallery.open(path, load_key(key_path))
+    elif not create:
         raise GalleryError(f"no gallery at {path}; enroll someone first (`edge-verify enroll NAME ...`) "
                            "or pass --gallery PATH")
-    key = load_key(key_path) if key_path.exists() else create_key(key_path)
-    return Gallery.create(path, key, actor=actor)
+    else:
+        key = load_key(key_path) if key_path.exists() else create_key(key_path)
+        gallery = Gallery.create(path, key, actor=actor)
+    gallery.key_path = key_path
+    return gallery

@@ -38,6 +38,11 @@ def token_path(gallery_path: str | os.PathLike) -> Path:
     return Path(gallery_path).with_suffix(".admin-token")
 
 
+def failures_path(gallery_path: str | os.PathLike) -> Path:
+    """Wrong tokens tried against this gallery: gallery.sqlite -> gallery.admin-failures."""
+    return Path(gallery_path).with_suffix(".admin-failures")
+
+
 def token_from(explicit: str | None) -> str | None:
     """The token given on the command line, else the one in the environment."""
     return explicit if explicit is not None else os.environ.get(ENV)

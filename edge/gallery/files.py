@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 from pathlib import Path
 
 
@@ -17,19 +18,35 @@ def fsync_folder(folder: str | os.PathLike) -> None:
 def write_private(path: str | os.PathLike, data: bytes) -> Path:
     """Replace ``path`` atomically with ``data``, mode 0600 from the first byte.
 
-    A crash leaves either the old file or the new one, never half of either.
+    A crash leaves either the old file or the new one, never half of either. The
+    temporary file has a random name and is made with O_EXCL and O_NOFOLLOW in the
+    destination's folder, so nothing planted there (a symbolic link) is followed or truncated.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    temporary, descriptor = new_private_file(path)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(descriptor, view):]
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-    os.replace(temporary, path)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(descriptor, view):]
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
     fsync_folder(path.parent)
     return path
+
+
+def new_private_file(beside: Path) -> tuple[Path, int]:
+    """(path, descriptor) of a new, empty, mode 0600 file with a random name in ``beside``'s folder."""
+    while True:
+        temporary = beside.with_name(f".{beside.name}.{secrets.token_hex(8)}.partial")
+        try:
+            return temporary, os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                                      0o600)
+        except FileExistsError:
+            continue

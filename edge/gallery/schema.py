@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import sqlite3
 from pathlib import Path
+from urllib.parse import quote
 
 from edge.exc import GalleryCorrupt, GalleryError
 
@@ -75,7 +76,7 @@ def connect(path: Path, create: bool = False) -> sqlite3.Connection:
         check_header(path)
     mode = "rwc" if create else "rw"
     try:
-        connection = sqlite3.connect(f"file:{path}?mode={mode}", uri=True, isolation_level=None,
+        connection = sqlite3.connect(f"file:{quote(str(path))}?mode={mode}", uri=True, isolation_level=None,
                                      timeout=10.0, check_same_thread=False)
     except sqlite3.Error as error:
         raise database_error(path, error) from error
@@ -90,6 +91,32 @@ def connect(path: Path, create: bool = False) -> sqlite3.Connection:
             connection.execute("PRAGMA journal_mode = WAL")
     except sqlite3.Error as error:
         connection.close()
+        raise database_error(path, error) from error
+    return connection
+
+
+def connect_readonly(path: Path) -> sqlite3.Connection:
+    """A read-only connection to a backup (or any gallery file) that changes nothing on disk.
+
+    Works in a read-only folder: a backup in rollback-journal mode needs nothing beside
+    it; an older backup in WAL mode with no -wal file beside it is read as immutable
+    (SQLite would otherwise want to create its -shm file there).
+    """
+    check_header(path)
+    uri = f"file:{quote(str(Path(path).resolve()))}?mode=ro"
+    try:
+        connection = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        connection.execute("PRAGMA user_version").fetchone()
+        return connection
+    except sqlite3.OperationalError as error:
+        if Path(f"{path}-wal").exists():
+            raise database_error(path, error) from error
+    except sqlite3.Error as error:
+        raise database_error(path, error) from error
+    try:
+        connection = sqlite3.connect(uri + "&immutable=1", uri=True, isolation_level=None, check_same_thread=False)
+        connection.execute("PRAGMA user_version").fetchone()
+    except sqlite3.Error as error:
         raise database_error(path, error) from error
     return connection
 

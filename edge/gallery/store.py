@@ -49,17 +49,21 @@ class Gallery(GalleryTransfers):
         self.id = meta["gallery_id"]
         self.audit = AuditLog(audit_path(path))
         self.file_id = identity if identity is not None else file_id(path)
+        self.key_path: Path | None = None  # set by open_gallery: the key file, so nothing writes over it
 
     # ---- opening -------------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: str | os.PathLike, key: bytes) -> "Gallery":
-        """Open an existing gallery; GalleryCorrupt for a damaged file, GalleryKeyMismatch for a wrong key."""
+    def open(cls, path: str | os.PathLike, key: bytes, readonly: bool = False) -> "Gallery":
+        """Open an existing gallery; GalleryCorrupt for a damaged file, GalleryKeyMismatch for a wrong key.
+
+        ``readonly``: for reading a backup, which is then never changed (nor its folder written).
+        """
         path = Path(path)
         cipher = TemplateCipher(key)
         # Taken before connecting: if the file is swapped in between, the next replaced() says so.
         identity = file_id(path)
-        connection = schema.connect(path)
+        connection = schema.connect_readonly(path) if readonly else schema.connect(path)
         try:
             meta = schema.validate(connection, path)
             if not cipher.matches(f"gallery:{meta['gallery_id']}", meta["key_check"]):

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
+import tempfile
 from pathlib import Path
 
 from edge.exc import GalleryError
 from edge.gallery.bundle import is_bundle, read_bundle, write_bundle
 from edge.gallery.crypto import TemplateCipher
+from edge.gallery.destination import check_destination, owned_files
 from edge.gallery.files import fsync_folder
 from edge.gallery.inputs import check_name, check_quality
 from edge.gallery.schema import sqlite_errors
@@ -24,7 +27,7 @@ class GalleryTransfers:
     @sqlite_errors
     def export(self, path: str | os.PathLike, actor: str, overwrite: bool = False) -> dict:
         """Write every person and template into an encrypted bundle (sealed with this gallery's key)."""
-        path = _new_file(path, overwrite)
+        path = self._destination(path, overwrite)
         people = self._read_people()
         write_bundle(path, self._cipher, self.id, people)
         counts = {"people": len(people), "templates": sum(len(person["templates"]) for person in people)}
@@ -57,23 +60,36 @@ class GalleryTransfers:
 
         The copy opens with the same key; restore it with ``import_`` or by copying it back.
         """
-        target = _new_file(path, overwrite)
-        partial = target.with_name(f".{target.name}.partial")
-        partial.unlink(missing_ok=True)
-        os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-        destination = sqlite3.connect(partial)
+        target = self._destination(path, overwrite)
+        # A fresh folder of mode 0700 holds the copy until it is whole: SQLite opens files by
+        # name, and nobody else can plant anything in there.
+        folder = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+        partial = folder / "backup.sqlite"
         try:
-            self._connection.backup(destination)
+            os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
+            destination = sqlite3.connect(partial)
+            try:
+                self._connection.backup(destination)
+                # One self-contained file: it opens read-only, from any folder, with nothing beside it.
+                destination.execute("PRAGMA journal_mode = DELETE")
+            finally:
+                destination.close()
+            with open(partial, "rb+") as handle:
+                os.fsync(handle.fileno())
+            type(self).open(partial, self._key, readonly=True).close()  # a backup that does not open is no backup
+            os.replace(partial, target)
         finally:
-            destination.close()
-        with open(partial, "rb+") as handle:
-            os.fsync(handle.fileno())
-        type(self).open(partial, self._key).close()  # a backup that does not open is no backup
-        os.replace(partial, target)
+            shutil.rmtree(folder, ignore_errors=True)
         fsync_folder(target.parent)
         with self._transaction() as connection:
             self._record(connection, actor, "backup", os.path.abspath(target), {}, change=False)
         return target
+
+    def _destination(self, path, overwrite: bool) -> Path:
+        """Where a backup or bundle may go: never over the gallery's own files (destination.py)."""
+        path = check_destination(path, owned_files(self.path, self.key_path), overwrite)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
 
     def _read_people(self) -> list[dict]:
         """Every person with decrypted templates, for export and import."""
@@ -114,9 +130,3 @@ class GalleryTransfers:
         return {"people": len(names), "templates": count}
 
 
-def _new_file(path, overwrite: bool) -> Path:
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise GalleryError(f"{path} already exists; choose another file or pass --force to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path

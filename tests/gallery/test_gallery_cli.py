@@ -78,7 +78,7 @@ def test_verify_passes_then_fails_on_an_edited_audit_record(home, capsys):
 
 def test_verify_fails_on_a_damaged_file_and_backup_import_restores_it(home, capsys, tmp_path):
     backup = tmp_path / "backups" / "gallery.sqlite"
-    assert run(capsys, "gallery", "backup", str(backup))[0] == 0
+    assert run(capsys, "gallery", "backup", str(backup), "--token", TOKEN)[0] == 0
     gallery = home / "gallery.sqlite"
     os.truncate(gallery, gallery.stat().st_size // 2)
     code, out, _ = run(capsys, "gallery", "verify")

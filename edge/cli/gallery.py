@@ -16,7 +16,7 @@ AES-GCM under the key file. Files (all under $EDGE_VERIFY_HOME unless given):
   gallery.audit.jsonl   hash-chained audit log of every change, beside the gallery
   gallery.admin-token   salted hash of the admin token, beside the gallery
 
-remove, rename, import, export and backup need the admin token (set it with
+remove, rename, import, export, backup and acknowledge-break need the admin token (set it with
 `edge-verify admin set-token`): pass --token TOKEN or set EDGE_VERIFY_ADMIN_TOKEN.
 Backups and bundles are never written over the gallery's own files (gallery,
 key, token, audit log); --force replaces only an earlier backup or bundle.
@@ -75,6 +75,11 @@ def register(subparsers) -> None:
            "Check the gallery file (PRAGMA integrity_check), that the key fits and every template "
            "authenticates, and that the audit log's hash chain is intact and still holds the record of "
            "the last change. Exits 1 when any check fails.")
+    action("acknowledge-break", run_acknowledge, "accept the reported breaks of the audit trail (admin token)",
+           "A break of the audit trail (records cut, the log deleted, replaced or edited) is recorded at the next "
+           "change, the log as found is kept beside it (gallery.audit.jsonl.broken-TIME), and `gallery verify`, the "
+           "selftest and the daemon report it until an admin has looked into it and runs this. The breaks stay in "
+           "the log; only the report stops.")
     backup = action("backup", run_backup, "copy the gallery safely while it is in use (admin token)",
                     "Copy the gallery with SQLite's online backup: consistent even while the daemon reads it. "
                     "The copy is encrypted with the same key; restore it with `gallery import FILE`. It holds "
@@ -223,6 +228,17 @@ def run_verify(args) -> int:
         for check in checks:
             print(f"{'ok  ' if check.ok else 'FAIL'}  {check.name:<12} {check.detail}")
     return 0 if ok else 1
+
+
+def run_acknowledge(args) -> int:
+    actor = authorise(args)
+    with open_existing(args) as gallery:
+        breaks = gallery.acknowledge_audit_breaks(actor)
+    kept = ", ".join(str(record["details"].get("kept_as")) for record in breaks)
+    _report(args, {"acknowledged": [record["seq"] for record in breaks]},
+            f"acknowledged {len(breaks)} break{'s' if len(breaks) != 1 else ''} of the audit trail"
+            + (f" (logs kept as {kept})" if kept else ""))
+    return 0
 
 
 def run_backup(args) -> int:

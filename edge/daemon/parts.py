@@ -82,7 +82,16 @@ def open_live_gallery(settings: Settings, manifest: dict, clock=None) -> LiveGal
     except BaseException:
         gallery.close()
         raise
+    report_audit(gallery)
     return live
+
+
+def report_audit(gallery) -> None:
+    """A broken or unacknowledged audit trail does not stop the door, but is said loudly at every start."""
+    from edge.gallery.check import audit_problems
+
+    for problem in audit_problems(gallery):
+        log.warning("gallery audit trail: %s", problem)
 
 
 def open_events(settings: Settings):

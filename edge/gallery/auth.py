@@ -23,8 +23,8 @@ import time
 from pathlib import Path
 
 from edge.exc import AuthError
-from edge.gallery.audit import AuditLog, default_actor
-from edge.gallery.files import write_private
+from edge.gallery.audit import default_actor
+from edge.gallery.files import commit_private, stage_private
 
 ENV = "EDGE_VERIFY_ADMIN_TOKEN"
 MIN_LENGTH = 8
@@ -68,32 +68,52 @@ def require_token(token_file: str | os.PathLike, token: str | None) -> None:
 
 
 def set_token(token_file: str | os.PathLike, new: str, current: str | None = None, *,
-              audit: AuditLog | None = None, actor: str | None = None) -> str:
+              audit=None, actor: str | None = None) -> str:
     """Store a new admin token; returns how the change was authorised.
 
     Allowed as root, with the valid current token, or when no token exists yet.
+    ``audit``: the gallery (or, before there is one, its AuditLog) that records the change:
+    the new file is written aside first, then the record, then the file is put in place,
+    so a full disk leaves neither a record of a change that did not happen nor a change
+    without its record.
     """
     token_file = Path(token_file)
     _check_new(new)
-    if os.geteuid() == 0:
-        grounds = "root"  # without reading the old file: root must be able to replace a damaged one
-    elif _read(token_file) is None:
-        grounds = "first token"
-    elif check_token(token_file, current):
-        grounds = "current token"
-    elif current:
-        raise AuthError(f"the current admin token is wrong; {HOW_TO_PASS}, or run as root")
-    else:
-        raise AuthError(f"changing the admin token needs the current one ({HOW_TO_PASS}) or root")
+    grounds = _grounds(token_file, current)
     salt = os.urandom(16)
     record = {"scheme": "scrypt", **_SCRYPT, "salt": salt.hex(), "hash": _hash(new, salt, _SCRYPT).hex(),
               "set_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    if audit is not None:
-        # Recorded first: a token change must never go unrecorded.
-        audit.append(actor or default_actor(), "set-token", "admin token",
-                     {"authorised_by": grounds, "replaced": token_file.exists()})
-    write_private(token_file, (json.dumps(record, indent=2) + "\n").encode())
+    staged = stage_private(token_file, (json.dumps(record, indent=2) + "\n").encode())
+    try:
+        details = {"authorised_by": grounds, "replaced": token_file.exists()}
+        if audit is None:
+            commit_private(staged, token_file)
+        else:
+            audit.audited(actor or default_actor(), "set-token", "admin token", details,
+                          apply=lambda: commit_private(staged, token_file))
+    finally:
+        staged.unlink(missing_ok=True)
     return grounds
+
+
+def token_set_at(token_file: str | os.PathLike) -> str | None:
+    """When the token in ``token_file`` was set (None without a readable token file)."""
+    try:
+        return str(json.loads(Path(token_file).read_text())["set_at"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _grounds(token_file: Path, current: str | None) -> str:
+    if os.geteuid() == 0:
+        return "root"  # without reading the old file: root must be able to replace a damaged one
+    if _read(token_file) is None:
+        return "first token"
+    if check_token(token_file, current):
+        return "current token"
+    if current:
+        raise AuthError(f"the current admin token is wrong; {HOW_TO_PASS}, or run as root")
+    raise AuthError(f"changing the admin token needs the current one ({HOW_TO_PASS}) or root")
 
 
 def _check_new(new: str) -> None:

@@ -2,9 +2,9 @@
 
 A stolen gallery file must not leak biometric templates, so every template is
 sealed with AES-GCM under a key that lives in a separate file, readable only by
-the service user. Two sub-keys are derived from that file with HKDF, one to seal
-templates and one to make the key check value, so that neither use can be turned
-against the other.
+the service user. Sub-keys are derived from that file with HKDF, one to seal
+templates, one to make the key check value and one to key the audit log's chain
+(audit_key), so that no use can be turned against another.
 
 Each template gets a fresh random 96-bit nonce, and its associated data names the
 gallery, the person (id and name), the template row and the embedding model. The
@@ -36,7 +36,7 @@ NONCE_BYTES = 12
 _LABEL = b"edge-verify gallery v1 "
 
 __all__ = [
-    "InvalidTag", "KEY_BYTES", "TemplateCipher", "create_key", "default_key_path", "load_key",
+    "InvalidTag", "KEY_BYTES", "TemplateCipher", "audit_key", "create_key", "default_key_path", "load_key",
     "template_context", "vector_from_bytes", "vector_to_bytes",
 ]
 
@@ -130,6 +130,13 @@ class TemplateCipher:
     def open(self, nonce: bytes, ciphertext: bytes, context: bytes) -> bytes:
         """Raises cryptography's InvalidTag when the data or its context was altered."""
         return self._aead.decrypt(bytes(nonce), bytes(ciphertext), context)
+
+
+def audit_key(key: bytes) -> bytes:
+    """The key of the audit log's HMAC chain, derived from the gallery key."""
+    if not isinstance(key, (bytes, bytearray)) or len(key) != KEY_BYTES:
+        raise GalleryKeyMismatch(f"a gallery key is {KEY_BYTES} bytes (load it with load_key)")
+    return _derive(bytes(key), b"audit log")
 
 
 def _derive(key: bytes, purpose: bytes) -> bytes:

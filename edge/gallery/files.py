@@ -23,6 +23,17 @@ def write_private(path: str | os.PathLike, data: bytes) -> Path:
     destination's folder, so nothing planted there (a symbolic link) is followed or truncated.
     """
     path = Path(path)
+    staged = stage_private(path, data)
+    try:
+        commit_private(staged, path)
+    finally:
+        staged.unlink(missing_ok=True)
+    return path
+
+
+def stage_private(path: Path, data: bytes) -> Path:
+    """Write ``data`` to a new private file beside ``path`` (fsynced) and return its name: the part of
+    a replacement that needs disk space, done before anything is recorded or replaced."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary, descriptor = new_private_file(path)
     try:
@@ -33,12 +44,16 @@ def write_private(path: str | os.PathLike, data: bytes) -> Path:
             os.fsync(descriptor)
         finally:
             os.close(descriptor)
-        os.replace(temporary, path)
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+    return temporary
+
+
+def commit_private(staged: Path, path: Path) -> None:
+    """Put a staged file in place of ``path`` (a rename: needs no space, cannot be half done)."""
+    os.replace(staged, path)
     fsync_folder(path.parent)
-    return path
 
 
 def new_private_file(beside: Path) -> tuple[Path, int]:

@@ -13,6 +13,7 @@ mixing models gives meaningless distances, so another model id is refused.
 """
 from __future__ import annotations
 
+import hmac
 import json
 import os
 import sqlite3
@@ -20,13 +21,17 @@ import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from edge.exc import GalleryError, GalleryKeyMismatch
 from edge.gallery import schema
-from edge.gallery.audit import AuditLog, audit_path, default_actor
-from edge.gallery.crypto import InvalidTag, TemplateCipher, template_context, vector_from_bytes, vector_to_bytes
+from edge.gallery.audit import (ACKNOWLEDGE, AuditLog, Head, audit_path, breaks_acknowledged_last, default_actor,
+                                head_mac)
+from edge.gallery.auth import token_path, token_set_at
+from edge.gallery.crypto import (InvalidTag, TemplateCipher, audit_key, template_context, vector_from_bytes,
+                                 vector_to_bytes)
 from edge.gallery.files import fsync_folder
 from edge.gallery.inputs import check_model, check_name, check_quality, check_vectors
 from edge.gallery.schema import sqlite_errors
@@ -47,7 +52,7 @@ class Gallery(GalleryTransfers):
         self._cipher = TemplateCipher(key)
         self.path = path
         self.id = meta["gallery_id"]
-        self.audit = AuditLog(audit_path(path))
+        self.audit = AuditLog(audit_path(path), key)
         self.file_id = identity if identity is not None else file_id(path)
         self.key_path: Path | None = None  # set by open_gallery: the key file, so nothing writes over it
 
@@ -94,9 +99,10 @@ class Gallery(GalleryTransfers):
             meta = {"gallery_id": gallery_id, "key_check": cipher.key_check(f"gallery:{gallery_id}"),
                     "created_at": _now(), "generation": "0"}
             connection.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", meta.items())
-            record = AuditLog(audit_path(path)).append(actor or default_actor(), "create", os.path.abspath(path),
-                                                       {"gallery_id": gallery_id})
-            _set_head(connection, record)
+            details = {"gallery_id": gallery_id, "admin_token_set_at": token_set_at(token_path(path))}
+            records = AuditLog(audit_path(path), key).append(actor or default_actor(), "create",
+                                                             os.path.abspath(path), details)
+            _set_head(connection, records[-1], audit_key(key), gallery_id, 0)
             connection.execute("COMMIT")
         except sqlite3.Error as error:
             raise schema.database_error(building, error) from error
@@ -108,6 +114,11 @@ class Gallery(GalleryTransfers):
 
     def close(self) -> None:
         self._connection.close()
+
+    @property
+    def key(self) -> bytes:
+        """The gallery key (for checks that need it, e.g. of the audit chain)."""
+        return self._key
 
     def reopen(self) -> "Gallery":
         """Open whatever gallery file is at this gallery's path now, with the same key."""
@@ -289,11 +300,38 @@ class Gallery(GalleryTransfers):
             raise
 
     def _record(self, connection, actor: str, action: str, subject: str, details: dict, change: bool = True) -> None:
-        """Audit record first, then the head and change counter, all before the caller's COMMIT."""
-        record = self.audit.append(actor or default_actor(), action, subject, details)
-        _set_head(connection, record)
-        if change:
-            _set_meta(connection, "generation", str(int(self._meta("generation")) + 1))
+        """Audit record first (after checking the log still ends as this gallery left it), then the head
+        and change counter, all before the caller's COMMIT."""
+        records = self.audit.append(actor or default_actor(), action, subject, details, head=self.checked_head())
+        generation = int(self._meta("generation")) + (1 if change else 0)
+        _set_meta(connection, "generation", str(generation))
+        _set_head(connection, records[-1], self.audit.mac_key, self.id, generation)
+
+    @sqlite_errors
+    def checked_head(self) -> Head | None:
+        """The head of the audit chain as this gallery stored it, with whether its HMAC checks out."""
+        seq, digest = self.audit_head()
+        if seq == 0:
+            return None
+        expected = head_mac(self.audit.mac_key, self.id, self._meta("generation"), seq, digest)
+        stored = self._meta("audit_head_mac") or ""
+        return Head(seq, digest, hmac.compare_digest(stored, expected))
+
+    @sqlite_errors
+    def acknowledge_audit_breaks(self, actor: str) -> list[dict]:
+        """An admin has looked at the reported breaks of the audit log: record that; returns the break
+        records acknowledged (a break found only now is recorded first, and acknowledged too)."""
+        with self._transaction() as connection:
+            self._record(connection, actor, ACKNOWLEDGE, "audit log", {}, change=False)
+        return breaks_acknowledged_last(self.audit.path)
+
+    @sqlite_errors
+    def audited(self, actor: str, action: str, subject: str, details: dict, apply: Callable[[], None]) -> None:
+        """Record a change kept outside the gallery file (the admin token), and make it with ``apply``
+        inside the same transaction: a failed ``apply`` leaves the head where it was."""
+        with self._transaction() as connection:
+            self._record(connection, actor, action, subject, details, change=False)
+            apply()
 
     def _meta(self, key: str) -> str | None:
         row = self._connection.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -353,9 +391,10 @@ def _set_meta(connection, key: str, value: str) -> None:
     connection.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
 
-def _set_head(connection, record: dict) -> None:
+def _set_head(connection, record: dict, mac_key: bytes, gallery_id: str, generation: int) -> None:
     _set_meta(connection, "audit_seq", str(record["seq"]))
     _set_meta(connection, "audit_hash", record["hash"])
+    _set_meta(connection, "audit_head_mac", head_mac(mac_key, gallery_id, generation, record["seq"], record["hash"]))
 
 
 def _now() -> str:

@@ -70,8 +70,6 @@ class GalleryTransfers:
             destination = sqlite3.connect(partial)
             try:
                 self._connection.backup(destination)
-                # One self-contained file: it opens read-only, from any folder, with nothing beside it.
-                destination.execute("PRAGMA journal_mode = DELETE")
             finally:
                 destination.close()
             with open(partial, "rb+") as handle:

@@ -12,6 +12,7 @@ import importlib
 import sys
 
 from edge.exc import EdgeVerifyError
+from edge.owners import permission_advice
 
 # Order here is the order in `edge-verify --help`.
 COMMANDS = (
@@ -69,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     except EdgeVerifyError as error:
         print(f"edge-verify: error: {error}", file=sys.stderr)
         return error.exit_code
+    except PermissionError as error:
+        # Anything the gallery layer did not word itself: one line saying who may do it.
+        print(f"edge-verify: error: {permission_advice(error.filename or 'a file', 'use')}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("edge-verify: interrupted", file=sys.stderr)
         return 130

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from edge import paths
 from edge.door.lock import validate_pulse
 from edge.exc import ConfigError, EdgeVerifyError
 from edge.models.registry import BACKENDS, PRECISIONS
@@ -27,7 +28,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-DEFAULT_PATH = Path("/etc/edge-verify/config.toml")
+DEFAULT_PATH = paths.INSTALLED_CONFIG
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,9 @@ OPTIONS = (
            flag="--gallery", optional=True),
     Option("gallery", "key", "str", None, "gallery key file (default: $EDGE_VERIFY_HOME/gallery.key)", flag="--key",
            optional=True),
+    Option("gallery", "admin_token", "str", None, "the admin token's hash file, read by the enroll and gallery "
+           "commands (the daemon does not use it; default: beside the gallery). An installed kiosk keeps it in "
+           "/etc/edge-verify, out of the service user's reach", flag="--admin-token-file", optional=True),
     Option("gallery", "reload_s", "float", 1.0, "how often to look for gallery changes (s); changes apply "
            "without a restart", flag="--gallery-poll"),
     Option("events", "file", "str", None, "append one JSON line per decision to this file (rotated)",

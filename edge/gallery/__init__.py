@@ -41,7 +41,13 @@ def open_gallery(path: str | os.PathLike | None = None, key_path: str | os.PathL
         raise GalleryError(f"no gallery at {path}; enroll someone first (`edge-verify enroll NAME ...`) "
                            "or pass --gallery PATH")
     else:
-        key = load_key(key_path) if key_path.exists() else create_key(key_path)
-        gallery = Gallery.create(path, key, actor=actor)
+        new_key = not key_path.exists()
+        key = create_key(key_path) if new_key else load_key(key_path)
+        try:
+            gallery = Gallery.create(path, key, actor=actor)
+        except BaseException:
+            if new_key:  # a key made for a gallery that was never made is no use to anyone
+                key_path.unlink(missing_ok=True)
+            raise
     gallery.key_path = key_path
     return gallery

@@ -47,7 +47,7 @@ from typing import Callable, Iterator, NamedTuple
 
 from edge.exc import GalleryError
 from edge.gallery.crypto import audit_key
-from edge.gallery.files import fsync_folder
+from edge.gallery.files import adopt_owner, fsync_folder, no_permission
 
 GENESIS = "0" * 64
 FIELDS = ("seq", "time", "actor", "action", "subject", "details", "prev", "hash")
@@ -145,7 +145,13 @@ class AuditLog:
         """The log, open and locked; the same file as at its path (a break may have replaced it meanwhile)."""
         while True:
             created = not self.path.exists()
-            descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+            try:
+                descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW,
+                                     0o600)
+            except PermissionError:
+                raise no_permission(self.path, "write the audit log") from None
+            if created:
+                adopt_owner(descriptor, self.path.parent)
             # Gallery changes are already serialised by SQLite's write lock; token changes and
             # refusals are not, so the log takes its own lock.
             fcntl.flock(descriptor, fcntl.LOCK_EX)
@@ -190,6 +196,7 @@ class AuditLog:
         else:
             raise GalleryError(f"cannot keep the broken audit log beside {self.path}: too many copies")
         try:
+            adopt_owner(kept, self.path.parent)
             view = memoryview(data)
             while view:
                 view = view[os.write(kept, view):]

@@ -1,15 +1,21 @@
 """The admin token that guards enrollment, removal and the other gallery changes.
 
-The token itself is never stored: the file beside the gallery (mode 0600) holds a
-salted scrypt hash and its parameters, so a copy of that file does not let anyone
-in. Tokens reach the CLI through ``--token`` or ``$EDGE_VERIFY_ADMIN_TOKEN``.
+The token itself is never stored: a file holds a salted scrypt hash and its
+parameters, so a copy of that file does not let anyone in. Tokens reach the CLI
+through ``--token`` or ``$EDGE_VERIFY_ADMIN_TOKEN``.
+
+Where that file is: beside the gallery (gallery.admin-token, mode 0600), except
+for an installed kiosk's gallery, whose token is where /etc/edge-verify/config.toml
+says ([gallery] admin_token; the shipped file says /etc/edge-verify/admin-token):
+root's folder, readable by the service's group, so the daemon's account can
+neither delete nor replace it.
 
 Who may set the token (`edge-verify admin set-token`):
   * root, always (the installer, or an admin who lost the token);
-  * anyone holding the current token;
-  * while no token exists yet, whoever can create the token file. This is the
-    first-time setup on a kiosk; it gives nothing away, because anyone who can
-    write the gallery's folder could replace the token file by hand anyway.
+  * anyone holding the current token and allowed to write the token's folder (on
+    an installed kiosk: root only);
+  * while no token exists yet, whoever can create the token file: on an installed
+    kiosk that is root, at install time; on a developer's machine, its user.
 Every change of the token writes an audit record.
 """
 from __future__ import annotations
@@ -22,9 +28,10 @@ import stat
 import time
 from pathlib import Path
 
+from edge import paths
 from edge.exc import AuthError
 from edge.gallery.audit import default_actor
-from edge.gallery.files import commit_private, stage_private
+from edge.gallery.files import commit_private, permission_advice, stage_private
 
 ENV = "EDGE_VERIFY_ADMIN_TOKEN"
 MIN_LENGTH = 8
@@ -34,8 +41,13 @@ _SCRYPT = {"n": 2 ** 14, "r": 8, "p": 1}
 
 
 def token_path(gallery_path: str | os.PathLike) -> Path:
-    """The token hash lives beside the gallery: gallery.sqlite -> gallery.admin-token."""
-    return Path(gallery_path).with_suffix(".admin-token")
+    """Beside the gallery (gallery.sqlite -> gallery.admin-token); for the installed kiosk's gallery,
+    the config file's [gallery] admin_token (see the module docstring)."""
+    gallery_path = Path(gallery_path)
+    configured = paths.installed("admin_token")
+    if configured is not None and os.path.abspath(gallery_path) == os.path.abspath(paths.gallery_path()):
+        return configured
+    return gallery_path.with_suffix(".admin-token")
 
 
 def failures_path(gallery_path: str | os.PathLike) -> Path:
@@ -83,7 +95,12 @@ def set_token(token_file: str | os.PathLike, new: str, current: str | None = Non
     salt = os.urandom(16)
     record = {"scheme": "scrypt", **_SCRYPT, "salt": salt.hex(), "hash": _hash(new, salt, _SCRYPT).hex(),
               "set_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    staged = stage_private(token_file, (json.dumps(record, indent=2) + "\n").encode())
+    try:
+        staged = stage_private(token_file, (json.dumps(record, indent=2) + "\n").encode())
+    except PermissionError:
+        raise AuthError(f"cannot write the admin token file {token_file}: permission denied (its folder is "
+                        f"{'root' if token_file.parent.stat().st_uid == 0 else 'another user'}'s); run "
+                        "`sudo edge-verify admin set-token`") from None
     try:
         details = {"authorised_by": grounds, "replaced": token_file.exists()}
         if audit is None:
@@ -108,6 +125,9 @@ def _grounds(token_file: Path, current: str | None) -> str:
     if os.geteuid() == 0:
         return "root"  # without reading the old file: root must be able to replace a damaged one
     if _read(token_file) is None:
+        if not os.access(token_file.parent, os.W_OK | os.X_OK):
+            raise AuthError(f"no admin token is set and only root may set the first one ({token_file.parent} is "
+                            "root's): run `sudo edge-verify admin set-token` at install time")
         return "first token"
     if check_token(token_file, current):
         return "current token"
@@ -135,11 +155,17 @@ def _read(token_file: Path) -> dict | None:
         info = token_file.stat()
     except FileNotFoundError:
         return None
+    except PermissionError:
+        raise AuthError(permission_advice(token_file, "read the admin token")) from None
     if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         raise AuthError(f"the admin token file {token_file} is writable by others; run `chmod 600 {token_file}` "
                         "and set the token again as root")
     try:
-        stored = json.loads(token_file.read_text())
+        text = token_file.read_text()
+    except PermissionError:
+        raise AuthError(permission_advice(token_file, "read the admin token")) from None
+    try:
+        stored = json.loads(text)
         if stored.get("scheme") != "scrypt":
             raise ValueError(f"unknown scheme {stored.get('scheme')!r}")
         bytes.fromhex(stored["salt"]), bytes.fromhex(stored["hash"]), int(stored["n"])

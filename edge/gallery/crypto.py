@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from edge import paths
 from edge.exc import GalleryKeyMismatch
-from edge.gallery.files import fsync_folder
+from edge.gallery.files import adopt_owner, fsync_folder, no_permission
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
@@ -42,8 +42,8 @@ __all__ = [
 
 
 def default_key_path() -> Path:
-    """$EDGE_VERIFY_HOME/gallery.key."""
-    return paths.home() / "gallery.key"
+    """The installed config's [gallery] key, else $EDGE_VERIFY_HOME/gallery.key."""
+    return paths.gallery_key_path()
 
 
 def create_key(path: str | os.PathLike) -> bytes:
@@ -56,12 +56,15 @@ def create_key(path: str | os.PathLike) -> bytes:
     key = os.urandom(KEY_BYTES)
     try:
         # O_EXCL with mode 0600: the key is never, even briefly, readable by others.
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     except FileExistsError:
         raise GalleryKeyMismatch(
             f"key file {path} already exists; refusing to overwrite it (a new key makes the gallery unreadable)"
         ) from None
+    except PermissionError:
+        raise no_permission(path.parent, "create the gallery key in") from None
     try:
+        adopt_owner(descriptor, path.parent)
         os.write(descriptor, key)
         os.fsync(descriptor)
     finally:
@@ -75,6 +78,8 @@ def load_key(path: str | os.PathLike) -> bytes:
     path = Path(path)
     try:
         info = path.stat()
+    except PermissionError:
+        raise no_permission(path, "read the gallery key") from None
     except FileNotFoundError:
         raise GalleryKeyMismatch(
             f"no gallery key at {path}; it is created with the gallery at the first enrollment "
@@ -85,7 +90,10 @@ def load_key(path: str | os.PathLike) -> bytes:
             f"key file {path} is open to group or others (mode {stat.S_IMODE(info.st_mode):04o}); "
             f"run `chmod 600 {path}` and check who could have copied it"
         )
-    key = path.read_bytes()
+    try:
+        key = path.read_bytes()
+    except PermissionError:
+        raise no_permission(path, "read the gallery key") from None
     if len(key) != KEY_BYTES:
         raise GalleryKeyMismatch(f"key file {path} holds {len(key)} bytes, a gallery key is {KEY_BYTES}; it is damaged")
     return key

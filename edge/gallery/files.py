@@ -1,9 +1,18 @@
-"""Small file helpers for the gallery's private files (key, token, bundles)."""
+"""Small file helpers for the gallery's private files (key, token, bundles).
+
+Who ends up owning them: edge/owners.py.
+"""
 from __future__ import annotations
 
 import os
 import secrets
 from pathlib import Path
+
+from edge.exc import GalleryError
+from edge.owners import adopt_owner, adopt_path, permission_advice
+
+__all__ = ["adopt_owner", "adopt_path", "commit_private", "fsync_folder", "new_private_file", "no_permission",
+           "permission_advice", "stage_private", "write_private"]
 
 
 def fsync_folder(folder: str | os.PathLike) -> None:
@@ -38,6 +47,7 @@ def stage_private(path: Path, data: bytes) -> Path:
     temporary, descriptor = new_private_file(path)
     try:
         try:
+            adopt_owner(descriptor, path.parent)
             view = memoryview(data)
             while view:
                 view = view[os.write(descriptor, view):]
@@ -65,3 +75,8 @@ def new_private_file(beside: Path) -> tuple[Path, int]:
                                       0o600)
         except FileExistsError:
             continue
+
+
+def no_permission(path: str | os.PathLike, doing: str = "use") -> GalleryError:
+    """A one-line error for a file or folder this user may not read or write, saying what to run."""
+    return GalleryError(permission_advice(path, doing))

@@ -15,11 +15,13 @@ a partly readable gallery could silently drop people or keep erased ones.
 from __future__ import annotations
 
 import functools
+import os
 import sqlite3
 from pathlib import Path
 from urllib.parse import quote
 
 from edge.exc import GalleryCorrupt, GalleryError
+from edge.gallery.files import no_permission
 
 SCHEMA_VERSION = 1
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -65,9 +67,17 @@ def database_error(path: Path, error: sqlite3.Error) -> GalleryError:
     text = str(error)
     if (code is not None and code & 0xFF in _CORRUPT_CODES) or "malformed" in text or "not a database" in text:
         return corrupt(path, f"is damaged ({text})")
+    if ("unable to open" in text or "readonly" in text) and not _writable(path):
+        return no_permission(path, "write the gallery")
     if "locked" in text or "busy" in text:
         return GalleryError(f"gallery {path} is busy (another enrollment or import is running); try again")
     return GalleryError(f"gallery {path}: {text}")
+
+
+def _writable(path: Path) -> bool:
+    """SQLite needs the file and its folder (for the -wal and -shm files) writable."""
+    path = Path(path)
+    return os.access(path.parent, os.W_OK | os.X_OK) and (not path.exists() or os.access(path, os.R_OK | os.W_OK))
 
 
 def connect(path: Path, create: bool = False) -> sqlite3.Connection:
@@ -128,6 +138,8 @@ def check_header(path: Path) -> None:
     except FileNotFoundError:
         raise GalleryError(f"no gallery at {path}; enroll someone first (`edge-verify enroll NAME ...`) "
                            "or pass --gallery PATH") from None
+    except PermissionError:
+        raise no_permission(path, "read the gallery") from None
     except OSError as error:
         raise GalleryError(f"gallery {path} cannot be read ({error.strerror})") from error
     if len(header) < 100:

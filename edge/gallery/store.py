@@ -32,7 +32,7 @@ from edge.gallery.audit import (ACKNOWLEDGE, AuditLog, Head, audit_path, breaks_
 from edge.gallery.auth import token_path, token_set_at
 from edge.gallery.crypto import (InvalidTag, TemplateCipher, audit_key, template_context, vector_from_bytes,
                                  vector_to_bytes)
-from edge.gallery.files import fsync_folder
+from edge.gallery.files import adopt_owner, adopt_path, fsync_folder, no_permission
 from edge.gallery.inputs import check_model, check_name, check_quality, check_vectors
 from edge.gallery.schema import sqlite_errors
 from edge.gallery.transfer import GalleryTransfers
@@ -69,6 +69,9 @@ class Gallery(GalleryTransfers):
         # Taken before connecting: if the file is swapped in between, the next replaced() says so.
         identity = file_id(path)
         connection = schema.connect_readonly(path) if readonly else schema.connect(path)
+        if not readonly:
+            for companion in (f"{path}-wal", f"{path}-shm"):  # made by SQLite, as whoever runs this
+                adopt_path(companion)
         try:
             meta = schema.validate(connection, path)
             if not cipher.matches(f"gallery:{meta['gallery_id']}", meta["key_check"]):
@@ -88,9 +91,29 @@ class Gallery(GalleryTransfers):
         path.parent.mkdir(parents=True, exist_ok=True)
         cipher = TemplateCipher(key)
         building = path.with_name(f".{path.name}.creating")
-        for leftover in (building, Path(f"{building}-wal"), Path(f"{building}-shm")):
-            leftover.unlink(missing_ok=True)
-        os.close(os.open(building, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        leftovers = (building, Path(f"{building}-wal"), Path(f"{building}-shm"))
+        try:
+            for leftover in leftovers:
+                leftover.unlink(missing_ok=True)
+            descriptor = os.open(building, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except PermissionError:
+            raise no_permission(path.parent, "create the gallery in") from None
+        try:
+            adopt_owner(descriptor, path.parent)
+        finally:
+            os.close(descriptor)
+        try:
+            cls._build(building, path, cipher, key, actor)
+            os.replace(building, path)
+        finally:
+            for leftover in leftovers:  # nothing half made is left behind, whatever failed
+                leftover.unlink(missing_ok=True)
+        fsync_folder(path.parent)
+        return cls.open(path, key)
+
+    @classmethod
+    def _build(cls, building: Path, path: Path, cipher: TemplateCipher, key: bytes, actor: str | None) -> None:
+        """Tables, meta and the audit record of a new gallery, in the file being built."""
         connection = schema.connect(building, create=True)
         gallery_id = uuid.uuid4().hex
         try:
@@ -108,9 +131,6 @@ class Gallery(GalleryTransfers):
             raise schema.database_error(building, error) from error
         finally:
             connection.close()
-        os.replace(building, path)
-        fsync_folder(path.parent)
-        return cls.open(path, key)
 
     def close(self) -> None:
         self._connection.close()

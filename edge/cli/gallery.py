@@ -100,12 +100,11 @@ def open_existing(args):
 
 
 def authorise(args) -> str:
-    """Check the admin token; returns the actor recorded in the audit log."""
-    from edge.gallery.audit import default_actor
-    from edge.gallery.auth import require_token, token_from, token_path
+    """Check the admin token (waits and lockout after wrong ones); returns the actor for the audit log."""
+    from edge.gallery import authorise as check
+    from edge.gallery.auth import token_from
 
-    require_token(token_path(gallery_file(args)), token_from(args.token))
-    return f"{default_actor()} with admin token"
+    return check(gallery_file(args), token_from(args.token), args.key)
 
 
 def run_list(args) -> int:

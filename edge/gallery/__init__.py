@@ -18,12 +18,15 @@ from pathlib import Path
 
 from edge import paths
 from edge.exc import GalleryError
+from edge.gallery import auth
+from edge.gallery.audit import default_actor
 from edge.gallery.crypto import create_key, default_key_path, load_key
 from edge.gallery.search import Match, search
 from edge.gallery.store import Gallery
 from edge.gallery.threshold import choose_threshold, gallery_threshold, openset_threshold
 
-__all__ = ["Gallery", "Match", "choose_threshold", "gallery_threshold", "open_gallery", "openset_threshold", "search"]
+__all__ = ["Gallery", "Match", "authorise", "choose_threshold", "gallery_threshold", "lift_lockout", "open_gallery",
+           "openset_threshold", "search"]
 
 
 def open_gallery(path: str | os.PathLike | None = None, key_path: str | os.PathLike | None = None,
@@ -51,3 +54,31 @@ def open_gallery(path: str | os.PathLike | None = None, key_path: str | os.PathL
             raise
     gallery.key_path = key_path
     return gallery
+
+
+def authorise(gallery_path: str | os.PathLike | None, token: str | None,
+              key_path: str | os.PathLike | None = None) -> str:
+    """Check the admin token of this gallery (waits and lockout: auth.attempt); returns the actor to
+    record. A wrong token is recorded in the gallery's audit log when the gallery exists."""
+    path = Path(gallery_path) if gallery_path is not None else paths.gallery_path()
+    actor = default_actor()
+
+    def record_refusal(failures: int) -> None:
+        _record_if_there(path, key_path, actor, "token-refused", {"failures_in_a_row": failures})
+
+    auth.attempt(auth.token_path(path), auth.failures_path(path), token, on_refusal=record_refusal)
+    return f"{actor} with admin token"
+
+
+def lift_lockout(gallery_path: str | os.PathLike | None, key_path: str | os.PathLike | None = None) -> int:
+    """Root lifts the lock after wrong tokens; recorded in the audit log. Returns the tries forgiven."""
+    path = Path(gallery_path) if gallery_path is not None else paths.gallery_path()
+    return auth.unlock(auth.failures_path(path), on_unlock=lambda forgiven: _record_if_there(
+        path, key_path, default_actor(), "token-unlocked", {"failures_forgiven": forgiven}))
+
+
+def _record_if_there(path: Path, key_path, actor: str, action: str, details: dict) -> None:
+    if not path.exists():
+        return  # no gallery yet, so no log to sign: the count beside it still holds
+    with open_gallery(path, key_path) as gallery:
+        gallery.audited(actor, action, "admin token", details, apply=lambda: None)

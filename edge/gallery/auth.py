@@ -17,23 +17,36 @@ Who may set the token (`edge-verify admin set-token`):
   * while no token exists yet, whoever can create the token file: on an installed
     kiosk that is root, at install time; on a developer's machine, its user.
 Every change of the token writes an audit record.
+
+Wrong tokens: after each one the next try must wait longer (1, 2, 4 ... s, at most
+MAX_WAIT_S), which is kept in gallery.admin-failures beside the gallery so that a new
+process waits too; each writes a ``token-refused`` audit record; after LOCKOUT in a
+row even the right token is refused until root lifts the lockout (`sudo edge-verify
+admin unlock`). Tries without any token, or before the wait is over, are refused
+without being checked and are not counted.
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import hmac
 import json
+import math
 import os
 import stat
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable, Iterator
 
 from edge import paths
 from edge.exc import AuthError
 from edge.gallery.audit import default_actor
-from edge.gallery.files import commit_private, permission_advice, stage_private
+from edge.gallery.files import adopt_owner, commit_private, permission_advice, stage_private
 
 ENV = "EDGE_VERIFY_ADMIN_TOKEN"
+LOCKOUT = 10
+MAX_WAIT_S = 300
 MIN_LENGTH = 8
 HOW_TO_PASS = f"pass it with --token TOKEN or in ${ENV}"
 # scrypt cost: about 16 MiB and tens of milliseconds per check, stored in the file so it can rise later.
@@ -53,6 +66,109 @@ def token_path(gallery_path: str | os.PathLike) -> Path:
 def failures_path(gallery_path: str | os.PathLike) -> Path:
     """Wrong tokens tried against this gallery: gallery.sqlite -> gallery.admin-failures."""
     return Path(gallery_path).with_suffix(".admin-failures")
+
+
+def now() -> float:
+    """Wall-clock seconds: the waits between tries are kept across processes."""
+    return time.time()
+
+
+def wait_after(failures: int) -> float:
+    """Seconds to wait after ``failures`` wrong tokens in a row before the next try is checked."""
+    return 0.0 if failures <= 0 else float(min(2 ** (failures - 1), MAX_WAIT_S))
+
+
+def attempt(token_file: str | os.PathLike, failures_file: str | os.PathLike, token: str | None,
+            on_refusal: Callable[[int], None] | None = None) -> None:
+    """require_token, with the waits and the lockout of the module docstring.
+
+    ``on_refusal(failures)`` records a wrong token (the gallery's audit log).
+    """
+    token_file = Path(token_file)
+    if _read(token_file) is None or not token:
+        require_token(token_file, token)  # no token set, or none given: says how, counts nothing
+    with failure_state(Path(failures_file)) as state:
+        failures = state["failures"]
+        if failures >= LOCKOUT:
+            raise AuthError(f"admin commands are locked after {failures} wrong tokens in a row; root lifts the lock "
+                            "with `sudo edge-verify admin unlock`")
+        wait = state["last"] + wait_after(failures) - now()
+        if wait > 0:
+            raise AuthError(f"{failures} wrong admin token{'s' if failures != 1 else ''} in a row: try again in "
+                            f"{math.ceil(wait)} s")
+        if check_token(token_file, token):
+            state["failures"] = 0
+            return
+        state["failures"], state["last"] = failures + 1, now()
+    if on_refusal is not None:
+        on_refusal(failures + 1)
+    left = LOCKOUT - failures - 1
+    raise AuthError(f"the admin token is wrong; {HOW_TO_PASS} (next try in {wait_after(failures + 1):.0f} s; "
+                    + (f"{left} more wrong before the lockout)" if left else "admin commands are now locked: root "
+                       "lifts the lock with `sudo edge-verify admin unlock`)"))
+
+
+def unlock(failures_file: str | os.PathLike, on_unlock: Callable[[int], None] | None = None) -> int:
+    """Root lifts a lockout (and any wait); returns how many wrong tokens were forgiven."""
+    if os.geteuid() != 0:
+        raise AuthError("only root may lift the lock after wrong admin tokens: run `sudo edge-verify admin unlock`")
+    with failure_state(Path(failures_file)) as state:
+        forgiven = state["failures"]
+        state["failures"], state["last"] = 0, 0.0
+    if on_unlock is not None:
+        on_unlock(forgiven)
+    return forgiven
+
+
+@contextmanager
+def failure_state(path: Path) -> Iterator[dict]:
+    """{"failures", "last"} of ``path``, locked against other processes, written back when changed.
+
+    No file is made until something is counted. A damaged file counts as a lockout: only
+    root can clear it, never a stray edit."""
+    try:
+        descriptor = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except FileNotFoundError:
+        descriptor = None
+    except PermissionError:
+        raise AuthError(permission_advice(path, "record admin token tries in")) from None
+    try:
+        if descriptor is not None:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+        state = _parse_failures(os.pread(descriptor, 4096, 0) if descriptor is not None else b"")
+        before = dict(state)
+        yield state
+        if state == before:
+            return
+        if descriptor is None:
+            descriptor = _new_failures_file(path)
+        data = (json.dumps(state) + "\n").encode()
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, data, 0)
+        os.fsync(descriptor)
+    finally:
+        if descriptor is not None:
+            os.close(descriptor)
+
+
+def _parse_failures(raw: bytes) -> dict:
+    if not raw.strip():
+        return {"failures": 0, "last": 0.0}
+    try:
+        stored = json.loads(raw)
+        return {"failures": int(stored["failures"]), "last": float(stored["last"])}
+    except (ValueError, KeyError, TypeError):
+        return {"failures": LOCKOUT, "last": 0.0}
+
+
+def _new_failures_file(path: Path) -> int:
+    try:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except PermissionError:
+        raise AuthError(permission_advice(path, "record admin token tries in")) from None
+    adopt_owner(descriptor, path.parent)
+    fcntl.flock(descriptor, fcntl.LOCK_EX)
+    return descriptor
 
 
 def token_from(explicit: str | None) -> str | None:

@@ -5,6 +5,7 @@ import io
 import json
 import os
 import sys
+import time
 
 import pytest
 
@@ -51,6 +52,9 @@ def test_remove_needs_the_token(home, capsys, monkeypatch):
     assert code == 3 and "--token" in err and "EDGE_VERIFY_ADMIN_TOKEN" in err and err.count("\n") == 1
     code, _, err = run(capsys, "gallery", "remove", "Alice", "--token", "not-the-token")
     assert code == 3 and "wrong" in err
+    from edge.gallery import auth
+
+    monkeypatch.setattr(auth, "now", lambda: time.time() + 2)  # after the wait a wrong token brings (1 s)
     monkeypatch.setenv("EDGE_VERIFY_ADMIN_TOKEN", TOKEN)
     code, out, _ = run(capsys, "gallery", "remove", "Alice")
     assert code == 0 and out.strip() == "removed Alice: erased 5 templates"

@@ -11,6 +11,7 @@ import argparse
 import importlib
 import sys
 
+from edge.disk import is_no_space, space_advice
 from edge.exc import EdgeVerifyError
 from edge.owners import permission_advice
 
@@ -70,10 +71,16 @@ def main(argv: list[str] | None = None) -> int:
     except EdgeVerifyError as error:
         print(f"edge-verify: error: {error}", file=sys.stderr)
         return error.exit_code
-    except PermissionError as error:
-        # Anything the gallery layer did not word itself: one line saying who may do it.
-        print(f"edge-verify: error: {permission_advice(error.filename or 'a file', 'use')}", file=sys.stderr)
-        return 1
+    except OSError as error:
+        # Said by the gallery layer in its own words where it can; anything else about space or
+        # permissions is still one line saying what to do.
+        if is_no_space(error):
+            print(f"edge-verify: error: {space_advice(error.filename or '.')}", file=sys.stderr)
+            return 1
+        if isinstance(error, PermissionError):
+            print(f"edge-verify: error: {permission_advice(error.filename or 'a file', 'use')}", file=sys.stderr)
+            return 1
+        raise
     except KeyboardInterrupt:
         print("edge-verify: interrupted", file=sys.stderr)
         return 130

@@ -116,6 +116,8 @@ OPTIONS = (
     Option("events", "backups", "int", 5, "rotated events files to keep", flag="--events-backups"),
     Option("events", "store_faces", "bool", False, "save each decision's face crop next to the events file "
            "(privacy: off by default)", flag="--store-faces", negative_flag="--no-store-faces"),
+    Option("events", "faces_kept", "int", 1000, "with store_faces: keep only this many newest face crops",
+           flag="--faces-kept"),
 )
 
 BY_NAME = {option.name: option for option in OPTIONS}
@@ -320,6 +322,7 @@ def _check_engine(settings: Settings) -> None:
 def _check_events(settings: Settings) -> None:
     _at_least(settings, "events.max_bytes", 0)
     _at_least(settings, "events.backups", 1)
+    _at_least(settings, "events.faces_kept", 1)
     if settings["events.store_faces"] and settings["events.file"] is None:
         raise ConfigError("[events] store_faces needs an events file: face crops are saved next to it")
 
@@ -354,7 +357,8 @@ CHECKS = (
       "decision.liveness"), _check_decision),
     (("engine.precision", "engine.backend", "engine.threads"), _check_engine),
     (("gallery.reload_s",), lambda settings: _at_least(settings, "gallery.reload_s", 0.0, strict=True)),
-    (("events.max_bytes", "events.backups", "events.store_faces", "events.file"), _check_events),
+    (("events.max_bytes", "events.backups", "events.store_faces", "events.file", "events.faces_kept"),
+     _check_events),
 )
 
 

@@ -37,7 +37,7 @@ from edge.daemon import notify, parts
 from edge.daemon.config import Settings
 from edge.daemon.decision import Decider, Observation, Verdict
 from edge.daemon.frames import analyse, face_crop
-from edge.events import event_time
+from edge.events import event_time, store_face
 from edge.exc import DoorError, SourceError
 from edge.liveness import LiveWindow, live_scores, live_threshold
 from edge.sources import FrameStatus
@@ -282,15 +282,10 @@ class Daemon:
             event["face_image"] = self._store_face(frame, sighting.face)
         return event
 
-    def _store_face(self, frame, face) -> str:
-        import cv2
-
+    def _store_face(self, frame, face) -> Optional[str]:
         folder = Path(self.settings["events.file"]).parent / "faces"
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{time.strftime('%Y%m%dT%H%M%S')}-{frame.index:08d}.jpg"
-        if not cv2.imwrite(str(path), face_crop(frame.image, face)):
-            raise OSError(f"cannot write the face crop {path}")
-        return str(path)
+        return store_face(folder, f"{time.strftime('%Y%m%dT%H%M%S')}-{frame.index:08d}", face_crop(frame.image, face),
+                          keep=self.settings["events.faces_kept"])
 
     def _write(self, event: dict) -> None:
         self.events.write(event)
@@ -311,13 +306,19 @@ class Daemon:
     # -- status ---------------------------------------------------------------------------------
     def _running_status(self) -> str:
         return (f"{self.stats.fps():.1f} fps, {self.gallery.describe()}, {self.stats.unlocks} unlocks; "
-                f"last: {self._last_decision}")
+                f"last: {self._last_decision}{dropped_note(self.events)}")
 
     def _status(self, text: str, force: bool = False) -> None:
         now = time.monotonic()
         if force or now - self._status_at >= STATUS_EVERY_S:
             self._status_at = now
             notify.status(text)
+
+
+def dropped_note(events) -> str:
+    """For the status line: events the file missed (a full disk), which journald still has."""
+    dropped = getattr(events, "dropped", 0)
+    return f"; {dropped} events not written to the events file (disk full?)" if dropped else ""
 
 
 def _rounded(value) -> Optional[float]:

@@ -45,6 +45,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator, NamedTuple
 
+from edge.disk import is_no_space, space_advice
 from edge.exc import GalleryError
 from edge.gallery.crypto import audit_key
 from edge.gallery.files import adopt_owner, fsync_folder, no_permission
@@ -179,8 +180,9 @@ class AuditLog:
             os.fsync(descriptor)
         except OSError as error:
             os.ftruncate(descriptor, size)  # no torn record left behind
-            raise GalleryError(f"could not write a record to the audit log {self.path} ({error.strerror or error}; "
-                               "no space left on the disk?); nothing was changed") from error
+            why = space_advice(self.path) if is_no_space(error) else error.strerror or str(error)
+            raise GalleryError(f"could not write a record to the audit log {self.path}: {why}; nothing was "
+                               "changed") from error
         return record
 
     def _keep_as_evidence(self, descriptor: int, data: bytes) -> str:

@@ -14,6 +14,7 @@ authenticate instead of quietly making Bob look like Alice.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import hmac
 import json
@@ -28,7 +29,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from edge import paths
-from edge.exc import GalleryKeyMismatch
+from edge.disk import is_no_space, space_advice
+from edge.exc import GalleryError, GalleryKeyMismatch
 from edge.gallery.files import adopt_owner, fsync_folder, no_permission
 
 KEY_BYTES = 32
@@ -65,9 +67,16 @@ def create_key(path: str | os.PathLike) -> bytes:
         raise no_permission(path.parent, "create the gallery key in") from None
     try:
         adopt_owner(descriptor, path.parent)
-        os.write(descriptor, key)
+        if os.write(descriptor, key) != len(key):
+            raise OSError(errno.ENOSPC, "short write")
         os.fsync(descriptor)
-    finally:
+    except OSError as error:
+        os.close(descriptor)
+        path.unlink(missing_ok=True)  # a short key file would lock the gallery out for good
+        if is_no_space(error):
+            raise GalleryError(f"cannot write the gallery key {path}: {space_advice(path)}") from None
+        raise
+    else:
         os.close(descriptor)
     fsync_folder(path.parent)
     return key

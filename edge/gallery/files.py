@@ -8,6 +8,7 @@ import os
 import secrets
 from pathlib import Path
 
+from edge.disk import is_no_space, space_advice
 from edge.exc import GalleryError
 from edge.owners import adopt_owner, adopt_path, permission_advice
 
@@ -54,8 +55,10 @@ def stage_private(path: Path, data: bytes) -> Path:
             os.fsync(descriptor)
         finally:
             os.close(descriptor)
-    except BaseException:
+    except BaseException as error:
         temporary.unlink(missing_ok=True)
+        if is_no_space(error):
+            raise GalleryError(f"cannot write {path}: {space_advice(path)}; nothing was changed") from None
         raise
     return temporary
 

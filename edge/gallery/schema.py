@@ -20,12 +20,14 @@ import sqlite3
 from pathlib import Path
 from urllib.parse import quote
 
+from edge.disk import low_on_space, space_advice
 from edge.exc import GalleryCorrupt, GalleryError
 from edge.gallery.files import no_permission
 
 SCHEMA_VERSION = 1
 SQLITE_MAGIC = b"SQLite format 3\x00"
 _CORRUPT_CODES = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
+_IOERR, _FULL = 10, 13
 
 TABLES = """
 CREATE TABLE meta (
@@ -65,6 +67,9 @@ def database_error(path: Path, error: sqlite3.Error) -> GalleryError:
     """Turn an SQLite error into a one-line gallery error."""
     code = getattr(error, "sqlite_errorcode", None)
     text = str(error)
+    if (code is not None and code & 0xFF == _FULL) or "disk is full" in text or (
+            ("disk I/O error" in text or (code is not None and code & 0xFF == _IOERR)) and low_on_space(path)):
+        return GalleryError(f"gallery {path}: {space_advice(path)}; nothing was changed")
     if (code is not None and code & 0xFF in _CORRUPT_CODES) or "malformed" in text or "not a database" in text:
         return corrupt(path, f"is damaged ({text})")
     if ("unable to open" in text or "readonly" in text) and not _writable(path):

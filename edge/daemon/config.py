@@ -78,6 +78,9 @@ OPTIONS = (
     Option("door", "exit_pin", "str", None, "request-to-exit button input pin", flag="--exit-pin", optional=True),
     Option("decision", "threshold", "float", None, "match distance threshold (default: the 1:N threshold computed "
            "from the engine manifest for the gallery's size)", flag="--threshold", optional=True),
+    Option("decision", "allow_loose_threshold", "bool", False, "accept a threshold looser than the model's 1:1 "
+           "threshold, which lets strangers in as somebody (refused by default)", flag="--allow-loose-threshold",
+           negative_flag="--no-allow-loose-threshold"),
     Option("decision", "k", "int", 3, "frames that must agree on one person ...", flag="--k"),
     Option("decision", "n", "int", 5, "... among the last N frames", flag="--n"),
     Option("decision", "min_face_px", "int", 80, "ignore faces whose box is smaller than this (pixels)",

@@ -73,6 +73,7 @@ def open_live_gallery(settings: Settings, manifest: dict, clock=None) -> LiveGal
     from edge.gallery import open_gallery
 
     gallery_settings, decision = settings.gallery, settings.decision
+    check_threshold(settings, manifest)
     gallery = open_gallery(gallery_settings["path"], gallery_settings["key"], create=False)
     try:
         live = LiveGallery(gallery, manifest, threshold=decision["threshold"], stranger_rate=decision["stranger_rate"],
@@ -84,6 +85,21 @@ def open_live_gallery(settings: Settings, manifest: dict, clock=None) -> LiveGal
         raise
     report_audit(gallery)
     return live
+
+
+def check_threshold(settings: Settings, manifest: dict) -> None:
+    """A set threshold looser than the model's 1:1 one makes nearly every face somebody: refused unless
+    [decision] allow_loose_threshold says it is meant (then said loudly at every start)."""
+    threshold, model_threshold = settings["decision.threshold"], float(manifest["threshold"])
+    if threshold is None or threshold <= model_threshold:
+        return
+    message = (f"[decision] threshold {threshold:g} is looser than the model's 1:1 threshold {model_threshold:g}: "
+               "faces of strangers would be taken for enrolled people")
+    if not settings["decision.allow_loose_threshold"]:
+        origin = getattr(settings, "origins", {}).get("decision.threshold", "the config file")
+        raise ConfigError(f"{message} ({origin}); leave it unset for the 1:N rule, or pass --allow-loose-threshold "
+                          "([decision] allow_loose_threshold = true) if that is really meant")
+    log.warning("%s (allowed by allow_loose_threshold)", message)
 
 
 def report_audit(gallery) -> None:

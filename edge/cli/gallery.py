@@ -203,13 +203,12 @@ def run_export(args) -> int:
 
 
 def run_import(args) -> int:
-    from edge.gallery import open_gallery
+    from edge.gallery import import_into
     from edge.gallery.crypto import load_key
 
     actor = authorise(args)
     bundle_key = load_key(args.bundle_key) if args.bundle_key else None
-    with open_gallery(gallery_file(args), args.key, create=True, actor=actor) as gallery:
-        counts = gallery.import_(args.file, actor, key=bundle_key)
+    counts = import_into(gallery_file(args), args.key, args.file, actor, bundle_key=bundle_key)
     _report(args, {"file": str(args.file), **counts},
             f"imported {counts['people']} people ({counts['templates']} templates) from {args.file}")
     return 0

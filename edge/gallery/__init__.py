@@ -19,14 +19,15 @@ from pathlib import Path
 from edge import paths
 from edge.exc import GalleryError
 from edge.gallery import auth
-from edge.gallery.audit import default_actor
+from edge.gallery.audit import audit_path, default_actor
 from edge.gallery.crypto import create_key, default_key_path, load_key
 from edge.gallery.search import Match, search
 from edge.gallery.store import Gallery
 from edge.gallery.threshold import choose_threshold, gallery_threshold, openset_threshold
+from edge.gallery.transfer import check_people, read_source
 
-__all__ = ["Gallery", "Match", "authorise", "choose_threshold", "gallery_threshold", "lift_lockout", "open_gallery",
-           "openset_threshold", "search"]
+__all__ = ["Gallery", "Match", "authorise", "choose_threshold", "gallery_threshold", "import_into", "lift_lockout",
+           "open_gallery", "openset_threshold", "search"]
 
 
 def open_gallery(path: str | os.PathLike | None = None, key_path: str | os.PathLike | None = None,
@@ -82,3 +83,28 @@ def _record_if_there(path: Path, key_path, actor: str, action: str, details: dic
         return  # no gallery yet, so no log to sign: the count beside it still holds
     with open_gallery(path, key_path) as gallery:
         gallery.audited(actor, action, "admin token", details, apply=lambda: None)
+
+
+def import_into(gallery_path: str | os.PathLike | None, key_path: str | os.PathLike | None,
+                source: str | os.PathLike, actor: str, bundle_key: bytes | None = None) -> dict:
+    """`gallery import`: merge a bundle or backup into the gallery, making the gallery when there is none
+    (a restore). A new gallery is made only once the whole source has been read and checked, and a
+    failure after that removes what was made for it (gallery, key, log): nothing is left behind."""
+    path = Path(gallery_path) if gallery_path is not None else paths.gallery_path()
+    key_path = Path(key_path) if key_path is not None else default_key_path()
+    if path.exists():
+        with open_gallery(path, key_path) as gallery:
+            return gallery.import_(source, actor, key=bundle_key)
+    if bundle_key is None and not key_path.exists():
+        raise GalleryError(f"no key at {key_path} to read {source} with; pass the key it was sealed with "
+                           "(--bundle-key PATH) or the gallery's key (--key PATH); nothing was imported")
+    people = read_source(Gallery, Path(source), bundle_key if bundle_key is not None else load_key(key_path))
+    check_people(people, str(source))
+    made = [file for file in (key_path, audit_path(path)) if not file.exists()] + [path]
+    try:
+        with open_gallery(path, key_path, create=True, actor=actor) as gallery:
+            return gallery.merge(people, actor, os.path.abspath(source))
+    except BaseException:
+        for file in made:  # only what this import made
+            file.unlink(missing_ok=True)
+        raise

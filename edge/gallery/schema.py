@@ -113,23 +113,17 @@ def connect(path: Path, create: bool = False) -> sqlite3.Connection:
 def connect_readonly(path: Path) -> sqlite3.Connection:
     """A read-only connection to a backup (or any gallery file) that changes nothing on disk.
 
-    Works in a read-only folder: a backup in rollback-journal mode needs nothing beside
-    it; an older backup in WAL mode with no -wal file beside it is read as immutable
-    (SQLite would otherwise want to create its -shm file there).
+    A backup with no -wal file beside it holds everything in itself: it is read as
+    immutable, so SQLite makes no -shm or -wal file beside it and needs no write access
+    there (read-only media). A file with a -wal beside it (a copy of a live gallery) is
+    opened read-only the ordinary way, so the pages in that -wal are read too.
     """
     check_header(path)
     uri = f"file:{quote(str(Path(path).resolve()))}?mode=ro"
+    if not Path(f"{path}-wal").exists():
+        uri += "&immutable=1"
     try:
         connection = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
-        connection.execute("PRAGMA user_version").fetchone()
-        return connection
-    except sqlite3.OperationalError as error:
-        if Path(f"{path}-wal").exists():
-            raise database_error(path, error) from error
-    except sqlite3.Error as error:
-        raise database_error(path, error) from error
-    try:
-        connection = sqlite3.connect(uri + "&immutable=1", uri=True, isolation_level=None, check_same_thread=False)
         connection.execute("PRAGMA user_version").fetchone()
     except sqlite3.Error as error:
         raise database_error(path, error) from error

@@ -12,7 +12,7 @@ import sqlite3
 import tempfile
 from pathlib import Path
 
-from edge.exc import GalleryError
+from edge.exc import GalleryCorrupt, GalleryError
 from edge.gallery.bundle import is_bundle, read_bundle, write_bundle
 from edge.gallery.crypto import TemplateCipher
 from edge.gallery.destination import check_destination, owned_files
@@ -43,16 +43,9 @@ class GalleryTransfers:
         a name that is already enrolled here stops the import with the list of conflicts.
         """
         path = Path(path)
-        if not path.is_file():
-            raise GalleryError(f"no bundle or backup at {path}")
-        if path.resolve() == self.path.resolve():
+        if path.is_file() and path.resolve() == self.path.resolve():
             raise GalleryError(f"{path} is this gallery itself; import a bundle or a backup")
-        if is_bundle(path):
-            people = read_bundle(path, TemplateCipher(key or self._key))
-        else:
-            with type(self).open(path, key or self._key) as source:
-                people = source._read_people()
-        return self._merge(people, actor, os.path.abspath(path))
+        return self.merge(read_source(type(self), path, key or self._key), actor, os.path.abspath(path))
 
     @sqlite_errors
     def backup(self, path: str | os.PathLike, actor: str, overwrite: bool = False) -> Path:
@@ -101,14 +94,12 @@ class GalleryTransfers:
                                         "quality": None if row[7] is None else json.loads(row[7]), "created_at": row[8]})
         return list(people.values())
 
+    def merge(self, people: list[dict], actor: str, source: str) -> dict:
+        """Add the people read from a bundle or backup (read_source), all or nothing."""
+        return self._merge(people, actor, source)
+
     def _merge(self, people: list[dict], actor: str, source: str) -> dict:
-        names = [check_name(person["name"]) for person in people]
-        if len(set(names)) != len(names):
-            raise GalleryError(f"{source} lists a name twice; nothing was imported")
-        models = {template["model"] for person in people for template in person["templates"]}
-        dims = {len(template["vector"]) for person in people for template in person["templates"]}
-        if len(models) > 1 or len(dims) > 1:
-            raise GalleryError(f"{source} mixes embedding models {sorted(models)}; nothing was imported")
+        names, models, dims = check_people(people, source)
         count = sum(len(person["templates"]) for person in people)
         with self._transaction() as connection:
             taken = [name for name in names if connection.execute("SELECT 1 FROM people WHERE name = ?", (name,)).fetchone()]
@@ -128,3 +119,34 @@ class GalleryTransfers:
         return {"people": len(names), "templates": count}
 
 
+def check_people(people: list[dict], source: str) -> tuple[list[str], set, set]:
+    """(names, models, dimensions) of people to import, or GalleryError: checked before anything is made."""
+    names = [check_name(person["name"]) for person in people]
+    if len(set(names)) != len(names):
+        raise GalleryError(f"{source} lists a name twice; nothing was imported")
+    models = {template["model"] for person in people for template in person["templates"]}
+    dims = {len(template["vector"]) for person in people for template in person["templates"]}
+    if len(models) > 1 or len(dims) > 1:
+        raise GalleryError(f"{source} mixes embedding models {sorted(models)}; nothing was imported")
+    return names, models, dims
+
+
+def read_source(gallery_class, path: Path, key: bytes) -> list[dict]:
+    """Every person of a bundle or backup, decrypted with ``key``; the source is only read (a backup
+    on read-only media works). A damaged source is said to be the source, with nothing imported."""
+    path = Path(path)
+    if not path.is_file():
+        raise GalleryError(f"no bundle or backup at {path}")
+    if is_bundle(path):
+        return read_bundle(path, TemplateCipher(key))
+    try:
+        with gallery_class.open(path, key, readonly=True) as source:
+            return source._read_people()
+    except GalleryCorrupt as error:
+        raise GalleryError(f"{path} is neither an intact backup nor an intact bundle ({_reason(error)}); nothing was "
+                           "imported: use another backup") from None
+
+
+def _reason(error: GalleryCorrupt) -> str:
+    """The damage, without the recovery advice meant for a live gallery."""
+    return str(error).split("; recovery:", 1)[0]

@@ -30,9 +30,16 @@ line is never left half written: a failed write is cut back.
 
 Face crops (``store_faces``) are kept beside the events file, mode 0640 like the
 events, and only the newest ``keep`` of them (store_face).
+
+When a person is removed from the gallery, forget_person rewrites the events file
+and its rotated files with the person's number ("person #N", whose name the gallery
+erased) instead of their name, and deletes the face crops of their events. Writes
+and that rewrite take the file's lock, so no line is lost or torn between them.
+(journald keeps its own copy of stdout until its retention ends.)
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import math
@@ -120,7 +127,9 @@ class RotatingLines:
         if self.max_bytes and size > 0 and size + len(data) > self.max_bytes:
             self._rotate()
             size = 0
+        fcntl.flock(self._descriptor, fcntl.LOCK_EX)  # forget_person may be rewriting the file
         try:
+            size = os.fstat(self._descriptor).st_size
             written = os.write(self._descriptor, data)
             if written != len(data):
                 raise OSError(28, "no space left on device (short write)")
@@ -130,6 +139,8 @@ class RotatingLines:
             except OSError:
                 pass  # the file stays as it was before this write at worst
             raise
+        finally:
+            fcntl.flock(self._descriptor, fcntl.LOCK_UN)
 
     def _rotate(self) -> None:
         os.close(self._descriptor)
@@ -250,3 +261,55 @@ def prune_faces(folder: Path, keep: int) -> None:
             os.unlink(folder / name)
         except FileNotFoundError:
             pass
+
+
+def forget_person(path: Union[str, os.PathLike], name: str, replacement: str,
+                  backups: int = DEFAULT_BACKUPS) -> tuple[int, int]:
+    """Replace ``name`` by ``replacement`` in the events file and its rotated files, and delete the face
+    crops of those events; returns (events rewritten, crops deleted). Missing files are skipped."""
+    path = Path(path)
+    rewritten = deleted = 0
+    for file in [path] + [path.with_name(f"{path.name}.{number}") for number in range(1, backups + 1)]:
+        try:
+            descriptor = os.open(file, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            size = os.fstat(descriptor).st_size
+            lines, changed, crops = _forget_in(os.pread(descriptor, size, 0), name, replacement)
+            if changed:
+                data = b"".join(lines)
+                os.ftruncate(descriptor, 0)
+                os.pwrite(descriptor, data, 0)
+                os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+        rewritten += changed
+        for crop in crops:
+            try:
+                os.unlink(crop)
+                deleted += 1
+            except FileNotFoundError:
+                pass
+    return rewritten, deleted
+
+
+def _forget_in(data: bytes, name: str, replacement: str) -> tuple[list[bytes], int, list[str]]:
+    lines, changed, crops = [], 0, []
+    for line in data.splitlines(keepends=True):
+        try:
+            event = json.loads(line)
+        except ValueError:
+            lines.append(line)  # not ours to judge: kept as it is
+            continue
+        if not isinstance(event, dict) or event.get("person") != name:
+            lines.append(line)
+            continue
+        event["person"] = replacement
+        if event.get("face_image"):
+            crops.append(str(event["face_image"]))
+            event["face_image"] = None
+        lines.append(encode(event).encode("utf-8") + b"\n")
+        changed += 1
+    return lines, changed, crops

@@ -77,23 +77,23 @@ def is_installed() -> bool:
                           "edge-verify edge-verify ...)") from None
 
 
-def installed(key: str) -> Path | None:
-    """A file named in the [gallery] section of /etc/edge-verify/config.toml, when there is one.
+def installed(key: str, section: str = "gallery") -> Path | None:
+    """A file named in the [gallery] (or another) section of /etc/edge-verify/config.toml, when there is one.
 
     Read here without the daemon's settings, so that a command that only needs the gallery
     works even when another section of the file is being edited."""
     if not is_installed():
         return None
     try:
-        section = tomllib.loads(INSTALLED_CONFIG.read_text(encoding="utf-8")).get("gallery", {})
+        table = tomllib.loads(INSTALLED_CONFIG.read_text(encoding="utf-8")).get(section, {})
     except PermissionError:
         raise ConfigError(f"cannot read {INSTALLED_CONFIG}: permission denied; run this as root (sudo edge-verify "
                           "...) or as the service user (sudo -u edge-verify edge-verify ...)") from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
         raise ConfigError(f"cannot read {INSTALLED_CONFIG}: {error}") from None
-    value = section.get(key) if isinstance(section, dict) else None
+    value = table.get(key) if isinstance(table, dict) else None
     if value is None:
         return None
     if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"{INSTALLED_CONFIG}: [gallery] {key} must be a file name in quotes, got {value!r}")
+        raise ConfigError(f"{INSTALLED_CONFIG}: [{section}] {key} must be a file name in quotes, got {value!r}")
     return Path(value)

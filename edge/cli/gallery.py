@@ -53,9 +53,15 @@ def register(subparsers) -> None:
     show = action("show", run_show, "one person's templates (ids, dates, quality notes; never the templates), or "
                   "without NAME the gallery's summary with the 1:N threshold for its current size")
     show.add_argument("name", metavar="NAME", nargs="?")
-    action("remove", run_remove, "erase a person and every template of theirs (admin token)",
-           "Erase a person and all their templates (for example on a request under GDPR or BIPA). The "
-           "erased rows are overwritten on disk. Says how many templates were erased.").add_argument("name", metavar="NAME")
+    remove = action("remove", run_remove, "erase a person and every template of theirs (admin token)",
+                    "Erase a person and all their templates (for example on a request under GDPR or BIPA). The "
+                    "erased rows are overwritten on disk. The audit log names people only by number (person #N), "
+                    "so their name goes with them; the events file and its rotated files are rewritten with that "
+                    "number instead of the name, and the face crops of their events are deleted (journald keeps "
+                    "its own copy until its retention ends). Says how many templates were erased.")
+    remove.add_argument("name", metavar="NAME")
+    remove.add_argument("--events", metavar="FILE", type=Path,
+                        help="the daemon's events file (default: [events] file of /etc/edge-verify/config.toml)")
     rename = action("rename", run_rename, "rename a person (admin token)")
     rename.add_argument("old", metavar="OLD")
     rename.add_argument("new", metavar="NEW")
@@ -132,7 +138,8 @@ def run_show(args) -> int:
     if args.json:
         print(json.dumps(data, indent=2))
     elif args.name:
-        print(f"{data['name']}: {len(data['templates'])} templates, enrolled {data['created_at']}")
+        print(f"{data['name']} ({data['person']} in the audit log): {len(data['templates'])} templates, "
+              f"enrolled {data['created_at']}")
         for template in data["templates"]:
             quality = json.dumps(template["quality"]) if template["quality"] is not None else "-"
             print(f"  template {template['id']:>6}  {template['model']} {template['dim']}-d  "
@@ -177,11 +184,20 @@ def describe_threshold(summary: dict) -> str:
 
 
 def run_remove(args) -> int:
+    from edge.events import forget_person
+
     actor = authorise(args)
     with open_existing(args) as gallery:
+        number = gallery.person_ref(args.name)
         count = gallery.remove_person(args.name, actor)
-    _report(args, {"name": args.name, "templates_erased": count},
-            f"removed {args.name}: erased {count} template{'s' if count != 1 else ''}")
+    events = args.events or paths.installed("file", section="events")
+    rewritten, crops = forget_person(events, args.name, number) if events is not None else (0, 0)
+    text = f"removed {args.name}: erased {count} template{'s' if count != 1 else ''}"
+    if events is not None:
+        text += f"; {rewritten} event{'s' if rewritten != 1 else ''} in {events} now name {number}, {crops} face " \
+                f"crop{'s' if crops != 1 else ''} deleted"
+    _report(args, {"name": args.name, "person": number, "templates_erased": count, "events_rewritten": rewritten,
+                   "face_crops_deleted": crops}, text)
     return 0
 
 

@@ -46,6 +46,7 @@ class Shot:
     label: str
     image: np.ndarray | None
     problem: str | None = None
+    note: str | None = None  # how the stored quality note names the frame, when the label must not be kept
 
 
 @dataclass
@@ -117,7 +118,7 @@ def enroll(name: str, pipeline, gallery, frames: Iterable, count: int = DEFAULT_
             raise error(f"{problem}; nothing was stored (use --force to enroll anyway)")
         warnings.append(f"{problem}; enrolled anyway (--force)")
         report(f"warning: {warnings[-1]}")
-        details[f"forced_{kind}"] = other if kind == "duplicate" else problem
+        details[f"forced_{kind}"] = gallery.person_ref(other) if kind == "duplicate" else problem
     stored = gallery.add_person_templates(name, matrix, embedding_space(pipeline.manifest), actor, quality, append=append,
                                           audit_details=details or None)
     return EnrollResult(name, stored, seen, append and name in enrolled, rejected, quality, warnings)
@@ -137,7 +138,7 @@ def capture(pipeline, frames: Iterable, count: int, report) -> tuple[list, list,
             report(f"{shot.label}: rejected: {'; '.join(verdict.reasons)}")
             continue
         vectors.append(pipeline.embed(verdict.chip[None])[0])
-        quality.append({"frame": shot.label, **verdict.measures})
+        quality.append({"frame": shot.note or shot.label, **verdict.measures})
         report(f"{shot.label}: good ({len(vectors)}/{count} good frames)")
         if len(vectors) >= count:
             break
@@ -178,7 +179,8 @@ def one_person(matrix: np.ndarray, quality: list, threshold: float, force: bool,
     odd = [(quality[row]["frame"], f"not the same person as the other good frames: {distance:.3f} from them on "
                                    f"average > {limit:.3f}") for row, distance, limit in verdict.odd]
     if force:
-        return matrix, quality, verdict.problem or ("; ".join(f"{label}: {reason}" for label, reason in odd) or None)
+        return matrix, quality, verdict.problem or ("; ".join(f"good frame {row + 1}: {reason}" for (row, _, _), (_, reason)
+                                                              in zip(verdict.odd, odd)) or None)
     for label, reason in odd:
         rejected.append(Rejection(label, [reason]))
         report(f"{label}: rejected: {reason}")
@@ -224,11 +226,12 @@ def image_shots(paths) -> Iterator[Shot]:
     """Photos from files; an unreadable one becomes a Shot with its problem (reported, not fatal)."""
     from edge.vision.image import load_image
 
-    for path in paths:
+    for number, path in enumerate(paths, start=1):
+        # The path is shown to the installer, never stored: quality notes say "photo N".
         try:
-            yield Shot(str(path), load_image(path))
+            yield Shot(str(path), load_image(path), note=f"photo {number}")
         except ImageError as error:
-            yield Shot(str(path), None, str(error).removeprefix(f"{path}: "))
+            yield Shot(str(path), None, str(error).removeprefix(f"{path}: "), note=f"photo {number}")
 
 
 def camera_shots(uri: str, timeout_s: float = 30.0, interval_s: float = 0.3, read_timeout_s: float = 2.0,

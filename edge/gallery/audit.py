@@ -87,6 +87,12 @@ def default_actor() -> str:
         return f"uid {uid}"
 
 
+def person_ref(person_id: int) -> str:
+    """A person as the audit log names them: by their row number, never by name. Row numbers are never
+    reused, and the number's name is erased with the person, so a removal leaves no name behind."""
+    return f"person #{int(person_id)}"
+
+
 def canonical(data) -> bytes:
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 

@@ -7,6 +7,9 @@ it was or fully updated, and a running daemon sees a change by polling
 ``version()`` before ``load_matrix()``: a change in between then only causes one
 extra reload.
 
+The audit log names a person "person #N" (their row number, never reused), not by name:
+removing the person erases the only place that number's name is kept.
+
 Templates are float32 vectors of any dimension (stored with each template),
 sealed with AES-GCM (see crypto.py). Templates of one embedding model only:
 mixing models gives meaningless distances, so another model id is refused.
@@ -28,7 +31,7 @@ import numpy as np
 from edge.exc import GalleryError, GalleryKeyMismatch
 from edge.gallery import schema
 from edge.gallery.audit import (ACKNOWLEDGE, AuditLog, Head, audit_path, breaks_acknowledged_last, default_actor,
-                                head_mac)
+                                head_mac, person_ref)
 from edge.gallery.auth import token_path, token_set_at
 from edge.gallery.crypto import (InvalidTag, TemplateCipher, audit_key, template_context, vector_from_bytes,
                                  vector_to_bytes)
@@ -184,6 +187,11 @@ class Gallery(GalleryTransfers):
         return [{"name": name, "templates": count, "created_at": created} for name, count, created in rows]
 
     @sqlite_errors
+    def person_ref(self, name: str) -> str:
+        """How the audit log and, after a removal, the events name this person: "person #N"."""
+        return person_ref(self._person(self._connection, name)[0])
+
+    @sqlite_errors
     def show(self, name: str) -> dict:
         person_id, created = self._person(self._connection, name)
         rows = self._connection.execute(
@@ -191,7 +199,7 @@ class Gallery(GalleryTransfers):
         templates = [{"id": template_id, "model": model, "dim": dim, "created_at": made,
                       "quality": None if quality is None else json.loads(quality)}
                      for template_id, model, dim, quality, made in rows]
-        return {"name": name, "created_at": created, "templates": templates}
+        return {"name": name, "person": person_ref(person_id), "created_at": created, "templates": templates}
 
     @sqlite_errors
     def summary(self) -> dict:
@@ -270,7 +278,7 @@ class Gallery(GalleryTransfers):
                 "INSERT INTO people (name, created_at) VALUES (?, ?)", (name, created)).lastrowid
             for vector, note in zip(matrix, qualities):
                 self._insert_template(connection, person_id, name, vector, model, note, created)
-            self._record(connection, actor, "add", name,
+            self._record(connection, actor, "add", person_ref(person_id),
                          {**(audit_details or {}), "templates": len(matrix), "model": model, "new_person": not found})
         return len(matrix)
 
@@ -283,7 +291,7 @@ class Gallery(GalleryTransfers):
             connection.execute("DELETE FROM people WHERE id = ?", (person_id,))  # templates go by ON DELETE CASCADE
             if connection.execute("SELECT count(*) FROM templates").fetchone()[0] == 0:
                 connection.execute("DELETE FROM meta WHERE key IN ('model', 'dim')")  # empty: any model may come next
-            self._record(connection, actor, "remove", name, {"templates_erased": count})
+            self._record(connection, actor, "remove", person_ref(person_id), {"templates_erased": count})
         # Old pages of the erased rows also live in the WAL until a checkpoint; best effort
         # (a reading daemon can hold it back; secure_delete has zeroed the main file's copy).
         self._connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -303,7 +311,7 @@ class Gallery(GalleryTransfers):
             for row in rows:
                 vector = self._open_template(*row)
                 self._seal_into(connection, row[0], person_id, new, vector, row[3])
-            self._record(connection, actor, "rename", old, {"new_name": new, "templates": len(rows)})
+            self._record(connection, actor, "rename", person_ref(person_id), {"templates": len(rows)})
 
     # ---- internals -----------------------------------------------------------------------------
 

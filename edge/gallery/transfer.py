@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 from edge.exc import GalleryCorrupt, GalleryError
+from edge.gallery.audit import person_ref
 from edge.gallery.bundle import is_bundle, read_bundle, write_bundle
 from edge.gallery.crypto import TemplateCipher
 from edge.gallery.destination import check_destination, owned_files
@@ -108,14 +109,16 @@ class GalleryTransfers:
                                    "(remove or rename them first)")
             if models:
                 self._check_model(connection, models.pop(), dims.pop())
+            added = []
             for person in people:
                 person_id = connection.execute("INSERT INTO people (name, created_at) VALUES (?, ?)",
                                                (person["name"], person["created_at"])).lastrowid
+                added.append(person_ref(person_id))
                 for template in person["templates"]:
                     quality = check_quality(template["quality"], 1)[0]
                     self._insert_template(connection, person_id, person["name"], template["vector"],
                                           template["model"], quality, template["created_at"])
-            self._record(connection, actor, "import", source, {"people": names, "templates": count})
+            self._record(connection, actor, "import", source, {"people": added, "templates": count})
         return {"people": len(names), "templates": count}
 
 

@@ -87,8 +87,8 @@ def test_duplicate_under_another_name_is_refused_unless_forced(pipeline, gallery
                     actor="test", report=lines.append)
     assert result.templates == 2 and result.warnings and lines[-1].startswith("warning: this face matches Alice")
     record = json.loads(gallery.audit.path.read_text().splitlines()[-1])
-    assert record["action"] == "add" and record["subject"] == "Bob"
-    assert record["details"]["forced_duplicate"] == "Alice"
+    assert record["action"] == "add" and record["subject"] == gallery.person_ref("Bob")
+    assert record["details"]["forced_duplicate"] == gallery.person_ref("Alice")
 
 
 def test_another_person_is_not_a_duplicate(pipeline, gallery, photo):

@@ -64,7 +64,8 @@ def test_remove_needs_the_token(home, capsys, monkeypatch):
 
 def test_remove_json_and_unknown_name(home, capsys):
     code, out, _ = run(capsys, "gallery", "remove", "Bob", "--token", TOKEN, "--json")
-    assert code == 0 and json.loads(out) == {"name": "Bob", "templates_erased": 3}
+    assert code == 0 and json.loads(out) == {"name": "Bob", "person": "person #2", "templates_erased": 3,
+                                             "events_rewritten": 0, "face_crops_deleted": 0}
     code, _, err = run(capsys, "gallery", "remove", "Bob", "--token", TOKEN)
     assert code == 1 and "nobody named 'Bob'" in err
 

@@ -158,6 +158,7 @@ def openset_summary(n_templates: int, model: str | None) -> dict:
     from edge.exc import EdgeVerifyError
     from edge.gallery.threshold import choose_threshold
     from edge.models.registry import EMBEDDING, engine_path
+    from edge.verify.api import embedding_space
 
     engine = engine_path(EMBEDDING, "fp32", "onnxruntime")
     try:
@@ -165,9 +166,11 @@ def openset_summary(n_templates: int, model: str | None) -> dict:
         choice = choose_threshold(manifest, n_templates)
     except EdgeVerifyError as error:
         return {"threshold": None, "n_templates": n_templates, "note": f"unknown: {error}"}
-    summary = {**choice.as_dict(), "engine": str(engine)}
-    if model is not None and manifest.get("model") != model:
-        summary["note"] = (f"the gallery holds {model} templates but the engine is {manifest.get('model')}; "
+    # The rule counts at least one template; the summary says how many there really are.
+    summary = {**choice.as_dict(), "n_templates": n_templates, "engine": str(engine)}
+    # Templates are stored under the embedding space (model and normalisation), not the bare model name.
+    if model is not None and embedding_space(manifest) != model:
+        summary["note"] = (f"the gallery holds {model} templates but the engine gives {embedding_space(manifest)}; "
                            "enroll everyone again with this engine")
     return summary
 
@@ -175,6 +178,8 @@ def openset_summary(n_templates: int, model: str | None) -> dict:
 def describe_threshold(summary: dict) -> str:
     if summary["threshold"] is None:
         return summary["note"]
+    if summary["n_templates"] == 0:
+        return "none yet: no templates, so nobody can be recognised (enroll people with `edge-verify enroll`)"
     text = (f"{summary['threshold']:.4f} for 1:N with {summary['n_templates']} templates "
             f"(rule: {summary['rule']}, target {summary['target_rate']:g} strangers per attempt; "
             f"1:1 threshold {summary['verification_threshold']:g})")

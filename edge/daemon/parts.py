@@ -84,7 +84,14 @@ def open_live_gallery(settings: Settings, manifest: dict, clock=None) -> LiveGal
         gallery.close()
         raise
     report_audit(gallery)
+    report_empty(live)
     return live
+
+
+def report_empty(live: LiveGallery) -> None:
+    if live.templates == 0:
+        log.warning("the gallery %s is empty: nobody will be let in until people are enrolled "
+                    "(edge-verify enroll NAME ...)", live.path)
 
 
 def check_threshold(settings: Settings, manifest: dict) -> None:

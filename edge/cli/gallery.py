@@ -190,13 +190,14 @@ def describe_threshold(summary: dict) -> str:
 
 def run_remove(args) -> int:
     from edge.events import forget_person
+    from edge.gallery.inputs import normal_name
 
     actor = authorise(args)
     with open_existing(args) as gallery:
         number = gallery.person_ref(args.name)
         count = gallery.remove_person(args.name, actor)
     events = args.events or paths.installed("file", section="events")
-    rewritten, crops = forget_person(events, args.name, number) if events is not None else (0, 0)
+    rewritten, crops = forget_person(events, normal_name(args.name), number) if events is not None else (0, 0)
     text = f"removed {args.name}: erased {count} template{'s' if count != 1 else ''}"
     if events is not None:
         text += f"; {rewritten} event{'s' if rewritten != 1 else ''} in {events} now name {number}, {crops} face " \

@@ -36,7 +36,7 @@ from edge.gallery.auth import token_path, token_set_at
 from edge.gallery.crypto import (InvalidTag, TemplateCipher, audit_key, template_context, vector_from_bytes,
                                  vector_to_bytes)
 from edge.gallery.files import adopt_owner, adopt_path, fsync_folder, no_permission
-from edge.gallery.inputs import check_model, check_name, check_quality, check_vectors
+from edge.gallery.inputs import check_model, check_name, check_quality, check_vectors, normal_name
 from edge.gallery.schema import sqlite_errors
 from edge.gallery.transfer import GalleryTransfers
 
@@ -194,6 +194,7 @@ class Gallery(GalleryTransfers):
     @sqlite_errors
     def show(self, name: str) -> dict:
         person_id, created = self._person(self._connection, name)
+        name = normal_name(name)
         rows = self._connection.execute(
             "SELECT id, model, dim, quality, created_at FROM templates WHERE person_id = ? ORDER BY id", (person_id,))
         templates = [{"id": template_id, "model": model, "dim": dim, "created_at": made,
@@ -366,7 +367,7 @@ class Gallery(GalleryTransfers):
         return None if row is None else row[0]
 
     def _person(self, connection, name: str) -> tuple[int, str]:
-        row = connection.execute("SELECT id, created_at FROM people WHERE name = ?", (name,)).fetchone()
+        row = connection.execute("SELECT id, created_at FROM people WHERE name = ?", (normal_name(name),)).fetchone()
         if row is None:
             raise GalleryError(f"nobody named {name!r} is enrolled in {self.path} (see `edge-verify gallery list`)")
         return row

@@ -87,6 +87,8 @@ class Daemon:
         self.live_window = None
         self.decider = Decider(settings["decision.k"], settings["decision.n"], settings["decision.cooldown_s"])
         self._previous_handlers: dict = {}
+        self._stopping_handler = None  # the door's: lock, then SystemExit
+        self._stop_signal = None  # a stop asked for while starting
         self._status_at = -math.inf
         self._timeout_logged_at = -math.inf
         self._last_decision = "none yet"
@@ -110,13 +112,17 @@ class Daemon:
         notify.status("loading models")
         if self.pipeline is None:
             self.pipeline = parts.load_pipeline(self.settings)
+        self._stop_if_asked()
         self.liveness = parts.load_liveness(self.settings, self.pipeline)
         self.live_window = LiveWindow(self.settings["decision.k"])
+        self._stop_if_asked()
         notify.status("opening the gallery")
         self.gallery = parts.open_live_gallery(self.settings, self.pipeline.manifest, clock=self.clock)
         self.events = parts.open_events(self.settings)
+        self._stop_if_asked()
         log.info("door on %s locked; %s", self.settings["door.pin"], self.gallery.describe())
         notify.ready(f"ready: {self.gallery.describe()}; opening {self.settings['source.uri']}")
+        self._signals_stop_at_once()
         self.source = self._connect()
         log.info("reading %s", self.settings["source.uri"])
 
@@ -145,7 +151,30 @@ class Daemon:
         if threading.current_thread() is not threading.main_thread():
             return  # only the main thread may set handlers; an embedding program owns its signals
         self._previous_handlers = {signum: signal.getsignal(signum) for signum in HANDLED_SIGNALS}
-        install_signal_handlers(self.door, HANDLED_SIGNALS)
+        self._stopping_handler = install_signal_handlers(self.door, HANDLED_SIGNALS)
+        self._defer_signals()
+
+    def _defer_signals(self) -> None:
+        """While models load, a stop request locks the door at once and ends the start at the next step:
+        an exception raised inside an import (onnxruntime's, numpy's) leaves the module half made and
+        surfaces as an ImportError instead of a clean exit."""
+        def deferred(signum, frame):
+            self.door.lock()
+            self._stop_signal = signum
+
+        for signum in HANDLED_SIGNALS:
+            signal.signal(signum, deferred)
+
+    def _stop_if_asked(self) -> None:
+        if self._stop_signal is not None:
+            self._stopping_handler(self._stop_signal, None)  # locks again, then exits as a stop does
+
+    def _signals_stop_at_once(self) -> None:
+        """Started: from now on a stop request ends the loop where it is (the door handler raises)."""
+        self._stop_if_asked()
+        if self._previous_handlers:
+            for signum in HANDLED_SIGNALS:
+                signal.signal(signum, self._stopping_handler)
 
     def _restore_signals(self) -> None:
         for signum, handler in self._previous_handlers.items():

@@ -266,6 +266,18 @@ def _hash(token: str, salt: bytes, params: dict) -> bytes:
                           maxmem=64 * 1024 * 1024, dklen=32)
 
 
+def _check_cost(stored: dict) -> None:
+    """scrypt parameters this code could have written: n a power of two from 2**10 to 2**20, r 1-32,
+    p 1-16 (larger ones would take gigabytes or hours, or make scrypt refuse)."""
+    n, r, p = (stored[key] for key in ("n", "r", "p"))
+    if not all(type(value) is int for value in (n, r, p)):
+        raise ValueError("n, r and p must be whole numbers")
+    if not (2 ** 10 <= n <= 2 ** 20 and n & (n - 1) == 0):
+        raise ValueError(f"n = {n} is not a power of two from 1024 to 1048576")
+    if not (1 <= r <= 32 and 1 <= p <= 16):
+        raise ValueError(f"r = {r} or p = {p} is out of range")
+
+
 def _read(token_file: Path) -> dict | None:
     try:
         info = token_file.stat()
@@ -284,7 +296,8 @@ def _read(token_file: Path) -> dict | None:
         stored = json.loads(text)
         if stored.get("scheme") != "scrypt":
             raise ValueError(f"unknown scheme {stored.get('scheme')!r}")
-        bytes.fromhex(stored["salt"]), bytes.fromhex(stored["hash"]), int(stored["n"])
+        bytes.fromhex(stored["salt"]), bytes.fromhex(stored["hash"])
+        _check_cost(stored)
     except (OSError, ValueError, KeyError, AttributeError, TypeError) as error:
         raise AuthError(f"the admin token file {token_file} is damaged ({error}); set the token again as root") from error
     return stored

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from edge.disk import is_no_space, space_advice
@@ -71,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
     except EdgeVerifyError as error:
         print(f"edge-verify: error: {error}", file=sys.stderr)
         return error.exit_code
+    except BrokenPipeError:
+        # `edge-verify ... | head`: the reader has gone; nothing to say, and nothing more to print.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except OSError as error:
         # Said by the gallery layer in its own words where it can; anything else about space or
         # permissions is still one line saying what to do.

@@ -35,7 +35,7 @@ DEFAULT_PATH = paths.INSTALLED_CONFIG
 class Option:
     section: str
     key: str
-    kind: str  # "str", "float", "int", "bool"
+    kind: str  # "str", "float", "int", "bool", "rate" (text or a number)
     default: Any
     help: str
     flag: Optional[str] = None  # None: --<section>-<key> with dashes
@@ -66,7 +66,7 @@ OPTIONS = (
            flag="--reconnect-max"),
     Option("source", "reconnect_max_attempts", "int", None, "give up after this many failed reconnects in a row "
            "(default: live cameras never give up; files: 3)", flag="--reconnect-attempts", optional=True),
-    Option("source", "rate", "str", None, "file:// and dir:// only: 'realtime' or frames per second "
+    Option("source", "rate", "rate", None, "file:// and dir:// only: 'realtime' or frames per second "
            "(default: as fast as possible)", flag="--rate", optional=True),
     Option("door", "pin", "str", "BOARD11", "relay driver pin, a gpiozero pin name (BOARD11 = header pin 11)",
            flag="--pin"),
@@ -234,7 +234,8 @@ def convert(option: Option, raw, origin: str, from_text: bool):
         if option.optional:
             return None
         raise ConfigError(f"{where} needs a value ({origin})")
-    converter: Callable = {"str": _to_str, "float": _to_float, "int": _to_int, "bool": _to_bool}[option.kind]
+    converter: Callable = {"str": _to_str, "float": _to_float, "int": _to_int, "bool": _to_bool,
+                           "rate": _to_rate}[option.kind]
     try:
         return converter(raw, from_text)
     except ValueError as error:
@@ -242,9 +243,18 @@ def convert(option: Option, raw, origin: str, from_text: bool):
 
 
 def _to_str(raw, from_text: bool) -> str:
+    # From the file only a TOML string: `file = 5` or `pin = 11` is a mistake to point out (a file
+    # named "5", a pin number where a pin name is meant), not to take as text.
+    if not isinstance(raw, str):
+        raise ValueError("must be text in quotes")
+    return raw
+
+
+def _to_rate(raw, from_text: bool):
+    """[source] rate: "realtime" or frames per second (checked by _rate)."""
     if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
-        raise ValueError("must be text")
-    return str(raw)
+        raise ValueError("must be \"realtime\" or a number of frames per second")
+    return raw
 
 
 def _to_float(raw, from_text: bool) -> float:

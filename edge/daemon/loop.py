@@ -38,7 +38,7 @@ from edge.daemon.config import Settings
 from edge.daemon.decision import Decider, Observation, Verdict
 from edge.daemon.frames import analyse, face_crop
 from edge.events import event_time, store_face
-from edge.exc import DoorError, SourceError
+from edge.exc import DoorError, SourceError, SourceUnsupported
 from edge.liveness import LiveWindow, live_scores, live_threshold
 from edge.sources import FrameStatus
 
@@ -193,8 +193,8 @@ class Daemon:
                 return parts.open_camera(self.settings, policy)
             except SourceError as error:
                 attempt += 1
-                if not live or not policy.allows(attempt):
-                    raise
+                if not live or not policy.allows(attempt) or isinstance(error, SourceUnsupported):
+                    raise  # a camera this machine can never open is not waited for
                 delay = policy.delay(attempt)
                 log.warning("%s; retrying in %.1f s (attempt %d)", error, delay, attempt)
                 notify.status(f"waiting for the camera (attempt {attempt}): {error}")

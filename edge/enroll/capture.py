@@ -37,6 +37,10 @@ from edge.verify.api import embedding_space
 # source that ends early and the enrollment still covers the person.
 MIN_GOOD = 3
 DEFAULT_COUNT = 5
+# Distance below which two frames are copies of one picture: the same file (or a frozen camera's
+# repeated frame) embeds to the same vector up to float rounding (~1e-7), while frames of a live
+# camera differ at least by sensor noise.
+SAME_PICTURE = 1e-4
 
 
 @dataclass(frozen=True)
@@ -137,12 +141,29 @@ def capture(pipeline, frames: Iterable, count: int, report) -> tuple[list, list,
             rejected.append(Rejection(shot.label, verdict.reasons))
             report(f"{shot.label}: rejected: {'; '.join(verdict.reasons)}")
             continue
-        vectors.append(pipeline.embed(verdict.chip[None])[0])
+        vector = pipeline.embed(verdict.chip[None])[0]
+        copy = same_picture(vector, vectors)
+        if copy is not None:
+            reason = f"the same picture as good frame {copy + 1}: one template per picture"
+            rejected.append(Rejection(shot.label, [reason]))
+            report(f"{shot.label}: rejected: {reason}")
+            continue
+        vectors.append(vector)
         quality.append({"frame": shot.note or shot.label, **verdict.measures})
         report(f"{shot.label}: good ({len(vectors)}/{count} good frames)")
         if len(vectors) >= count:
             break
     return vectors, quality, rejected, seen
+
+
+def same_picture(vector: np.ndarray, kept: list) -> int | None:
+    """The kept frame this one is a copy of (the same file twice, a frozen camera), or None.
+
+    Any two real frames differ by sensor noise at least; copies embed to the same vector."""
+    for number, other in enumerate(kept):
+        if float(np.linalg.norm(np.asarray(vector) - np.asarray(other))) < SAME_PICTURE:
+            return number
+    return None
 
 
 def as_shots(frames: Iterable) -> Iterator[Shot]:

@@ -172,7 +172,11 @@ def _new_failures_file(path: Path) -> int:
 
 
 def token_from(explicit: str | None) -> str | None:
-    """The token given on the command line, else the one in the environment."""
+    """The token given on the command line, else the one in the environment. An empty --token is a
+    mistake (an unset shell variable), said as such rather than hiding the environment's token."""
+    if explicit is not None and not explicit.strip():
+        raise AuthError(f"--token was given empty (an unset variable?); give the token, or leave --token out to use "
+                        f"${ENV}")
     return explicit if explicit is not None else os.environ.get(ENV)
 
 

@@ -2,14 +2,16 @@
 
     store.py      Gallery: the SQLite file, transactions, load_matrix() for the daemon
     crypto.py     AES-GCM templates, the key file, the key check
-    audit.py      the hash-chained audit log and its verifier
-    auth.py       the admin token
+    audit.py      the HMAC-chained audit log, its breaks and its verifier
+    auth.py       the admin token, waits and lockout after wrong ones
     bundle.py     encrypted export bundles
+    destination.py  where a backup or bundle may be written (never over the gallery's own files)
     search.py     1:N nearest person and margin
     threshold.py  the 1:N open-set threshold rule; gallery_threshold() applies it to an engine manifest
 
 ``open_gallery`` is what commands use: it finds the key and the file at their
-default places under $EDGE_VERIFY_HOME unless told otherwise.
+default places (the installed config's, else under $EDGE_VERIFY_HOME) unless told
+otherwise; ``authorise`` checks the admin token, ``import_into`` restores.
 """
 from __future__ import annotations
 

@@ -24,6 +24,7 @@ COMMANDS = (
     "admin",
     "selftest",
     "door",
+    "console",
     "hub",
     "fleet",
     "liveness",

@@ -221,6 +221,9 @@ class _Handler(BaseHTTPRequestHandler):
         except (socket.timeout, ConnectionError):
             self.close_connection = True
             return
+        except Exception:  # a bug in one page: said as such, logged, and the console keeps serving
+            log.exception("console: %s %s failed", method, self.path)
+            response = Response.html(_error_page(500, "the console failed on this page; see its log"), 500)
         self._send(response, method)
 
     def _request(self, method: str) -> Request:

@@ -410,7 +410,8 @@ class KioskConsole(ConsoleApp):
     def selftest_page(self, request: Request) -> Response:
         report = request.session.data.pop("selftest", None)
         body = ('<p>Runs the technician\'s checks (edge-verify selftest) with the daemon\'s settings. While the '
-                'daemon runs, the camera and door checks are skipped: it holds both (use the Camera and Door pages).'
+                'daemon runs, the door checks (and those of a live camera) are skipped: it holds them (use the Camera and '
+                'Door pages).'
                 '</p>' + html.form("/selftest", request.session.csrf, "", "Run the self-test", css="selftest"))
         if report is not None:
             rows = [[html.status_word(None if check["status"] == "SKIP" else check["status"] == "PASS"),

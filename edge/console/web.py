@@ -46,7 +46,9 @@ SECURITY_HEADERS = (
     ("Content-Security-Policy", CSP),
     ("X-Content-Type-Options", "nosniff"),
     ("X-Frame-Options", "DENY"),
-    ("Referrer-Policy", "no-referrer"),
+    # same-origin, not no-referrer: with no-referrer browsers send "Origin: null" on the console's own
+    # form posts, and the origin check needs the real one
+    ("Referrer-Policy", "same-origin"),
     ("Cross-Origin-Opener-Policy", "same-origin"),
     ("Cross-Origin-Resource-Policy", "same-origin"),
     ("Cache-Control", "no-store"),
@@ -275,7 +277,7 @@ class _Handler(BaseHTTPRequestHandler):
 def _error_page(status: int, message: str) -> str:
     title = f"{status} {HTTPStatus(status).phrase}" if status in HTTPStatus._value2member_map_ else str(status)
     return (f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{escape(title)}</title>"
-            f"<link rel=\"stylesheet\" href=\"/static/console.css\"></head><body><main><h1>{escape(title)}</h1>"
+            f"<link rel=\"icon\" href=\"/static/icon.svg\"><link rel=\"stylesheet\" href=\"/static/console.css\"></head><body><main><h1>{escape(title)}</h1>"
             f"<p class=\"error\">{escape(message)}</p><p><a href=\"/\">Back to the console</a></p></main></body></html>")
 
 

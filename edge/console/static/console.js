@@ -28,9 +28,10 @@ function liveView(canvas) {
     guidance.className = "guidance " + (info.guidance.good ? "good" : "bad");
     const held = info.held ? " \u2014 " + info.held : "";
     if (info.decision) {
-      const who = info.decision.person || "unknown face";
-      const distance = info.decision.distance === null ? "" : ", distance " + info.decision.distance.toFixed(3);
-      decision.textContent = who + ": " + info.decision.reason + distance + held;
+      const distance = info.decision.distance === null ? "" : "distance " + info.decision.distance.toFixed(3);
+      decision.textContent = info.decision.person
+        ? info.decision.person + ": " + info.decision.reason + ", " + distance + held
+        : "unknown face (nearest enrolled person at " + distance + ")" + held;
     } else {
       decision.textContent = info.sighting + held;
     }
@@ -113,8 +114,7 @@ function enrollProgress(section) {
     if (progress.state === "starting" || progress.state === "capturing") {
       setTimeout(poll, 400);
     } else {
-      // finished: the page's form comes back (a fresh page from the server)
-      setTimeout(() => window.location.assign("/enroll"), 300);
+      window.location.assign("/enroll");  // finished: a fresh page from the server, with the form back
     }
   }
   if (["starting", "capturing"].includes(document.getElementById("enroll-state").dataset.state)) poll();

@@ -7,7 +7,10 @@ Two recipes, because the two consumers want different integer types:
   activations (S8S8) ran SLOWER than FP32 here (dlib ResNet, one thread: 6.1 vs
   5.7 ms at batch 1). So: uint8 asymmetric activations, int8 per-channel
   symmetric weights, 8-bit weights on CPUs with VNNI and 7-bit ("reduce_range")
-  without, to avoid the 16-bit saturation of the pre-VNNI instruction. On ARM,
+  without, to avoid the 16-bit saturation of the pre-VNNI instruction (the
+  engine is therefore made for the kind of CPU it is built on: the manifest
+  records it, and the runtime refuses 8-bit weights on x86 without VNNI, see
+  edge/engines/cpu.py). On ARM,
   ONNX Runtime's guidance is signed symmetric activations (not measured here).
 * ``target="tensorrt"`` (explicit quantization on Jetson). TensorRT accepts only
   int8 with zero point 0 (symmetric) and per-channel scales only on weights
@@ -30,7 +33,6 @@ import contextlib
 import io
 import logging
 import os
-import platform
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -41,6 +43,7 @@ from onnx import TensorProto, numpy_helper
 from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
+from edge.engines.cpu import cpu_kind
 from edge.exc import BuildError, CalibrationError
 from edge_build.stagelog import stage
 from edge_calibration.sets import empty_set_message
@@ -75,28 +78,6 @@ class QuantResult:
     batches: int
     samples: int
     kept_fp32: list = field(default_factory=list)
-
-
-def cpu_kind(machine: str | None = None, flags: set | None = None) -> str:
-    """"x86-vnni", "x86", "arm" or the machine name, for choosing a CPU recipe."""
-    machine = (machine or platform.machine()).lower()
-    if machine in ("x86_64", "amd64", "i686", "x86"):
-        flags = cpu_flags() if flags is None else flags
-        return "x86-vnni" if flags & {"avx512_vnni", "avx_vnni", "amx_int8"} else "x86"
-    if machine in ("aarch64", "arm64") or machine.startswith("arm"):
-        return "arm"
-    return machine
-
-
-def cpu_flags() -> set:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return set()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return set(line.split(":", 1)[1].split())
-    return set()
 
 
 def recipe_for(target: str = "onnxruntime", method: str = "minmax", cpu: str | None = None) -> QuantRecipe:

@@ -59,6 +59,11 @@ class SourceError(EdgeVerifyError):
     """A camera or video source cannot be opened or has failed."""
 
 
+class SourceUnsupported(SourceError):
+    """This kind of source can never work on this machine (e.g. csi:// with an OpenCV without
+    GStreamer): waiting and trying again is pointless."""
+
+
 class DoorError(EdgeVerifyError):
     """The door lock hardware cannot be driven."""
 

@@ -69,14 +69,12 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from edge import paths
     from edge.enroll.capture import enroll
-    from edge.gallery import open_gallery
-    from edge.gallery.audit import default_actor
-    from edge.gallery.auth import require_token, token_from, token_path
+    from edge.gallery import authorise, open_gallery
+    from edge.gallery.auth import token_from
 
     check_numbers(args)
     gallery_path = args.gallery if args.gallery is not None else paths.gallery_path()
-    require_token(token_path(gallery_path), token_from(args.token))
-    actor = f"{default_actor()} with admin token"
+    actor = authorise(gallery_path, token_from(args.token), args.key)
     pipeline = load_pipeline(args)
     with frames_for(args, actor) as frames, open_gallery(gallery_path, args.key, create=True, actor=actor) as gallery:
         result = enroll(args.name, pipeline, gallery, frames, count=args.count, force=args.force, append=args.append,

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+from edge.cli.common import positive_int
 from edge.liveness import check_same_chips, liveness_check, load_attributes_engine
 from edge.models.registry import BACKENDS, PRECISIONS
 from edge.pipeline import FacePipeline
@@ -27,7 +28,7 @@ def register(subparsers) -> None:
     group.add_argument("--precision", choices=PRECISIONS, default="fp32",
                        help="attributes engine precision, as built by `edge-verify build --model attributes` (default fp32)")
     group.add_argument("--backend", choices=BACKENDS, default="onnxruntime", help="attributes engine backend (default onnxruntime)")
-    group.add_argument("--threads", type=int, help="CPU threads per engine (default: onnxruntime's choice)")
+    group.add_argument("--threads", type=positive_int, help="CPU threads per engine (default: onnxruntime's choice)")
     parser.set_defaults(func=run)
 
 

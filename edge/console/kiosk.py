@@ -39,9 +39,7 @@ from edge.enroll.identify import identify_rgb
 from edge.enroll.kiosk import DAEMON, kiosk_frames
 from edge.enroll.quality import MAX_YAW_DEG, MIN_SHARPNESS
 from edge.exc import EdgeVerifyError, GalleryError, SourceError
-from edge.gallery import open_gallery
-from edge.gallery.audit import default_actor
-from edge.gallery.auth import require_token, token_path
+from edge.gallery import authorise, open_gallery
 from edge.gallery.inputs import check_name
 from edge.selftest.context import Context
 from edge.selftest.runner import GROUPS, run_selftest
@@ -104,8 +102,10 @@ class KioskConsole(ConsoleApp):
 
     # -- login and audit: the admin token's own rules -------------------------------------------------
     def authenticate(self, form: dict, peer: str) -> str:
-        require_token(token_path(self.gallery_path), form.get("token") or None)
-        return f"{default_actor()} with admin token (console, {peer})"
+        """The command line's check (edge.gallery.authorise): the growing wait after each wrong token, kept
+        beside the gallery for every process, the lockout, a token-refused audit record per wrong token."""
+        actor = authorise(self.gallery_path, form.get("token") or None, self.key_path)
+        return f"{actor} (console, {peer})"
 
     def record(self, actor: str, action: str, details: dict) -> None:
         """Into the gallery's audit log, beside the changes; before any gallery exists, the service log only."""
@@ -114,7 +114,7 @@ class KioskConsole(ConsoleApp):
             return
         try:
             with open_gallery(self.gallery_path, self.key_path) as gallery:
-                gallery.audit.append(actor, action, "console", details)
+                gallery.audited(actor, action, "console", details, apply=lambda: None)
         except EdgeVerifyError as error:
             log.error("console: could not audit %s by %s: %s", action, actor, error)
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from edge import paths
 from edge.door import KINDS as DOOR_KINDS
 from edge.door import validate_pulse
 from edge.exc import ConfigError, EdgeVerifyError
@@ -29,14 +30,14 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-DEFAULT_PATH = Path("/etc/edge-verify/config.toml")
+DEFAULT_PATH = paths.INSTALLED_CONFIG
 
 
 @dataclass(frozen=True)
 class Option:
     section: str
     key: str
-    kind: str  # "str", "float", "int", "bool"
+    kind: str  # "str", "float", "int", "bool", "rate" (text or a number)
     default: Any
     help: str
     flag: Optional[str] = None  # None: --<section>-<key> with dashes
@@ -67,7 +68,7 @@ OPTIONS = (
            flag="--reconnect-max"),
     Option("source", "reconnect_max_attempts", "int", None, "give up after this many failed reconnects in a row "
            "(default: live cameras never give up; files: 3)", flag="--reconnect-attempts", optional=True),
-    Option("source", "rate", "str", None, "file:// and dir:// only: 'realtime' or frames per second "
+    Option("source", "rate", "rate", None, "file:// and dir:// only: 'realtime' or frames per second "
            "(default: as fast as possible)", flag="--rate", optional=True),
     Option("door", "kind", "str", "relay", f"what drives the lock: {', '.join(DOOR_KINDS)} (relay: a relay on "
            "GPIO pins, the settings below)", flag="--door-kind"),
@@ -81,6 +82,9 @@ OPTIONS = (
     Option("door", "exit_pin", "str", None, "request-to-exit button input pin", flag="--exit-pin", optional=True),
     Option("decision", "threshold", "float", None, "match distance threshold (default: the 1:N threshold computed "
            "from the engine manifest for the gallery's size)", flag="--threshold", optional=True),
+    Option("decision", "allow_loose_threshold", "bool", False, "accept a threshold looser than the model's 1:1 "
+           "threshold, which lets strangers in as somebody (refused by default)", flag="--allow-loose-threshold",
+           negative_flag="--no-allow-loose-threshold"),
     Option("decision", "k", "int", 3, "frames that must agree on one person ...", flag="--k"),
     Option("decision", "n", "int", 5, "... among the last N frames", flag="--n"),
     Option("decision", "min_face_px", "int", 80, "ignore faces whose box is smaller than this (pixels)",
@@ -105,6 +109,9 @@ OPTIONS = (
            flag="--gallery", optional=True),
     Option("gallery", "key", "str", None, "gallery key file (default: $EDGE_VERIFY_HOME/gallery.key)", flag="--key",
            optional=True),
+    Option("gallery", "admin_token", "str", None, "the admin token's hash file, read by the enroll and gallery "
+           "commands (the daemon does not use it; default: beside the gallery). An installed kiosk keeps it in "
+           "/etc/edge-verify, out of the service user's reach", flag="--admin-token-file", optional=True),
     Option("gallery", "reload_s", "float", 1.0, "how often to look for gallery changes (s); changes apply "
            "without a restart", flag="--gallery-poll"),
     Option("events", "file", "str", None, "append one JSON line per decision to this file (rotated)",
@@ -119,6 +126,8 @@ OPTIONS = (
            flag="--fleet-state", optional=True),
     Option("events", "store_faces", "bool", False, "save each decision's face crop next to the events file "
            "(privacy: off by default)", flag="--store-faces", negative_flag="--no-store-faces"),
+    Option("events", "faces_kept", "int", 1000, "with store_faces: keep only this many newest face crops",
+           flag="--faces-kept"),
     Option("console", "daemon_socket", "str", None, "the Unix socket on which the daemon shares its frames, faces "
            "and decisions with the console and `enroll --camera` (default: $EDGE_VERIFY_HOME/daemon.sock)",
            flag="--daemon-socket", optional=True),
@@ -264,7 +273,8 @@ def convert(option: Option, raw, origin: str, from_text: bool):
         if option.optional:
             return None
         raise ConfigError(f"{where} needs a value ({origin})")
-    converter: Callable = {"str": _to_str, "float": _to_float, "int": _to_int, "bool": _to_bool}[option.kind]
+    converter: Callable = {"str": _to_str, "float": _to_float, "int": _to_int, "bool": _to_bool,
+                           "rate": _to_rate}[option.kind]
     try:
         return converter(raw, from_text)
     except ValueError as error:
@@ -272,9 +282,18 @@ def convert(option: Option, raw, origin: str, from_text: bool):
 
 
 def _to_str(raw, from_text: bool) -> str:
+    # From the file only a TOML string: `file = 5` or `pin = 11` is a mistake to point out (a file
+    # named "5", a pin number where a pin name is meant), not to take as text.
+    if not isinstance(raw, str):
+        raise ValueError("must be text in quotes")
+    return raw
+
+
+def _to_rate(raw, from_text: bool):
+    """[source] rate: "realtime" or frames per second (checked by _rate)."""
     if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
-        raise ValueError("must be text")
-    return str(raw)
+        raise ValueError("must be \"realtime\" or a number of frames per second")
+    return raw
 
 
 def _to_float(raw, from_text: bool) -> float:
@@ -355,6 +374,7 @@ def _check_engine(settings: Settings) -> None:
 def _check_events(settings: Settings) -> None:
     _at_least(settings, "events.max_bytes", 0)
     _at_least(settings, "events.backups", 1)
+    _at_least(settings, "events.faces_kept", 1)
     if settings["events.store_faces"] and settings["events.file"] is None:
         raise ConfigError("[events] store_faces needs an events file: face crops are saved next to it")
 
@@ -397,7 +417,8 @@ CHECKS = (
       "decision.liveness"), _check_decision),
     (("engine.precision", "engine.backend", "engine.threads"), _check_engine),
     (("gallery.reload_s",), lambda settings: _at_least(settings, "gallery.reload_s", 0.0, strict=True)),
-    (("events.max_bytes", "events.backups", "events.store_faces", "events.file"), _check_events),
+    (("events.max_bytes", "events.backups", "events.store_faces", "events.file", "events.faces_kept"),
+     _check_events),
     (("console.port", "console.session_s", "console.listen"), _check_console),
 )
 

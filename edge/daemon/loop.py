@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-import cv2
 import numpy as np
 
 from edge.daemon import notify, parts
@@ -40,8 +39,8 @@ from edge.daemon.config import Settings
 from edge.daemon.decision import Decider, Observation, Verdict
 from edge.daemon.frames import analyse, face_crop
 from edge.door import install_signal_handlers, open_door
-from edge.events import event_time
-from edge.exc import DoorError, SourceError
+from edge.events import event_time, store_face
+from edge.exc import DoorError, SourceError, SourceUnsupported
 from edge.liveness import LiveWindow, live_scores, live_threshold
 from edge.sources import FrameStatus
 
@@ -92,6 +91,8 @@ class Daemon:
         self.live_window = None
         self.decider = Decider(settings["decision.k"], settings["decision.n"], settings["decision.cooldown_s"])
         self._previous_handlers: dict = {}
+        self._stopping_handler = None  # the door's: lock, then SystemExit
+        self._stop_signal = None  # a stop asked for while starting
         self._status_at = -math.inf
         self._timeout_logged_at = -math.inf
         self._last_decision = "none yet"
@@ -115,15 +116,19 @@ class Daemon:
         notify.status("loading models")
         if self.pipeline is None:
             self.pipeline = parts.load_pipeline(self.settings)
+        self._stop_if_asked()
         self.liveness = parts.load_liveness(self.settings, self.pipeline)
         self.live_window = LiveWindow(self.settings["decision.k"])
+        self._stop_if_asked()
         notify.status("opening the gallery")
         self.gallery = parts.open_live_gallery(self.settings, self.pipeline.manifest, clock=self.clock)
         self.events = parts.open_events(self.settings)
         self.fleet = parts.open_fleet(self.settings)
+        self._stop_if_asked()
         self.share = parts.open_share(self.settings, self.pipeline, self._share_status)
         log.info("door (%s) locked; %s", self.door.describe(), self.gallery.describe())
         notify.ready(f"ready: {self.gallery.describe()}; opening {self.settings['source.uri']}")
+        self._signals_stop_at_once()
         self.source = self._connect()
         log.info("reading %s", self.settings["source.uri"])
 
@@ -152,7 +157,30 @@ class Daemon:
         if threading.current_thread() is not threading.main_thread():
             return  # only the main thread may set handlers; an embedding program owns its signals
         self._previous_handlers = {signum: signal.getsignal(signum) for signum in HANDLED_SIGNALS}
-        install_signal_handlers(self.door, HANDLED_SIGNALS)
+        self._stopping_handler = install_signal_handlers(self.door, HANDLED_SIGNALS)
+        self._defer_signals()
+
+    def _defer_signals(self) -> None:
+        """While models load, a stop request locks the door at once and ends the start at the next step:
+        an exception raised inside an import (onnxruntime's, numpy's) leaves the module half made and
+        surfaces as an ImportError instead of a clean exit."""
+        def deferred(signum, frame):
+            self.door.lock()
+            self._stop_signal = signum
+
+        for signum in HANDLED_SIGNALS:
+            signal.signal(signum, deferred)
+
+    def _stop_if_asked(self) -> None:
+        if self._stop_signal is not None:
+            self._stopping_handler(self._stop_signal, None)  # locks again, then exits as a stop does
+
+    def _signals_stop_at_once(self) -> None:
+        """Started: from now on a stop request ends the loop where it is (the door handler raises)."""
+        self._stop_if_asked()
+        if self._previous_handlers:
+            for signum in HANDLED_SIGNALS:
+                signal.signal(signum, self._stopping_handler)
 
     def _restore_signals(self) -> None:
         for signum, handler in self._previous_handlers.items():
@@ -171,8 +199,8 @@ class Daemon:
                 return parts.open_camera(self.settings, policy)
             except SourceError as error:
                 attempt += 1
-                if not live or not policy.allows(attempt):
-                    raise
+                if not live or not policy.allows(attempt) or isinstance(error, SourceUnsupported):
+                    raise  # a camera this machine can never open is not waited for
                 delay = policy.delay(attempt)
                 log.warning("%s; retrying in %.1f s (attempt %d)", error, delay, attempt)
                 notify.status(f"waiting for the camera (attempt {attempt}): {error}")
@@ -319,13 +347,10 @@ class Daemon:
             event["face_image"] = self._store_face(frame, sighting.face)
         return event
 
-    def _store_face(self, frame, face) -> str:
+    def _store_face(self, frame, face) -> Optional[str]:
         folder = Path(self.settings["events.file"]).parent / "faces"
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{time.strftime('%Y%m%dT%H%M%S')}-{frame.index:08d}.jpg"
-        if not cv2.imwrite(str(path), face_crop(frame.image, face)):
-            raise OSError(f"cannot write the face crop {path}")
-        return str(path)
+        return store_face(folder, f"{time.strftime('%Y%m%dT%H%M%S')}-{frame.index:08d}", face_crop(frame.image, face),
+                          keep=self.settings["events.faces_kept"])
 
     def _write(self, event: dict) -> None:
         if self.fleet is not None:
@@ -348,7 +373,7 @@ class Daemon:
     # -- status ---------------------------------------------------------------------------------
     def _running_status(self) -> str:
         return (f"{self.stats.fps():.1f} fps, {self.gallery.describe()}, {self.stats.unlocks} unlocks; "
-                f"last: {self._last_decision}")
+                f"last: {self._last_decision}{dropped_note(self.events)}")
 
     def _status(self, text: str, force: bool = False) -> None:
         if self.fleet is not None:
@@ -357,6 +382,12 @@ class Daemon:
         if force or now - self._status_at >= STATUS_EVERY_S:
             self._status_at = now
             notify.status(text)
+
+
+def dropped_note(events) -> str:
+    """For the status line: events the file missed (a full disk), which journald still has."""
+    dropped = getattr(events, "dropped", 0)
+    return f"; {dropped} events not written to the events file (disk full?)" if dropped else ""
 
 
 def _rounded(value) -> Optional[float]:

@@ -17,6 +17,7 @@ from edge.events import EventLog
 from edge.exc import ConfigError, NoAttributesEngine, SourceError
 from edge.fleet.link import FleetLink
 from edge.gallery import open_gallery
+from edge.gallery.check import audit_problems
 from edge.liveness import check_same_chips, load_attributes_engine
 from edge.pipeline import FacePipeline
 from edge.sources import FILE_RECONNECT, Reconnect, open_source, parse_uri
@@ -65,15 +66,46 @@ def load_liveness(settings: Settings, pipeline):
 def open_live_gallery(settings: Settings, manifest: dict, clock=None) -> LiveGallery:
     """Open the gallery and load it once: a wrong key, a corrupt file or another model's templates refuse here."""
     gallery_settings, decision = settings.gallery, settings.decision
+    check_threshold(settings, manifest)
     gallery = open_gallery(gallery_settings["path"], gallery_settings["key"], create=False)
     try:
         live = LiveGallery(gallery, manifest, threshold=decision["threshold"], stranger_rate=decision["stranger_rate"],
-                           reload_s=gallery_settings["reload_s"], clock=clock)
+                           reload_s=gallery_settings["reload_s"], clock=clock,
+                           reopen=lambda: open_gallery(gallery_settings["path"], gallery_settings["key"]))
         live.load()
     except BaseException:
         gallery.close()
         raise
+    report_audit(gallery)
+    report_empty(live)
     return live
+
+
+def report_empty(live: LiveGallery) -> None:
+    if live.templates == 0:
+        log.warning("the gallery %s is empty: nobody will be let in until people are enrolled "
+                    "(edge-verify enroll NAME ...)", live.path)
+
+
+def check_threshold(settings: Settings, manifest: dict) -> None:
+    """A set threshold looser than the model's 1:1 one makes nearly every face somebody: refused unless
+    [decision] allow_loose_threshold says it is meant (then said loudly at every start)."""
+    threshold, model_threshold = settings["decision.threshold"], float(manifest["threshold"])
+    if threshold is None or threshold <= model_threshold:
+        return
+    message = (f"[decision] threshold {threshold:g} is looser than the model's 1:1 threshold {model_threshold:g}: "
+               "faces of strangers would be taken for enrolled people")
+    if not settings["decision.allow_loose_threshold"]:
+        origin = getattr(settings, "origins", {}).get("decision.threshold", "the config file")
+        raise ConfigError(f"{message} ({origin}); leave it unset for the 1:N rule, or pass --allow-loose-threshold "
+                          "([decision] allow_loose_threshold = true) if that is really meant")
+    log.warning("%s (allowed by allow_loose_threshold)", message)
+
+
+def report_audit(gallery) -> None:
+    """A broken or unacknowledged audit trail does not stop the door, but is said loudly at every start."""
+    for problem in audit_problems(gallery):
+        log.warning("gallery audit trail: %s", problem)
 
 
 def open_events(settings: Settings) -> EventLog:

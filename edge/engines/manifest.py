@@ -43,6 +43,7 @@ import json
 import os
 from pathlib import Path
 
+from edge.engines.cpu import cpu_kind, int8_cpu_problem
 from edge.engines.device import capability_text, describe_device
 from edge.engines.trt_compat import load_tensorrt, same_version
 from edge.exc import EngineError, ManifestMismatch
@@ -190,17 +191,22 @@ def check_gpu(built: dict | None, running: dict | None) -> None:
         )
 
 
-def check_runtime(manifest: dict, running_version: str | None = None, device: dict | None | str = "detect") -> None:
+def check_runtime(manifest: dict, running_version: str | None = None, device: dict | None | str = "detect",
+                  cpu: str | None = None) -> None:
     """Refuse an engine this runtime or this device cannot run as it was built.
 
-    ``running_version`` and ``device`` default to what this machine has; tests pass
-    fakes. Raises ManifestMismatch with what differs and what to do.
+    ``running_version``, ``device`` and ``cpu`` (edge.engines.cpu.cpu_kind) default to
+    what this machine has; tests pass fakes. Raises ManifestMismatch with what differs
+    and what to do.
     """
     backend = manifest["backend"]
     if running_version is None:
         running_version = running_backend_version(backend)
     if backend == "onnxruntime":
         check_onnxruntime_version(manifest["backend_version"], running_version)
+        problem = int8_cpu_problem(manifest.get("quantization"), cpu or cpu_kind())
+        if problem:
+            raise ManifestMismatch(problem)
         return
     if backend == "tensorrt":
         check_tensorrt_version(manifest["backend_version"], running_version)

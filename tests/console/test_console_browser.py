@@ -75,8 +75,8 @@ def wait_for(predicate, timeout_s: float):
 
 def test_installer_enrolls_checks_and_removes_a_person_in_a_browser(tmp_path, gallery_files, pipeline, browser):
     gallery, key = gallery_files
-    visitor = [face_frame("Tony_Blair", 3 + index % 2, shift=index % 7 - 3) for index in range(400)]
-    clip = write_clip(tmp_path / "tony.avi", blanks(10) + visitor)
+    visitor = [face_frame("George_W_Bush", 3 + index % 2, shift=index % 7 - 3) for index in range(400)]
+    clip = write_clip(tmp_path / "visitor.avi", blanks(10) + visitor)
     settings = kiosk_settings(tmp_path, gallery, key, source=f"file://{clip}", **{"gallery.reload_s": 0.2})
     values = {name: settings[name] for name in ("source.uri", "door.pin", "door.pulse_s", "gallery.path",
                                                 "gallery.key", "gallery.reload_s", "events.file", "events.stdout",
@@ -104,33 +104,33 @@ def test_installer_enrolls_checks_and_removes_a_person_in_a_browser(tmp_path, ga
         screens.shot("live")
 
         page.goto(f"{base}/enroll")
-        page.fill("input[name=name]", "Tony Blair")
+        page.fill("input[name=name]", "George W Bush")
         page.fill("input[name=count]", "4")
         page.click("form.enroll button")
         page.wait_for_selector("#enroll-lines li", timeout=20000)
         screens.shot("enroll-progress")
         result = page.wait_for_selector("#enroll-result", timeout=60000)
-        assert result.inner_text().startswith("Tony Blair enrolled: 4 templates, coverage ")
+        assert result.inner_text().startswith("George W Bush enrolled: 4 templates, coverage ")
         verdicts = page.inner_text("#enroll-verdicts")
         assert "One-person check: passed" in verdicts and "Duplicate check: passed" in verdicts
         page.wait_for_selector("form.enroll")  # the finished page: the form is back
-        assert page.inner_text("#enroll-result").startswith("Tony Blair enrolled: 4 templates")
+        assert page.inner_text("#enroll-result").startswith("George W Bush enrolled: 4 templates")
         screens.shot("enroll")
         job = console.app._job.progress
         assert job.state == "done" and job.held and "door held locked" in job.held
 
         unlocked = wait_for(lambda: [event for event in read_events(tmp_path / "events.jsonl")
-                                     if event["unlock"] and event["person"] == "Tony Blair"], 10)
+                                     if event["unlock"] and event["person"] == "George W Bush"], 10)
         assert unlocked, "the daemon did not let the newly enrolled person in"
 
         page.goto(f"{base}/people")
-        assert page.locator("span.person", has_text="Tony Blair").count() == 1
+        assert page.locator("span.person", has_text="George W Bush").count() == 1
         screens.shot("people")
 
         page.goto(f"{base}/identify")
         page.click("form.identify button")
         answer = page.wait_for_selector("#identify-answer").inner_text()
-        assert answer.startswith("the door would say: Tony Blair, 0.")
+        assert answer.startswith("the door would say: George W Bush, 0.")
         screens.shot("identify")
 
         for name in ("decisions", "camera", "liveness", "door"):
@@ -139,7 +139,7 @@ def test_installer_enrolls_checks_and_removes_a_person_in_a_browser(tmp_path, ga
                 page.wait_for_selector("table.hints")
             screens.shot(name)
         page.goto(f"{base}/decisions")
-        assert page.locator("table.decisions td", has_text="Tony Blair").count() >= 1
+        assert page.locator("table.decisions td", has_text="George W Bush").count() >= 1
 
         page.goto(f"{base}/selftest")
         page.click("form.selftest button")
@@ -150,14 +150,14 @@ def test_installer_enrolls_checks_and_removes_a_person_in_a_browser(tmp_path, ga
         screens.shot("selftest")
 
         page.goto(f"{base}/people")
-        page.locator("tr", has=page.locator("span.person", has_text="Tony Blair")).locator(
+        page.locator("tr", has=page.locator("span.person", has_text="George W Bush")).locator(
             "form.danger button").click()
         page.wait_for_selector("form.confirm")
         screens.shot("remove-confirm")
         page.click("form.confirm button")
         page.wait_for_selector("p.notice.ok")
-        assert "removed Tony Blair" in page.inner_text("p.notice.ok")
-        assert page.locator("span.person", has_text="Tony Blair").count() == 0
+        assert "removed George W Bush" in page.inner_text("p.notice.ok")
+        assert page.locator("span.person", has_text="George W Bush").count() == 0
         context.close()
     finally:
         console.close()

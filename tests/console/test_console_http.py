@@ -69,7 +69,9 @@ def test_wrong_tokens_are_throttled_and_audited(console, gallery_files):
     assert "__Host-edge-console" not in client.cookies
     actions = audit_actions(gallery)
     assert actions.count("console-login-refused") == 1 and actions.count("console-login-throttled") == 1
+    assert actions.count("token-refused") == 1  # the admin token's own count, shared with the command line
     assert "console-login" not in actions
+    assert json.loads(gallery.with_suffix(".admin-failures").read_text())["failures"] == 1
 
 
 def test_a_change_without_the_csrf_token_is_refused(console, gallery_files):

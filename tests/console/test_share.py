@@ -104,23 +104,23 @@ def test_a_test_pulse_goes_through_the_daemons_door(tmp_path, gallery_files):
 def test_enroll_camera_takes_the_daemons_frames_with_the_door_held(tmp_path, gallery_files, capsys):
     gallery, key = gallery_files
     set_token(token_path(gallery), TOKEN)
-    # Tony Blair is not enrolled: photos 3 and 4 moved a little each frame (distinct frames, like a camera's).
-    visitor = [face_frame("Tony_Blair", 3 + index % 2, shift=index % 7 - 3) for index in range(220)]
-    clip = write_clip(tmp_path / "tony.avi", blanks(10) + visitor)
+    # George W Bush is not enrolled: photos 3 and 4 moved a little each frame (distinct frames, like a camera's).
+    visitor = [face_frame("George_W_Bush", 3 + index % 2, shift=index % 7 - 3) for index in range(220)]
+    clip = write_clip(tmp_path / "visitor.avi", blanks(10) + visitor)
     pin_log = tmp_path / "pins.jsonl"
     process = start_daemon(tmp_path, daemon_values(tmp_path, gallery, key, clip), pin_log)
     try:
         started = time.monotonic()
-        code = main(["enroll", "Tony Blair", "--camera", "daemon", "--daemon-socket", str(tmp_path / "d.sock"),
+        code = main(["enroll", "George W Bush", "--camera", "daemon", "--daemon-socket", str(tmp_path / "d.sock"),
                      "--gallery", str(gallery), "--key", str(key), "--token", TOKEN, "--count", "4",
                      "--interval", "0.2", "--threads", "1", "--json"])
         ended = time.monotonic()
         output = capsys.readouterr()
         assert code == 0, output.err
         assert json.loads(output.out)["templates"] == 4
-        assert "door held locked: enrollment of Tony Blair" in output.err
+        assert "door held locked: enrollment of George W Bush" in output.err
         unlocked = wait_for(lambda: [event for event in read_events(tmp_path / "events.jsonl")
-                                     if event["unlock"] and event["person"] == "Tony Blair"], 8)
+                                     if event["unlock"] and event["person"] == "George W Bush"], 8)
         assert unlocked, "the daemon never let the newly enrolled person in"
     finally:
         assert stop_daemon(process) == 0

@@ -1,0 +1,272 @@
+"""Benchmark: the gallery at site scale, on one CPU core.
+
+    python benchmarks/gallery_scale.py search [--sizes 10000 100000 1000000] [--probes 40]
+    python benchmarks/gallery_scale.py gallery --dir DIR [--people 10000] [--per-person 5] \
+        [--enroll 10] [--photo tests/fixtures/faces/Colin_Powell_0001.jpg]
+
+``search`` times the product's 1:N search (edge.gallery.search.search) over random
+unit 128-d float32 templates, 5 per person, against the direct reference
+(search_directly: every distance from the differences, min per person, the code
+before the block-wise search), and checks that both give the same Match for every
+probe. Half the probes are random unit vectors, half an enrolled template plus noise.
+"floor" is one matrix-vector product over the same matrix: reading it from memory once.
+
+``gallery`` fills a real SQLite gallery (encrypted templates, audit log) through
+Gallery.add_person_templates, one transaction per person, or reuses the one in DIR;
+then, each in a fresh process: open + load_matrix (the daemon's start) with its
+peak RSS, the daemon's reload (version() + load_matrix() on the open gallery), and
+enrollment of --enroll new people into a copy of the gallery, timed as enrollment
+spends it with the face pipeline left out: load the gallery, the duplicate search
+(one 1:N search per enrollment frame), the add transaction. With --photo, one
+photo's detect + align + embed is timed separately (needs the models home).
+
+The whole script runs single-threaded (BLAS and OpenMP pools of one thread) and
+pinned to one core (--cpu); it re-executes itself to set that up.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edge.gallery.crypto import create_key
+from edge.gallery.search import search, search_directly
+from edge.gallery.store import Gallery
+from edge.pipeline import FacePipeline
+from edge.vision.image import load_image
+
+ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+DIM = 128
+MODEL = "dlib_resnet_v1"
+
+
+def single_core(cpu: int) -> None:
+    """Re-run this script with one-thread pools, pinned to ``cpu``: the BLAS pool is sized when numpy
+    loads, so the environment must be set before the interpreter starts."""
+    os.sched_setaffinity(0, {cpu})
+    if any(os.environ.get(name) != value for name, value in ONE_THREAD.items()):
+        os.environ.update(ONE_THREAD)
+        os.execv(sys.executable, [sys.executable, *sys.argv])
+
+
+def summary_ms(seconds: list[float]) -> dict:
+    ordered = sorted(seconds)
+    return {"median_ms": round(statistics.median(ordered) * 1e3, 3),
+            "p95_ms": round(ordered[min(len(ordered) - 1, math.ceil(0.95 * len(ordered)) - 1)] * 1e3, 3),
+            "min_ms": round(ordered[0] * 1e3, 3), "runs": len(ordered)}
+
+
+def unit_rows(rng, count: int):
+    rows = rng.standard_normal((count, DIM), dtype=np.float32)
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    return rows
+
+
+# ---- search ------------------------------------------------------------------------------------------
+
+def search_benchmark(sizes: list[int], probes: int, per_person: int, seed: int) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for size in sizes:
+        matrix = unit_rows(rng, size)
+        index = np.arange(size, dtype=np.intp) // per_person
+        names = [f"person {n:07d}" for n in range(int(index[-1]) + 1)]
+        near = matrix[rng.integers(0, size, probes // 2)] + rng.normal(0, 0.03, (probes // 2, DIM)).astype(np.float32)
+        queries = np.concatenate([unit_rows(rng, probes - probes // 2), near / np.linalg.norm(near, axis=1, keepdims=True)])
+        timings = {"search": [], "reference": [], "floor": []}
+        mismatches = 0
+        search(matrix, index, names, queries[0])  # warm-up: page the matrix in
+        for probe in queries:  # alternate, so a busy machine slows all three alike
+            for label, call in (("search", lambda: search(matrix, index, names, probe)),
+                                ("reference", lambda: search_directly(matrix, index, names, probe)),
+                                ("floor", lambda: matrix @ probe)):
+                start = time.perf_counter()
+                result = call()
+                timings[label].append(time.perf_counter() - start)
+                if label == "search":
+                    fast = result
+                elif label == "reference":
+                    mismatches += fast != result
+        rows.append({"templates": size, "people": len(names), "probes": len(queries), "mismatches": int(mismatches),
+                     **{label: summary_ms(values) for label, values in timings.items()}})
+        print(f"{size:>9,} templates: search {rows[-1]['search']['median_ms']:.2f} ms median "
+              f"(p95 {rows[-1]['search']['p95_ms']:.2f}), reference {rows[-1]['reference']['median_ms']:.2f} ms, "
+              f"floor {rows[-1]['floor']['median_ms']:.2f} ms; results differ on {mismatches} of {len(queries)} probes",
+              file=sys.stderr)
+        del matrix
+    return rows
+
+
+# ---- gallery: fill, load, reload, enroll -------------------------------------------------------------
+
+def gallery_files(folder: Path) -> tuple[Path, Path]:
+    return folder / "gallery.sqlite", folder / "gallery.key"
+
+
+def fill_gallery(folder: Path, people: int, per_person: int, seed: int) -> dict:
+    """A gallery of ``people`` people x ``per_person`` random unit templates, made through the normal add API."""
+    path, key_path = gallery_files(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    key = create_key(key_path)
+    rng = np.random.default_rng(seed)
+    started = time.perf_counter()
+    with Gallery.create(path, key, actor="gallery_scale") as gallery:
+        for number in range(people):
+            gallery.add_person_templates(f"person {number:06d}", unit_rows(rng, per_person), MODEL, "gallery_scale")
+            if (number + 1) % 1000 == 0:
+                print(f"  filled {number + 1:,} of {people:,} people", file=sys.stderr)
+    seconds = time.perf_counter() - started
+    return {"people": people, "per_person": per_person, "seconds": round(seconds, 1),
+            "ms_per_person": round(seconds / people * 1e3, 2), "file_mb": round(path.stat().st_size / 2**20, 1)}
+
+
+def memory_kb(field: str) -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise RuntimeError(f"/proc/self/status has no {field}")
+
+
+def measure_load(folder: Path, repeats: int) -> dict:
+    """In a fresh process: open + load_matrix, its peak RSS, then the daemon's reload."""
+    path, key_path = gallery_files(folder)
+    np.zeros(1)  # numpy's own start-up is not the gallery's
+    before_kb = memory_kb("VmRSS")
+    started = time.perf_counter()
+    gallery = Gallery.open(path, key_path.read_bytes())
+    names, index, matrix = gallery.load_matrix(MODEL)
+    load_s = time.perf_counter() - started
+    peak_kb, after_kb = memory_kb("VmHWM"), memory_kb("VmRSS")
+    reload_s = []
+    for _ in range(repeats):
+        del names, index, matrix
+        started = time.perf_counter()
+        gallery.version()
+        names, index, matrix = gallery.load_matrix(MODEL)
+        reload_s.append(time.perf_counter() - started)
+    gallery.close()
+    return {"people": len(names), "templates": int(len(matrix)), "matrix_mb": round(matrix.nbytes / 2**20, 1),
+            "load_ms": round(load_s * 1e3, 1), "reload": summary_ms(reload_s),
+            "rss_before_mb": round(before_kb / 1024, 1), "rss_peak_mb": round(peak_kb / 1024, 1),
+            "rss_after_mb": round(after_kb / 1024, 1), "peak_minus_before_mb": round((peak_kb - before_kb) / 1024, 1)}
+
+
+def measure_enroll(folder: Path, count: int, per_person: int, seed: int) -> dict:
+    """Enroll ``count`` new people into a copy of the gallery: load, duplicate search, add; per person."""
+    path, key_path = gallery_files(folder)
+    scratch = folder / "enroll-copy"
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir()
+    copy = scratch / path.name
+    shutil.copy2(path, copy)
+    shutil.copy2(path.with_suffix(".audit.jsonl"), copy.with_suffix(".audit.jsonl"))
+    rng = np.random.default_rng(seed + 1)
+    with Gallery.open(copy, key_path.read_bytes()) as gallery:
+        enrolled = len(gallery.list_people())
+    parts: dict[str, list[float]] = {"load": [], "duplicate_search": [], "add": [], "total": []}
+    with Gallery.open(copy, key_path.read_bytes()) as gallery:
+        for number in range(count):
+            frames = unit_rows(rng, per_person)
+            t0 = time.perf_counter()
+            names, index, matrix = gallery.load_matrix(MODEL)
+            t1 = time.perf_counter()
+            for frame in frames:
+                search(matrix, index, names, frame)
+            t2 = time.perf_counter()
+            gallery.add_person_templates(f"new person {number:04d}", frames, MODEL, "gallery_scale")
+            t3 = time.perf_counter()
+            for label, seconds in zip(parts, (t1 - t0, t2 - t1, t3 - t2, t3 - t0)):
+                parts[label].append(seconds)
+    shutil.rmtree(scratch)
+    return {"people_enrolled": count, "frames_per_person": per_person, "gallery_people_before": enrolled,
+            **{label: summary_ms(values) for label, values in parts.items()}}
+
+
+def measure_photo(photo: Path, repeats: int) -> dict:
+    """One photo through the product's face pipeline (detect, align, flip-averaged embed), one thread."""
+    pipeline = FacePipeline.load(threads=1)
+    image = load_image(photo)
+    pipeline.describe(image)  # warm-up
+    seconds = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        pipeline.describe(image)
+        seconds.append(time.perf_counter() - started)
+    return {"photo": str(photo), **summary_ms(seconds)}
+
+
+def in_fresh_process(part: str, args: argparse.Namespace) -> dict:
+    """Run one measurement in a new interpreter, so peak memory and caches are its own."""
+    command = [sys.executable, __file__, "_part", part, "--dir", str(args.dir), "--cpu", str(args.cpu),
+               "--per-person", str(args.per_person), "--enroll", str(args.enroll), "--repeats", str(args.repeats),
+               "--seed", str(args.seed)] + (["--photo", str(args.photo)] if args.photo else [])
+    done = subprocess.run(command, stdout=subprocess.PIPE, check=True, text=True)
+    return json.loads(done.stdout)
+
+
+def gallery_benchmark(args: argparse.Namespace) -> dict:
+    path, _ = gallery_files(args.dir)
+    figures = {}
+    if path.exists():
+        print(f"reusing the gallery in {args.dir}", file=sys.stderr)
+    else:
+        print(f"filling a gallery of {args.people:,} people x {args.per_person} templates in {args.dir}", file=sys.stderr)
+        figures["fill"] = fill_gallery(args.dir, args.people, args.per_person, args.seed)
+    figures["load"] = in_fresh_process("load", args)
+    figures["enroll"] = in_fresh_process("enroll", args)
+    if args.photo:
+        figures["photo"] = in_fresh_process("photo", args)
+    return figures
+
+
+def run_part(args: argparse.Namespace) -> dict:
+    if args.part == "load":
+        return measure_load(args.dir, args.repeats)
+    if args.part == "enroll":
+        return measure_enroll(args.dir, args.enroll, args.per_person, args.seed)
+    return measure_photo(args.photo, args.repeats)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    searching = commands.add_parser("search", help="1:N search time at several gallery sizes")
+    searching.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    searching.add_argument("--probes", type=int, default=40)
+    filling = commands.add_parser("gallery", help="load, reload and enrollment time of a real gallery")
+    part = commands.add_parser("_part", help=argparse.SUPPRESS)
+    part.add_argument("part", choices=["load", "enroll", "photo"])
+    for sub in (filling, part):
+        sub.add_argument("--dir", type=Path, required=True, help="folder for the gallery (reused when it exists)")
+        sub.add_argument("--people", type=int, default=10_000)
+        sub.add_argument("--enroll", type=int, default=10, help="new people to time enrollment with")
+        sub.add_argument("--repeats", type=int, default=5)
+        sub.add_argument("--photo", type=Path, help="time this photo through the face pipeline too")
+    for sub in (searching, filling, part):
+        sub.add_argument("--per-person", type=int, default=5)
+        sub.add_argument("--cpu", type=int, default=0, help="the core to run on")
+        sub.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    single_core(args.cpu)
+    if args.command == "_part":
+        print(json.dumps(run_part(args)))
+        return 0
+    if args.command == "search":
+        figures = {"search": search_benchmark(args.sizes, args.probes, args.per_person, args.seed)}
+    else:
+        figures = gallery_benchmark(args)
+    print(json.dumps(figures, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

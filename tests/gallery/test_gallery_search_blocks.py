@@ -1,0 +1,131 @@
+"""The block-wise 1:N search gives exactly the Match of the search it replaced.
+
+``reference_search`` is the previous implementation, kept verbatim here: every
+template's distance from the differences, the minimum per person, argpartition.
+The fast search ranks by ||t||^2 - 2 t.p and measures the close candidates again
+directly, so distances must be bit-identical, people and runner-ups the same.
+"""
+from __future__ import annotations
+
+import importlib
+import math
+
+import numpy as np
+import pytest
+
+from edge.gallery.search import Match, search, search_directly
+
+# edge.gallery re-exports the function search, which hides the module of the same name
+search_module = importlib.import_module("edge.gallery.search")
+
+
+def reference_search(matrix, person_index, names, probe) -> Match:
+    if len(names) == 0 or len(matrix) == 0:
+        return Match(None, math.inf, math.inf, None, math.inf)
+    probe = np.asarray(probe, dtype=np.float32).reshape(-1)
+    if not np.all(np.isfinite(probe)):
+        return Match(None, math.nan, math.nan, None, math.nan)
+    differences = matrix - probe
+    template_distances = np.sqrt(np.einsum("ij,ij->i", differences, differences)).astype(np.float64)
+    distances = np.full(len(names), np.inf)
+    np.minimum.at(distances, np.asarray(person_index, dtype=np.intp), template_distances)
+    if len(names) == 1:
+        return Match(names[0], float(distances[0]), math.inf, None, math.inf)
+    first, second = np.argpartition(distances, 1)[:2]
+    if distances[second] < distances[first]:
+        first, second = second, first
+    best, runner_up = float(distances[first]), float(distances[second])
+    return Match(names[first], best, runner_up - best, names[second], runner_up)
+
+
+def unit_gallery(rng, templates: int, per_person: int = 5, dim: int = 128, shuffle: bool = False):
+    matrix = rng.standard_normal((templates, dim)).astype(np.float32)
+    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+    index = np.arange(templates) // per_person
+    if shuffle:
+        index = rng.permutation(index)
+    names = [f"person {n}" for n in range(int(index.max()) + 1)]
+    return matrix, index, names
+
+
+def probes_for(rng, matrix, count: int) -> list[np.ndarray]:
+    """Random unit probes, noisy copies of templates, and exact copies (distance 0)."""
+    rows = rng.integers(0, len(matrix), count)
+    noisy = matrix[rows] + rng.normal(0, 0.02, (count, matrix.shape[1])).astype(np.float32)
+    random = rng.standard_normal((count, matrix.shape[1])).astype(np.float32)
+    return [*random / np.linalg.norm(random, axis=1, keepdims=True), *noisy, *matrix[rows[: count // 2]]]
+
+
+@pytest.mark.parametrize("templates", [1, 7, 1023, 1024, 1025, 5000])
+def test_same_match_as_the_reference_on_random_unit_galleries(templates):
+    rng = np.random.default_rng(templates)
+    matrix, index, names = unit_gallery(rng, templates, shuffle=templates > 7)
+    for probe in probes_for(rng, matrix, 20):
+        assert search(matrix, index, names, probe) == reference_search(matrix, index, names, probe)
+
+
+def test_same_match_when_people_are_within_rounding_of_each_other():
+    # Two other people at distances that differ in the last bits of float32: only the
+    # direct measurement of the candidates can order them as the reference does.
+    rng = np.random.default_rng(3)
+    matrix, index, names = unit_gallery(rng, 3000)
+    probe = matrix[10] + rng.normal(0, 0.05, 128).astype(np.float32)
+    step = rng.standard_normal(128).astype(np.float32) * 1e-7
+    matrix[500] = matrix[10] + step
+    matrix[900] = matrix[10] - step
+    matrix[1400] = matrix[10] + 2 * step
+    for candidate in (probe, matrix[10], matrix[500]):
+        assert search(matrix, index, names, candidate) == reference_search(matrix, index, names, candidate)
+
+
+def test_same_match_for_large_norms_float64_and_people_without_templates():
+    rng = np.random.default_rng(4)
+    matrix, index, names = unit_gallery(rng, 2500)
+    names = names + ["nobody yet"]
+    scaled = matrix * np.float32(300)
+    as_float64 = matrix.astype(np.float64)
+    for probe in probes_for(rng, matrix, 8):
+        assert search(scaled, index, names, probe * 300) == reference_search(scaled, index, names, probe * 300)
+        assert search(as_float64, index, names, probe) == reference_search(as_float64, index, names, probe)
+
+
+def test_only_one_person_with_templates_among_several_names():
+    matrix = np.eye(4, dtype=np.float32)
+    match = search(matrix, np.zeros(4, int), ["ann", "bob"], np.array([1, 0, 0, 0]))
+    assert match == reference_search(matrix, np.zeros(4, int), ["ann", "bob"], np.array([1, 0, 0, 0]))
+    assert match.person == "ann" and match.second_person == "bob" and match.second_distance == math.inf
+
+
+def test_a_template_that_is_not_finite_falls_back_to_the_direct_search():
+    rng = np.random.default_rng(5)
+    matrix, index, names = unit_gallery(rng, 40)
+    matrix[7, 3] = np.nan
+    probe = matrix[20] + 0.01
+    assert search(matrix, index, names, probe) == search_directly(matrix, index, names, probe)
+    assert search(matrix, index, names, probe).person == names[index[20]]
+
+
+def test_equal_distances_go_to_the_person_listed_first():
+    matrix = np.array([[1, 0], [0, 1], [1, 0]], dtype=np.float32)
+    match = search(matrix, np.array([2, 1, 0]), ["ann", "bob", "cat"], [1, 0])
+    assert (match.person, match.distance, match.second_person, match.second_distance) == ("ann", 0.0, "cat", 0.0)
+
+
+def test_the_bound_is_what_keeps_the_results_exact(monkeypatch):
+    """Without the direct re-measurement of candidates the shortcut's rounding shows."""
+    rng = np.random.default_rng(6)
+    matrix, index, names = unit_gallery(rng, 2000)
+    probes = probes_for(rng, matrix, 20)
+    monkeypatch.setattr(search_module, "template_distances",
+                        lambda rows, probe: np.sqrt(np.maximum(np.einsum("ij,ij->i", rows, rows) - 2 * rows @ probe
+                                                               + probe @ probe, 0)).astype(np.float64))
+    assert any(search(matrix, index, names, p) != reference_search(matrix, index, names, p) for p in probes)
+
+
+def test_same_match_with_numpy_1_row_norms(monkeypatch):
+    """numpy 1.x has no vecdot: the einsum path must give the same results."""
+    monkeypatch.delattr(np, "vecdot", raising=False)
+    rng = np.random.default_rng(7)
+    matrix, index, names = unit_gallery(rng, 5000, shuffle=True)
+    for probe in probes_for(rng, matrix, 10):
+        assert search(matrix, index, names, probe) == reference_search(matrix, index, names, probe)

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from edge.engines.manifest import read_manifest
-from edge.enroll.capture import duplicate_problem, one_person_problem
+from edge.enroll.capture import duplicate_problem
+from edge.enroll.one_person import check_frames
 from edge.exc import DuplicateFaceError, EdgeVerifyError, EnrollmentError
 from edge.fleet.errors import EnrollConflict
 from edge.fleet.sitekey import SiteCipher, SiteKeyError
@@ -129,7 +130,7 @@ class KioskEnrollments:
         threshold = float(manifest["threshold"])
         force = bool(request.get("force"))
         details = {"kiosk": device}
-        problem = one_person_problem(matrix, threshold)
+        problem = check_frames(matrix, threshold).problem  # odd frames were set aside at the kiosk already
         if problem and not force:
             raise EnrollmentError(f"{problem}; nothing was stored")
         gallery = SiteGallery(self.db, site, cipher, threshold, origin=f"kiosk {device}")

@@ -93,8 +93,16 @@ class ConsoleApp:
                                  "try again")
 
     # -- pages every console has ------------------------------------------------------------------------
+    @staticmethod
+    def flash(request: Request, kind: str, text: str) -> None:
+        """A one-line notice for the next page of this session (after a change's redirect)."""
+        request.session.data["flash"] = (kind, text)
+
     def page(self, request: Request, title: str, body: str, active: str = "") -> Response:
         session = request.session
+        flash = session.data.pop("flash", None) if session else None
+        if flash is not None:
+            body = html.notice(flash[1], flash[0]) + body
         return Response.html(html.layout(title, body, self.nav, active or request.path,
                                          csrf=session.csrf if session else None,
                                          who=session.actor if session else None, product=self.product))

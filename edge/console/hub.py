@@ -108,10 +108,10 @@ class HubConsole(ConsoleApp):
             with self.db() as db:
                 seq, count = db.remove_person(site, name, session.actor)
         except EdgeVerifyError as error:
-            session.data["flash"] = ("error", str(error))
+            self.flash(request, "error", str(error))
         else:
-            session.data["flash"] = ("ok", f"removed {name} at site {site}: {count} templates erased (change {seq}); "
-                                           "every door of the site follows")
+            self.flash(request, "ok", f"removed {name} at site {site}: {count} templates erased (change {seq}); "
+                                      "every door of the site follows")
         return Response.redirect("/people")
 
     def devices_page(self, request: Request) -> Response:

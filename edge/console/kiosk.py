@@ -155,15 +155,6 @@ class KioskConsole(ConsoleApp):
                 f'{esc(status["fps"])} fps; door {esc(status["door"])} '
                 f'{"locked" if status["locked"] else "OPEN"}; {esc(status["gallery"])}{esc(held)}</p>')
 
-    def flash(self, request: Request, kind: str, text: str) -> None:
-        request.session.data["flash"] = (kind, text)
-
-    def page(self, request: Request, title: str, body: str, active: str = "") -> Response:
-        flash = request.session.data.pop("flash", None) if request.session else None
-        if flash is not None:
-            body = html.notice(flash[1], flash[0]) + body
-        return super().page(request, title, body, active)
-
     # -- live view --------------------------------------------------------------------------------------
     def live_page(self, request: Request) -> Response:
         body = self.daemon_line(self.daemon()) + live_view()

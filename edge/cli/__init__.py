@@ -27,6 +27,7 @@ COMMANDS = (
     "admin",
     "selftest",
     "door",
+    "console",
     "hub",
     "fleet",
     "liveness",

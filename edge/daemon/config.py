@@ -128,6 +128,21 @@ OPTIONS = (
            "(privacy: off by default)", flag="--store-faces", negative_flag="--no-store-faces"),
     Option("events", "faces_kept", "int", 1000, "with store_faces: keep only this many newest face crops",
            flag="--faces-kept"),
+    Option("console", "daemon_socket", "str", None, "the Unix socket on which the daemon shares its frames, faces "
+           "and decisions with the console and `enroll --camera` (default: $EDGE_VERIFY_HOME/daemon.sock)",
+           flag="--daemon-socket", optional=True),
+    Option("console", "enabled", "bool", False, "serve the web console (`edge-verify console serve`); off by "
+           "default", flag="--console", negative_flag="--no-console"),
+    Option("console", "listen", "str", "127.0.0.1", "the console's address: a loopback address, or the address "
+           "or name of one network interface (never all interfaces)", flag="--console-listen"),
+    Option("console", "port", "int", 8443, "the console's TCP port (HTTPS)", flag="--console-port"),
+    Option("console", "certificate", "str", None, "the console's TLS certificate (default: "
+           "$EDGE_VERIFY_HOME/console/cert.pem, made by `edge-verify console init-cert`)",
+           flag="--console-certificate", optional=True),
+    Option("console", "private_key", "str", None, "its private key (default: $EDGE_VERIFY_HOME/console/key.pem)",
+           flag="--console-private-key", optional=True),
+    Option("console", "session_s", "float", 900.0, "a console login ends after this long without a request (s)",
+           flag="--console-session"),
 )
 
 BY_NAME = {option.name: option for option in OPTIONS}
@@ -364,6 +379,15 @@ def _check_events(settings: Settings) -> None:
         raise ConfigError("[events] store_faces needs an events file: face crops are saved next to it")
 
 
+def _check_console(settings: Settings) -> None:
+    _at_least(settings, "console.port", 1)
+    if settings["console.port"] > 65535:
+        raise ConfigError(f"[console] port must be at most 65535, got {settings['console.port']}")
+    _at_least(settings, "console.session_s", 0.0, strict=True)
+    if not str(settings["console.listen"]).strip():
+        raise ConfigError("[console] listen must name an address, e.g. 127.0.0.1")
+
+
 def _check_pulse(settings: Settings) -> None:
     settings["door.pulse_s"] = validate_pulse(settings["door.pulse_s"])
 
@@ -395,6 +419,7 @@ CHECKS = (
     (("gallery.reload_s",), lambda settings: _at_least(settings, "gallery.reload_s", 0.0, strict=True)),
     (("events.max_bytes", "events.backups", "events.store_faces", "events.file", "events.faces_kept"),
      _check_events),
+    (("console.port", "console.session_s", "console.listen"), _check_console),
 )
 
 

@@ -27,6 +27,7 @@ class Sighting:
     embedding: Optional[np.ndarray] = None
     detail: str = ""
     chip: Optional[np.ndarray] = None  # the aligned (1, 3, S, S) chip: the liveness check reads the same face
+    faces: tuple = ()  # every face the detector found (the shared live view draws them)
 
     @property
     def face_px(self) -> Optional[float]:
@@ -42,11 +43,12 @@ def analyse(pipeline, bgr: np.ndarray, min_face_px: float, index: int = -1) -> S
     scene = pipeline.look(rgb, min_face_px)
     if not scene.faces:
         return Sighting("no face")
+    faces = tuple(scene.faces)
     if scene.main is None:
         largest = max(scene.faces, key=lambda face: min(face.width, face.height))
-        return Sighting("face too small", face=largest)
+        return Sighting("face too small", face=largest, faces=faces)
     embedding = pipeline.embed(scene.main.chip)[0]
-    return Sighting("face", face=scene.main.face, embedding=np.asarray(embedding), chip=scene.main.chip)
+    return Sighting("face", face=scene.main.face, embedding=np.asarray(embedding), chip=scene.main.chip, faces=faces)
 
 
 def face_crop(bgr: np.ndarray, face, padding: float = 0.25) -> np.ndarray:

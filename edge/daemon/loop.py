@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import signal
 import threading
 import time
@@ -86,7 +87,7 @@ class Daemon:
         self.on_event = on_event
         self.clock = clock
         self.stats = Stats()
-        self.door = self.gallery = self.events = self.source = self.liveness = self.fleet = None
+        self.door = self.gallery = self.events = self.source = self.liveness = self.fleet = self.share = None
         self.live_window = None
         self.decider = Decider(settings["decision.k"], settings["decision.n"], settings["decision.cooldown_s"])
         self._previous_handlers: dict = {}
@@ -124,6 +125,7 @@ class Daemon:
         self.events = parts.open_events(self.settings)
         self.fleet = parts.open_fleet(self.settings)
         self._stop_if_asked()
+        self.share = parts.open_share(self.settings, self.pipeline, self._share_status)
         log.info("door (%s) locked; %s", self.door.describe(), self.gallery.describe())
         notify.ready(f"ready: {self.gallery.describe()}; opening {self.settings['source.uri']}")
         self._signals_stop_at_once()
@@ -135,7 +137,7 @@ class Daemon:
             notify.stopping("stopping; door locked")
             if self.fleet is not None:
                 self.fleet.counters(self.stats, force=True)
-            for part in (self.source, self.events, self.fleet, self.gallery and self.gallery.gallery):
+            for part in (self.share, self.source, self.events, self.fleet, self.gallery and self.gallery.gallery):
                 if part is not None:
                     try:
                         part.close()
@@ -220,6 +222,8 @@ class Daemon:
         while True:
             notify.watchdog()
             self._check_door()
+            if self.share is not None:
+                self.share.serve_requests(self.door, self._write)  # door test pulses, hold events
             if self.gallery.refresh():
                 self.decider.forget()
                 self.live_window.forget()
@@ -264,10 +268,11 @@ class Daemon:
                 log.warning("%s", sighting.detail)
             self.live_window.forget()
             self.decider.observe(Observation.nothing(sighting.reason), self.clock())
+            self._publish(frame, sighting)
             return
         observation = self.gallery.match(sighting.embedding)
         live_score, live = self._liveness(sighting.chip)
-        veto = self.fleet.blocked() if self.fleet is not None else None
+        veto = self._veto()
         verdict = self.decider.observe(observation, self.clock(), live=live, veto=veto)
         if verdict.unlock:
             self.door.unlock_pulse()
@@ -280,6 +285,30 @@ class Daemon:
         if live_score is not None:
             event["live_score"] = _rounded(live_score)
         self._write(event)
+        self._publish(frame, sighting, verdict, live_score, event["latency_ms"])
+
+    def _veto(self) -> Optional[str]:
+        """Why unlocks are refused now: an enrollment holding the door locked (edge.daemon.share),
+        the site's offline policy (fleet), or None."""
+        held = self.share.veto() if self.share is not None else None
+        if held is not None:
+            return held
+        return self.fleet.blocked() if self.fleet is not None else None
+
+    def _publish(self, frame, sighting, verdict=None, live_score=None, latency_ms=None) -> None:
+        if self.share is not None:
+            self.share.publish(frame, sighting, verdict, live_score, latency_ms)
+
+    def _share_status(self) -> dict:
+        """The daemon's state for the console (edge.daemon.share ``status``)."""
+        liveness = None
+        if self.liveness is not None:
+            liveness = {"threshold": _rounded(live_threshold(self.liveness)), "window": self.settings["decision.k"]}
+        return {"pid": os.getpid(), "source": self.settings["source.uri"], "door": self.door.describe(),
+                "locked": self.door.is_locked, "gallery": self.gallery.describe(),
+                "liveness_mode": self.settings["decision.liveness"], "liveness": liveness,
+                "fps": round(self.stats.fps(), 1), "unlocks": self.stats.unlocks, "last": self._last_decision,
+                "store_faces": self.settings["events.store_faces"], "events": self.settings["events.file"]}
 
     def _liveness(self, chip) -> tuple:
         """(mean live score over the last K faces or None, live?). Without a liveness

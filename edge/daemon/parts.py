@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 
 from edge.daemon.config import Settings
+from edge.daemon.share import FrameShare, socket_path
 from edge.daemon.watch import LiveGallery
 from edge.events import EventLog
 from edge.exc import ConfigError, NoAttributesEngine, SourceError
@@ -120,6 +121,11 @@ def open_fleet(settings: Settings) -> FleetLink | None:
     """The spool and policy of the fleet agent's folder ([fleet] state), or None outside a fleet."""
     state = settings["fleet.state"]
     return FleetLink(state) if state is not None else None
+
+
+def open_share(settings: Settings, pipeline, describe) -> FrameShare:
+    """Serve the latest frames, faces and decisions to the console and to enrollment (edge.daemon.share)."""
+    return FrameShare(socket_path(settings), pipeline, describe).start()
 
 
 def reconnect_for(settings: Settings) -> Reconnect:

@@ -8,6 +8,9 @@ from pathlib import Path
 
 from edge import paths
 from edge.exc import AuthError
+from edge.gallery import lift_lockout, open_gallery
+from edge.gallery.audit import default_actor
+from edge.gallery.auth import set_token, token_from, token_path
 
 HELP = """\
 Enrollment, removal, renaming, import and export need the admin token. Set it with
@@ -51,10 +54,6 @@ def register(subparsers) -> None:
 
 
 def run_set_token(args) -> int:
-    from edge.gallery import open_gallery
-    from edge.gallery.audit import default_actor
-    from edge.gallery.auth import set_token, token_from, token_path
-
     gallery = args.gallery if args.gallery is not None else paths.gallery_path()
     new = args.new if args.new is not None else read_new_token()
     stored = token_path(gallery)
@@ -69,8 +68,6 @@ def run_set_token(args) -> int:
 
 
 def run_unlock(args) -> int:
-    from edge.gallery import lift_lockout
-
     forgiven = lift_lockout(args.gallery, args.key)
     print(f"admin commands unlocked ({forgiven} wrong token{'s' if forgiven != 1 else ''} forgiven)")
     return 0

@@ -27,6 +27,7 @@ class Sighting:
     embedding: Optional[np.ndarray] = None
     detail: str = ""
     chip: Optional[np.ndarray] = None  # the aligned (1, 3, S, S) chip: the liveness check reads the same face
+    rgb: Optional[np.ndarray] = None  # the frame in RGB: the liveness cues read the face's surroundings too
 
     @property
     def face_px(self) -> Optional[float]:
@@ -46,7 +47,7 @@ def analyse(pipeline, bgr: np.ndarray, min_face_px: float, index: int = -1) -> S
         largest = max(scene.faces, key=lambda face: min(face.width, face.height))
         return Sighting("face too small", face=largest)
     embedding = pipeline.embed(scene.main.chip)[0]
-    return Sighting("face", face=scene.main.face, embedding=np.asarray(embedding), chip=scene.main.chip)
+    return Sighting("face", face=scene.main.face, embedding=np.asarray(embedding), chip=scene.main.chip, rgb=rgb)
 
 
 def face_crop(bgr: np.ndarray, face, padding: float = 0.25) -> np.ndarray:

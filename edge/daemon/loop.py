@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import cv2
-import numpy as np
 
 from edge.daemon import notify, parts
 from edge.daemon.config import Settings
@@ -41,7 +40,8 @@ from edge.daemon.frames import analyse, face_crop
 from edge.door import install_signal_handlers, open_door
 from edge.events import event_time
 from edge.exc import DoorError, SourceError
-from edge.liveness import LiveWindow, live_scores, live_threshold
+from edge.liveness.judge import Tracks
+from edge.pipeline import MainFace
 from edge.sources import FrameStatus
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ class Daemon:
         self.clock = clock
         self.stats = Stats()
         self.door = self.gallery = self.events = self.source = self.liveness = None
-        self.live_window = None
+        self.live_tracks = None
         self.decider = Decider(settings["decision.k"], settings["decision.n"], settings["decision.cooldown_s"])
         self._previous_handlers: dict = {}
         self._status_at = -math.inf
@@ -113,7 +113,7 @@ class Daemon:
         if self.pipeline is None:
             self.pipeline = parts.load_pipeline(self.settings)
         self.liveness = parts.load_liveness(self.settings, self.pipeline)
-        self.live_window = LiveWindow(self.settings["decision.k"])
+        self.live_tracks = Tracks(self.liveness) if self.liveness is not None else None
         notify.status("opening the gallery")
         self.gallery = parts.open_live_gallery(self.settings, self.pipeline.manifest, clock=self.clock)
         self.events = parts.open_events(self.settings)
@@ -189,7 +189,7 @@ class Daemon:
             self._check_door()
             if self.gallery.refresh():
                 self.decider.forget()
-                self.live_window.forget()
+                self._end_track()
                 log.info("gallery changed: %s", self.gallery.describe())
             if ended:
                 self._status("the source ended; idle with the door locked")
@@ -214,7 +214,7 @@ class Daemon:
     def _read_problem(self, frame) -> None:
         self.stats.read_problems += 1
         self.decider.interrupt()
-        self.live_window.forget()
+        self._end_track()
         now = time.monotonic()
         # Every error (a failed reconnect attempt, a bad frame) is logged; a camera that stays
         # away produces a timeout every few seconds, logged only now and then.
@@ -229,11 +229,11 @@ class Daemon:
         if sighting.embedding is None:
             if sighting.reason == "unusable frame":
                 log.warning("%s", sighting.detail)
-            self.live_window.forget()
+            self._end_track()
             self.decider.observe(Observation.nothing(sighting.reason), self.clock())
             return
         observation = self.gallery.match(sighting.embedding)
-        live_score, live = self._liveness(sighting.chip)
+        live, live_fields = self._liveness(sighting)
         verdict = self.decider.observe(observation, self.clock(), live=live)
         if verdict.unlock:
             self.door.unlock_pulse()
@@ -241,18 +241,27 @@ class Daemon:
         self._count(verdict)
         event = self._event(verdict, frame, sighting, read_ms=(frame.timestamp - read_started) * 1e3,
                             latency_ms=(decided - frame.timestamp) * 1e3)
-        if live_score is not None:
-            event["live_score"] = _rounded(live_score)
+        event.update(live_fields)
         self._write(event)
 
-    def _liveness(self, chip) -> tuple:
-        """(mean live score over the last K faces or None, live?). Without a liveness
-        engine (mode 'off', or 'auto' with none built) every face counts as live."""
-        if self.liveness is None:
-            return None, True
-        self.live_window.add(live_scores(self.liveness, chip)[0])
-        threshold = live_threshold(self.liveness)
-        return float(np.mean(self.live_window.scores)), self.live_window.live(threshold)
+    def _liveness(self, sighting) -> tuple[bool, dict]:
+        """(live?, event fields) for this frame's face: its track's verdict from every enabled cue
+        (edge.liveness.judge). Without liveness (mode 'off', or 'auto' with none trained) every face
+        counts as live and the events carry no liveness fields."""
+        if self.live_tracks is None:
+            return True, {}
+        verdict = self.live_tracks.observe(sighting.rgb, MainFace(sighting.face, sighting.chip))
+        scores = {name: (_rounded(value) if isinstance(value, float) else value) for name, value in verdict.scores.items()}
+        fields = {"live": verdict.live, "refused_by": verdict.refused_by, "refusing": list(verdict.refusing),
+                  "liveness_reason": verdict.reason, "liveness": scores}
+        if "colour" in scores:
+            fields["live_score"] = scores["colour"]  # the attributes engine's mean probability of `live`
+        return verdict.live, fields
+
+    def _end_track(self) -> None:
+        """No face (or no frame) breaks the liveness track: the next face starts a new one."""
+        if self.live_tracks is not None:
+            self.live_tracks.forget()
 
     def _count(self, verdict: Verdict) -> None:
         self.stats.faces += 1

@@ -40,11 +40,13 @@ from pathlib import Path
 import numpy as np
 
 from edge import paths
-from edge.liveness import context
+from edge.liveness import context, texture
+from edge.vision import align
+from edge.vision.mtcnn import FIT_WEIGHTS, FITTED_TEMPLATE
 from edge_build.training import liveness as trainer
 from edge_build.training import liveness_fit as fit
 from edge_build.training import liveness_shifts as shifts
-from edge_build.training.liveness_data import detect_all, load_frames
+from edge_build.training.liveness_data import detect_all, file_key, load_frames
 from edge_build.training.liveness_features import cached, shifted
 from edge_build.training.attribute_metrics import eer_threshold
 
@@ -89,18 +91,15 @@ class Folder(trainer.Folder):
 
 
 def colour_features(folder: Folder, variant: str, extractor) -> np.ndarray:
-    from edge.liveness.texture import FEATURES
-    from edge_build.training.liveness_data import file_key
-
-    key = file_key([f.path for f in folder.frames], f"colour|{variant}|{FEATURES}")
+    # the texture version in the key is historical (the colour features do not depend on it): kept so
+    # the cached files stay valid
+    key = file_key([f.path for f in folder.frames], f"colour|{variant}|{texture.FEATURES}")
     cache = folder.cache / f"colour-{key}.npy"
     if cache.exists():
         return np.load(cache)
     import torch  # the shipped head's features come from the embedding network's torch layers
 
-    from edge.vision import align
-    from edge.vision.mtcnn import FIT_WEIGHTS, FITTED_TEMPLATE
-    from edge_build.models import attributes as model
+    from edge_build.models import attributes as model  # imports torch
 
     contract = model.make_contract(["live"], backbone="embedding")
     mean, std = np.asarray(contract["mean"], np.float32), np.asarray(contract["std"], np.float32)

@@ -127,23 +127,37 @@ def track(points3d, yaws, pitches, noise: float, seed: int = 0, **kw) -> np.ndar
                      for y, p in zip(yaws, pitches)])
 
 
+# sensitive settings for these clean synthetic landmarks (the shipped defaults are chosen on real detector output)
+CLEAN = motion.MotionSettings(live_parallax=0.12, attack_turn=0.03, attack_parallax=0.06, min_pairs=3)
 TURN = np.concatenate([np.linspace(0, 30, 8), np.linspace(30, -25, 8)])  # degrees: a hand turning a card
 
 
 def test_a_turning_head_is_live_and_the_same_turn_of_a_photo_is_an_attack():
     flat = HEAD * [1, 1, 0]  # the same face, printed
-    head = motion.judge_landmarks(track(HEAD, TURN, TURN / 3, noise=0.7))
-    photo = motion.judge_landmarks(track(flat, TURN, TURN / 3, noise=0.7))
+    head = motion.judge_landmarks(track(HEAD, TURN, TURN / 3, noise=0.7), CLEAN)
+    photo = motion.judge_landmarks(track(flat, TURN, TURN / 3, noise=0.7), CLEAN)
     assert head.call == motion.LIVE and head.parallax_pairs >= 3
     assert photo.call == motion.ATTACK and photo.parallax_pairs == 0
 
 
 def test_a_still_face_or_one_that_only_comes_closer_is_undecided():
     still = np.zeros(16)
-    assert motion.judge_landmarks(track(HEAD, still, still, noise=0.5)).call == motion.UNDECIDED
+    assert motion.judge_landmarks(track(HEAD, still, still, noise=0.5), CLEAN).call == motion.UNDECIDED
     approach = [project(HEAD, 0.0, 0.0, distance=d) for d in np.linspace(90, 45, 16)]
-    assert motion.judge_landmarks(approach).call == motion.UNDECIDED
-    assert motion.judge_landmarks(track(HEAD, TURN, TURN, noise=0.5)[:3]).call == motion.UNDECIDED  # too few frames
+    assert motion.judge_landmarks(approach, CLEAN).call == motion.UNDECIDED
+    assert motion.judge_landmarks(track(HEAD, TURN, TURN, noise=0.5)[:3], CLEAN).call == motion.UNDECIDED  # too few
+
+
+def test_the_clip_call_from_measures_is_the_tracks_call():
+    for points, seed in ((HEAD, 0), (HEAD * [1, 1, 0], 1), (HEAD, 2)):
+        landmarks = track(points, TURN if seed < 2 else np.zeros(16), TURN / 3, noise=0.6, seed=seed)
+        history, measures = [], []
+        for current in landmarks:
+            measures.append(motion.frame_measures(history, current))
+            history.append(current)
+        assert motion.clip_calls(measures, CLEAN) == motion.judge_landmarks(landmarks, CLEAN).call
+    never = motion.MotionSettings.from_manifest({"live_parallax": None})
+    assert never.live_parallax == math.inf and never.as_manifest()["live_parallax"] is None
 
 
 def test_pair_measures_of_a_pure_homography_have_no_parallax():
@@ -190,7 +204,7 @@ def test_motion_calling_an_attack_refuses_the_track_for_good():
     card = HEAD * [1, 1, 0]
     held_still = track(card, np.zeros(6), np.zeros(6), noise=0.3)
     turned = track(card, TURN, TURN / 3, noise=0.5, seed=2)
-    settings = motion.MotionSettings()
+    settings = CLEAN
     liveness = Scripted([{}] * 40, motion=settings, window=3)
     frames = np.concatenate([held_still, turned, held_still])
     verdicts = judge_track(liveness, [(None, Face((0, 0, 10, 10), lm)) for lm in frames])
@@ -203,7 +217,7 @@ def test_motion_calling_an_attack_refuses_the_track_for_good():
 
 def test_with_the_motion_cue_no_track_is_live_before_it_has_seen_enough_frames():
     head = track(HEAD, np.zeros(8), np.zeros(8), noise=0.3)
-    liveness = Scripted([{}] * 8, motion=motion.MotionSettings(min_frames=5), window=2)
+    liveness = Scripted([{}] * 8, motion=CLEAN, window=2)
     verdicts = judge_track(liveness, [(None, Face((0, 0, 10, 10), lm)) for lm in head])
     assert [v.live for v in verdicts] == [False] * 4 + [True] * 4
     assert verdicts[2].reason == "too few frames"
@@ -212,7 +226,7 @@ def test_with_the_motion_cue_no_track_is_live_before_it_has_seen_enough_frames()
 def test_the_active_check_waits_for_a_head_turn():
     still = track(HEAD, np.zeros(8), np.zeros(8), noise=0.3)
     turning = track(HEAD, TURN, TURN / 3, noise=0.3, seed=1)
-    liveness = Scripted([{}] * 40, motion=motion.MotionSettings(), window=3, active=True)
+    liveness = Scripted([{}] * 40, motion=CLEAN, window=3, active=True)
     verdicts = judge_track(liveness, [(None, Face((0, 0, 10, 10), lm)) for lm in np.concatenate([still, turning])])
     assert all(v.reason == "waiting for a head turn" and v.refused_by == "motion" for v in verdicts[5:8])
     assert verdicts[-1].live

@@ -215,7 +215,7 @@ def train(config: LivenessConfig, echo=print) -> dict:
                         "threshold": cues["texture"]["threshold"], "validated": validated["texture"]},
             "context": {"features": context.FEATURES, "threshold": cues["context"]["threshold"],
                         "validated": validated["context"]},
-            "motion": {"features": motion.FEATURES, **config.motion.__dict__, "validated": motion_validated},
+            "motion": {"features": motion.FEATURES, **config.motion.as_manifest(), "validated": motion_validated},
         },
         "combined_validated": validated["texture+context"],
     }

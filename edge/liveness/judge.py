@@ -21,7 +21,6 @@ frame (RGB) with its MainFace (box, landmarks, chip).
 """
 from __future__ import annotations
 
-import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -273,22 +272,6 @@ def check_colour_chips(liveness: Liveness, embedding_manifest: dict) -> None:
     """Refuse an attributes engine that wants other chips than the pipeline makes."""
     if liveness.colour is not None:
         check_same_chips(liveness.colour.manifest, embedding_manifest)
-
-
-def cost_ms(liveness: Liveness, image: np.ndarray, main, repeats: int = 20) -> dict:
-    """Median milliseconds per frame of each enabled frame cue (and the motion cue's fits)."""
-    out = {}
-    for name in liveness.cues:
-        only = Liveness(**{**liveness.__dict__, **{k: None for k in ("texture", "context", "motion", "colour")
-                                                   if k != name}})
-        judge = only.new_track()
-        times = []
-        for _ in range(repeats):
-            started = time.perf_counter()
-            judge.add(image, main)
-            times.append((time.perf_counter() - started) * 1e3)
-        out[name] = float(np.median(times))
-    return out
 
 
 __all__ = ["CUES", "LiveVerdict", "Liveness", "NoLivenessCheck", "TrackJudge", "Tracks", "check_colour_chips",

@@ -31,6 +31,7 @@ active``) asks the person for a small head turn and accepts only ``live``.
 """
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -48,16 +49,24 @@ LIVE, ATTACK, UNDECIDED = "live", "attack", "undecided"
 
 @dataclass(frozen=True)
 class MotionSettings:
-    live_parallax: float = 0.12
-    attack_turn: float = 0.03
-    attack_parallax: float = 0.06
-    min_pairs: int = 3
+    """Defaults: chosen by benchmarks/liveness_motion_clips.py on its validation half (synthetic flat
+    attacks and NUAA real sequences). ``live_parallax`` None in a manifest: never call a track live."""
+
+    live_parallax: float = 0.4
+    attack_turn: float = 0.07
+    attack_parallax: float = 0.08
+    min_pairs: int = 2
     min_frames: int = 5
 
     @classmethod
     def from_manifest(cls, entry: dict) -> "MotionSettings":
         known = {name: entry[name] for name in cls.__dataclass_fields__ if name in entry}
+        if "live_parallax" in known and known["live_parallax"] is None:
+            known["live_parallax"] = math.inf
         return cls(**known)
+
+    def as_manifest(self) -> dict:
+        return {name: (None if value == math.inf else value) for name, value in self.__dict__.items()}
 
 
 @dataclass(frozen=True)
@@ -100,6 +109,35 @@ def similarity_residual(src: np.ndarray, dst: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.abs(zd - factor * zs) ** 2)))
 
 
+def frame_measures(history, current: np.ndarray) -> list[tuple[float, float]]:
+    """(turn, parallax) of a new frame's landmarks against up to PAIRS_PER_FRAME earlier ones, spread
+    over the history (newest first)."""
+    earlier = list(history)[::-1]
+    if not earlier:
+        return []
+    step = max(1, len(earlier) // PAIRS_PER_FRAME)
+    return [pair_measures(before, current) for before in earlier[::step][:PAIRS_PER_FRAME]]
+
+
+def clip_calls(measures: list, settings: MotionSettings) -> str:
+    """The call a track gets over a whole clip, from each frame's frame_measures (in order): ATTACK if the
+    cue called it an attack on any frame (the judge keeps that for good), else its last call."""
+    parallax_pairs = flat_pairs = 0
+    call = UNDECIDED
+    for frame, pairs in enumerate(measures, start=1):
+        for turn, parallax in pairs:
+            if parallax >= settings.live_parallax:
+                parallax_pairs += 1
+            elif turn >= settings.attack_turn and parallax < settings.attack_parallax:
+                flat_pairs += 1
+        if frame >= settings.min_frames:
+            if parallax_pairs >= settings.min_pairs:
+                call = LIVE
+            elif flat_pairs >= settings.min_pairs:
+                return ATTACK
+    return call
+
+
 @dataclass
 class MotionTrack:
     """The motion cue's state for one tracked face; feed it each frame's landmarks."""
@@ -114,10 +152,8 @@ class MotionTrack:
 
     def add(self, landmarks) -> MotionVerdict:
         current = np.asarray(landmarks, dtype=np.float64).reshape(5, 2)
-        if len(self.history):
-            step = max(1, len(self.history) // PAIRS_PER_FRAME)
-            for earlier in list(self.history)[::-1][::step][:PAIRS_PER_FRAME]:
-                self._count(*pair_measures(earlier, current))
+        for turn, parallax in frame_measures(self.history, current):
+            self._count(turn, parallax)
         self.history.append(current)
         self.frames += 1
         return self.verdict()

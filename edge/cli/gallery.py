@@ -9,6 +9,7 @@ from pathlib import Path
 from edge import paths
 from edge.daemon import config
 from edge.daemon.decision import door_threshold
+from edge.daemon.parts import liveness_status
 from edge.engines.manifest import read_manifest
 from edge.exc import EdgeVerifyError
 from edge.events import forget_person
@@ -143,6 +144,7 @@ def run_show(args) -> int:
         data = gallery.show(args.name) if args.name else gallery.summary()
     if not args.name:
         data["threshold_1n"] = openset_summary(data["templates"], data["model"])
+        data["liveness"] = liveness_summary()
     if args.json:
         print(json.dumps(data, indent=2))
     elif args.name:
@@ -154,9 +156,11 @@ def run_show(args) -> int:
                   f"{template['created_at']}  quality {quality}")
     else:
         threshold = data.pop("threshold_1n")
+        liveness = data.pop("liveness")
         for key, value in data.items():
             print(f"{key:<12} {value}")
         print(f"{'threshold':<12} {describe_threshold(threshold)}")
+        print(f"{'liveness':<12} {describe_liveness(liveness)}")
     return 0
 
 
@@ -177,6 +181,20 @@ def openset_summary(n_templates: int, model: str | None) -> dict:
         summary["note"] = (f"the gallery holds {model} templates but the engine gives {embedding_space(manifest)}; "
                            "enroll everyone again with this engine")
     return summary
+
+
+def liveness_summary() -> dict:
+    """The liveness cues the door runs with its settings (/etc/edge-verify/config.toml when it exists)."""
+    try:
+        return liveness_status(config.from_command_line(None))
+    except EdgeVerifyError as error:
+        return {"enabled": False, "cues": [], "lines": [], "warning": f"unknown: {error}"}
+
+
+def describe_liveness(summary: dict) -> str:
+    if summary["enabled"]:
+        return f"cues {', '.join(summary['cues'])}" + "".join(f"\n{'':<12} {line}" for line in summary["lines"])
+    return f"WARNING {summary['warning']}"
 
 
 def describe_threshold(summary: dict) -> str:

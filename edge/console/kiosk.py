@@ -381,17 +381,18 @@ class KioskConsole(ConsoleApp):
                 last_score = None
         engine = (status or {}).get("liveness")
         if engine is not None:
-            rows.append(["live (attributes engine, mean of the last K faces)", html.status_word(True, "ON"),
-                         esc(f"{engine['threshold']:.3f}"), esc("-" if last_score is None else f"{last_score:.3f}"),
-                         esc(f"window of {engine['window']} faces")])
+            for line in engine["cues"]:
+                name, _, figures = line.partition(": ")
+                rows.append([esc(name), html.status_word(True, "ON"), esc(figures),
+                             esc("-" if last_score is None or name != "colour" else f"{last_score:.3f}"), ""])
         else:
             why = ("the daemon is not running" if status is None else
-                   "off in the config" if mode == "off" else "no attributes engine is built")
-            rows.append(["live (attributes engine)", html.status_word(False, no="OFF"), "-", "-", esc(why)])
-        refusals = sum(1 for event in self._events() if event.get("reason") == "not live")
+                   "off in the config" if mode == "off" else "no liveness model is trained or built")
+            rows.append(["liveness", html.status_word(False, no="OFF"), "-", "-", esc(why)])
+        refusals = sum(1 for event in self._events() if event.get("refused_by") or event.get("reason") == "not live")
         body = (f'<p>[decision] liveness = <code>{esc(mode)}</code>. Refusals by a liveness cue among the recent '
                 f'decisions: {refusals}.</p>'
-                + html.table(["Cue", "Enabled", "Threshold", "Last figure", "Note"], rows, css="liveness"))
+                + html.table(["Cue", "Enabled", "Settings and validated figures", "Last figure", "Note"], rows, css="liveness"))
         return self.page(request, "Liveness cues", body)
 
     def _events(self) -> list:

@@ -22,6 +22,7 @@ from edge import paths
 from edge.door import KINDS as DOOR_KINDS
 from edge.door import validate_pulse
 from edge.exc import ConfigError, EdgeVerifyError
+from edge.liveness.judge import parse_cues
 from edge.models.registry import BACKENDS, PRECISIONS
 from edge.sources import parse_uri
 
@@ -93,9 +94,15 @@ OPTIONS = (
            "this long (s)", flag="--cooldown"),
     Option("decision", "stranger_rate", "float", 1e-3, "1:N rule: expected share of strangers let in per "
            "attempt, kept at or below this", flag="--stranger-rate"),
-    Option("decision", "liveness", "str", "auto", "printed-photo check before an unlock: 'auto' requires `live` "
-           "whenever an attributes engine is built (and warns at start when none is), 'required' refuses to start "
-           "without one, 'off' never checks", flag="--liveness"),
+    Option("decision", "liveness", "str", "auto", "print/screen check before an unlock: 'auto' runs the liveness "
+           "cues whenever a liveness model or an attributes engine is there (and warns at start when none is), "
+           "'required' refuses to start without one, 'off' never checks", flag="--liveness"),
+    Option("liveness", "cues", "str", "auto", "liveness cues to run: 'auto' (every cue whose model is there) or a "
+           "comma-separated list of texture, context, motion, colour; a listed cue without its model refuses to start",
+           flag="--liveness-cues"),
+    Option("liveness", "active", "bool", False, "active check for kiosks that can ask for a small head turn: a face "
+           "is live only after the motion cue sees a head's parallax (off by default)", flag="--active-liveness",
+           negative_flag="--no-active-liveness"),
     Option("engine", "path", "str", None, "embedding engine file (default: by --precision and --backend under "
            "$EDGE_VERIFY_HOME/models/engines)", flag="--engine", optional=True),
     Option("engine", "precision", "str", "fp32", f"embedding engine precision: {', '.join(PRECISIONS)}",
@@ -364,6 +371,15 @@ def _check_decision(settings: Settings) -> None:
         raise ConfigError(f"[decision] stranger_rate must be between 0 and 1 (e.g. 0.001), got {rate:g}")
 
 
+def _check_liveness(settings: Settings) -> None:
+    try:
+        cues = parse_cues(settings["liveness.cues"])
+    except ConfigError as error:
+        raise ConfigError(f"[liveness] cues: {error}") from None
+    if settings["liveness.active"] and cues is not None and "motion" not in cues:
+        raise ConfigError("[liveness] active needs the motion cue: add motion to [liveness] cues")
+
+
 def _check_engine(settings: Settings) -> None:
     _choice(settings, "engine.precision", PRECISIONS)
     _choice(settings, "engine.backend", BACKENDS)
@@ -415,6 +431,7 @@ CHECKS = (
     (("decision.k", "decision.n"), _check_agreement),
     (("decision.threshold", "decision.min_face_px", "decision.cooldown_s", "decision.stranger_rate",
       "decision.liveness"), _check_decision),
+    (("liveness.cues", "liveness.active"), _check_liveness),
     (("engine.precision", "engine.backend", "engine.threads"), _check_engine),
     (("gallery.reload_s",), lambda settings: _at_least(settings, "gallery.reload_s", 0.0, strict=True)),
     (("events.max_bytes", "events.backups", "events.store_faces", "events.file", "events.faces_kept"),

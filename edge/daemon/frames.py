@@ -28,6 +28,7 @@ class Sighting:
     detail: str = ""
     chip: Optional[np.ndarray] = None  # the aligned (1, 3, S, S) chip: the liveness check reads the same face
     faces: tuple = ()  # every face the detector found (the shared live view draws them)
+    rgb: Optional[np.ndarray] = None  # the frame in RGB: the liveness cues read the face's surroundings too
 
     @property
     def face_px(self) -> Optional[float]:
@@ -48,7 +49,8 @@ def analyse(pipeline, bgr: np.ndarray, min_face_px: float, index: int = -1) -> S
         largest = max(scene.faces, key=lambda face: min(face.width, face.height))
         return Sighting("face too small", face=largest, faces=faces)
     embedding = pipeline.embed(scene.main.chip)[0]
-    return Sighting("face", face=scene.main.face, embedding=np.asarray(embedding), chip=scene.main.chip, faces=faces)
+    return Sighting("face", face=scene.main.face, embedding=np.asarray(embedding), chip=scene.main.chip, faces=faces,
+                    rgb=rgb)
 
 
 def face_crop(bgr: np.ndarray, face, padding: float = 0.25) -> np.ndarray:

@@ -32,7 +32,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-import numpy as np
 
 from edge.daemon import notify, parts
 from edge.daemon.config import Settings
@@ -41,7 +40,8 @@ from edge.daemon.frames import analyse, face_crop
 from edge.door import install_signal_handlers, open_door
 from edge.events import event_time, store_face
 from edge.exc import DoorError, SourceError, SourceUnsupported
-from edge.liveness import LiveWindow, live_scores, live_threshold
+from edge.liveness.judge import Tracks
+from edge.pipeline import MainFace
 from edge.sources import FrameStatus
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ class Daemon:
         self.clock = clock
         self.stats = Stats()
         self.door = self.gallery = self.events = self.source = self.liveness = self.fleet = self.share = None
-        self.live_window = None
+        self.live_tracks = None
         self.decider = Decider(settings["decision.k"], settings["decision.n"], settings["decision.cooldown_s"])
         self._previous_handlers: dict = {}
         self._stopping_handler = None  # the door's: lock, then SystemExit
@@ -118,7 +118,7 @@ class Daemon:
             self.pipeline = parts.load_pipeline(self.settings)
         self._stop_if_asked()
         self.liveness = parts.load_liveness(self.settings, self.pipeline)
-        self.live_window = LiveWindow(self.settings["decision.k"])
+        self.live_tracks = Tracks(self.liveness) if self.liveness is not None else None
         self._stop_if_asked()
         notify.status("opening the gallery")
         self.gallery = parts.open_live_gallery(self.settings, self.pipeline.manifest, clock=self.clock)
@@ -226,7 +226,7 @@ class Daemon:
                 self.share.serve_requests(self.door, self._write)  # door test pulses, hold events
             if self.gallery.refresh():
                 self.decider.forget()
-                self.live_window.forget()
+                self._end_track()
                 log.info("gallery changed: %s", self.gallery.describe())
             if ended:
                 self._status("the source ended; idle with the door locked")
@@ -251,7 +251,7 @@ class Daemon:
     def _read_problem(self, frame) -> None:
         self.stats.read_problems += 1
         self.decider.interrupt()
-        self.live_window.forget()
+        self._end_track()
         now = time.monotonic()
         # Every error (a failed reconnect attempt, a bad frame) is logged; a camera that stays
         # away produces a timeout every few seconds, logged only now and then.
@@ -266,12 +266,12 @@ class Daemon:
         if sighting.embedding is None:
             if sighting.reason == "unusable frame":
                 log.warning("%s", sighting.detail)
-            self.live_window.forget()
+            self._end_track()
             self.decider.observe(Observation.nothing(sighting.reason), self.clock())
             self._publish(frame, sighting)
             return
         observation = self.gallery.match(sighting.embedding)
-        live_score, live = self._liveness(sighting.chip)
+        live, live_fields = self._liveness(sighting)
         veto = self._veto()
         verdict = self.decider.observe(observation, self.clock(), live=live, veto=veto)
         if verdict.unlock:
@@ -282,10 +282,9 @@ class Daemon:
         self.stats.latency_count += 1
         event = self._event(verdict, frame, sighting, read_ms=(frame.timestamp - read_started) * 1e3,
                             latency_ms=(decided - frame.timestamp) * 1e3)
-        if live_score is not None:
-            event["live_score"] = _rounded(live_score)
+        event.update(live_fields)
         self._write(event)
-        self._publish(frame, sighting, verdict, live_score, event["latency_ms"])
+        self._publish(frame, sighting, verdict, live_fields.get("live_score"), event["latency_ms"])
 
     def _veto(self) -> Optional[str]:
         """Why unlocks are refused now: an enrollment holding the door locked (edge.daemon.share),
@@ -301,23 +300,31 @@ class Daemon:
 
     def _share_status(self) -> dict:
         """The daemon's state for the console (edge.daemon.share ``status``)."""
-        liveness = None
-        if self.liveness is not None:
-            liveness = {"threshold": _rounded(live_threshold(self.liveness)), "window": self.settings["decision.k"]}
+        liveness = None if self.liveness is None else {"cues": self.liveness.describe()}
         return {"pid": os.getpid(), "source": self.settings["source.uri"], "door": self.door.describe(),
                 "locked": self.door.is_locked, "gallery": self.gallery.describe(),
                 "liveness_mode": self.settings["decision.liveness"], "liveness": liveness,
                 "fps": round(self.stats.fps(), 1), "unlocks": self.stats.unlocks, "last": self._last_decision,
                 "store_faces": self.settings["events.store_faces"], "events": self.settings["events.file"]}
 
-    def _liveness(self, chip) -> tuple:
-        """(mean live score over the last K faces or None, live?). Without a liveness
-        engine (mode 'off', or 'auto' with none built) every face counts as live."""
-        if self.liveness is None:
-            return None, True
-        self.live_window.add(live_scores(self.liveness, chip)[0])
-        threshold = live_threshold(self.liveness)
-        return float(np.mean(self.live_window.scores)), self.live_window.live(threshold)
+    def _liveness(self, sighting) -> tuple[bool, dict]:
+        """(live?, event fields) for this frame's face: its track's verdict from every enabled cue
+        (edge.liveness.judge). Without liveness (mode 'off', or 'auto' with none trained) every face
+        counts as live and the events carry no liveness fields."""
+        if self.live_tracks is None:
+            return True, {}
+        verdict = self.live_tracks.observe(sighting.rgb, MainFace(sighting.face, sighting.chip))
+        scores = {name: (_rounded(value) if isinstance(value, float) else value) for name, value in verdict.scores.items()}
+        fields = {"live": verdict.live, "refused_by": verdict.refused_by, "refusing": list(verdict.refusing),
+                  "liveness_reason": verdict.reason, "liveness": scores}
+        if "colour" in scores:
+            fields["live_score"] = scores["colour"]  # the attributes engine's mean probability of `live`
+        return verdict.live, fields
+
+    def _end_track(self) -> None:
+        """No face (or no frame) breaks the liveness track: the next face starts a new one."""
+        if self.live_tracks is not None:
+            self.live_tracks.forget()
 
     def _count(self, verdict: Verdict) -> None:
         self.stats.faces += 1

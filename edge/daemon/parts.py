@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Optional
 
 from edge.daemon.config import Settings
 from edge.daemon.share import FrameShare, socket_path
 from edge.daemon.watch import LiveGallery
 from edge.events import EventLog
-from edge.exc import ConfigError, NoAttributesEngine, SourceError
+from edge.exc import ConfigError, NoLivenessCheck, SourceError
 from edge.fleet.link import FleetLink
 from edge.gallery import open_gallery
 from edge.gallery.check import audit_problems
-from edge.liveness import check_same_chips, load_attributes_engine
+from edge.liveness.judge import Liveness, check_colour_chips, parse_cues
+from edge.liveness.judge import load_liveness as load_cues
 from edge.pipeline import FacePipeline
 from edge.sources import FILE_RECONNECT, Reconnect, open_source, parse_uri
 
@@ -37,30 +39,54 @@ def load_pipeline(settings: Settings) -> FacePipeline:
     return pipeline
 
 
-def load_liveness(settings: Settings, pipeline):
-    """The attributes engine whose `live` head must pass before an unlock, or None.
+def load_liveness(settings: Settings, pipeline) -> Optional[Liveness]:
+    """The liveness cues that must pass before an unlock, or None.
 
-    'auto' uses it whenever one is built and says loudly when none is (the starter
-    models have none: it is trained per product, see `edge-verify train attributes`);
-    'required' refuses to start without it; 'off' skips the check.
+    'auto' runs every cue whose model is there and says loudly when none is (the
+    starter models have none: the cues are trained per product, see `edge-verify
+    train liveness`); 'required' refuses to start without one; 'off' skips the
+    check. Cues named in [liveness] cues are required whatever the mode.
     """
     mode = settings["decision.liveness"]
     if mode == "off":
-        log.warning("liveness check off: a printed photo of an enrolled person can open the door")
+        log.warning("liveness check off: a printed photo or a phone picture of an enrolled person can open the door")
         return None
     engine = settings.engine
     try:
-        attributes = load_attributes_engine(engine["precision"], engine["backend"], threads=engine["threads"])
-    except NoAttributesEngine as error:
-        if mode == "required":
+        liveness = load_cues(settings["liveness.cues"], settings["liveness.active"], engine["precision"],
+                             engine["backend"], threads=engine["threads"], default_window=settings["decision.k"])
+    except NoLivenessCheck as error:
+        if mode == "required" or parse_cues(settings["liveness.cues"]) is not None:
             raise
-        log.warning("no liveness check (%s): a printed photo of an enrolled person can open the door; "
-                    "set [decision] liveness = \"required\" once an attributes engine is built", error)
+        log.warning("no liveness check (%s): a printed photo or a phone picture of an enrolled person can open the "
+                    "door; set [decision] liveness = \"required\" once one is trained", error)
         return None
-    check_same_chips(attributes.manifest, pipeline.manifest)
-    log.info("liveness: %s engine, threshold %.4g", attributes.manifest["precision"],
-             float(attributes.manifest["thresholds"]["live"]))
-    return attributes
+    check_colour_chips(liveness, pipeline.manifest)
+    log.info("liveness cues: %s (window of %d frames)", ", ".join(liveness.cues), liveness.window)
+    for line in liveness.describe():
+        log.info("liveness %s", line)
+    return liveness
+
+
+def liveness_status(settings: Settings) -> dict:
+    """What the daemon would run for liveness with these settings: {enabled, cues, lines, warning}
+    (for `selftest` and `gallery show`; loads the cues' models, not the camera)."""
+    mode = settings["decision.liveness"]
+    if mode == "off":
+        return {"enabled": False, "mode": mode, "cues": [], "lines": [],
+                "warning": "liveness off in the config: a printed photo or a phone picture of an enrolled person "
+                           "can open the door"}
+    engine = settings.engine
+    try:
+        liveness = load_cues(settings["liveness.cues"], settings["liveness.active"], engine["precision"],
+                             engine["backend"], threads=engine["threads"], default_window=settings["decision.k"])
+    except NoLivenessCheck as error:
+        starts = mode != "required" and parse_cues(settings["liveness.cues"]) is None
+        return {"enabled": False, "mode": mode, "cues": [], "lines": [], "daemon_starts": starts,
+                "warning": f"no liveness check ({error}): a printed photo or a phone picture of an enrolled person "
+                           "can open the door"}
+    return {"enabled": True, "mode": mode, "cues": list(liveness.cues), "window": liveness.window,
+            "lines": liveness.describe(), "warning": None}
 
 
 def open_live_gallery(settings: Settings, manifest: dict, clock=None) -> LiveGallery:

@@ -41,6 +41,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="CPU threads per engine (default: ONNX Runtime's choice)")
     parser.add_argument("--precisions", nargs="+", default=["fp32", "int8"], choices=["fp32", "fp16", "int8"],
                         help="embedding engines to measure; ones not built are reported as missing (default fp32 int8)")
+    parser.add_argument("--liveness", nargs="+", default=["auto"], choices=["auto", "off"],
+                        help="[decision] liveness for each run: auto runs the liveness cues of $EDGE_VERIFY_HOME's "
+                             "model when there is one, off measures without them (default auto)")
     parser.add_argument("--json", type=Path, default=Path("daemon_latency.json"), help="write the figures here")
     return parser.parse_args(argv)
 
@@ -62,7 +65,7 @@ def write_clip(path: Path, frames: int) -> None:
     writer.release()
 
 
-def measure(precision: str, threads, clip: Path, folder: Path) -> dict:
+def measure(precision: str, threads, clip: Path, folder: Path, liveness: str = "auto") -> dict:
     from gpiozero.pins.mock import MockFactory
 
     from edge.daemon import config
@@ -75,7 +78,7 @@ def measure(precision: str, threads, clip: Path, folder: Path) -> dict:
     settings = config.resolve({
         "source.uri": f"file://{clip}", "door.pin": "BOARD11", "door.pulse_s": 1.0,
         "gallery.path": str(folder / "gallery.sqlite"), "gallery.key": str(folder / "gallery.key"),
-        "events.file": str(folder / "events.jsonl"), "events.stdout": False,
+        "events.file": str(folder / "events.jsonl"), "events.stdout": False, "decision.liveness": liveness,
     }, {}, origin="the benchmark")
     factory = MockFactory()
     daemon = Daemon(settings, until_end=True, pin_factory=factory, pipeline=pipeline)
@@ -89,6 +92,7 @@ def measure(precision: str, threads, clip: Path, folder: Path) -> dict:
     after = np.array([event["latency_ms"] for event in judged])
     return {
         "precision": precision,
+        "liveness": ", ".join(daemon.liveness.cues) if daemon.liveness is not None else "off",
         "frames": daemon.stats.frames,
         "frames_with_face": len(events),
         "unlocks": daemon.stats.unlocks,
@@ -123,14 +127,16 @@ def main(argv=None) -> int:
             if not registry.engine_path(registry.EMBEDDING, precision, "onnxruntime").exists():
                 missing.append(precision)
                 continue
-            folder = scratch / precision
-            folder.mkdir()
-            results.append(measure(precision, args.threads, clip, folder))
+            for run, liveness in enumerate(args.liveness):
+                folder = scratch / f"{precision}-{liveness}-{run}"
+                folder.mkdir()
+                results.append(measure(precision, args.threads, clip, folder, liveness))
     report = {"machine": machine(), "threads": args.threads, "frame_size": [640, 480], "warmup_frames": WARMUP_FRAMES,
               "results": results, "not_built": missing}
-    print(f"{'engine':<8} {'p50 ms':>8} {'p95 ms':>8} {'fps':>7} {'decode p50':>11} {'faces':>6} {'matched':>8}")
+    print(f"{'engine':<8} {'liveness':<24} {'p50 ms':>8} {'p95 ms':>8} {'fps':>7} {'decode p50':>11} {'faces':>6} "
+          f"{'matched':>8}")
     for row in results:
-        print(f"{row['precision']:<8} {row['latency_ms_p50']:>8.1f} {row['latency_ms_p95']:>8.1f} "
+        print(f"{row['precision']:<8} {row['liveness']:<24} {row['latency_ms_p50']:>8.1f} {row['latency_ms_p95']:>8.1f} "
               f"{row['sustained_fps']:>7.1f} {row['decode_ms_p50']:>11.1f} {row['frames_with_face']:>6} "
               f"{row['matched']:>8}")
     for precision in missing:

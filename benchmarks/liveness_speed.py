@@ -1,4 +1,9 @@
-"""Cost per frame of the liveness (attributes) engine, and its figures on a NUAA-style folder.
+"""Cost per frame of each liveness cue, and of the attributes engine, and its figures on a NUAA-style folder.
+
+Cues (--cues-from DIR, frames with a face, e.g. a replay folder's real/): each
+enabled cue of the liveness model (`edge-verify train liveness`) timed alone on
+one thread over the frames: texture (grey chip, features, head), context
+(region, edges, lines), motion (the landmark fits of one more frame of a track).
 
 Speed: one aligned chip per call (the daemon's case: one face per frame), ONNX
 Runtime on one CPU thread, p50/p95 over many calls after a warm-up, for each
@@ -21,9 +26,11 @@ import json
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from edge.liveness import live_scores, live_threshold, load_attributes_engine
+from edge.liveness.judge import Liveness, load_liveness
 from edge_build.training.attribute_metrics import apcer_bpcer
 from edge.pipeline import FacePipeline
 from edge.vision.image import load_image
@@ -37,8 +44,40 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--precisions", nargs="+", default=["fp32", "int8"], choices=["fp32", "int8"])
     parser.add_argument("--data", type=Path, help="NUAA-style folder (real/, fake/) to measure APCER/BPCER on")
     parser.add_argument("--subjects", nargs="+", default=[], help="subject ids (file-name prefixes) to measure on")
+    parser.add_argument("--cues-from", type=Path, help="folder of frames to time the liveness model's cues on")
     parser.add_argument("--json", type=Path, help="write the figures here")
     return parser.parse_args(argv)
+
+
+def time_cues(folder: Path, limit: int = 60) -> dict:
+    """CPU ms per frame of each cue alone on one thread (OpenCV too), over up to ``limit`` frames of
+    ``folder``. CPU time of this thread, not wall time: on a shared machine another process's turn on
+    the core is not the cue's cost."""
+    cv2.setNumThreads(1)
+    liveness = load_liveness("texture,context,motion")
+    pipeline = FacePipeline.load(flip=False, threads=1)
+    observations = []
+    for path in sorted(folder.rglob("*.jpg"))[:limit]:
+        image = load_image(path)
+        main = pipeline.main_face(image)
+        if main is not None:
+            observations.append((image, main))
+    figures = {"frames": len(observations)}
+    for name in liveness.cues:
+        alone = Liveness(**{**liveness.__dict__, **{other: None for other in ("texture", "context", "motion", "colour")
+                                                    if other != name}})
+        judge = alone.new_track()
+        for image, main in observations[:5]:
+            judge.add(image, main)  # warm-up: caches, first allocations
+        times = []
+        for image, main in observations:
+            started = time.thread_time()
+            judge.add(image, main)
+            times.append((time.thread_time() - started) * 1e3)
+        figures[name] = {"p50_ms": float(np.percentile(times, 50)), "p95_ms": float(np.percentile(times, 95))}
+        print(f"{name}: p50 {figures[name]['p50_ms']:.2f} ms, p95 {figures[name]['p95_ms']:.2f} ms per frame",
+              flush=True)
+    return figures
 
 
 def time_engine(engine, calls: int) -> dict:
@@ -73,6 +112,8 @@ def main(argv=None) -> int:
 
     args = parse_args(argv)
     figures = {}
+    if args.cues_from:
+        figures["cues"] = time_cues(args.cues_from)
     held = held_out_chips(args.data, args.subjects) if args.data else None
     for precision in args.precisions:
         try:

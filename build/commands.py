@@ -1,4 +1,4 @@
-"""What `edge-verify build`, `train siamese|attributes` and `models fetch` do.
+"""What `edge-verify build`, `train siamese|attributes|liveness` and `models fetch` do.
 
 Their command lines (options and --help) are defined in edge/cli/, so that a
 kiosk without the build extra still lists them; the handlers here are
@@ -20,7 +20,7 @@ from edge_build.gate import GateLimits
 from edge_build.recipe import BuildOptions, Injected, build_part
 from edge_build.starter import fetch_and_convert
 from edge_build.targets import load_parts, models_for
-from edge_build.training import attributes, siamese
+from edge_build.training import attributes, liveness, siamese
 
 
 def to_stderr(line: str) -> None:
@@ -96,6 +96,17 @@ def run_attributes(args) -> int:
                                         epochs=args.epochs, batch=args.batch, seed=args.seed, resume=args.resume,
                                         threads=args.threads, folds=args.folds, progress=not args.quiet)
     return attributes.run(config)
+
+
+def run_liveness(args) -> int:
+    for folder, _ in args.data:
+        check_data(folder)
+    if not 1 <= args.window <= 100:
+        raise ConfigError("--window must be 1 to 100 frames")
+    config = liveness.LivenessConfig(data=args.data, out=args.out, target_bpcer=args.target_bpcer,
+                                     augment=args.augment, window=args.window, synthetic_clips=args.synthetic_clips,
+                                     seed=args.seed, cache=args.cache, progress=not args.quiet)
+    return liveness.run(config, echo=to_stderr)
 
 
 # -- edge-verify models fetch -------------------------------------------------------------------

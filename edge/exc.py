@@ -59,6 +59,11 @@ class SourceError(EdgeVerifyError):
     """A camera or video source cannot be opened or has failed."""
 
 
+class SourceUnsupported(SourceError):
+    """This kind of source can never work on this machine (e.g. csi:// with an OpenCV without
+    GStreamer): waiting and trying again is pointless."""
+
+
 class DoorError(EdgeVerifyError):
     """The door lock hardware cannot be driven."""
 
@@ -105,5 +110,13 @@ class DatasetError(EdgeVerifyError):
     """Training data that cannot be used: missing folder, too few people or faces."""
 
 
-class NoAttributesEngine(EngineError):
-    """No attribute (liveness) engine has been built; train one and run the build step."""
+class NoLivenessCheck(EngineError):
+    """A liveness cue that was asked for cannot run: its model is missing."""
+
+
+class NoAttributesEngine(NoLivenessCheck):
+    """No attribute engine (the colour cue's `live` head) has been built; train one and run the build step."""
+
+
+class NoLivenessModel(NoLivenessCheck):
+    """No liveness model (texture, context and motion cues) has been trained; train one."""

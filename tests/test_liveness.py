@@ -58,27 +58,31 @@ def test_liveness_json_scores_the_primary_face_like_pytorch(kiosk_home, face_ima
     assert code == 0
     results = json.loads(out)
     assert [r["image"] for r in results] == photos + [str(no_face)]
-    assert results[2] == {"image": str(no_face), "score": None, "live": False, "face": False}
+    assert results[2] == {"image": str(no_face), "face": False, "live": False, "refused_by": None,
+                          "reason": "no face", "scores": {}}
     for result, photo in zip(results[:2], photos):
         chip = pipeline.main_face(load_image(photo)).chip
         with torch.no_grad():
             want = float(torch.sigmoid(module(torch.from_numpy(chip))[0, 0]))
-        assert result["face"] is True and result["score"] == pytest.approx(want, abs=1e-4)
-        assert result["live"] == (result["score"] >= 0.5)
+        # the attributes engine alone: the colour cue, its score the probability of `live`
+        assert result["face"] is True and result["scores"]["colour"] == pytest.approx(want, abs=1e-4)
+        assert result["live"] == (want >= 0.5)
+        assert result["refused_by"] == (None if want >= 0.5 else "colour")
 
 
 def test_plain_output_and_the_threshold_from_the_manifest(kiosk_home, face_images, capsys):
     build_engine(kiosk_home, ["live"], {"live": 0.0})  # every face is live at threshold 0
     code = main(["liveness", str(face_images["Hugo_Chavez"][0])])
     out = capsys.readouterr().out
-    assert code == 0 and ": LIVE (score" in out and "threshold 0.0000" in out
+    assert code == 0 and "cues: colour" in out and ": LIVE (colour 0." in out
 
 
 def test_without_an_attributes_engine_the_error_says_how_to_make_one(kiosk_home, face_images, capsys):
     code = main(["liveness", str(face_images["Hugo_Chavez"][0])])
     err = capsys.readouterr().err
     assert code != 0 and len(err.strip().splitlines()) == 1
-    assert "no fp32 onnxruntime attributes engine" in err
+    assert "no fp32 onnxruntime attributes engine" in err and "no liveness model" in err
+    assert "edge-verify train liveness" in err
     assert "edge-verify train attributes" in err and "edge-verify build --model attributes" in err
 
 

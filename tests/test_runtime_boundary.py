@@ -22,6 +22,7 @@ RUNTIME_ENTRY_MODULES = (
     "edge.extras", "edge.demo",
 )
 COMMANDS = {"build": "building engines", "train-siamese": "training", "train-attributes": "training",
+            "train-liveness": "training",
             "models-fetch": "converting the starter models", "starter-models": "converting the starter models"}
 
 # Runs in a fresh interpreter: records which runtime line first imported each build-side

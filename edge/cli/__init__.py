@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
+from edge.disk import is_no_space, space_advice
 from edge.exc import EdgeVerifyError
+from edge.owners import permission_advice
 
 # Order here is the order in `edge-verify --help`.
 COMMANDS = (
@@ -24,6 +27,7 @@ COMMANDS = (
     "admin",
     "selftest",
     "door",
+    "console",
     "hub",
     "fleet",
     "liveness",
@@ -72,6 +76,20 @@ def main(argv: list[str] | None = None) -> int:
     except EdgeVerifyError as error:
         print(f"edge-verify: error: {error}", file=sys.stderr)
         return error.exit_code
+    except BrokenPipeError:
+        # `edge-verify ... | head`: the reader has gone; nothing to say, and nothing more to print.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except OSError as error:
+        # Said by the gallery layer in its own words where it can; anything else about space or
+        # permissions is still one line saying what to do.
+        if is_no_space(error):
+            print(f"edge-verify: error: {space_advice(error.filename or '.')}", file=sys.stderr)
+            return 1
+        if isinstance(error, PermissionError):
+            print(f"edge-verify: error: {permission_advice(error.filename or 'a file', 'use')}", file=sys.stderr)
+            return 1
+        raise
     except KeyboardInterrupt:
         print("edge-verify: interrupted", file=sys.stderr)
         return 130

@@ -8,6 +8,9 @@ from pathlib import Path
 
 from edge import paths
 from edge.exc import AuthError
+from edge.gallery import lift_lockout, open_gallery
+from edge.gallery.audit import default_actor
+from edge.gallery.auth import set_token, token_from, token_path
 
 HELP = """\
 Enrollment, removal, renaming, import and export need the admin token. Set it with
@@ -26,7 +29,7 @@ Use the token with --token TOKEN or EDGE_VERIFY_ADMIN_TOKEN=TOKEN.
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("admin", help="set the admin token that authorises gallery changes",
+    parser = subparsers.add_parser("admin", help="set the admin token that authorises gallery changes; unlock",
                                    description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     actions = parser.add_subparsers(dest="action", metavar="ACTION")
     set_token = actions.add_parser("set-token", help="set or change the admin token", description=HELP,
@@ -36,19 +39,37 @@ def register(subparsers) -> None:
     set_token.add_argument("--new", metavar="NEW", help="the new token (default: read from the terminal or stdin)")
     set_token.add_argument("--gallery", metavar="PATH", type=Path,
                            help="the gallery the token guards (default: $EDGE_VERIFY_HOME/gallery.sqlite)")
+    set_token.add_argument("--key", metavar="PATH", type=Path,
+                           help="the gallery's key file, for the audit record (default: gallery.key in "
+                           "$EDGE_VERIFY_HOME)")
     set_token.set_defaults(func=run_set_token)
+    unlock = actions.add_parser("unlock", help="lift the lock after too many wrong admin tokens (root only)",
+                                description="After 10 wrong admin tokens in a row every admin command is refused, "
+                                "even with the right token, until root runs this. It is recorded in the audit log.")
+    unlock.add_argument("--gallery", metavar="PATH", type=Path,
+                        help="the gallery (default: $EDGE_VERIFY_HOME/gallery.sqlite)")
+    unlock.add_argument("--key", metavar="PATH", type=Path, help="its key file, for the audit record")
+    unlock.set_defaults(func=run_unlock)
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
 
 
 def run_set_token(args) -> int:
-    from edge.gallery.audit import AuditLog, audit_path, default_actor
-    from edge.gallery.auth import set_token, token_from, token_path
-
     gallery = args.gallery if args.gallery is not None else paths.gallery_path()
     new = args.new if args.new is not None else read_new_token()
     stored = token_path(gallery)
-    grounds = set_token(stored, new, token_from(args.token), audit=AuditLog(audit_path(gallery)), actor=default_actor())
+    if gallery.exists():
+        with open_gallery(gallery, args.key) as opened:
+            grounds = set_token(stored, new, token_from(args.token), audit=opened, actor=default_actor())
+    else:
+        # No gallery, so no key to sign a record with yet: the gallery's first record notes the token.
+        grounds = set_token(stored, new, token_from(args.token))
     print(f"admin token set (authorised as {grounds}); its salted hash is in {stored}")
+    return 0
+
+
+def run_unlock(args) -> int:
+    forgiven = lift_lockout(args.gallery, args.key)
+    print(f"admin commands unlocked ({forgiven} wrong token{'s' if forgiven != 1 else ''} forgiven)")
     return 0
 
 

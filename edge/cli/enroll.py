@@ -39,7 +39,8 @@ def register(subparsers) -> None:
     parser.add_argument("name", metavar="NAME", help="the person's name as the kiosk will log it")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--camera", metavar="URI",
-                        help="camera or video: csi://0, v4l2:///dev/video0, rtsp://..., file://clip.avi, dir://folder")
+                        help="camera or video: csi://0, v4l2:///dev/video0, rtsp://..., file://clip.avi, dir://folder; "
+                        "the daemon's camera (or 'daemon') while the daemon runs: its frames, door held locked")
     source.add_argument("--images", metavar="F", nargs="+", type=Path, help="photo files of the person, one face each")
     parser.add_argument("--count", type=int, default=5, help="good frames to keep (default: 5)")
     parser.add_argument("--min-count", type=int, default=None,
@@ -58,24 +59,24 @@ def register(subparsers) -> None:
                         help="key file (default: gallery.key in $EDGE_VERIFY_HOME; created with a new gallery)")
     parser.add_argument("--json", action="store_true",
                         help="print the result as JSON on stdout (progress stays on stderr)")
+    parser.add_argument("--daemon-socket", metavar="PATH", type=Path,
+                        help="the running daemon's socket (default: [console] daemon_socket of the config file, "
+                        "else $EDGE_VERIFY_HOME/daemon.sock)")
     add_engine_arguments(parser, threads_default=None)
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
     from edge import paths
-    from edge.enroll.capture import camera_shots, enroll, image_shots
-    from edge.gallery import open_gallery
-    from edge.gallery.audit import default_actor
-    from edge.gallery.auth import require_token, token_from, token_path
+    from edge.enroll.capture import enroll
+    from edge.gallery import authorise, open_gallery
+    from edge.gallery.auth import token_from
 
     check_numbers(args)
     gallery_path = args.gallery if args.gallery is not None else paths.gallery_path()
-    require_token(token_path(gallery_path), token_from(args.token))
-    actor = f"{default_actor()} with admin token"
+    actor = authorise(gallery_path, token_from(args.token), args.key)
     pipeline = load_pipeline(args)
-    frames = image_shots(args.images) if args.images else camera_shots(args.camera, args.timeout, args.interval)
-    with open_gallery(gallery_path, args.key, create=True, actor=actor) as gallery:
+    with frames_for(args, actor) as frames, open_gallery(gallery_path, args.key, create=True, actor=actor) as gallery:
         result = enroll(args.name, pipeline, gallery, frames, count=args.count, force=args.force, append=args.append,
                         actor=actor, min_count=args.min_count, report=progress)
     if args.json:
@@ -85,6 +86,22 @@ def run(args) -> int:
         print(f"{verb} {result.name}: {result.templates} template{'s' if result.templates != 1 else ''} from "
               f"{result.frames} frame{'s' if result.frames != 1 else ''} ({len(result.rejected)} rejected)")
     return 0
+
+
+def frames_for(args, actor: str):
+    """Photos; or the camera: the running daemon's frames (door held locked) when it runs this camera."""
+    from contextlib import nullcontext
+
+    from edge.daemon import config
+    from edge.daemon.share import socket_path
+    from edge.enroll.capture import image_shots
+    from edge.enroll.kiosk import kiosk_frames
+
+    if args.images:
+        return nullcontext(image_shots(args.images))
+    path = args.daemon_socket or socket_path(config.from_command_line(None))
+    return kiosk_frames(args.camera, path, actor, f"enrollment of {args.name}", args.timeout, args.interval,
+                        report=progress)
 
 
 def progress(message: str) -> None:

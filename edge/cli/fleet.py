@@ -9,7 +9,15 @@ import sys
 import threading
 from pathlib import Path
 
+from edge import paths
 from edge.cli.common import add_engine_arguments, load_pipeline
+from edge.enroll.capture import camera_shots, enroll, image_shots
+from edge.fleet.bundle import read_bundle
+from edge.fleet.metrics import parse_address
+from edge.fleet.status import kiosk_status
+from edge.gallery import open_gallery
+from edge.gallery.audit import default_actor
+from edge.gallery.auth import require_token, token_from, token_path
 
 HELP = """\
 Join this kiosk to its site's hub: the gallery follows the site's staff list, the
@@ -66,9 +74,6 @@ def register(subparsers) -> None:
 
 def run_agent(args) -> int:
     from edge.fleet.agent import Agent  # paho and its threads: only for the agent
-    from edge.fleet.bundle import read_bundle
-    from edge.fleet.metrics import parse_address
-    from edge.gallery import open_gallery
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     bundle = read_bundle(args.bundle)
@@ -82,20 +87,13 @@ def run_agent(args) -> int:
 
 
 def run_status(args) -> int:
-    from edge.fleet.status import kiosk_status
-
     status = kiosk_status(args.state)
     print(json.dumps(status, indent=2) if args.json else status["text"])
     return 0
 
 
 def run_enroll(args) -> int:
-    from edge import paths
-    from edge.enroll.capture import camera_shots, enroll, image_shots
-    from edge.fleet.bundle import read_bundle
     from edge.fleet.enroll import HubSite  # paho: only for the fleet commands
-    from edge.gallery.audit import default_actor
-    from edge.gallery.auth import require_token, token_from, token_path
 
     require_token(token_path(args.gallery or paths.gallery_path()), token_from(args.token))
     bundle = read_bundle(args.bundle)

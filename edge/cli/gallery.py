@@ -9,14 +9,18 @@ from pathlib import Path
 from edge import paths
 from edge.daemon import config
 from edge.daemon.decision import door_threshold
+from edge.daemon.parts import liveness_status
 from edge.engines.manifest import read_manifest
 from edge.exc import EdgeVerifyError
-from edge.gallery import open_gallery
-from edge.gallery.audit import default_actor
-from edge.gallery.auth import require_token, token_from, token_path
+from edge.events import forget_person
+from edge.gallery import authorise as check_token
+from edge.gallery import import_into, open_gallery
+from edge.gallery.auth import token_from
 from edge.gallery.check import verify_gallery
 from edge.gallery.crypto import default_key_path, load_key
+from edge.gallery.inputs import normal_name
 from edge.models.registry import EMBEDDING, engine_path
+from edge.verify.api import embedding_space
 
 HELP = """\
 The gallery holds the enrolled people and their face templates, encrypted with
@@ -26,13 +30,16 @@ AES-GCM under the key file. Files (all under $EDGE_VERIFY_HOME unless given):
   gallery.audit.jsonl   hash-chained audit log of every change, beside the gallery
   gallery.admin-token   salted hash of the admin token, beside the gallery
 
-remove, rename, import and export need the admin token (set it with
+remove, rename, import, export, backup and acknowledge-break need the admin token (set it with
 `edge-verify admin set-token`): pass --token TOKEN or set EDGE_VERIFY_ADMIN_TOKEN.
+Backups and bundles are never written over the gallery's own files (gallery,
+key, token, audit log); --force replaces only an earlier backup or bundle.
 
 If the gallery file is damaged: move it aside and run
 `edge-verify gallery import BACKUP`, where BACKUP is a file from `gallery backup`
-or `gallery export`. Make backups regularly, e.g. from cron:
-`edge-verify gallery backup /var/backups/edge-verify/gallery-$(date +%F).sqlite`.
+or `gallery export`. Make backups regularly, e.g. from root's cron, with the token
+in a root-only file:
+`EDGE_VERIFY_ADMIN_TOKEN=$(cat /root/edge-verify-token) edge-verify gallery backup /var/backups/edge-verify/gallery-$(date +%F).sqlite`.
 """
 
 
@@ -60,9 +67,15 @@ def register(subparsers) -> None:
     show = action("show", run_show, "one person's templates (ids, dates, quality notes; never the templates), or "
                   "without NAME the gallery's summary with the 1:N threshold for its current size")
     show.add_argument("name", metavar="NAME", nargs="?")
-    action("remove", run_remove, "erase a person and every template of theirs (admin token)",
-           "Erase a person and all their templates (for example on a request under GDPR or BIPA). The "
-           "erased rows are overwritten on disk. Says how many templates were erased.").add_argument("name", metavar="NAME")
+    remove = action("remove", run_remove, "erase a person and every template of theirs (admin token)",
+                    "Erase a person and all their templates (for example on a request under GDPR or BIPA). The "
+                    "erased rows are overwritten on disk. The audit log names people only by number (person #N), "
+                    "so their name goes with them; the events file and its rotated files are rewritten with that "
+                    "number instead of the name, and the face crops of their events are deleted (journald keeps "
+                    "its own copy until its retention ends). Says how many templates were erased.")
+    remove.add_argument("name", metavar="NAME")
+    remove.add_argument("--events", metavar="FILE", type=Path,
+                        help="the daemon's events file (default: [events] file of /etc/edge-verify/config.toml)")
     rename = action("rename", run_rename, "rename a person (admin token)")
     rename.add_argument("old", metavar="OLD")
     rename.add_argument("new", metavar="NEW")
@@ -70,7 +83,7 @@ def register(subparsers) -> None:
                     "Write every person and template into one encrypted bundle, sealed with this gallery's key. "
                     "Importing it on another kiosk needs this key (--bundle-key there).")
     export.add_argument("file", metavar="FILE", type=Path)
-    export.add_argument("--force", action="store_true", help="replace FILE if it exists")
+    export.add_argument("--force", action="store_true", help="replace FILE if it is an earlier bundle or backup")
     importing = action("import", run_import, "merge a bundle or a backup into the gallery (admin token)",
                        "Merge the people of a bundle (from `gallery export`) or a backup (from `gallery backup`) "
                        "into the gallery, creating it if it does not exist (this is how a damaged gallery is "
@@ -82,11 +95,17 @@ def register(subparsers) -> None:
            "Check the gallery file (PRAGMA integrity_check), that the key fits and every template "
            "authenticates, and that the audit log's hash chain is intact and still holds the record of "
            "the last change. Exits 1 when any check fails.")
-    backup = action("backup", run_backup, "copy the gallery safely while it is in use",
+    action("acknowledge-break", run_acknowledge, "accept the reported breaks of the audit trail (admin token)",
+           "A break of the audit trail (records cut, the log deleted, replaced or edited) is recorded at the next "
+           "change, the log as found is kept beside it (gallery.audit.jsonl.broken-TIME), and `gallery verify`, the "
+           "selftest and the daemon report it until an admin has looked into it and runs this. The breaks stay in "
+           "the log; only the report stops.")
+    backup = action("backup", run_backup, "copy the gallery safely while it is in use (admin token)",
                     "Copy the gallery with SQLite's online backup: consistent even while the daemon reads it. "
-                    "The copy is encrypted with the same key; restore it with `gallery import FILE`.")
+                    "The copy is encrypted with the same key; restore it with `gallery import FILE`. It holds "
+                    "everyone's templates, so it needs the admin token.")
     backup.add_argument("file", metavar="FILE", type=Path)
-    backup.add_argument("--force", action="store_true", help="replace FILE if it exists")
+    backup.add_argument("--force", action="store_true", help="replace FILE if it is an earlier backup or bundle")
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
 
 
@@ -99,9 +118,8 @@ def open_existing(args):
 
 
 def authorise(args) -> str:
-    """Check the admin token; returns the actor recorded in the audit log."""
-    require_token(token_path(gallery_file(args)), token_from(args.token))
-    return f"{default_actor()} with admin token"
+    """Check the admin token (waits and lockout after wrong ones); returns the actor for the audit log."""
+    return check_token(gallery_file(args), token_from(args.token), args.key)
 
 
 def run_list(args) -> int:
@@ -126,19 +144,23 @@ def run_show(args) -> int:
         data = gallery.show(args.name) if args.name else gallery.summary()
     if not args.name:
         data["threshold_1n"] = openset_summary(data["templates"], data["model"])
+        data["liveness"] = liveness_summary()
     if args.json:
         print(json.dumps(data, indent=2))
     elif args.name:
-        print(f"{data['name']}: {len(data['templates'])} templates, enrolled {data['created_at']}")
+        print(f"{data['name']} ({data['person']} in the audit log): {len(data['templates'])} templates, "
+              f"enrolled {data['created_at']}")
         for template in data["templates"]:
             quality = json.dumps(template["quality"]) if template["quality"] is not None else "-"
             print(f"  template {template['id']:>6}  {template['model']} {template['dim']}-d  "
                   f"{template['created_at']}  quality {quality}")
     else:
         threshold = data.pop("threshold_1n")
+        liveness = data.pop("liveness")
         for key, value in data.items():
             print(f"{key:<12} {value}")
         print(f"{'threshold':<12} {describe_threshold(threshold)}")
+        print(f"{'liveness':<12} {describe_liveness(liveness)}")
     return 0
 
 
@@ -152,16 +174,34 @@ def openset_summary(n_templates: int, model: str | None) -> dict:
         choice = door_threshold(manifest, n_templates, decision["threshold"], decision["stranger_rate"])
     except EdgeVerifyError as error:
         return {"threshold": None, "n_templates": n_templates, "note": f"unknown: {error}"}
-    summary = {**choice.as_dict(), "engine": str(engine)}
-    if model is not None and manifest.get("model") != model:
-        summary["note"] = (f"the gallery holds {model} templates but the engine is {manifest.get('model')}; "
+    # The rule counts at least one template; the summary says how many there really are.
+    summary = {**choice.as_dict(), "n_templates": n_templates, "engine": str(engine)}
+    # Templates are stored under the embedding space (model and normalisation), not the bare model name.
+    if model is not None and embedding_space(manifest) != model:
+        summary["note"] = (f"the gallery holds {model} templates but the engine gives {embedding_space(manifest)}; "
                            "enroll everyone again with this engine")
     return summary
+
+
+def liveness_summary() -> dict:
+    """The liveness cues the door runs with its settings (/etc/edge-verify/config.toml when it exists)."""
+    try:
+        return liveness_status(config.from_command_line(None))
+    except EdgeVerifyError as error:
+        return {"enabled": False, "cues": [], "lines": [], "warning": f"unknown: {error}"}
+
+
+def describe_liveness(summary: dict) -> str:
+    if summary["enabled"]:
+        return f"cues {', '.join(summary['cues'])}" + "".join(f"\n{'':<12} {line}" for line in summary["lines"])
+    return f"WARNING {summary['warning']}"
 
 
 def describe_threshold(summary: dict) -> str:
     if summary["threshold"] is None:
         return summary["note"]
+    if summary["n_templates"] == 0:
+        return "none yet: no templates, so nobody can be recognised (enroll people with `edge-verify enroll`)"
     text = (f"{summary['threshold']:.4f} for 1:N with {summary['n_templates']} templates "
             f"(rule: {summary['rule']}, target {summary['target_rate']:g} strangers per attempt; "
             f"1:1 threshold {summary['verification_threshold']:g})")
@@ -173,9 +213,16 @@ def describe_threshold(summary: dict) -> str:
 def run_remove(args) -> int:
     actor = authorise(args)
     with open_existing(args) as gallery:
+        number = gallery.person_ref(args.name)
         count = gallery.remove_person(args.name, actor)
-    _report(args, {"name": args.name, "templates_erased": count},
-            f"removed {args.name}: erased {count} template{'s' if count != 1 else ''}")
+    events = args.events or paths.installed("file", section="events")
+    rewritten, crops = forget_person(events, normal_name(args.name), number) if events is not None else (0, 0)
+    text = f"removed {args.name}: erased {count} template{'s' if count != 1 else ''}"
+    if events is not None:
+        text += f"; {rewritten} event{'s' if rewritten != 1 else ''} in {events} now name {number}, {crops} face " \
+                f"crop{'s' if crops != 1 else ''} deleted"
+    _report(args, {"name": args.name, "person": number, "templates_erased": count, "events_rewritten": rewritten,
+                   "face_crops_deleted": crops}, text)
     return 0
 
 
@@ -199,8 +246,7 @@ def run_export(args) -> int:
 def run_import(args) -> int:
     actor = authorise(args)
     bundle_key = load_key(args.bundle_key) if args.bundle_key else None
-    with open_gallery(gallery_file(args), args.key, create=True, actor=actor) as gallery:
-        counts = gallery.import_(args.file, actor, key=bundle_key)
+    counts = import_into(gallery_file(args), args.key, args.file, actor, bundle_key=bundle_key)
     _report(args, {"file": str(args.file), **counts},
             f"imported {counts['people']} people ({counts['templates']} templates) from {args.file}")
     return 0
@@ -217,9 +263,21 @@ def run_verify(args) -> int:
     return 0 if ok else 1
 
 
-def run_backup(args) -> int:
+def run_acknowledge(args) -> int:
+    actor = authorise(args)
     with open_existing(args) as gallery:
-        target = gallery.backup(args.file, default_actor(), overwrite=args.force)
+        breaks = gallery.acknowledge_audit_breaks(actor)
+    kept = ", ".join(str(record["details"].get("kept_as")) for record in breaks)
+    _report(args, {"acknowledged": [record["seq"] for record in breaks]},
+            f"acknowledged {len(breaks)} break{'s' if len(breaks) != 1 else ''} of the audit trail"
+            + (f" (logs kept as {kept})" if kept else ""))
+    return 0
+
+
+def run_backup(args) -> int:
+    actor = authorise(args)
+    with open_existing(args) as gallery:
+        target = gallery.backup(args.file, actor, overwrite=args.force)
     _report(args, {"file": str(target)}, f"backed up {gallery.path} to {target}")
     return 0
 

@@ -1,59 +1,98 @@
-"""`edge-verify liveness IMG...`: real person or printed photo?"""
+"""`edge-verify liveness IMG|CLIP...`: a real person, or a print or a screen?"""
 from __future__ import annotations
 
 import json
 
-from edge.liveness import check_same_chips, liveness_check, load_attributes_engine
+from edge.cli.common import positive_int
+from edge.liveness.check import is_photo, judge_clip, judge_photo
+from edge.liveness.judge import CUES, check_colour_chips, load_liveness
 from edge.models.registry import BACKENDS, PRECISIONS
 from edge.pipeline import FacePipeline
 from edge.vision.image import load_image
 
-HELP = """\
-Score the main face of each photo for liveness with the attributes engine
-(`edge-verify train attributes`, then `edge-verify build --model attributes`).
-The score is the probability of a real, present person; `live` compares it with
-the threshold stored in the engine's manifest. Prints one line per photo, or with
---json one object per photo: {image, score, live, face}; `face` is false (and
-score null, live false) when no face was found. A photo of a photo is not live.
-Exit status: 0 when every photo was read, 1 when a file is unreadable.
+HELP = f"""\
+Judge the main face of photos and clips with the liveness cues the daemon uses: the liveness
+model (`edge-verify train liveness`: texture, context and motion cues) and, when one is built,
+the attributes engine's `live` head (the colour cue). Any enabled cue that calls an attack
+refuses, and the verdict names it.
+
+A photo (IMG: .jpg, .png, ...) is one frame: the frame cues judge it alone. A clip (file://clip.avi,
+a video path, or dir://FOLDER of frames) is read frame by frame and judged per track (the main face
+of consecutive frames whose boxes overlap), as the daemon judges: a track is live on a frame when its
+last frames' mean scores pass every frame cue and the motion cue has not seen it move like a plane.
+
+Prints one line per photo or track; with --json one object per input:
+  photo: {{image, face, live, refused_by, reason, scores}}
+  clip:  {{clip, frames, faces, tracks: [{{track, first_frame, last_frame, frames, live, live_frames,
+          refused_by, last}}]}}
+Scores are attack scores (higher: more like an attack) for texture and context, the probability
+of `live` for colour, and the call (live, attack, undecided) for motion.
+Cues: {', '.join(CUES)}. Exit status: 0 when every input was read, 1 when one is unreadable.
 """
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("liveness", help="is the face a real person or a printed photo?", description=HELP)
-    parser.add_argument("images", nargs="+", metavar="IMG", help="photos to score")
-    parser.add_argument("--json", action="store_true", help="print a JSON list of {image, score, live, face}")
+    parser = subparsers.add_parser("liveness", help="is the face a real person, or a print or a screen?",
+                                   description=HELP)
+    parser.add_argument("inputs", nargs="+", metavar="IMG|CLIP", help="photos, video files or file:// / dir:// URIs")
+    parser.add_argument("--json", action="store_true", help="print JSON (see above)")
+    parser.add_argument("--cues", default="auto", metavar="LIST",
+                        help="comma-separated cues, or auto: every cue whose model is present (default auto)")
+    parser.add_argument("--active", action="store_true",
+                        help="clips: live only after a head turn shows parallax (the daemon's [liveness] active)")
+    parser.add_argument("--min-face", type=float, default=0.0, metavar="PX",
+                        help="clips: ignore faces smaller than this (the daemon's min_face_px; default 0)")
     group = parser.add_argument_group("engines")
     group.add_argument("--precision", choices=PRECISIONS, default="fp32",
                        help="attributes engine precision, as built by `edge-verify build --model attributes` (default fp32)")
     group.add_argument("--backend", choices=BACKENDS, default="onnxruntime", help="attributes engine backend (default onnxruntime)")
-    group.add_argument("--threads", type=int, help="CPU threads per engine (default: onnxruntime's choice)")
+    group.add_argument("--threads", type=positive_int, help="CPU threads per engine (default: onnxruntime's choice)")
     parser.set_defaults(func=run)
 
 
-def judge(pipeline, engine, image) -> dict:
-    main = pipeline.main_face(image)
-    if main is None:
-        return {"score": None, "live": False, "face": False}
-    score, live = liveness_check(engine, main.chip)
-    return {"score": round(score, 6), "live": live, "face": True}
-
-
 def run(args) -> int:
-    # Read every file and find the engine before loading models: a typo fails in milliseconds.
-    images = [load_image(path) for path in args.images]
-    engine = load_attributes_engine(args.precision, args.backend, threads=args.threads)
+    # Read every photo and find the cues before loading the detector: a typo fails in milliseconds.
+    photos = {item: load_image(item) for item in args.inputs if is_photo(item)}
+    liveness = load_liveness(args.cues, args.active, args.precision, args.backend, threads=args.threads)
     # Faces are found and aligned exactly as at the door (FP32 detector, the embedding contract's chips).
     pipeline = FacePipeline.load(threads=args.threads, flip=False)
-    check_same_chips(engine.manifest, pipeline.manifest)
-    results = [{"image": path, **judge(pipeline, engine, image)} for path, image in zip(args.images, images)]
+    check_colour_chips(liveness, pipeline.manifest)
+    results = []
+    for item in args.inputs:
+        if item in photos:
+            results.append({"image": item, **judge_photo(pipeline, liveness, photos[item])})
+        else:
+            results.append({"clip": item, **judge_clip(pipeline, liveness, item, args.min_face)})
     if args.json:
         print(json.dumps(results, indent=2))
         return 0
+    print(f"cues: {', '.join(liveness.cues)}")
     for result in results:
-        if not result["face"]:
-            print(f"{result['image']}: no face found")
-        else:
-            verdict = "LIVE" if result["live"] else "NOT LIVE"
-            print(f"{result['image']}: {verdict} (score {result['score']:.4f}, threshold {engine.manifest['thresholds']['live']:.4f})")
+        for line in describe(result):
+            print(line)
     return 0
+
+
+def describe(result: dict) -> list[str]:
+    if "image" in result:
+        if not result["face"]:
+            return [f"{result['image']}: no face found"]
+        return [f"{result['image']}: {verdict_text(result)} ({scores_text(result['scores'])})"]
+    lines = [f"{result['clip']}: {result['frames']} frames, {result['faces']} with a face, {len(result['tracks'])} tracks"]
+    for track in result["tracks"]:
+        refused = ", ".join(f"{cue} on {count}" for cue, count in track["refused_by"].items()) or "none"
+        lines.append(f"  track {track['track']} (frames {track['first_frame']}-{track['last_frame']}): "
+                     f"{'LIVE' if track['live'] else 'NOT LIVE'}, live on {track['live_frames']} of {track['frames']} "
+                     f"frames; refused by: {refused}; last: {scores_text(track['last']['scores'])}")
+    return lines
+
+
+def verdict_text(result: dict) -> str:
+    if result["live"]:
+        return "LIVE"
+    return f"NOT LIVE ({result['refused_by']}: {result['reason']})" if result["refused_by"] else "NOT LIVE"
+
+
+def scores_text(scores: dict) -> str:
+    return ", ".join(f"{name} {value:.4f}" if isinstance(value, float) else f"{name} {value}"
+                     for name, value in scores.items())

@@ -68,12 +68,36 @@ real faces rejected). The figures are printed and stored in the checkpoint and t
 """
 
 
+LIVENESS_HELP = """\
+Fit the liveness cues (texture, context, motion) on folders of real and attack frames, and
+write the liveness model the daemon and `edge-verify liveness` use:
+
+  edge-verify train liveness --data ../shared/datasets/nuaa_train=print \\
+                             --data ../shared/datasets/replay_dev=screen
+
+Each DIR holds real/ and fake/ (sub-folders allowed); =ATTACK names what its fakes are (print,
+screen, ...: the figures are reported per attack type). A frame's group (who or which source)
+is its file name up to the first underscore; groups, never frames, are held out. Faces are found
+by the product's pipeline and features computed by the runtime's own code, on every frame as
+captured and on --augment random camera shifts of it (resolution, colour cast, tone, blur,
+noise, JPEG), all cached.
+
+The texture head's weight decay and both frame cues' thresholds are chosen on groups held out
+from fitting (each cue refuses --target-bpcer of those real frames); the printed and stored
+figures come from groups the settings did not see. The motion cue is checked on the folders'
+real sequences and on --synthetic-clips flat attacks made from their real frames. The model goes
+to $EDGE_VERIFY_HOME/models/liveness.json (or --out), with its figures: `edge-verify selftest`
+shows them. Needs `edge-verify models fetch` (the detector). Minutes on 2 cores the first time.
+"""
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser("train", help="train embedding (Siamese) or attribute/liveness models",
                                    description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     kinds = parser.add_subparsers(dest="kind", metavar="KIND")
     add_siamese(kinds)
     add_attributes(kinds)
+    add_liveness(kinds)
     parser.set_defaults(func=lambda args: parser.print_help() or 2)
 
 
@@ -115,3 +139,33 @@ def add_attributes(kinds) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(func=build_command("train-attributes", "training"))
 
+
+
+def data_with_attack(text: str) -> tuple[Path, str]:
+    """DIR=ATTACK (or DIR alone: attacks of type "attack")."""
+    folder, _, attack = text.partition("=")
+    if not folder:
+        raise argparse.ArgumentTypeError(f"expected DIR=ATTACK, got {text!r}")
+    return Path(folder), attack.strip() or "attack"
+
+
+def add_liveness(kinds) -> None:
+    parser = kinds.add_parser("liveness", help="liveness cues (texture, context, motion) for prints and screens",
+                              description=LIVENESS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=data_with_attack, action="append", required=True, metavar="DIR=ATTACK",
+                        help="a folder with real/ and fake/, and what its fakes are (repeat for more folders)")
+    parser.add_argument("--out", type=Path, metavar="FILE",
+                        help="where the model goes (default $EDGE_VERIFY_HOME/models/liveness.json)")
+    parser.add_argument("--target-bpcer", type=float, default=0.025, metavar="RATE",
+                        help="share of held-out real frames each frame cue may refuse (default 0.025)")
+    parser.add_argument("--augment", type=int, default=2, metavar="N",
+                        help="random camera shifts per training frame (default 2)")
+    parser.add_argument("--window", type=int, default=5, metavar="FRAMES",
+                        help="frames of one face whose mean score is judged (default 5)")
+    parser.add_argument("--synthetic-clips", type=int, default=40, metavar="N",
+                        help="synthetic flat-attack clips to check the motion cue on (default 40; 0: none)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--cache", type=Path, metavar="DIR", help="face and feature cache "
+                        "(default $EDGE_VERIFY_HOME/cache/liveness)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(func=build_command("train-liveness", "training"))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from edge.cli.common import add_engine_arguments, load_pipeline
+from edge.cli.common import add_engine_arguments, load_pipeline, positive_number
 from edge.verify.api import face_distance, is_same
 from edge.vision.image import load_image
 
@@ -20,7 +20,7 @@ def register(subparsers) -> None:
     parser.add_argument("image_a", metavar="A.jpg")
     parser.add_argument("image_b", metavar="B.jpg")
     parser.add_argument("--json", action="store_true", help="print {same, distance, threshold} as JSON")
-    parser.add_argument("--threshold", type=float, help="override the manifest's threshold")
+    parser.add_argument("--threshold", type=positive_number, help="override the manifest's threshold")
     add_engine_arguments(parser)
     parser.set_defaults(func=run)
 

@@ -18,11 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from edge import paths
 from edge.daemon.decision import DEFAULT_K, DEFAULT_MIN_FRAMES, DEFAULT_N
 from edge.daemon.tracking import DEFAULT_WINDOW as COMBINE_WINDOW
 from edge.door import KINDS as DOOR_KINDS
 from edge.door import validate_pulse
 from edge.exc import ConfigError, EdgeVerifyError
+from edge.liveness.judge import parse_cues
 from edge.models.registry import BACKENDS, PRECISIONS
 from edge.sources import parse_uri
 
@@ -31,14 +33,14 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-DEFAULT_PATH = Path("/etc/edge-verify/config.toml")
+DEFAULT_PATH = paths.INSTALLED_CONFIG
 
 
 @dataclass(frozen=True)
 class Option:
     section: str
     key: str
-    kind: str  # "str", "float", "int", "bool"
+    kind: str  # "str", "float", "int", "bool", "rate" (text or a number)
     default: Any
     help: str
     flag: Optional[str] = None  # None: --<section>-<key> with dashes
@@ -69,7 +71,7 @@ OPTIONS = (
            flag="--reconnect-max"),
     Option("source", "reconnect_max_attempts", "int", None, "give up after this many failed reconnects in a row "
            "(default: live cameras never give up; files: 3)", flag="--reconnect-attempts", optional=True),
-    Option("source", "rate", "str", None, "file:// and dir:// only: 'realtime' or frames per second "
+    Option("source", "rate", "rate", None, "file:// and dir:// only: 'realtime' or frames per second "
            "(default: as fast as possible)", flag="--rate", optional=True),
     Option("door", "kind", "str", "relay", f"what drives the lock: {', '.join(DOOR_KINDS)} (relay: a relay on "
            "GPIO pins, the settings below)", flag="--door-kind"),
@@ -83,6 +85,9 @@ OPTIONS = (
     Option("door", "exit_pin", "str", None, "request-to-exit button input pin", flag="--exit-pin", optional=True),
     Option("decision", "threshold", "float", None, "match distance threshold (default: the 1:N threshold computed "
            "from the engine manifest for the gallery's size)", flag="--threshold", optional=True),
+    Option("decision", "allow_loose_threshold", "bool", False, "accept a threshold looser than the model's 1:1 "
+           "threshold, which lets strangers in as somebody (refused by default)", flag="--allow-loose-threshold",
+           negative_flag="--no-allow-loose-threshold"),
     Option("decision", "min_frames", "int", DEFAULT_MIN_FRAMES, "frames of one face combined before it may unlock "
            "(the face is followed across frames and its frames' embeddings averaged)", flag="--min-frames"),
     Option("decision", "k", "int", DEFAULT_K, "decisions on one face that must name the same person ...", flag="--k"),
@@ -93,9 +98,15 @@ OPTIONS = (
            "this long (s)", flag="--cooldown"),
     Option("decision", "stranger_rate", "float", 1e-3, "1:N rule: expected share of strangers let in per "
            "attempt, kept at or below this", flag="--stranger-rate"),
-    Option("decision", "liveness", "str", "auto", "printed-photo check before an unlock: 'auto' requires `live` "
-           "whenever an attributes engine is built (and warns at start when none is), 'required' refuses to start "
-           "without one, 'off' never checks", flag="--liveness"),
+    Option("decision", "liveness", "str", "auto", "print/screen check before an unlock: 'auto' runs the liveness "
+           "cues whenever a liveness model or an attributes engine is there (and warns at start when none is), "
+           "'required' refuses to start without one, 'off' never checks", flag="--liveness"),
+    Option("liveness", "cues", "str", "auto", "liveness cues to run: 'auto' (every cue whose model is there) or a "
+           "comma-separated list of texture, context, motion, colour; a listed cue without its model refuses to start",
+           flag="--liveness-cues"),
+    Option("liveness", "active", "bool", False, "active check for kiosks that can ask for a small head turn: a face "
+           "is live only after the motion cue sees a head's parallax (off by default)", flag="--active-liveness",
+           negative_flag="--no-active-liveness"),
     Option("engine", "path", "str", None, "embedding engine file (default: by --precision and --backend under "
            "$EDGE_VERIFY_HOME/models/engines)", flag="--engine", optional=True),
     Option("engine", "precision", "str", "fp32", f"embedding engine precision: {', '.join(PRECISIONS)}",
@@ -109,6 +120,9 @@ OPTIONS = (
            flag="--gallery", optional=True),
     Option("gallery", "key", "str", None, "gallery key file (default: $EDGE_VERIFY_HOME/gallery.key)", flag="--key",
            optional=True),
+    Option("gallery", "admin_token", "str", None, "the admin token's hash file, read by the enroll and gallery "
+           "commands (the daemon does not use it; default: beside the gallery). An installed kiosk keeps it in "
+           "/etc/edge-verify, out of the service user's reach", flag="--admin-token-file", optional=True),
     Option("gallery", "reload_s", "float", 1.0, "how often to look for gallery changes (s); changes apply "
            "without a restart", flag="--gallery-poll"),
     Option("events", "file", "str", None, "append one JSON line per decision to this file (rotated)",
@@ -123,6 +137,23 @@ OPTIONS = (
            flag="--fleet-state", optional=True),
     Option("events", "store_faces", "bool", False, "save each decision's face crop next to the events file "
            "(privacy: off by default)", flag="--store-faces", negative_flag="--no-store-faces"),
+    Option("events", "faces_kept", "int", 1000, "with store_faces: keep only this many newest face crops",
+           flag="--faces-kept"),
+    Option("console", "daemon_socket", "str", None, "the Unix socket on which the daemon shares its frames, faces "
+           "and decisions with the console and `enroll --camera` (default: $EDGE_VERIFY_HOME/daemon.sock)",
+           flag="--daemon-socket", optional=True),
+    Option("console", "enabled", "bool", False, "serve the web console (`edge-verify console serve`); off by "
+           "default", flag="--console", negative_flag="--no-console"),
+    Option("console", "listen", "str", "127.0.0.1", "the console's address: a loopback address, or the address "
+           "or name of one network interface (never all interfaces)", flag="--console-listen"),
+    Option("console", "port", "int", 8443, "the console's TCP port (HTTPS)", flag="--console-port"),
+    Option("console", "certificate", "str", None, "the console's TLS certificate (default: "
+           "$EDGE_VERIFY_HOME/console/cert.pem, made by `edge-verify console init-cert`)",
+           flag="--console-certificate", optional=True),
+    Option("console", "private_key", "str", None, "its private key (default: $EDGE_VERIFY_HOME/console/key.pem)",
+           flag="--console-private-key", optional=True),
+    Option("console", "session_s", "float", 900.0, "a console login ends after this long without a request (s)",
+           flag="--console-session"),
 )
 
 BY_NAME = {option.name: option for option in OPTIONS}
@@ -253,7 +284,8 @@ def convert(option: Option, raw, origin: str, from_text: bool):
         if option.optional:
             return None
         raise ConfigError(f"{where} needs a value ({origin})")
-    converter: Callable = {"str": _to_str, "float": _to_float, "int": _to_int, "bool": _to_bool}[option.kind]
+    converter: Callable = {"str": _to_str, "float": _to_float, "int": _to_int, "bool": _to_bool,
+                           "rate": _to_rate}[option.kind]
     try:
         return converter(raw, from_text)
     except ValueError as error:
@@ -261,9 +293,18 @@ def convert(option: Option, raw, origin: str, from_text: bool):
 
 
 def _to_str(raw, from_text: bool) -> str:
+    # From the file only a TOML string: `file = 5` or `pin = 11` is a mistake to point out (a file
+    # named "5", a pin number where a pin name is meant), not to take as text.
+    if not isinstance(raw, str):
+        raise ValueError("must be text in quotes")
+    return raw
+
+
+def _to_rate(raw, from_text: bool):
+    """[source] rate: "realtime" or frames per second (checked by _rate)."""
     if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
-        raise ValueError("must be text")
-    return str(raw)
+        raise ValueError("must be \"realtime\" or a number of frames per second")
+    return raw
 
 
 def _to_float(raw, from_text: bool) -> float:
@@ -338,6 +379,15 @@ def _check_decision(settings: Settings) -> None:
         raise ConfigError(f"[decision] stranger_rate must be between 0 and 1 (e.g. 0.001), got {rate:g}")
 
 
+def _check_liveness(settings: Settings) -> None:
+    try:
+        cues = parse_cues(settings["liveness.cues"])
+    except ConfigError as error:
+        raise ConfigError(f"[liveness] cues: {error}") from None
+    if settings["liveness.active"] and cues is not None and "motion" not in cues:
+        raise ConfigError("[liveness] active needs the motion cue: add motion to [liveness] cues")
+
+
 def _check_engine(settings: Settings) -> None:
     _choice(settings, "engine.precision", PRECISIONS)
     _choice(settings, "engine.backend", BACKENDS)
@@ -348,8 +398,18 @@ def _check_engine(settings: Settings) -> None:
 def _check_events(settings: Settings) -> None:
     _at_least(settings, "events.max_bytes", 0)
     _at_least(settings, "events.backups", 1)
+    _at_least(settings, "events.faces_kept", 1)
     if settings["events.store_faces"] and settings["events.file"] is None:
         raise ConfigError("[events] store_faces needs an events file: face crops are saved next to it")
+
+
+def _check_console(settings: Settings) -> None:
+    _at_least(settings, "console.port", 1)
+    if settings["console.port"] > 65535:
+        raise ConfigError(f"[console] port must be at most 65535, got {settings['console.port']}")
+    _at_least(settings, "console.session_s", 0.0, strict=True)
+    if not str(settings["console.listen"]).strip():
+        raise ConfigError("[console] listen must name an address, e.g. 127.0.0.1")
 
 
 def _check_pulse(settings: Settings) -> None:
@@ -379,9 +439,12 @@ CHECKS = (
     (("decision.k", "decision.n", "decision.min_frames"), _check_agreement),
     (("decision.threshold", "decision.min_face_px", "decision.cooldown_s", "decision.stranger_rate",
       "decision.liveness"), _check_decision),
+    (("liveness.cues", "liveness.active"), _check_liveness),
     (("engine.precision", "engine.backend", "engine.threads"), _check_engine),
     (("gallery.reload_s",), lambda settings: _at_least(settings, "gallery.reload_s", 0.0, strict=True)),
-    (("events.max_bytes", "events.backups", "events.store_faces", "events.file"), _check_events),
+    (("events.max_bytes", "events.backups", "events.store_faces", "events.file", "events.faces_kept"),
+     _check_events),
+    (("console.port", "console.session_s", "console.listen"), _check_console),
 )
 
 

@@ -29,7 +29,8 @@ class Sighting:
     embedding: Optional[np.ndarray] = None
     detail: str = ""
     chip: Optional[np.ndarray] = None  # the aligned (1, 3, S, S) chip: the liveness check reads the same face
-    faces: tuple = ()
+    faces: tuple = ()  # every face the detector found (the tracker follows them all; the shared live view draws them)
+    rgb: Optional[np.ndarray] = None  # the frame in RGB: the liveness cues read the face's surroundings too
     main: Optional[MainFace] = None
 
     @property
@@ -52,7 +53,7 @@ def analyse(pipeline, bgr: np.ndarray, min_face_px: float, index: int = -1) -> S
         return Sighting("face too small", face=largest, faces=faces)
     embedding = pipeline.embed(scene.main.chip)[0]
     return Sighting("face", face=scene.main.face, embedding=np.asarray(embedding), chip=scene.main.chip, faces=faces,
-                    main=scene.main)
+                    rgb=rgb, main=scene.main)
 
 
 def face_crop(bgr: np.ndarray, face, padding: float = 0.25) -> np.ndarray:

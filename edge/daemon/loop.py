@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import signal
 import threading
 import time
@@ -31,8 +32,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-import cv2
-import numpy as np
 
 from edge.daemon import notify, parts
 from edge.daemon.config import Settings
@@ -40,9 +39,9 @@ from edge.daemon.decision import Decider, Observation, Verdict
 from edge.daemon.frames import analyse, face_crop
 from edge.daemon.tracking import frame_weight, usable
 from edge.door import install_signal_handlers, open_door
-from edge.events import event_time
-from edge.exc import DoorError, SourceError
-from edge.liveness import LiveWindow, live_scores, live_threshold
+from edge.events import event_time, store_face
+from edge.exc import DoorError, SourceError, SourceUnsupported
+from edge.pipeline import MainFace
 from edge.sources import FrameStatus
 
 log = logging.getLogger(__name__)
@@ -88,16 +87,16 @@ class Daemon:
         self.on_event = on_event
         self.clock = clock
         self.stats = Stats()
-        self.door = self.gallery = self.events = self.source = self.liveness = self.fleet = None
-        self.live_window = None
+        self.door = self.gallery = self.events = self.source = self.liveness = self.fleet = self.share = None
         self.tracker = None
         self.decider = Decider(settings["decision.k"], settings["decision.n"], settings["decision.cooldown_s"],
                                settings["decision.min_frames"])
         self._previous_handlers: dict = {}
+        self._stopping_handler = None  # the door's: lock, then SystemExit
+        self._stop_signal = None  # a stop asked for while starting
         self._status_at = -math.inf
         self._timeout_logged_at = -math.inf
         self._last_decision = "none yet"
-        self._judged_track = None
 
     # -- lifecycle ------------------------------------------------------------------------------
     def run(self) -> int:
@@ -118,15 +117,19 @@ class Daemon:
         notify.status("loading models")
         if self.pipeline is None:
             self.pipeline = parts.load_pipeline(self.settings)
+        self._stop_if_asked()
         self.liveness = parts.load_liveness(self.settings, self.pipeline)
-        self.live_window = LiveWindow(max(self.settings["decision.k"], self.settings["decision.min_frames"]))
         self.tracker = parts.make_tracker(self.pipeline.manifest)
+        self._stop_if_asked()
         notify.status("opening the gallery")
         self.gallery = parts.open_live_gallery(self.settings, self.pipeline.manifest, clock=self.clock)
         self.events = parts.open_events(self.settings)
         self.fleet = parts.open_fleet(self.settings)
+        self._stop_if_asked()
+        self.share = parts.open_share(self.settings, self.pipeline, self._share_status)
         log.info("door (%s) locked; %s", self.door.describe(), self.gallery.describe())
         notify.ready(f"ready: {self.gallery.describe()}; opening {self.settings['source.uri']}")
+        self._signals_stop_at_once()
         self.source = self._connect()
         log.info("reading %s", self.settings["source.uri"])
 
@@ -135,7 +138,7 @@ class Daemon:
             notify.stopping("stopping; door locked")
             if self.fleet is not None:
                 self.fleet.counters(self.stats, force=True)
-            for part in (self.source, self.events, self.fleet, self.gallery and self.gallery.gallery):
+            for part in (self.share, self.source, self.events, self.fleet, self.gallery and self.gallery.gallery):
                 if part is not None:
                     try:
                         part.close()
@@ -155,7 +158,30 @@ class Daemon:
         if threading.current_thread() is not threading.main_thread():
             return  # only the main thread may set handlers; an embedding program owns its signals
         self._previous_handlers = {signum: signal.getsignal(signum) for signum in HANDLED_SIGNALS}
-        install_signal_handlers(self.door, HANDLED_SIGNALS)
+        self._stopping_handler = install_signal_handlers(self.door, HANDLED_SIGNALS)
+        self._defer_signals()
+
+    def _defer_signals(self) -> None:
+        """While models load, a stop request locks the door at once and ends the start at the next step:
+        an exception raised inside an import (onnxruntime's, numpy's) leaves the module half made and
+        surfaces as an ImportError instead of a clean exit."""
+        def deferred(signum, frame):
+            self.door.lock()
+            self._stop_signal = signum
+
+        for signum in HANDLED_SIGNALS:
+            signal.signal(signum, deferred)
+
+    def _stop_if_asked(self) -> None:
+        if self._stop_signal is not None:
+            self._stopping_handler(self._stop_signal, None)  # locks again, then exits as a stop does
+
+    def _signals_stop_at_once(self) -> None:
+        """Started: from now on a stop request ends the loop where it is (the door handler raises)."""
+        self._stop_if_asked()
+        if self._previous_handlers:
+            for signum in HANDLED_SIGNALS:
+                signal.signal(signum, self._stopping_handler)
 
     def _restore_signals(self) -> None:
         for signum, handler in self._previous_handlers.items():
@@ -174,8 +200,8 @@ class Daemon:
                 return parts.open_camera(self.settings, policy)
             except SourceError as error:
                 attempt += 1
-                if not live or not policy.allows(attempt):
-                    raise
+                if not live or not policy.allows(attempt) or isinstance(error, SourceUnsupported):
+                    raise  # a camera this machine can never open is not waited for
                 delay = policy.delay(attempt)
                 log.warning("%s; retrying in %.1f s (attempt %d)", error, delay, attempt)
                 notify.status(f"waiting for the camera (attempt {attempt}): {error}")
@@ -197,9 +223,10 @@ class Daemon:
         while True:
             notify.watchdog()
             self._check_door()
+            if self.share is not None:
+                self.share.serve_requests(self.door, self._write)  # door test pulses, hold events
             if self.gallery.refresh():
-                self.decider.forget()  # the tracks' probes stay: they do not depend on the gallery
-                self.live_window.forget()
+                self.decider.forget()  # the tracks stay: their probes and liveness do not depend on the gallery
                 log.info("gallery changed: %s", self.gallery.describe())
             if ended:
                 self._status("the source ended; idle with the door locked")
@@ -225,7 +252,6 @@ class Daemon:
         self.stats.read_problems += 1
         self.decider.interrupt()
         self.tracker.end_all()
-        self.live_window.forget()
         now = time.monotonic()
         # Every error (a failed reconnect attempt, a bad frame) is logged; a camera that stays
         # away produces a timeout every few seconds, logged only now and then.
@@ -241,17 +267,19 @@ class Daemon:
         if sighting.embedding is None:
             if sighting.reason == "unusable frame":
                 log.warning("%s", sighting.detail)
-            self.live_window.forget()
+            self.tracker.restart_judges()  # no face judged this frame: liveness starts again with the next
             self.decider.observe(Observation.nothing(sighting.reason), self.clock())
+            self._publish(frame, sighting)
             return
         track = tracks[id(sighting.face)]
+        self.tracker.restart_judges(keep=track)  # only the main face is judged; the others start over
         if usable(sighting.embedding):
-            track = self._follow(track, frame, sighting)
+            track = self._follow(track, sighting)
             observation = self.gallery.match_combined(track.probe(self.tracker.unit))
         else:  # judged on its own (never a match), and kept out of the track's probe
             observation = self.gallery.match(sighting.embedding)
-        live_score, live = self._liveness(sighting.chip)
-        veto = self.fleet.blocked() if self.fleet is not None else None
+        live, live_fields = self._liveness(track, sighting)
+        veto = self._veto()
         verdict = self.decider.observe(observation, self.clock(), live=live, veto=veto, track=track.id,
                                        frames=track.frames)
         if verdict.unlock:
@@ -262,28 +290,53 @@ class Daemon:
         self.stats.latency_count += 1
         event = self._event(verdict, frame, sighting, read_ms=(frame.timestamp - read_started) * 1e3,
                             latency_ms=(decided - frame.timestamp) * 1e3)
-        if live_score is not None:
-            event["live_score"] = _rounded(live_score)
+        event.update(live_fields)
         self._write(event)
+        self._publish(frame, sighting, verdict, live_fields.get("live_score"), event["latency_ms"])
 
-    def _follow(self, track, frame, sighting):
-        """Add the main face to its track (a new track when it is not the same person); the live
-        window restarts with every new track: its scores must all be of the face being judged."""
+    def _veto(self) -> Optional[str]:
+        """Why unlocks are refused now: an enrollment holding the door locked (edge.daemon.share),
+        the site's offline policy (fleet), or None."""
+        held = self.share.veto() if self.share is not None else None
+        if held is not None:
+            return held
+        return self.fleet.blocked() if self.fleet is not None else None
+
+    def _publish(self, frame, sighting, verdict=None, live_score=None, latency_ms=None) -> None:
+        if self.share is not None:
+            self.share.publish(frame, sighting, verdict, live_score, latency_ms)
+
+    def _share_status(self) -> dict:
+        """The daemon's state for the console (edge.daemon.share ``status``)."""
+        liveness = None if self.liveness is None else {"cues": self.liveness.describe()}
+        return {"pid": os.getpid(), "source": self.settings["source.uri"], "door": self.door.describe(),
+                "locked": self.door.is_locked, "gallery": self.gallery.describe(),
+                "liveness_mode": self.settings["decision.liveness"], "liveness": liveness,
+                "fps": round(self.stats.fps(), 1), "unlocks": self.stats.unlocks, "last": self._last_decision,
+                "store_faces": self.settings["events.store_faces"], "events": self.settings["events.file"]}
+
+    def _follow(self, track, sighting):
+        """Add the main face to its track; returns the track it joined (a new one when the face is not
+        the person the track followed: edge.daemon.tracking)."""
         weight = frame_weight(sighting.main, self.pipeline.mean, self.pipeline.std, self.pipeline.padding)
-        joined = self.tracker.add(track, frame, sighting.main, sighting.embedding, weight)
-        if joined.id != self._judged_track:
-            self.live_window.forget()
-            self._judged_track = joined.id
-        return joined
+        return self.tracker.add(track, sighting.rgb, sighting.main, sighting.embedding, weight)
 
-    def _liveness(self, chip) -> tuple:
-        """(mean live score over the last K faces or None, live?). Without a liveness
-        engine (mode 'off', or 'auto' with none built) every face counts as live."""
+    def _liveness(self, track, sighting) -> tuple[bool, dict]:
+        """(live?, event fields) for this frame's face: its track's verdict from every enabled cue
+        (edge.liveness.judge; each track has its own judge, fed the track's frames). Without liveness
+        (mode 'off', or 'auto' with none trained) every face counts as live and the events carry no
+        liveness fields."""
         if self.liveness is None:
-            return None, True
-        self.live_window.add(live_scores(self.liveness, chip)[0])
-        threshold = live_threshold(self.liveness)
-        return float(np.mean(self.live_window.scores)), self.live_window.live(threshold)
+            return True, {}
+        if track.judge is None:
+            track.judge = self.liveness.new_track()
+        verdict = track.judge.add(sighting.rgb, MainFace(sighting.face, sighting.chip))
+        scores = {name: (_rounded(value) if isinstance(value, float) else value) for name, value in verdict.scores.items()}
+        fields = {"live": verdict.live, "refused_by": verdict.refused_by, "refusing": list(verdict.refusing),
+                  "liveness_reason": verdict.reason, "liveness": scores}
+        if "colour" in scores:
+            fields["live_score"] = scores["colour"]  # the attributes engine's mean probability of `live`
+        return verdict.live, fields
 
     def _count(self, verdict: Verdict) -> None:
         self.stats.faces += 1
@@ -315,13 +368,10 @@ class Daemon:
             event["face_image"] = self._store_face(frame, sighting.face)
         return event
 
-    def _store_face(self, frame, face) -> str:
+    def _store_face(self, frame, face) -> Optional[str]:
         folder = Path(self.settings["events.file"]).parent / "faces"
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{time.strftime('%Y%m%dT%H%M%S')}-{frame.index:08d}.jpg"
-        if not cv2.imwrite(str(path), face_crop(frame.image, face)):
-            raise OSError(f"cannot write the face crop {path}")
-        return str(path)
+        return store_face(folder, f"{time.strftime('%Y%m%dT%H%M%S')}-{frame.index:08d}", face_crop(frame.image, face),
+                          keep=self.settings["events.faces_kept"])
 
     def _write(self, event: dict) -> None:
         if self.fleet is not None:
@@ -344,7 +394,7 @@ class Daemon:
     # -- status ---------------------------------------------------------------------------------
     def _running_status(self) -> str:
         return (f"{self.stats.fps():.1f} fps, {self.gallery.describe()}, {self.stats.unlocks} unlocks; "
-                f"last: {self._last_decision}")
+                f"last: {self._last_decision}{dropped_note(self.events)}")
 
     def _status(self, text: str, force: bool = False) -> None:
         if self.fleet is not None:
@@ -353,6 +403,12 @@ class Daemon:
         if force or now - self._status_at >= STATUS_EVERY_S:
             self._status_at = now
             notify.status(text)
+
+
+def dropped_note(events) -> str:
+    """For the status line: events the file missed (a full disk), which journald still has."""
+    dropped = getattr(events, "dropped", 0)
+    return f"; {dropped} events not written to the events file (disk full?)" if dropped else ""
 
 
 def _rounded(value) -> Optional[float]:

@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Optional
 
 from edge.daemon.config import Settings
+from edge.daemon.share import FrameShare, socket_path
 from edge.daemon.tracking import Tracker
 from edge.daemon.watch import LiveGallery
 from edge.events import EventLog
-from edge.exc import ConfigError, NoAttributesEngine, SourceError
+from edge.exc import ConfigError, NoLivenessCheck, SourceError
 from edge.fleet.link import FleetLink
 from edge.gallery import open_gallery
-from edge.liveness import check_same_chips, load_attributes_engine
+from edge.gallery.check import audit_problems
+from edge.liveness.judge import Liveness, check_colour_chips, parse_cues
+from edge.liveness.judge import load_liveness as load_cues
 from edge.pipeline import FacePipeline
 from edge.sources import FILE_RECONNECT, Reconnect, open_source, parse_uri
 
@@ -36,30 +40,60 @@ def load_pipeline(settings: Settings) -> FacePipeline:
     return pipeline
 
 
-def load_liveness(settings: Settings, pipeline):
-    """The attributes engine whose `live` head must pass before an unlock, or None.
+def live_window(settings: Settings) -> int:
+    """Frames a liveness window holds when the liveness model sets none: as many as a face must
+    combine before it may unlock, and never fewer than K."""
+    return max(settings["decision.k"], settings["decision.min_frames"])
 
-    'auto' uses it whenever one is built and says loudly when none is (the starter
-    models have none: it is trained per product, see `edge-verify train attributes`);
-    'required' refuses to start without it; 'off' skips the check.
+
+def load_liveness(settings: Settings, pipeline) -> Optional[Liveness]:
+    """The liveness cues that must pass before an unlock, or None.
+
+    'auto' runs every cue whose model is there and says loudly when none is (the
+    starter models have none: the cues are trained per product, see `edge-verify
+    train liveness`); 'required' refuses to start without one; 'off' skips the
+    check. Cues named in [liveness] cues are required whatever the mode.
     """
     mode = settings["decision.liveness"]
     if mode == "off":
-        log.warning("liveness check off: a printed photo of an enrolled person can open the door")
+        log.warning("liveness check off: a printed photo or a phone picture of an enrolled person can open the door")
         return None
     engine = settings.engine
     try:
-        attributes = load_attributes_engine(engine["precision"], engine["backend"], threads=engine["threads"])
-    except NoAttributesEngine as error:
-        if mode == "required":
+        liveness = load_cues(settings["liveness.cues"], settings["liveness.active"], engine["precision"],
+                             engine["backend"], threads=engine["threads"], default_window=live_window(settings))
+    except NoLivenessCheck as error:
+        if mode == "required" or parse_cues(settings["liveness.cues"]) is not None:
             raise
-        log.warning("no liveness check (%s): a printed photo of an enrolled person can open the door; "
-                    "set [decision] liveness = \"required\" once an attributes engine is built", error)
+        log.warning("no liveness check (%s): a printed photo or a phone picture of an enrolled person can open the "
+                    "door; set [decision] liveness = \"required\" once one is trained", error)
         return None
-    check_same_chips(attributes.manifest, pipeline.manifest)
-    log.info("liveness: %s engine, threshold %.4g", attributes.manifest["precision"],
-             float(attributes.manifest["thresholds"]["live"]))
-    return attributes
+    check_colour_chips(liveness, pipeline.manifest)
+    log.info("liveness cues: %s (window of %d frames)", ", ".join(liveness.cues), liveness.window)
+    for line in liveness.describe():
+        log.info("liveness %s", line)
+    return liveness
+
+
+def liveness_status(settings: Settings) -> dict:
+    """What the daemon would run for liveness with these settings: {enabled, cues, lines, warning}
+    (for `selftest` and `gallery show`; loads the cues' models, not the camera)."""
+    mode = settings["decision.liveness"]
+    if mode == "off":
+        return {"enabled": False, "mode": mode, "cues": [], "lines": [],
+                "warning": "liveness off in the config: a printed photo or a phone picture of an enrolled person "
+                           "can open the door"}
+    engine = settings.engine
+    try:
+        liveness = load_cues(settings["liveness.cues"], settings["liveness.active"], engine["precision"],
+                             engine["backend"], threads=engine["threads"], default_window=live_window(settings))
+    except NoLivenessCheck as error:
+        starts = mode != "required" and parse_cues(settings["liveness.cues"]) is None
+        return {"enabled": False, "mode": mode, "cues": [], "lines": [], "daemon_starts": starts,
+                "warning": f"no liveness check ({error}): a printed photo or a phone picture of an enrolled person "
+                           "can open the door"}
+    return {"enabled": True, "mode": mode, "cues": list(liveness.cues), "window": liveness.window,
+            "lines": liveness.describe(), "warning": None}
 
 
 def make_tracker(manifest: dict) -> Tracker:
@@ -71,15 +105,46 @@ def make_tracker(manifest: dict) -> Tracker:
 def open_live_gallery(settings: Settings, manifest: dict, clock=None) -> LiveGallery:
     """Open the gallery and load it once: a wrong key, a corrupt file or another model's templates refuse here."""
     gallery_settings, decision = settings.gallery, settings.decision
+    check_threshold(settings, manifest)
     gallery = open_gallery(gallery_settings["path"], gallery_settings["key"], create=False)
     try:
         live = LiveGallery(gallery, manifest, threshold=decision["threshold"], stranger_rate=decision["stranger_rate"],
-                           reload_s=gallery_settings["reload_s"], clock=clock)
+                           reload_s=gallery_settings["reload_s"], clock=clock,
+                           reopen=lambda: open_gallery(gallery_settings["path"], gallery_settings["key"]))
         live.load()
     except BaseException:
         gallery.close()
         raise
+    report_audit(gallery)
+    report_empty(live)
     return live
+
+
+def report_empty(live: LiveGallery) -> None:
+    if live.templates == 0:
+        log.warning("the gallery %s is empty: nobody will be let in until people are enrolled "
+                    "(edge-verify enroll NAME ...)", live.path)
+
+
+def check_threshold(settings: Settings, manifest: dict) -> None:
+    """A set threshold looser than the model's 1:1 one makes nearly every face somebody: refused unless
+    [decision] allow_loose_threshold says it is meant (then said loudly at every start)."""
+    threshold, model_threshold = settings["decision.threshold"], float(manifest["threshold"])
+    if threshold is None or threshold <= model_threshold:
+        return
+    message = (f"[decision] threshold {threshold:g} is looser than the model's 1:1 threshold {model_threshold:g}: "
+               "faces of strangers would be taken for enrolled people")
+    if not settings["decision.allow_loose_threshold"]:
+        origin = getattr(settings, "origins", {}).get("decision.threshold", "the config file")
+        raise ConfigError(f"{message} ({origin}); leave it unset for the 1:N rule, or pass --allow-loose-threshold "
+                          "([decision] allow_loose_threshold = true) if that is really meant")
+    log.warning("%s (allowed by allow_loose_threshold)", message)
+
+
+def report_audit(gallery) -> None:
+    """A broken or unacknowledged audit trail does not stop the door, but is said loudly at every start."""
+    for problem in audit_problems(gallery):
+        log.warning("gallery audit trail: %s", problem)
 
 
 def open_events(settings: Settings) -> EventLog:
@@ -95,6 +160,11 @@ def open_fleet(settings: Settings) -> FleetLink | None:
     """The spool and policy of the fleet agent's folder ([fleet] state), or None outside a fleet."""
     state = settings["fleet.state"]
     return FleetLink(state) if state is not None else None
+
+
+def open_share(settings: Settings, pipeline, describe) -> FrameShare:
+    """Serve the latest frames, faces and decisions to the console and to enrollment (edge.daemon.share)."""
+    return FrameShare(socket_path(settings), pipeline, describe).start()
 
 
 def reconnect_for(settings: Settings) -> Reconnect:

@@ -30,9 +30,12 @@ starts afresh.
 
 What a track exposes
 --------------------
-``Track.observations``: its recent (frame, MainFace) pairs, oldest first, the
-form per-track judges (such as a liveness cue over the approach) read;
-``Track.probe()``: the combined probe and how many frames it holds.
+``Track.observations``: its recent (RGB frame, MainFace) pairs, oldest first, the
+form per-track judges read (edge.liveness.judge.judge_track); ``Track.judge``: a
+slot for the daemon's incremental liveness judge of this face, emptied whenever
+a frame passes without the face being judged (a liveness window never spans a
+gap in which a photo could be swapped in, while the identity probe may);
+``Track.probe()``: the combined probe; ``Track.frames``: how many frames it holds.
 """
 from __future__ import annotations
 
@@ -144,6 +147,7 @@ class Track:
         self.seen = 1
         self.samples: deque = deque(maxlen=window)
         self._observations: deque = deque(maxlen=KEEP_OBSERVATIONS)
+        self.judge = None  # the daemon's per-track liveness judge (edge.liveness.judge.TrackJudge)
 
     @property
     def box(self):
@@ -151,7 +155,7 @@ class Track:
 
     @property
     def observations(self) -> list:
-        """The recent (frame, MainFace) pairs of this track in which it was the main face, oldest first."""
+        """The recent (RGB frame, MainFace) pairs of this track in which it was the main face, oldest first."""
         return list(self._observations)
 
     @property
@@ -205,6 +209,7 @@ class Tracker:
         for number, track in enumerate(self.tracks):
             if number not in taken_tracks:
                 track.missed += 1
+                track.judge = None
         self.tracks = [track for track in self.tracks if track.missed <= self.max_missed]
         for position, face in enumerate(faces):
             if position not in taken_faces:
@@ -214,7 +219,8 @@ class Tracker:
         return assigned
 
     def add(self, track: Track, frame, main, embedding, weight: float = 1.0) -> Track:
-        """Add the main face's embedding to ``track``; returns the track it joined (a new one after a split).
+        """Add the main face (``frame``: the RGB image, ``main``: its MainFace) and its embedding to
+        ``track``; returns the track it joined (a new one after a split).
         The caller checks :func:`usable` first: a broken embedding is refused here."""
         if not usable(embedding):
             raise ValueError("a broken embedding (NaN, infinity or zero length) cannot join a track")
@@ -230,6 +236,13 @@ class Tracker:
     def end_all(self) -> None:
         """A read brought no frame: every track has lost its face."""
         self.tracks = []
+
+    def restart_judges(self, keep: Optional[Track] = None) -> None:
+        """Per-track judges start over on every track but ``keep``, the one whose face is judged this
+        frame (None: no face is judged this frame, none big enough or none at all)."""
+        for track in self.tracks:
+            if track is not keep:
+                track.judge = None
 
     def _split(self, track: Track) -> Track:
         fresh = Track(next(self._ids), track.face, self.window)

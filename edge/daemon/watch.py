@@ -1,11 +1,17 @@
 """The gallery as the daemon sees it: one matrix in memory, reloaded when it changes.
 
 Enrollment and removal happen in other processes while the daemon runs. The
-daemon polls ``Gallery.version()`` (one SQLite read) every ``reload_s`` seconds
-and loads the matrix again only when the counter moved, then recomputes the 1:N
+daemon polls ``Gallery.state()`` (one SQLite read) every ``reload_s`` seconds
+and loads the matrix again only when it moved, then recomputes the 1:N
 threshold for the new number of templates. A gallery that became unreadable or
 corrupt while running raises: the daemon exits with the door locked and
 systemd restarts it, which then refuses to start until the file is restored.
+
+A restore puts another file at the gallery's path (the old one moved aside or
+deleted, a backup imported or copied in). An open SQLite connection keeps reading
+the old file, so each poll also compares the path's device and inode with the
+file that was opened: when they differ the new file is opened and read, and while
+no file is there nobody is recognised.
 """
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ import numpy as np
 
 from edge.daemon.decision import DEFAULT_STRANGER_RATE, Observation, door_threshold, match_probe
 from edge.exc import GalleryError
+from edge.gallery.store import file_id
 from edge.gallery.threshold import OpenSetChoice, ThresholdFallbackWarning, impostor_tail
 from edge.verify.api import embedding_space
 
@@ -36,8 +43,10 @@ class LiveGallery:
 
     def __init__(self, gallery, manifest: dict, threshold: Optional[float] = None,
                  stranger_rate: float = DEFAULT_STRANGER_RATE, reload_s: float = 1.0,
-                 clock: Callable[[], float] = None):
+                 clock: Callable[[], float] = None, reopen: Optional[Callable] = None):
         self.gallery = gallery
+        self.path = gallery.path
+        self._reopen = reopen or gallery.reopen  # a fresh Gallery for whatever file is at the path now
         self.manifest = manifest
         self.model = embedding_space(manifest)
         self.dim = embedding_dim(manifest)
@@ -65,7 +74,7 @@ class LiveGallery:
 
     def load(self) -> None:
         """Read the gallery now (version first: a change in between only costs one more reload)."""
-        version = self.gallery.version()
+        version = self.gallery.state()
         names, person_index, matrix = self.gallery.load_matrix(model=self.model)
         if len(matrix) and matrix.shape[1] != self.dim:
             raise GalleryError(f"gallery {self.gallery.path} holds {matrix.shape[1]}-d templates but the engine "
@@ -87,8 +96,29 @@ class LiveGallery:
         if now - self._polled_at < self.reload_s:
             return False
         self._polled_at = now
-        if self.gallery.version() == self.version:
+        if self.gallery is None or self.gallery.replaced():
+            return self._follow_path()
+        if self.gallery.state() == self.version:
             return False
+        self.load()
+        return True
+
+    def _follow_path(self) -> bool:
+        """Read the file now at the gallery's path, or recognise nobody while none is there; True if that changed
+        anything. A file that cannot be opened (damaged, another key) raises: the door stays locked."""
+        if self.gallery is not None:
+            self.gallery.close()
+            self.gallery = None
+            log.warning("the gallery file %s was moved, deleted or replaced (a restore?): reading what is at that "
+                        "path now", self.path)
+        if file_id(self.path) is None:
+            changed = self.version is not None
+            self.names, self.person_index = [], np.zeros(0, dtype=np.intp)
+            self.matrix, self.version = np.zeros((0, self.dim), dtype=np.float32), None
+            if changed:
+                log.warning("no gallery at %s: nobody is let in until one is restored there", self.path)
+            return changed
+        self.gallery = self._reopen()
         self.load()
         return True
 

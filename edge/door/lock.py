@@ -52,10 +52,11 @@ import atexit
 import logging
 import math
 import threading
+import warnings
 from typing import Callable, Optional
 
 from gpiozero import Button, DigitalInputDevice, OutputDevice
-from gpiozero.exc import BadPinFactory, GPIOZeroError
+from gpiozero.exc import BadPinFactory, GPIOZeroError, PinFactoryFallback
 from gpiozero.pins.mock import MockPin
 
 from edge.door.actuator import Door
@@ -122,7 +123,11 @@ class DoorLock(Door):
         self._closed = False
         self._relay = self._sensor = self._exit = None
         try:
-            self._relay = OutputDevice(pin, active_high=active_high, initial_value=False, pin_factory=pin_factory)
+            with warnings.catch_warnings():
+                # Without GPIOZERO_PIN_FACTORY gpiozero tries every factory and warns about each that
+                # fails; the one error below says what to set instead.
+                warnings.simplefilter("ignore", PinFactoryFallback)
+                self._relay = OutputDevice(pin, active_high=active_high, initial_value=False, pin_factory=pin_factory)
             if sensor_pin is not None:
                 self._sensor = DigitalInputDevice(sensor_pin, pull_up=True, pin_factory=pin_factory)
             if exit_pin is not None:

@@ -6,8 +6,11 @@ progress, then runs the checks that need the gallery and writes all templates
 in one transaction. Nothing is stored unless everything succeeds.
 
 Checks before writing (each refused unless ``force``):
-  * the new frames show one person: every template lies within the 1:1
-    threshold of the mean of the others (photos of two people given by mistake);
+  * the new frames show one person: compared every one with every other, they
+    do not split into two groups as far apart as two people are (photos of two
+    people given by mistake or on purpose; edge.enroll.one_person). A single
+    frame unlike all the others is set aside as rejected instead, so a second
+    person's frame is never stored and one bad frame does not sink the rest;
   * they match nobody enrolled under another name at the 1:1 threshold (the same
     person enrolled twice would make the door's answer depend on the photo);
   * with ``append``, they match the person already enrolled under that name.
@@ -22,6 +25,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
+from edge.enroll.one_person import check_frames
 from edge.enroll.quality import assess
 from edge.exc import DuplicateFaceError, EnrollmentError, GalleryError, ImageError
 from edge.gallery.inputs import check_name
@@ -33,6 +37,10 @@ from edge.verify.api import embedding_space
 # source that ends early and the enrollment still covers the person.
 MIN_GOOD = 3
 DEFAULT_COUNT = 5
+# Distance below which two frames are copies of one picture: the same file (or a frozen camera's
+# repeated frame) embeds to the same vector up to float rounding (~1e-7), while frames of a live
+# camera differ at least by sensor noise.
+SAME_PICTURE = 1e-4
 
 
 @dataclass(frozen=True)
@@ -42,6 +50,7 @@ class Shot:
     label: str
     image: np.ndarray | None
     problem: str | None = None
+    note: str | None = None  # how the stored quality note names the frame, when the label must not be kept
 
 
 @dataclass
@@ -93,11 +102,13 @@ def enroll(name: str, pipeline, gallery, frames: Iterable, count: int = DEFAULT_
     vectors, quality, rejected, seen = capture(pipeline, frames, count, report)
     if len(vectors) < needed:
         raise EnrollmentError(shortfall(len(vectors), needed, seen, rejected))
-    matrix = np.stack(vectors)
     threshold = float(pipeline.threshold)
+    matrix, quality, frames_problem = one_person(np.stack(vectors), quality, threshold, force, rejected, report)
+    if len(matrix) < needed:
+        raise EnrollmentError(shortfall(len(matrix), needed, seen, rejected))
     warnings: list[str] = []
     details: dict = {}
-    problems = [("frames", one_person_problem(matrix, threshold))]
+    problems = [("frames", frames_problem)]
     names, index, gallery_matrix = gallery.load_matrix(embedding_space(pipeline.manifest))
     duplicate, other = duplicate_problem(matrix, names, index, gallery_matrix, name, threshold)
     problems.append(("duplicate", duplicate))
@@ -111,7 +122,7 @@ def enroll(name: str, pipeline, gallery, frames: Iterable, count: int = DEFAULT_
             raise error(f"{problem}; nothing was stored (use --force to enroll anyway)")
         warnings.append(f"{problem}; enrolled anyway (--force)")
         report(f"warning: {warnings[-1]}")
-        details[f"forced_{kind}"] = other if kind == "duplicate" else problem
+        details[f"forced_{kind}"] = gallery.person_ref(other) if kind == "duplicate" else problem
     stored = gallery.add_person_templates(name, matrix, embedding_space(pipeline.manifest), actor, quality, append=append,
                                           audit_details=details or None)
     return EnrollResult(name, stored, seen, append and name in enrolled, rejected, quality, warnings)
@@ -130,12 +141,29 @@ def capture(pipeline, frames: Iterable, count: int, report) -> tuple[list, list,
             rejected.append(Rejection(shot.label, verdict.reasons))
             report(f"{shot.label}: rejected: {'; '.join(verdict.reasons)}")
             continue
-        vectors.append(pipeline.embed(verdict.chip[None])[0])
-        quality.append({"frame": shot.label, **verdict.measures})
+        vector = pipeline.embed(verdict.chip[None])[0]
+        copy = same_picture(vector, vectors)
+        if copy is not None:
+            reason = f"the same picture as good frame {copy + 1}: one template per picture"
+            rejected.append(Rejection(shot.label, [reason]))
+            report(f"{shot.label}: rejected: {reason}")
+            continue
+        vectors.append(vector)
+        quality.append({"frame": shot.note or shot.label, **verdict.measures})
         report(f"{shot.label}: good ({len(vectors)}/{count} good frames)")
         if len(vectors) >= count:
             break
     return vectors, quality, rejected, seen
+
+
+def same_picture(vector: np.ndarray, kept: list) -> int | None:
+    """The kept frame this one is a copy of (the same file twice, a frozen camera), or None.
+
+    Any two real frames differ by sensor noise at least; copies embed to the same vector."""
+    for number, other in enumerate(kept):
+        if float(np.linalg.norm(np.asarray(vector) - np.asarray(other))) < SAME_PICTURE:
+            return number
+    return None
 
 
 def as_shots(frames: Iterable) -> Iterator[Shot]:
@@ -163,18 +191,21 @@ def shortfall(good: int, needed: int, seen: int, rejected: list) -> str:
 
 # ---- checks against the gallery ------------------------------------------------------------------
 
-def one_person_problem(matrix: np.ndarray, threshold: float) -> str | None:
-    """Is some frame far from the mean of the others (a second person among the frames)?"""
-    if len(matrix) < 2:
-        return None
-    total = matrix.sum(axis=0)
-    for row, vector in enumerate(matrix):
-        others = (total - vector) / (len(matrix) - 1)
-        distance = float(np.linalg.norm(vector - others))
-        if distance > threshold:
-            return (f"the frames do not all show the same person: good frame {row + 1} is {distance:.3f} from the "
-                    f"others (> {threshold:g})")
-    return None
+def one_person(matrix: np.ndarray, quality: list, threshold: float, force: bool, rejected: list,
+               report) -> tuple[np.ndarray, list, str | None]:
+    """(rows to enroll, their quality notes, problem): frames of someone else are set aside and
+    reported as rejected; two groups of frames are a problem. With ``force`` every frame is kept
+    and anything odd becomes the problem (a warning)."""
+    verdict = check_frames(matrix, threshold)
+    odd = [(quality[row]["frame"], f"not the same person as the other good frames: {distance:.3f} from them on "
+                                   f"average > {limit:.3f}") for row, distance, limit in verdict.odd]
+    if force:
+        return matrix, quality, verdict.problem or ("; ".join(f"good frame {row + 1}: {reason}" for (row, _, _), (_, reason)
+                                                              in zip(verdict.odd, odd)) or None)
+    for label, reason in odd:
+        rejected.append(Rejection(label, [reason]))
+        report(f"{label}: rejected: {reason}")
+    return matrix[verdict.keep], [quality[row] for row in verdict.keep], verdict.problem
 
 
 def duplicate_problem(matrix, names, index, gallery_matrix, name: str,
@@ -216,11 +247,12 @@ def image_shots(paths) -> Iterator[Shot]:
     """Photos from files; an unreadable one becomes a Shot with its problem (reported, not fatal)."""
     from edge.vision.image import load_image
 
-    for path in paths:
+    for number, path in enumerate(paths, start=1):
+        # The path is shown to the installer, never stored: quality notes say "photo N".
         try:
-            yield Shot(str(path), load_image(path))
+            yield Shot(str(path), load_image(path), note=f"photo {number}")
         except ImageError as error:
-            yield Shot(str(path), None, str(error).removeprefix(f"{path}: "))
+            yield Shot(str(path), None, str(error).removeprefix(f"{path}: "), note=f"photo {number}")
 
 
 def camera_shots(uri: str, timeout_s: float = 30.0, interval_s: float = 0.3, read_timeout_s: float = 2.0,

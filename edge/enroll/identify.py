@@ -19,13 +19,18 @@ from edge.vision.image import load_image
 def identify_image(pipeline, gallery: LiveGallery, path) -> dict:
     """{image, person, distance, margin, threshold, nearest, faces[, reason]} for one photo file;
     ``gallery`` is loaded (LiveGallery.load)."""
-    threshold = gallery.threshold
-    answer = {"image": str(path), "person": None, "distance": None, "margin": None, "threshold": threshold,
-              "nearest": None, "faces": 0}
     try:
         rgb = load_image(path)
     except ImageError as error:
-        return {**answer, "faces": None, "reason": f"unreadable: {error}"}
+        return {"image": str(path), "person": None, "distance": None, "margin": None, "threshold": gallery.threshold,
+                "nearest": None, "faces": None, "reason": f"unreadable: {error}"}
+    return identify_rgb(pipeline, gallery, rgb, str(path))
+
+
+def identify_rgb(pipeline, gallery: LiveGallery, rgb, label: str) -> dict:
+    """identify_image for a picture already in memory (the console's camera frame)."""
+    answer = {"image": label, "person": None, "distance": None, "margin": None, "threshold": gallery.threshold,
+              "nearest": None, "faces": 0}
     scene = pipeline.look(rgb)
     answer["faces"] = len(scene.faces)
     if scene.main is None:
@@ -39,7 +44,7 @@ def identify_image(pipeline, gallery: LiveGallery, path) -> dict:
         answer["person"] = observation.person
     else:
         answer["reason"] = (f"nearest is {observation.nearest} at {observation.distance:.3f}, above the threshold "
-                            f"{threshold:.3f}")
+                            f"{gallery.threshold:.3f}")
     return answer
 
 

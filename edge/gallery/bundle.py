@@ -74,9 +74,11 @@ def read_bundle(path: str | os.PathLike, cipher: TemplateCipher) -> list[dict]:
         payload = json.loads(plaintext)
         return [_person_in(person) for person in payload["people"]]
     except InvalidTag:
-        raise GalleryError(f"bundle {path} is damaged or was altered (it fails authentication); nothing was imported") from None
+        raise GalleryError(f"bundle {path} is damaged or was altered (it fails authentication); nothing was imported: "
+                           "use another backup or bundle") from None
     except (ValueError, KeyError, TypeError) as error:
-        raise GalleryError(f"bundle {path} holds malformed data ({error}); nothing was imported") from error
+        raise GalleryError(f"bundle {path} holds malformed data ({error}); nothing was imported: use another backup "
+                           "or bundle") from error
 
 
 def _person_out(person: dict) -> dict:

@@ -2,9 +2,9 @@
 
 A stolen gallery file must not leak biometric templates, so every template is
 sealed with AES-GCM under a key that lives in a separate file, readable only by
-the service user. Two sub-keys are derived from that file with HKDF, one to seal
-templates and one to make the key check value, so that neither use can be turned
-against the other.
+the service user. Sub-keys are derived from that file with HKDF, one to seal
+templates, one to make the key check value and one to key the audit log's chain
+(audit_key), so that no use can be turned against another.
 
 Each template gets a fresh random 96-bit nonce, and its associated data names the
 gallery, the person (id and name), the template row and the embedding model. The
@@ -14,6 +14,7 @@ authenticate instead of quietly making Bob look like Alice.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import hmac
 import json
@@ -28,22 +29,23 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from edge import paths
-from edge.exc import GalleryKeyMismatch
-from edge.gallery.files import fsync_folder
+from edge.disk import is_no_space, space_advice
+from edge.exc import GalleryError, GalleryKeyMismatch
+from edge.gallery.files import adopt_owner, fsync_folder, no_permission
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
 _LABEL = b"edge-verify gallery v1 "
 
 __all__ = [
-    "InvalidTag", "KEY_BYTES", "TemplateCipher", "create_key", "default_key_path", "load_key",
+    "InvalidTag", "KEY_BYTES", "TemplateCipher", "audit_key", "create_key", "default_key_path", "load_key",
     "template_context", "vector_from_bytes", "vector_to_bytes",
 ]
 
 
 def default_key_path() -> Path:
-    """$EDGE_VERIFY_HOME/gallery.key."""
-    return paths.home() / "gallery.key"
+    """The installed config's [gallery] key, else $EDGE_VERIFY_HOME/gallery.key."""
+    return paths.gallery_key_path()
 
 
 def create_key(path: str | os.PathLike) -> bytes:
@@ -56,15 +58,25 @@ def create_key(path: str | os.PathLike) -> bytes:
     key = os.urandom(KEY_BYTES)
     try:
         # O_EXCL with mode 0600: the key is never, even briefly, readable by others.
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     except FileExistsError:
         raise GalleryKeyMismatch(
             f"key file {path} already exists; refusing to overwrite it (a new key makes the gallery unreadable)"
         ) from None
+    except PermissionError:
+        raise no_permission(path.parent, "create the gallery key in") from None
     try:
-        os.write(descriptor, key)
+        adopt_owner(descriptor, path.parent)
+        if os.write(descriptor, key) != len(key):
+            raise OSError(errno.ENOSPC, "short write")
         os.fsync(descriptor)
-    finally:
+    except OSError as error:
+        os.close(descriptor)
+        path.unlink(missing_ok=True)  # a short key file would lock the gallery out for good
+        if is_no_space(error):
+            raise GalleryError(f"cannot write the gallery key {path}: {space_advice(path)}") from None
+        raise
+    else:
         os.close(descriptor)
     fsync_folder(path.parent)
     return key
@@ -75,6 +87,8 @@ def load_key(path: str | os.PathLike) -> bytes:
     path = Path(path)
     try:
         info = path.stat()
+    except PermissionError:
+        raise no_permission(path, "read the gallery key") from None
     except FileNotFoundError:
         raise GalleryKeyMismatch(
             f"no gallery key at {path}; it is created with the gallery at the first enrollment "
@@ -85,7 +99,10 @@ def load_key(path: str | os.PathLike) -> bytes:
             f"key file {path} is open to group or others (mode {stat.S_IMODE(info.st_mode):04o}); "
             f"run `chmod 600 {path}` and check who could have copied it"
         )
-    key = path.read_bytes()
+    try:
+        key = path.read_bytes()
+    except PermissionError:
+        raise no_permission(path, "read the gallery key") from None
     if len(key) != KEY_BYTES:
         raise GalleryKeyMismatch(f"key file {path} holds {len(key)} bytes, a gallery key is {KEY_BYTES}; it is damaged")
     return key
@@ -130,6 +147,13 @@ class TemplateCipher:
     def open(self, nonce: bytes, ciphertext: bytes, context: bytes) -> bytes:
         """Raises cryptography's InvalidTag when the data or its context was altered."""
         return self._aead.decrypt(bytes(nonce), bytes(ciphertext), context)
+
+
+def audit_key(key: bytes) -> bytes:
+    """The key of the audit log's HMAC chain, derived from the gallery key."""
+    if not isinstance(key, (bytes, bytearray)) or len(key) != KEY_BYTES:
+        raise GalleryKeyMismatch(f"a gallery key is {KEY_BYTES} bytes (load it with load_key)")
+    return _derive(bytes(key), b"audit log")
 
 
 def _derive(key: bytes, purpose: bytes) -> bytes:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import unicodedata
 
 import numpy as np
 
@@ -10,14 +11,33 @@ from edge.exc import GalleryError
 MAX_NAME = 200
 
 
+# Joiners inside words are ordinary spelling in Persian and Indic scripts and reorder nothing;
+# every other control or format character (bidi overrides and isolates, C0/C1 controls,
+# zero-width spaces, line separators) can hide or reorder text in listings and logs.
+_ALLOWED_FORMAT = {"\u200c", "\u200d"}
+_REFUSED_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
+
+
+def normal_name(name) -> str:
+    """A name as the gallery stores and looks it up: NFC, so each spelling of a name is one person."""
+    return unicodedata.normalize("NFC", name) if isinstance(name, str) else name
+
+
 def check_name(name) -> str:
+    """The name to store (NFC), or GalleryError saying what is wrong with it."""
     if not isinstance(name, str) or not name.strip():
         raise GalleryError("a person's name must be a non-empty text")
+    name = normal_name(name)
     if name != name.strip():
         raise GalleryError(f"the name {name!r} starts or ends with spaces; give it without them")
-    if len(name) > MAX_NAME or any(ord(character) < 32 or ord(character) == 127 for character in name):
-        raise GalleryError(f"the name {name[:40]!r}... is too long or holds control characters" if len(name) > MAX_NAME
-                           else f"the name {name!r} holds control characters")
+    if len(name) > MAX_NAME:
+        raise GalleryError(f"the name {name[:40]!r}... is too long (at most {MAX_NAME} characters)")
+    odd = [character for character in name
+           if unicodedata.category(character) in _REFUSED_CATEGORIES and character not in _ALLOWED_FORMAT]
+    if odd:
+        codes = ", ".join(f"U+{ord(character):04X}" for character in dict.fromkeys(odd))
+        raise GalleryError(f"the name {name!r} holds a control or format character ({codes}), which can hide or "
+                           "reorder text in listings and logs; type the name without it")
     return name
 
 

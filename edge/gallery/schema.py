@@ -15,14 +15,19 @@ a partly readable gallery could silently drop people or keep erased ones.
 from __future__ import annotations
 
 import functools
+import os
 import sqlite3
 from pathlib import Path
+from urllib.parse import quote
 
+from edge.disk import low_on_space, space_advice
 from edge.exc import GalleryCorrupt, GalleryError
+from edge.gallery.files import no_permission
 
 SCHEMA_VERSION = 1
 SQLITE_MAGIC = b"SQLite format 3\x00"
 _CORRUPT_CODES = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
+_IOERR, _FULL = 10, 13
 
 TABLES = """
 CREATE TABLE meta (
@@ -62,11 +67,22 @@ def database_error(path: Path, error: sqlite3.Error) -> GalleryError:
     """Turn an SQLite error into a one-line gallery error."""
     code = getattr(error, "sqlite_errorcode", None)
     text = str(error)
+    if (code is not None and code & 0xFF == _FULL) or "disk is full" in text or (
+            ("disk I/O error" in text or (code is not None and code & 0xFF == _IOERR)) and low_on_space(path)):
+        return GalleryError(f"gallery {path}: {space_advice(path)}; nothing was changed")
     if (code is not None and code & 0xFF in _CORRUPT_CODES) or "malformed" in text or "not a database" in text:
         return corrupt(path, f"is damaged ({text})")
+    if ("unable to open" in text or "readonly" in text) and not _writable(path):
+        return no_permission(path, "write the gallery")
     if "locked" in text or "busy" in text:
         return GalleryError(f"gallery {path} is busy (another enrollment or import is running); try again")
     return GalleryError(f"gallery {path}: {text}")
+
+
+def _writable(path: Path) -> bool:
+    """SQLite needs the file and its folder (for the -wal and -shm files) writable."""
+    path = Path(path)
+    return os.access(path.parent, os.W_OK | os.X_OK) and (not path.exists() or os.access(path, os.R_OK | os.W_OK))
 
 
 def connect(path: Path, create: bool = False) -> sqlite3.Connection:
@@ -75,7 +91,7 @@ def connect(path: Path, create: bool = False) -> sqlite3.Connection:
         check_header(path)
     mode = "rwc" if create else "rw"
     try:
-        connection = sqlite3.connect(f"file:{path}?mode={mode}", uri=True, isolation_level=None,
+        connection = sqlite3.connect(f"file:{quote(str(path))}?mode={mode}", uri=True, isolation_level=None,
                                      timeout=10.0, check_same_thread=False)
     except sqlite3.Error as error:
         raise database_error(path, error) from error
@@ -94,6 +110,26 @@ def connect(path: Path, create: bool = False) -> sqlite3.Connection:
     return connection
 
 
+def connect_readonly(path: Path) -> sqlite3.Connection:
+    """A read-only connection to a backup (or any gallery file) that changes nothing on disk.
+
+    A backup with no -wal file beside it holds everything in itself: it is read as
+    immutable, so SQLite makes no -shm or -wal file beside it and needs no write access
+    there (read-only media). A file with a -wal beside it (a copy of a live gallery) is
+    opened read-only the ordinary way, so the pages in that -wal are read too.
+    """
+    check_header(path)
+    uri = f"file:{quote(str(Path(path).resolve()))}?mode=ro"
+    if not Path(f"{path}-wal").exists():
+        uri += "&immutable=1"
+    try:
+        connection = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        connection.execute("PRAGMA user_version").fetchone()
+    except sqlite3.Error as error:
+        raise database_error(path, error) from error
+    return connection
+
+
 def check_header(path: Path) -> None:
     try:
         with open(path, "rb") as handle:
@@ -101,6 +137,8 @@ def check_header(path: Path) -> None:
     except FileNotFoundError:
         raise GalleryError(f"no gallery at {path}; enroll someone first (`edge-verify enroll NAME ...`) "
                            "or pass --gallery PATH") from None
+    except PermissionError:
+        raise no_permission(path, "read the gallery") from None
     except OSError as error:
         raise GalleryError(f"gallery {path} cannot be read ({error.strerror})") from error
     if len(header) < 100:

@@ -7,12 +7,16 @@ it was or fully updated, and a running daemon sees a change by polling
 ``version()`` before ``load_matrix()``: a change in between then only causes one
 extra reload.
 
+The audit log names a person "person #N" (their row number, never reused), not by name:
+removing the person erases the only place that number's name is kept.
+
 Templates are float32 vectors of any dimension (stored with each template),
 sealed with AES-GCM (see crypto.py). Templates of one embedding model only:
 mixing models gives meaningless distances, so another model id is refused.
 """
 from __future__ import annotations
 
+import hmac
 import json
 import os
 import sqlite3
@@ -20,15 +24,19 @@ import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from edge.exc import GalleryError, GalleryKeyMismatch
 from edge.gallery import schema
-from edge.gallery.audit import AuditLog, audit_path, default_actor
-from edge.gallery.crypto import InvalidTag, TemplateCipher, template_context, vector_from_bytes, vector_to_bytes
-from edge.gallery.files import fsync_folder
-from edge.gallery.inputs import check_model, check_name, check_quality, check_vectors
+from edge.gallery.audit import (ACKNOWLEDGE, AuditLog, Head, audit_path, breaks_acknowledged_last, default_actor,
+                                head_mac, person_ref)
+from edge.gallery.auth import token_path, token_set_at
+from edge.gallery.crypto import (InvalidTag, TemplateCipher, audit_key, template_context, vector_from_bytes,
+                                 vector_to_bytes)
+from edge.gallery.files import adopt_owner, adopt_path, fsync_folder, no_permission
+from edge.gallery.inputs import check_model, check_name, check_quality, check_vectors, normal_name
 from edge.gallery.schema import sqlite_errors
 from edge.gallery.sync import GalleryFleetSync
 from edge.gallery.transfer import GalleryTransfers
@@ -41,22 +49,33 @@ class Gallery(GalleryTransfers, GalleryFleetSync):
     but not use it from two at once.
     """
 
-    def __init__(self, connection: sqlite3.Connection, path: Path, key: bytes, meta: dict):
+    def __init__(self, connection: sqlite3.Connection, path: Path, key: bytes, meta: dict,
+                 identity: tuple[int, int] | None = None):
         self._connection = connection
         self._key = key
         self._cipher = TemplateCipher(key)
         self.path = path
         self.id = meta["gallery_id"]
-        self.audit = AuditLog(audit_path(path))
+        self.audit = AuditLog(audit_path(path), key)
+        self.file_id = identity if identity is not None else file_id(path)
+        self.key_path: Path | None = None  # set by open_gallery: the key file, so nothing writes over it
 
     # ---- opening -------------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: str | os.PathLike, key: bytes) -> "Gallery":
-        """Open an existing gallery; GalleryCorrupt for a damaged file, GalleryKeyMismatch for a wrong key."""
+    def open(cls, path: str | os.PathLike, key: bytes, readonly: bool = False) -> "Gallery":
+        """Open an existing gallery; GalleryCorrupt for a damaged file, GalleryKeyMismatch for a wrong key.
+
+        ``readonly``: for reading a backup, which is then never changed (nor its folder written).
+        """
         path = Path(path)
         cipher = TemplateCipher(key)
-        connection = schema.connect(path)
+        # Taken before connecting: if the file is swapped in between, the next replaced() says so.
+        identity = file_id(path)
+        connection = schema.connect_readonly(path) if readonly else schema.connect(path)
+        if not readonly:
+            for companion in (f"{path}-wal", f"{path}-shm"):  # made by SQLite, as whoever runs this
+                adopt_path(companion)
         try:
             meta = schema.validate(connection, path)
             if not cipher.matches(f"gallery:{meta['gallery_id']}", meta["key_check"]):
@@ -65,7 +84,7 @@ class Gallery(GalleryTransfers, GalleryFleetSync):
         except BaseException:
             connection.close()
             raise
-        return cls(connection, path, bytes(key), meta)
+        return cls(connection, path, bytes(key), meta, identity)
 
     @classmethod
     def create(cls, path: str | os.PathLike, key: bytes, actor: str | None = None) -> "Gallery":
@@ -76,9 +95,29 @@ class Gallery(GalleryTransfers, GalleryFleetSync):
         path.parent.mkdir(parents=True, exist_ok=True)
         cipher = TemplateCipher(key)
         building = path.with_name(f".{path.name}.creating")
-        for leftover in (building, Path(f"{building}-wal"), Path(f"{building}-shm")):
-            leftover.unlink(missing_ok=True)
-        os.close(os.open(building, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        leftovers = (building, Path(f"{building}-wal"), Path(f"{building}-shm"))
+        try:
+            for leftover in leftovers:
+                leftover.unlink(missing_ok=True)
+            descriptor = os.open(building, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except PermissionError:
+            raise no_permission(path.parent, "create the gallery in") from None
+        try:
+            adopt_owner(descriptor, path.parent)
+        finally:
+            os.close(descriptor)
+        try:
+            cls._build(building, path, cipher, key, actor)
+            os.replace(building, path)
+        finally:
+            for leftover in leftovers:  # nothing half made is left behind, whatever failed
+                leftover.unlink(missing_ok=True)
+        fsync_folder(path.parent)
+        return cls.open(path, key)
+
+    @classmethod
+    def _build(cls, building: Path, path: Path, cipher: TemplateCipher, key: bytes, actor: str | None) -> None:
+        """Tables, meta and the audit record of a new gallery, in the file being built."""
         connection = schema.connect(building, create=True)
         gallery_id = uuid.uuid4().hex
         try:
@@ -87,20 +126,27 @@ class Gallery(GalleryTransfers, GalleryFleetSync):
             meta = {"gallery_id": gallery_id, "key_check": cipher.key_check(f"gallery:{gallery_id}"),
                     "created_at": _now(), "generation": "0"}
             connection.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", meta.items())
-            record = AuditLog(audit_path(path)).append(actor or default_actor(), "create", os.path.abspath(path),
-                                                       {"gallery_id": gallery_id})
-            _set_head(connection, record)
+            details = {"gallery_id": gallery_id, "admin_token_set_at": token_set_at(token_path(path))}
+            records = AuditLog(audit_path(path), key).append(actor or default_actor(), "create",
+                                                             os.path.abspath(path), details)
+            _set_head(connection, records[-1], audit_key(key), gallery_id, 0)
             connection.execute("COMMIT")
         except sqlite3.Error as error:
             raise schema.database_error(building, error) from error
         finally:
             connection.close()
-        os.replace(building, path)
-        fsync_folder(path.parent)
-        return cls.open(path, key)
 
     def close(self) -> None:
         self._connection.close()
+
+    @property
+    def key(self) -> bytes:
+        """The gallery key (for checks that need it, e.g. of the audit chain)."""
+        return self._key
+
+    def reopen(self) -> "Gallery":
+        """Open whatever gallery file is at this gallery's path now, with the same key."""
+        return type(self).open(self.path, self._key)
 
     def __enter__(self) -> "Gallery":
         return self
@@ -116,6 +162,20 @@ class Gallery(GalleryTransfers, GalleryFleetSync):
         return int(self._meta("generation"))
 
     @sqlite_errors
+    def state(self) -> tuple:
+        """What changes with every change, whoever made it: (gallery id, generation, audit head).
+
+        Also different when another gallery's content was copied over this file."""
+        meta = dict(self._connection.execute(
+            "SELECT key, value FROM meta WHERE key IN ('gallery_id', 'generation', 'audit_hash')"))
+        return meta.get("gallery_id"), meta.get("generation"), meta.get("audit_hash")
+
+    def replaced(self) -> bool:
+        """True when the file at ``path`` is not the one this connection reads any more: moved
+        aside, deleted, or replaced by another file (a restore). Then reopen the path."""
+        return file_id(self.path) != self.file_id
+
+    @sqlite_errors
     def model(self) -> str | None:
         """The embedding model id of the stored templates (None while the gallery is empty)."""
         return self._meta("model")
@@ -128,14 +188,20 @@ class Gallery(GalleryTransfers, GalleryFleetSync):
         return [{"name": name, "templates": count, "created_at": created} for name, count, created in rows]
 
     @sqlite_errors
+    def person_ref(self, name: str) -> str:
+        """How the audit log and, after a removal, the events name this person: "person #N"."""
+        return person_ref(self._person(self._connection, name)[0])
+
+    @sqlite_errors
     def show(self, name: str) -> dict:
         person_id, created = self._person(self._connection, name)
+        name = normal_name(name)
         rows = self._connection.execute(
             "SELECT id, model, dim, quality, created_at FROM templates WHERE person_id = ? ORDER BY id", (person_id,))
         templates = [{"id": template_id, "model": model, "dim": dim, "created_at": made,
                       "quality": None if quality is None else json.loads(quality)}
                      for template_id, model, dim, quality, made in rows]
-        return {"name": name, "created_at": created, "templates": templates}
+        return {"name": name, "person": person_ref(person_id), "created_at": created, "templates": templates}
 
     @sqlite_errors
     def summary(self) -> dict:
@@ -214,7 +280,7 @@ class Gallery(GalleryTransfers, GalleryFleetSync):
                 "INSERT INTO people (name, created_at) VALUES (?, ?)", (name, created)).lastrowid
             for vector, note in zip(matrix, qualities):
                 self._insert_template(connection, person_id, name, vector, model, note, created)
-            self._record(connection, actor, "add", name,
+            self._record(connection, actor, "add", person_ref(person_id),
                          {**(audit_details or {}), "templates": len(matrix), "model": model, "new_person": not found})
         return len(matrix)
 
@@ -227,7 +293,7 @@ class Gallery(GalleryTransfers, GalleryFleetSync):
             connection.execute("DELETE FROM people WHERE id = ?", (person_id,))  # templates go by ON DELETE CASCADE
             if connection.execute("SELECT count(*) FROM templates").fetchone()[0] == 0:
                 connection.execute("DELETE FROM meta WHERE key IN ('model', 'dim')")  # empty: any model may come next
-            self._record(connection, actor, "remove", name, {"templates_erased": count})
+            self._record(connection, actor, "remove", person_ref(person_id), {"templates_erased": count})
         # Old pages of the erased rows also live in the WAL until a checkpoint; best effort
         # (a reading daemon can hold it back; secure_delete has zeroed the main file's copy).
         self._connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -247,7 +313,7 @@ class Gallery(GalleryTransfers, GalleryFleetSync):
             for row in rows:
                 vector = self._open_template(*row)
                 self._seal_into(connection, row[0], person_id, new, vector, row[3])
-            self._record(connection, actor, "rename", old, {"new_name": new, "templates": len(rows)})
+            self._record(connection, actor, "rename", person_ref(person_id), {"templates": len(rows)})
 
     # ---- internals -----------------------------------------------------------------------------
 
@@ -264,18 +330,45 @@ class Gallery(GalleryTransfers, GalleryFleetSync):
             raise
 
     def _record(self, connection, actor: str, action: str, subject: str, details: dict, change: bool = True) -> None:
-        """Audit record first, then the head and change counter, all before the caller's COMMIT."""
-        record = self.audit.append(actor or default_actor(), action, subject, details)
-        _set_head(connection, record)
-        if change:
-            _set_meta(connection, "generation", str(int(self._meta("generation")) + 1))
+        """Audit record first (after checking the log still ends as this gallery left it), then the head
+        and change counter, all before the caller's COMMIT."""
+        records = self.audit.append(actor or default_actor(), action, subject, details, head=self.checked_head())
+        generation = int(self._meta("generation")) + (1 if change else 0)
+        _set_meta(connection, "generation", str(generation))
+        _set_head(connection, records[-1], self.audit.mac_key, self.id, generation)
+
+    @sqlite_errors
+    def checked_head(self) -> Head | None:
+        """The head of the audit chain as this gallery stored it, with whether its HMAC checks out."""
+        seq, digest = self.audit_head()
+        if seq == 0:
+            return None
+        expected = head_mac(self.audit.mac_key, self.id, self._meta("generation"), seq, digest)
+        stored = self._meta("audit_head_mac") or ""
+        return Head(seq, digest, hmac.compare_digest(stored, expected))
+
+    @sqlite_errors
+    def acknowledge_audit_breaks(self, actor: str) -> list[dict]:
+        """An admin has looked at the reported breaks of the audit log: record that; returns the break
+        records acknowledged (a break found only now is recorded first, and acknowledged too)."""
+        with self._transaction() as connection:
+            self._record(connection, actor, ACKNOWLEDGE, "audit log", {}, change=False)
+        return breaks_acknowledged_last(self.audit.path)
+
+    @sqlite_errors
+    def audited(self, actor: str, action: str, subject: str, details: dict, apply: Callable[[], None]) -> None:
+        """Record a change kept outside the gallery file (the admin token), and make it with ``apply``
+        inside the same transaction: a failed ``apply`` leaves the head where it was."""
+        with self._transaction() as connection:
+            self._record(connection, actor, action, subject, details, change=False)
+            apply()
 
     def _meta(self, key: str) -> str | None:
         row = self._connection.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else row[0]
 
     def _person(self, connection, name: str) -> tuple[int, str]:
-        row = connection.execute("SELECT id, created_at FROM people WHERE name = ?", (name,)).fetchone()
+        row = connection.execute("SELECT id, created_at FROM people WHERE name = ?", (normal_name(name),)).fetchone()
         if row is None:
             raise GalleryError(f"nobody named {name!r} is enrolled in {self.path} (see `edge-verify gallery list`)")
         return row
@@ -315,13 +408,23 @@ class Gallery(GalleryTransfers, GalleryFleetSync):
         return vector
 
 
+def file_id(path) -> tuple[int, int] | None:
+    """(device, inode) of the file at ``path``; None when there is none."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return info.st_dev, info.st_ino
+
+
 def _set_meta(connection, key: str, value: str) -> None:
     connection.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
 
-def _set_head(connection, record: dict) -> None:
+def _set_head(connection, record: dict, mac_key: bytes, gallery_id: str, generation: int) -> None:
     _set_meta(connection, "audit_seq", str(record["seq"]))
     _set_meta(connection, "audit_hash", record["hash"])
+    _set_meta(connection, "audit_head_mac", head_mac(mac_key, gallery_id, generation, record["seq"], record["hash"]))
 
 
 def _now() -> str:

@@ -6,12 +6,15 @@ import os
 import threading
 from pathlib import Path
 
+from edge.enroll.capture import enroll as enroll_frames
+from edge.enroll.capture import image_shots
 from edge.exc import AuthError, ConfigError
 from edge.fleet import names
 from edge.fleet.metrics import parse_address
 from edge.fleet.sitekey import SiteCipher
 from edge.hub import admins, home
 from edge.hub.db import HubDB
+from edge.hub.enroll import SiteGallery
 from edge.hub.home import HubSettings
 
 ADMIN_ENV = "EDGE_VERIFY_HUB_ADMIN"
@@ -130,9 +133,6 @@ def revoke_device(home_dir, admin, name: str) -> dict:
 
 
 def enroll(home_dir, admin, name: str, site: str, images: list[Path], force: bool, pipeline_loader, report) -> dict:
-    from edge.enroll.capture import enroll as enroll_frames, image_shots
-    from edge.hub.enroll import SiteGallery
-
     settings, db = open_hub(home_dir)
     with db:
         actor = login(db, admin)

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from edge.engines.manifest import read_manifest
-from edge.enroll.capture import duplicate_problem, one_person_problem
+from edge.enroll.capture import duplicate_problem
+from edge.enroll.one_person import check_frames
 from edge.exc import DuplicateFaceError, EdgeVerifyError, EnrollmentError
 from edge.fleet.errors import EnrollConflict
 from edge.fleet.sitekey import SiteCipher, SiteKeyError
@@ -129,7 +130,7 @@ class KioskEnrollments:
         threshold = float(manifest["threshold"])
         force = bool(request.get("force"))
         details = {"kiosk": device}
-        problem = one_person_problem(matrix, threshold)
+        problem = frames_problem(matrix, threshold)
         if problem and not force:
             raise EnrollmentError(f"{problem}; nothing was stored")
         gallery = SiteGallery(self.db, site, cipher, threshold, origin=f"kiosk {device}")
@@ -142,3 +143,13 @@ class KioskEnrollments:
         actor = f"kiosk {device}: {request.get('actor', 'unknown')}"
         count = gallery.add_person_templates(request["name"], matrix, model, actor, audit_details=details)
         return {"ok": True, "seq": self.db.site(site)["last_seq"], "templates": count}
+
+
+def frames_problem(matrix: np.ndarray, threshold: float) -> str | None:
+    """The kiosk's one-person check again: it has already set aside any odd frame, so here
+    an odd frame, like two groups of frames, is a reason to refuse."""
+    verdict = check_frames(matrix, threshold)
+    if verdict.problem or not verdict.odd:
+        return verdict.problem
+    row, distance, limit = verdict.odd[0]
+    return f"good frame {row + 1} is not the same person as the others ({distance:.3f} from them > {limit:.3f})"

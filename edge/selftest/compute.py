@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.daemon.parts import liveness_status
 from edge.engines import load_engine
 from edge.exc import EngineError
 from edge.models import registry
@@ -167,6 +168,19 @@ def cuda_preprocess_check(device, manifest: dict | None, backend: str, kernel_im
     return Result.passed(text)
 
 
+def liveness_check(daemon_settings) -> Result:
+    """Which liveness cues the daemon will run, with the figures they were validated with."""
+    status = liveness_status(daemon_settings)
+    if status["enabled"]:
+        return Result.passed(f"cues {', '.join(status['cues'])} (window {status['window']} frames): "
+                             + " | ".join(status["lines"]))
+    if status["mode"] == "off" or status.get("daemon_starts"):
+        # the daemon runs like this (it was configured so): not a fault of this kiosk, but said loudly
+        return Result.skipped(f"WARNING {status['warning']}")
+    return Result.failed(f"{status['warning']}; the daemon refuses to start ([decision] liveness = "
+                         f"\"{status['mode']}\" or cues listed in [liveness] cues)")
+
+
 def run(context, step) -> None:
     settings = context.settings
     probe = ComputeProbe(context)
@@ -187,3 +201,4 @@ def run(context, step) -> None:
     manifest = probe.loaded[daemon_engine].manifest if daemon_engine in probe.loaded else None
     backend = manifest["backend"] if manifest else settings.daemon["engine.backend"]
     step("cuda_preprocess", lambda: cuda_preprocess_check(device, manifest, backend, daemon_engine.parent / cuda_preprocess.KERNEL_IMAGE))
+    step("liveness", lambda: liveness_check(settings.daemon))

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from edge import paths
 from edge.engines.manifest import read_manifest
-from edge.gallery.audit import audit_path, find_record, verify_chain
+from edge.gallery.audit import audit_path, verify_chain
+from edge.gallery.check import audit_checks
 from edge.gallery.crypto import default_key_path, load_key
 from edge.gallery.store import Gallery
 from edge.gallery.threshold import choose_threshold
@@ -68,19 +69,24 @@ class GalleryProbe:
 
     def audit(self) -> Result:
         log = audit_path(self.path)
-        report = verify_chain(log)
+        if self.key is None:
+            return Result.skipped("the audit chain is keyed with the gallery key, which could not be read "
+                                  "(see gallery.key)")
+        report = verify_chain(log, self.key)
+        if not report.ok and self.gallery is None:
+            return Result.skipped("a broken audit chain cannot be told from a wrong key while the gallery does not "
+                                  "open (see gallery.open)")
         if not report.ok:
             where = f" at record {report.first_bad_seq}" if report.first_bad_seq else ""
-            return Result.failed(f"audit log {log} is broken{where}: {report.reason}; keep the file for investigation "
-                                 "and restore the gallery and its log from a backup")
-        if self.gallery is not None:
-            seq, digest = self.gallery.audit_head()
-            record = find_record(log, seq) if seq else None
-            if seq and (record is None or record.get("hash") != digest):
-                return Result.failed(f"audit log {log} no longer holds record {seq}, the gallery's last change: "
-                                     "records were cut from its end or the log was replaced; restore both from a "
-                                     "backup")
-        return Result.passed(f"audit log {log}: {report.records} records, hash chain intact")
+            return Result.failed(f"audit log {log} is broken{where}: {report.reason}; keep the file for "
+                                 "investigation: the next change records the break and keeps a copy; then "
+                                 "acknowledge it (edge-verify gallery acknowledge-break)")
+        head = self.gallery.checked_head() if self.gallery is not None else None
+        failed = [check.detail for check in audit_checks(log, self.key, head) if not check.ok]
+        if failed:
+            return Result.failed("; ".join(failed))
+        return Result.passed(f"audit log {log}: {report.records} records, keyed hash chain intact, no "
+                             "unacknowledged break")
 
     def embedding_manifest(self) -> dict:
         return read_manifest(self.settings.embedding_engine())

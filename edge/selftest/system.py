@@ -53,7 +53,8 @@ def disk_check(context) -> Result:
     if short:
         return Result.failed(f"{'; '.join(short)} (minimum {settings.min_free_mb:g} MB): free space: shrink the "
                              "journal (sudo journalctl --vacuum-size=100M), remove old rotated logs or backups, or "
-                             "use a larger disk; a full disk stops event logging and gallery changes")
+                             "use a larger disk; on a full disk the daemon keeps deciding but drops events from the events file "
+                             "(counted in `systemctl status edge-verify` and the journal) and gallery changes fail")
     return Result.passed(f"{'; '.join(parts)} (minimum {settings.min_free_mb:g} MB)")
 
 

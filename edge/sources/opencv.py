@@ -18,7 +18,7 @@ from typing import Optional
 
 import cv2
 
-from edge.exc import SourceError
+from edge.exc import SourceError, SourceUnsupported
 from edge.sources.base import Frame, FrameStatus, Pacer, Reconnect, Source, image_problem
 from edge.sources.uri import SourceSpec, csi_pipeline
 
@@ -217,7 +217,8 @@ def _capture_for(spec: SourceSpec, timeout: float) -> Optional["cv2.VideoCapture
     scheme, target = spec.scheme, spec.target
     if scheme == "csi":
         if not opencv_has_gstreamer():
-            raise SourceError(GSTREAMER_HELP.format(version=cv2.__version__, where=os.path.dirname(cv2.__file__)))
+            raise SourceUnsupported(GSTREAMER_HELP.format(version=cv2.__version__,
+                                                          where=os.path.dirname(cv2.__file__)))
         options = spec.options
         pipeline = csi_pipeline(int(target), options["width"], options["height"], options["fps"], options["flip"])
         return cv2.VideoCapture(pipeline, cv2.CAP_GSTREAMER)

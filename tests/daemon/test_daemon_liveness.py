@@ -12,7 +12,7 @@ from test_liveness import build_engine
 
 from edge.daemon.decision import Decider, Observation
 from edge.daemon.loop import Daemon
-from edge.exc import NoAttributesEngine
+from edge.exc import NoLivenessCheck
 from edge.models import registry
 
 
@@ -56,7 +56,7 @@ def test_a_live_face_unlocks(tmp_path, home, enrolled, pipeline, mock_factory):
 
 
 def test_required_liveness_without_an_engine_refuses_to_start_locked(tmp_path, home, enrolled, pipeline, mock_factory):
-    with pytest.raises(NoAttributesEngine, match="train one"):
+    with pytest.raises(NoLivenessCheck, match="train one"):
         run_clip(tmp_path, enrolled, pipeline, mock_factory, **{"decision.liveness": "required"})
     assert levels(mock_factory.pin(PIN)) == [False]
 

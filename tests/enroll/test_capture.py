@@ -87,8 +87,8 @@ def test_duplicate_under_another_name_is_refused_unless_forced(pipeline, gallery
                     actor="test", report=lines.append)
     assert result.templates == 2 and result.warnings and lines[-1].startswith("warning: this face matches Alice")
     record = json.loads(gallery.audit.path.read_text().splitlines()[-1])
-    assert record["action"] == "add" and record["subject"] == "Bob"
-    assert record["details"]["forced_duplicate"] == "Alice"
+    assert record["action"] == "add" and record["subject"] == gallery.person_ref("Bob")
+    assert record["details"]["forced_duplicate"] == gallery.person_ref("Alice")
 
 
 def test_another_person_is_not_a_duplicate(pipeline, gallery, photo):
@@ -116,7 +116,7 @@ def test_same_name_needs_append_and_append_needs_the_same_face(pipeline, gallery
 
 def test_frames_of_two_people_are_refused(pipeline, gallery, photo):
     frames = photos(photo, "Colin_Powell", (1, 2)) + photos(photo, "Serena_Williams", (1,))
-    with pytest.raises(EnrollmentError, match="the frames do not all show the same person"):
+    with pytest.raises(EnrollmentError, match="rejected: not the same person as the other good frames"):
         enroll("Colin", pipeline, gallery, frames, count=3, actor="test")
     assert gallery.list_people() == []
 

@@ -81,7 +81,8 @@ def test_token_from_prefers_the_flag(monkeypatch):
 
 
 def test_token_changes_are_audited(token_file, tmp_path, not_root):
-    log = AuditLog(tmp_path / "audit.jsonl")
+    key = bytes(range(32))
+    log = AuditLog(tmp_path / "audit.jsonl", key)
     auth.set_token(token_file, "first-token", audit=log, actor="installer")
     auth.set_token(token_file, "second-token", current="first-token", audit=log, actor="admin")
     with pytest.raises(AuthError):
@@ -90,7 +91,7 @@ def test_token_changes_are_audited(token_file, tmp_path, not_root):
     assert [(record["actor"], record["details"]["authorised_by"]) for record in records] == [
         ("installer", "first token"), ("admin", "current token")]
     assert "first-token" not in log.path.read_text()
-    assert verify_chain(log.path).ok
+    assert verify_chain(log.path, key).ok
 
 
 def test_token_file_writable_by_others_is_refused(token_file):

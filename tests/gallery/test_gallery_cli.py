@@ -5,6 +5,7 @@ import io
 import json
 import os
 import sys
+import time
 
 import pytest
 
@@ -51,6 +52,9 @@ def test_remove_needs_the_token(home, capsys, monkeypatch):
     assert code == 3 and "--token" in err and "EDGE_VERIFY_ADMIN_TOKEN" in err and err.count("\n") == 1
     code, _, err = run(capsys, "gallery", "remove", "Alice", "--token", "not-the-token")
     assert code == 3 and "wrong" in err
+    from edge.gallery import auth
+
+    monkeypatch.setattr(auth, "now", lambda: time.time() + 2)  # after the wait a wrong token brings (1 s)
     monkeypatch.setenv("EDGE_VERIFY_ADMIN_TOKEN", TOKEN)
     code, out, _ = run(capsys, "gallery", "remove", "Alice")
     assert code == 0 and out.strip() == "removed Alice: erased 5 templates"
@@ -60,7 +64,8 @@ def test_remove_needs_the_token(home, capsys, monkeypatch):
 
 def test_remove_json_and_unknown_name(home, capsys):
     code, out, _ = run(capsys, "gallery", "remove", "Bob", "--token", TOKEN, "--json")
-    assert code == 0 and json.loads(out) == {"name": "Bob", "templates_erased": 3}
+    assert code == 0 and json.loads(out) == {"name": "Bob", "person": "person #2", "templates_erased": 3,
+                                             "events_rewritten": 0, "face_crops_deleted": 0}
     code, _, err = run(capsys, "gallery", "remove", "Bob", "--token", TOKEN)
     assert code == 1 and "nobody named 'Bob'" in err
 
@@ -78,7 +83,7 @@ def test_verify_passes_then_fails_on_an_edited_audit_record(home, capsys):
 
 def test_verify_fails_on_a_damaged_file_and_backup_import_restores_it(home, capsys, tmp_path):
     backup = tmp_path / "backups" / "gallery.sqlite"
-    assert run(capsys, "gallery", "backup", str(backup))[0] == 0
+    assert run(capsys, "gallery", "backup", str(backup), "--token", TOKEN)[0] == 0
     gallery = home / "gallery.sqlite"
     os.truncate(gallery, gallery.stat().st_size // 2)
     code, out, _ = run(capsys, "gallery", "verify")

@@ -1,0 +1,236 @@
+"""`edge-verify train liveness`: fit the texture, context and motion cues on liveness folders.
+
+Input: one or more folders with ``real/`` and ``fake/`` frames, each with the
+attack type of its fakes (``DIR=print``, ``DIR=screen``). Faces are found by
+the product's pipeline; features are computed by the runtime's own functions
+(edge.liveness.texture / context) on every frame as captured and on
+``augment`` random camera shifts of it (edge_build.training.liveness_shifts),
+all cached.
+
+Settings and figures (edge_build.training.liveness_fit):
+
+* texture: a logistic head on standardised features, classes and folders
+  balanced; its L2 weight and threshold come from leave-one-group-out scores (a
+  group is a subject or a source); the threshold refuses ``target_bpcer`` of the
+  real frames there;
+* context: no weights; its threshold refuses ``target_bpcer`` of the real frames;
+* motion: the settings validated by benchmarks/liveness_motion_clips.py, checked
+  here on the folders' real sequences (clips of 15 frames) and on synthetic flat
+  attacks made from their real frames.
+
+``validated`` figures per cue and attack type come from groups the cue's
+settings did not see (each group scored at a threshold chosen on the others),
+on frames as captured. The model goes to $EDGE_VERIFY_HOME/models/liveness.json,
+where the daemon and `edge-verify liveness` find it.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edge import paths
+from edge.exc import ConfigError
+from edge.liveness import context, motion, texture
+from edge.liveness.model import FORMAT, model_path, write_model
+from edge.pipeline import FacePipeline
+from edge.vision.image import load_image
+from edge_build.training import liveness_fit as fit
+from edge_build.training.liveness_clips import MIN_CLIP, captured_clips, synthetic_clips
+from edge_build.training.liveness_data import detect_all, load_frames
+from edge_build.training.liveness_features import cached
+
+DEFAULT_TARGET_BPCER = 0.025
+
+
+@dataclass
+class LivenessConfig:
+    data: list  # [(folder, attack type)]
+    out: Path | None = None  # default: $EDGE_VERIFY_HOME/models/liveness.json
+    target_bpcer: float = DEFAULT_TARGET_BPCER
+    augment: int = 2  # random camera shifts per frame
+    window: int = 5
+    synthetic_clips: int = 40
+    seed: int = 0
+    cache: Path | None = None
+    progress: bool = True
+    motion: motion.MotionSettings = field(default_factory=motion.MotionSettings)
+
+
+@dataclass
+class Folder:
+    root: Path
+    attack_type: str
+    frames: list
+    faces: object
+
+    @property
+    def name(self) -> str:
+        return self.root.name
+
+    @property
+    def attack(self) -> np.ndarray:
+        return np.array([not f.live for f in self.frames])
+
+    @property
+    def groups(self) -> np.ndarray:
+        return np.array([f"{self.name}/{f.group}" for f in self.frames])
+
+
+def open_folders(data, cache: Path, progress: bool = True) -> list[Folder]:
+    folders = []
+    for root, attack in data:
+        frames = load_frames(Path(root), attack)
+        folders.append(Folder(Path(root), attack, frames, detect_all(frames, cache, progress=progress)))
+    return folders
+
+
+def variants(augment: int) -> tuple:
+    return ("native", *(f"augment-{k + 1}" for k in range(augment)))
+
+
+def rows(parts, names, cache: Path, progress: bool = True) -> dict:
+    """Training frames stacked over ``names`` (variants): texture features, context scores, attack,
+    group, attack type, and the (folder, class) cell used to balance the head's weights.
+    ``parts``: [(Folder, row mask)]."""
+    out = {key: [] for key in ("texture", "context", "attack", "groups", "types", "cells")}
+    for folder, mask in parts:
+        for name in names:
+            f = cached(folder.frames, folder.faces, name, cache, progress)
+            keep = mask & f.ok
+            out["texture"].append(f.texture[keep])
+            out["context"].append(np.array([context.attack_score(c) for c in f.context[keep]]).reshape(-1))
+            out["attack"].append(folder.attack[keep])
+            out["groups"].append(folder.groups[keep])
+            out["types"].append(np.where(folder.attack[keep], folder.attack_type, "none"))
+            out["cells"].append(np.char.add(f"{folder.name}/", np.where(folder.attack[keep], "attack", "real")))
+    return {key: np.concatenate(value) for key, value in out.items()}
+
+
+def fit_cues(data: dict, target: float) -> dict:
+    """Texture head (L2 and threshold from leave-one-group-out scores) and context threshold."""
+    weights = fit.balanced_weights(data["cells"])
+    l2, oof = fit.choose_l2(data["texture"], data["attack"], data["groups"], target, weights)
+    return {"texture": {"head": fit.fit_logistic(data["texture"], data["attack"], l2, weights), "l2": l2,
+                        "threshold": fit.threshold_for_bpcer(oof, data["attack"], target)},
+            "context": {"threshold": fit.threshold_for_bpcer(data["context"], data["attack"], target)}}
+
+
+def held_out_figures(folders: list[Folder], config: LivenessConfig, cache: Path) -> dict:
+    """Per cue and attack type: each group judged by cues fitted and thresholded without it (native frames)."""
+    groups = sorted(set(np.concatenate([folder.groups for folder in folders])))
+    refused = {"texture": [], "context": [], "texture+context": []}
+    truth, types = [], []
+    for group in groups:
+        train = [(folder, folder.groups != group) for folder in folders]
+        test = [(folder, folder.groups == group) for folder in folders]
+        cues = fit_cues(rows(train, variants(config.augment), cache, config.progress), config.target_bpcer)
+        held = rows(test, ("native",), cache, config.progress)
+        if not len(held["attack"]):
+            continue
+        tex = fit.head_scores(held["texture"], cues["texture"]["head"]) >= cues["texture"]["threshold"]
+        ctx = held["context"] >= cues["context"]["threshold"]
+        refused["texture"].append(tex)
+        refused["context"].append(ctx)
+        refused["texture+context"].append(tex | ctx)
+        truth.append(held["attack"])
+        types.append(held["types"])
+    truth, types = np.concatenate(truth), np.concatenate(types)
+    out = {}
+    for cue, flags in refused.items():
+        flags = np.concatenate(flags)
+        entry = {"protocol": f"leave one group out over {len(groups)} groups (subjects or sources), frames as captured"}
+        for attack_type in sorted(set(types) - {"none"}):
+            attacks = types == attack_type
+            entry[attack_type] = {"apcer": float(np.mean(~flags[attacks])), "attacks": int(attacks.sum())}
+        real = types == "none"
+        entry["real"] = {"bpcer": float(np.mean(flags[real])), "real": int(real.sum())}
+        out[cue] = entry
+    return out
+
+
+def tally(calls) -> dict:
+    calls = list(calls)
+    return {name: sum(1 for c in calls if c == name) for name in (motion.LIVE, motion.ATTACK, motion.UNDECIDED)} | {
+        "clips": len(calls)}
+
+
+def motion_figures(folders: list[Folder], config: LivenessConfig, echo) -> dict:
+    """The motion settings on the folders' captured clips and on synthetic flat attacks of their real frames."""
+    settings = config.motion
+    judge = lambda clip: motion.judge_landmarks(np.asarray(clip["landmarks"]), settings).call  # noqa: E731
+    figures = {"protocol": "clips of 15 frames; synthetic: real frames moved as planes (prints and phones)"}
+    captured = [c for folder in folders for c in captured_clips(folder.frames, folder.faces)]
+    figures["real"] = tally(judge(c) for c in captured if c["live"])
+    for attack_type in sorted({c["attack"] for c in captured if not c["live"]}):
+        figures[f"captured {attack_type}"] = tally(judge(c) for c in captured if c["attack"] == attack_type)
+    if config.synthetic_clips:
+        rng = np.random.default_rng(config.seed)
+        real = [(folder, i) for folder in folders for i, f in enumerate(folder.frames) if f.live and folder.faces.found[i]]
+        picks = rng.choice(len(real), size=min(config.synthetic_clips, len(real)), replace=False)
+        pipeline = FacePipeline.load(flip=False, threads=1)
+        photos = [(str(real[k][0].frames[real[k][1]].path), load_image(real[k][0].frames[real[k][1]].path),
+                   real[k][0].faces.boxes[real[k][1]]) for k in picks]
+        echo(f"motion cue: {len(photos)} synthetic flat-attack clips from the folders' real frames")
+        clips = [c for c in synthetic_clips(photos, pipeline, rng, progress=config.progress)
+                 if len(c["landmarks"]) >= MIN_CLIP]
+        figures["synthetic flat"] = tally(judge(c) for c in clips)
+    return figures
+
+
+def train(config: LivenessConfig, echo=print) -> dict:
+    if not config.data:
+        raise ConfigError("give at least one --data DIR=ATTACK folder")
+    if not 0.0 < config.target_bpcer < 0.5:
+        raise ConfigError(f"--target-bpcer must be between 0 and 0.5, got {config.target_bpcer:g}")
+    if config.augment < 0:
+        raise ConfigError("--augment must be 0 or more")
+    cache = Path(config.cache or paths.home() / "cache" / "liveness")
+    folders = open_folders(config.data, cache, config.progress)
+    for folder in folders:
+        echo(f"{folder.root}: {len(folder.frames)} frames ({int(folder.faces.found.sum())} with a face), "
+             f"{len(set(folder.groups))} groups, attacks: {folder.attack_type}")
+    if len(set(np.concatenate([folder.groups for folder in folders]))) < 2:
+        raise ConfigError("liveness training needs at least two groups (subjects or sources) to validate on")
+    everything = [(folder, np.ones(len(folder.frames), bool)) for folder in folders]
+    data = rows(everything, variants(config.augment), cache, config.progress)
+    cues = fit_cues(data, config.target_bpcer)
+    echo(f"texture head: L2 {cues['texture']['l2']:g}, threshold {cues['texture']['threshold']:.4f}; "
+         f"context threshold {cues['context']['threshold']:.4f} (each refusing {config.target_bpcer:.1%} of real frames "
+         "held out by group)")
+    echo("validating on held-out groups ...")
+    validated = held_out_figures(folders, config, cache)
+    motion_validated = motion_figures(folders, config, echo)
+    head = cues["texture"]["head"]
+    model = {
+        "format": FORMAT, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "window": config.window,
+        "trained_on": [{"folder": str(f.root), "attack": f.attack_type, "frames": len(f.frames),
+                        "groups": len(set(f.groups))} for f in folders],
+        "target_bpcer": config.target_bpcer, "augment": config.augment,
+        "cues": {
+            "texture": {"features": texture.FEATURES, "mean": head["mean"].tolist(), "scale": head["scale"].tolist(),
+                        "weights": head["weights"].tolist(), "bias": head["bias"], "l2": cues["texture"]["l2"],
+                        "threshold": cues["texture"]["threshold"], "validated": validated["texture"]},
+            "context": {"features": context.FEATURES, "threshold": cues["context"]["threshold"],
+                        "validated": validated["context"]},
+            "motion": {"features": motion.FEATURES, **config.motion.as_manifest(), "validated": motion_validated},
+        },
+        "combined_validated": validated["texture+context"],
+    }
+    out = write_model(model, config.out or model_path())
+    echo(f"wrote {out}")
+    for cue in ("texture", "context", "texture+context"):
+        entry = validated[cue]
+        text = ", ".join(f"{k} APCER {v['apcer']:.1%}" for k, v in entry.items() if isinstance(v, dict) and "apcer" in v)
+        echo(f"held out, {cue}: {text}; BPCER {entry['real']['bpcer']:.1%}")
+    echo("held out, motion: " + ", ".join(f"{k} {v}" for k, v in motion_validated.items() if isinstance(v, dict)))
+    return model
+
+
+def run(config: LivenessConfig, echo=print) -> int:
+    train(config, echo)
+    echo("the daemon uses it at its next start ([decision] liveness = \"auto\" or \"required\"); "
+         "check photos or clips with `edge-verify liveness`")
+    return 0

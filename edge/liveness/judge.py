@@ -1,0 +1,278 @@
+"""The enabled liveness cues, judged together per frame and per tracked face.
+
+One rule for `edge-verify liveness` and the daemon: a face is live only when
+no enabled cue calls it an attack, and the verdict names the cue that refused.
+
+* frame cues (``texture``, ``context``; ``colour`` when an attributes engine is
+  used): each frame's score joins the track's window of the last ``window``
+  frames; the cue refuses when the window's mean reaches its threshold (for
+  ``colour``: when the mean probability of `live` stays below its threshold).
+  A track is live only once its window is full: one lucky frame of a photo
+  cannot open the door alone;
+* ``motion``: the track's landmarks (edge.liveness.motion). Once it calls the
+  track an attack, the track stays refused. With the active check on, a track is
+  live only after the motion cue has seen a head's parallax (the kiosk asks for
+  a small head turn).
+
+A track is the main face of consecutive frames whose boxes overlap (``Tracks``):
+a face that disappears, or jumps to another place, starts a new track. A
+tracker that knows more can feed ``TrackJudge`` directly: it only needs each
+frame (RGB) with its MainFace (box, landmarks, chip).
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Optional
+
+import numpy as np
+
+from edge.exc import ConfigError, NoAttributesEngine, NoLivenessCheck, NoLivenessModel
+from edge.liveness import context, motion, texture
+from edge.liveness.attributes import check_same_chips, live_scores, live_threshold, load_attributes_engine
+from edge.liveness.model import DEFAULT_WINDOW, model_path, read_model, texture_head, train_hint
+
+COLOUR = "colour"
+CUES = ("texture", "context", "motion", COLOUR)  # the order a verdict names refusing cues in
+FRAME_CUES = ("texture", "context")
+MIN_OVERLAP = 0.3  # intersection over union of consecutive boxes of one track
+
+
+@dataclass(frozen=True)
+class LiveVerdict:
+    """What the liveness cues say about a track after its latest frame."""
+
+    live: bool
+    refused_by: Optional[str]  # the first cue (in CUES order) that refused; None when live or still counting
+    reason: str  # "live", "attack", "too few frames", "waiting for a head turn"
+    scores: dict  # per cue: window mean attack score (colour: mean probability of live); motion: its call
+    frames: int
+    refusing: tuple = ()  # every cue that called an attack on this frame, in CUES order
+
+
+@dataclass
+class Liveness:
+    """The cues a kiosk runs and their settings (see load_liveness)."""
+
+    texture: Optional[dict] = None  # {"head": {...}, "threshold": t}
+    context: Optional[float] = None  # threshold
+    motion: Optional[motion.MotionSettings] = None
+    colour: object = None  # an attributes engine with a `live` head
+    window: int = DEFAULT_WINDOW
+    active: bool = False
+    model: Optional[dict] = None  # the liveness model file's contents
+    source: Optional[Path] = None  # where it was read from
+
+    @property
+    def cues(self) -> tuple:
+        present = {"texture": self.texture, "context": self.context, "motion": self.motion, COLOUR: self.colour}
+        return tuple(name for name in CUES if present[name] is not None)
+
+    def frame_scores(self, image: np.ndarray, main) -> dict:
+        """Per frame cue: its score for this frame (RGB image, MainFace)."""
+        scores = {}
+        grey = texture.grey(image) if self.texture is not None or self.context is not None else None  # once for both
+        if self.texture is not None:
+            scores["texture"] = texture.attack_score(texture.face_features(grey, main.landmarks), self.texture["head"])
+        if self.context is not None:
+            scores["context"] = context.attack_score(context.features(grey, main.box, main.landmarks))
+        if self.colour is not None:
+            scores[COLOUR] = float(live_scores(self.colour, main.chip)[0])
+        return scores
+
+    def new_track(self) -> "TrackJudge":
+        return TrackJudge(self)
+
+    def describe(self) -> list[str]:
+        """One line per enabled cue: what it is and the figures it was validated with."""
+        lines = []
+        cues = (self.model or {}).get("cues", {})
+        for name in self.cues:
+            if name == COLOUR:
+                lines.append(f"colour: attributes engine `live` head, threshold {live_threshold(self.colour):.4g} "
+                             "(camera-specific: validate it on this kiosk's camera)")
+                continue
+            entry = cues.get(name, {})
+            line = f"{name}: {describe_settings(name, entry)}"
+            validated = entry.get("validated")
+            if validated:
+                line += f"; validated: {describe_figures(validated)}"
+            lines.append(line)
+        if self.active:
+            lines.append("active check on: a face is live only after a head turn shows parallax")
+        return lines
+
+
+def describe_settings(name: str, entry: dict) -> str:
+    if name == "motion":
+        return (f"parallax >= {entry.get('live_parallax')} is a head, a turn >= {entry.get('attack_turn')} with "
+                f"parallax < {entry.get('attack_parallax')} is a plane")
+    return f"threshold {entry.get('threshold', float('nan')):.4g}"
+
+
+def describe_figures(validated: dict) -> str:
+    """'print APCER 1.2 % BPCER 2.0 %, ...' from a cue's "validated" entry."""
+    parts = []
+    for label, figures in validated.items():
+        if not isinstance(figures, dict):
+            continue
+        bits = [f"{key.upper()} {100 * figures[key]:.1f} %" for key in ("apcer", "bpcer") if figures.get(key) is not None]
+        bits += [f"{key} {figures[key]}" for key in ("attack", "live", "undecided", "clips") if key in figures]
+        if bits:
+            parts.append(f"{label} " + " ".join(bits))
+    protocol = validated.get("protocol")
+    return "; ".join(parts) + (f" ({protocol})" if protocol else "")
+
+
+@dataclass
+class TrackJudge:
+    """The cues' state for one tracked face."""
+
+    liveness: Liveness
+    windows: dict = field(default_factory=dict)
+    motion_track: Optional[motion.MotionTrack] = None
+    attack_by_motion: bool = False
+    frames: int = 0
+
+    def __post_init__(self):
+        if self.liveness.motion is not None:
+            self.motion_track = motion.MotionTrack(self.liveness.motion)
+
+    def add(self, image: np.ndarray, main) -> LiveVerdict:
+        """Judge the track with one more frame (RGB) and its MainFace."""
+        self.frames += 1
+        liveness = self.liveness
+        for name, value in liveness.frame_scores(image, main).items():
+            self.windows.setdefault(name, deque(maxlen=liveness.window)).append(value)
+        scores = {name: float(np.mean(values)) for name, values in self.windows.items()}
+        refused = []
+        for name in FRAME_CUES:
+            if name in scores and scores[name] >= self._threshold(name):
+                refused.append(name)
+        call = None
+        if self.motion_track is not None:
+            call = self.motion_track.add(main.landmarks).call
+            self.attack_by_motion = self.attack_by_motion or call == motion.ATTACK
+            scores["motion"] = motion.ATTACK if self.attack_by_motion else call
+            if self.attack_by_motion:
+                refused.append("motion")
+        # a track is judged only after a full window, and after the motion cue has seen enough frames to
+        # have a say: until then a photo held up would look like a still head to it
+        full = self.frames >= liveness.window and (liveness.motion is None or self.frames >= liveness.motion.min_frames)
+        if COLOUR in scores and full and scores[COLOUR] < live_threshold(liveness.colour):
+            refused.append(COLOUR)
+        if refused:
+            refusing = tuple(sorted(refused, key=CUES.index))
+            return LiveVerdict(False, refusing[0], "attack", scores, self.frames, refusing)
+        if not full:
+            return LiveVerdict(False, None, "too few frames", scores, self.frames)
+        if liveness.active and call != motion.LIVE:
+            return LiveVerdict(False, "motion", "waiting for a head turn", scores, self.frames)
+        return LiveVerdict(True, None, "live", scores, self.frames)
+
+    def _threshold(self, name: str) -> float:
+        return self.liveness.texture["threshold"] if name == "texture" else self.liveness.context
+
+
+def judge_track(liveness: Liveness, observations: Iterable) -> list[LiveVerdict]:
+    """One verdict per (RGB frame, MainFace) of one track, in order; the last is the track's."""
+    judge = liveness.new_track()
+    return [judge.add(image, main) for image, main in observations]
+
+
+def overlap(a, b) -> float:
+    """Intersection over union of two boxes (x1, y1, x2, y2)."""
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+@dataclass
+class Tracks:
+    """The main face's track over consecutive frames: a box overlapping the previous one continues it."""
+
+    liveness: Liveness
+    judge: Optional[TrackJudge] = None
+    box: Optional[tuple] = None
+    number: int = 0  # how many tracks have started
+
+    def observe(self, image: np.ndarray, main) -> LiveVerdict:
+        if self.judge is None or self.box is None or overlap(self.box, main.box) < MIN_OVERLAP:
+            self.judge = self.liveness.new_track()
+            self.number += 1
+        self.box = tuple(float(v) for v in main.box)
+        return self.judge.add(image, main)
+
+    def forget(self) -> None:
+        """No face in a frame (or a broken read) ends the track."""
+        self.judge, self.box = None, None
+
+
+# -- loading ------------------------------------------------------------------------------------
+
+def parse_cues(text: str | None) -> Optional[tuple]:
+    """None for "auto" (every cue whose model is present), else the named cues, checked."""
+    if text is None or text.strip().lower() == "auto":
+        return None
+    names = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    unknown = [name for name in names if name not in CUES]
+    if unknown or not names:
+        raise ConfigError(f"liveness cues must be 'auto' or a list of {', '.join(CUES)}; got {text!r}")
+    return names
+
+
+def load_liveness(cues: str | None = "auto", active: bool = False, precision: str = "fp32",
+                  backend: str = "onnxruntime", threads: int | None = None, models_dir: Path | None = None,
+                  path: Path | None = None, default_window: int = DEFAULT_WINDOW) -> Liveness:
+    """The cues to run. ``cues`` "auto": those of the liveness model (when trained) and the colour cue
+    (when an attributes engine is built); a list: exactly those, each required. None available:
+    NoLivenessModel saying how to train one. ``active`` needs the motion cue. The window is the
+    liveness model's; ``default_window`` without one (the colour cue alone)."""
+    wanted = parse_cues(cues)
+    model, source, missing_model = None, Path(path) if path else model_path(models_dir), None
+    try:
+        model = read_model(source)
+    except NoLivenessModel as error:
+        missing_model = error
+    colour, missing_colour = None, None
+    if wanted is None or COLOUR in wanted:
+        try:
+            colour = load_attributes_engine(precision, backend, threads=threads, models_dir=models_dir)
+        except NoAttributesEngine as error:
+            missing_colour = error
+    available = dict((model or {}).get("cues", {}))
+    if wanted is None:
+        wanted = tuple(name for name in CUES if name in available or (name == COLOUR and colour is not None))
+        if not wanted:
+            raise NoLivenessModel(f"no liveness check available: {missing_model}; or build an attributes engine "
+                                  f"({missing_colour})")
+    for name in wanted:
+        if name == COLOUR and colour is None:
+            raise missing_colour
+        if name != COLOUR and name not in available:
+            if missing_model is not None:
+                raise missing_model
+            raise NoLivenessModel(f"the liveness model {source} has no {name} cue; {train_hint()}")
+    if active and "motion" not in wanted:
+        raise ConfigError("the active liveness check needs the motion cue (add motion to the liveness cues)")
+    entry = available.get("texture")
+    return Liveness(
+        texture={"head": texture_head(entry), "threshold": float(entry["threshold"])} if "texture" in wanted else None,
+        context=float(available["context"]["threshold"]) if "context" in wanted else None,
+        motion=motion.MotionSettings.from_manifest(available["motion"]) if "motion" in wanted else None,
+        colour=colour if COLOUR in wanted else None,
+        window=int(model.get("window", DEFAULT_WINDOW)) if model else int(default_window),
+        active=active, model=model, source=source if model else None)
+
+
+def check_colour_chips(liveness: Liveness, embedding_manifest: dict) -> None:
+    """Refuse an attributes engine that wants other chips than the pipeline makes."""
+    if liveness.colour is not None:
+        check_same_chips(liveness.colour.manifest, embedding_manifest)
+
+
+__all__ = ["CUES", "LiveVerdict", "Liveness", "NoLivenessCheck", "TrackJudge", "Tracks", "check_colour_chips",
+           "judge_track", "load_liveness", "overlap", "parse_cues"]

@@ -1,0 +1,135 @@
+"""The daemon with the liveness model's cues: a flat attack of an enrolled person never opens the door,
+and every refusal names the cue that decided.
+
+The attack clip is made here: the enrolled person's photo mounted as a phone (dark bezel) and
+turned by a hand in front of the camera (edge_build.training.liveness_synth), 20 frames.
+The model files are written by hand so each test isolates one cue's rule.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from daemonkit import ENROLLED, PIN, SIZE, levels, person_frames, photo, read_events, settings, write_clip
+
+from edge.daemon.loop import Daemon
+from edge.liveness import context, motion, texture
+from edge.liveness.model import FORMAT, write_model
+from edge.models import registry
+from edge_build.training import liveness_synth
+
+
+@pytest.fixture()
+def home(tmp_path, monkeypatch, models_ready):
+    engines = tmp_path / "home" / "models" / "engines"
+    engines.mkdir(parents=True)
+    for name in (registry.EMBEDDING, *registry.DETECTOR_NETS):
+        for suffix in (".fp32.onnx", ".fp32.onnx.json"):
+            (engines / f"{name}{suffix}").symlink_to(models_ready / "engines" / f"{name}{suffix}")
+    monkeypatch.setenv("EDGE_VERIFY_HOME", str(tmp_path / "home"))
+    return tmp_path / "home" / "models"
+
+
+def liveness_model(models: Path, texture_bias: float, context_threshold: float = 0.5, window: int = 3) -> None:
+    """A model whose texture head says ``texture_bias`` (logit) for every face."""
+    n = texture.FEATURE_COUNT
+    write_model({"format": FORMAT, "window": window, "cues": {
+        "texture": {"features": texture.FEATURES, "mean": [0.0] * n, "scale": [1.0] * n, "weights": [0.0] * n,
+                    "bias": texture_bias, "threshold": 0.5, "validated": {"print": {"apcer": 0.1}}},
+        "context": {"features": context.FEATURES, "threshold": context_threshold},
+        # motion settings sensitive enough for this clean synthetic turn (the shipped ones are stricter)
+        "motion": {"features": motion.FEATURES, "live_parallax": 0.12, "attack_turn": 0.03, "attack_parallax": 0.06,
+                   "min_pairs": 3, "min_frames": 5}}}, models / "liveness.json")
+
+
+def phone_attack(path, name: str = ENROLLED[0], frames: int = 20):
+    image = cv2.imread(str(photo(name, 3)))[..., ::-1]
+    motion_kind = liveness_synth.Motion(yaw_deg=30, pitch_deg=15, roll_deg=4, shift=0.02, depth=0.03)
+    rgb, _ = liveness_synth.flat_attack(image, np.random.default_rng(7), frames, size=SIZE, kind="phone",
+                                        motion=motion_kind, card_width_m=0.16, distance_m=0.26)
+    return write_clip(path, [frame[..., ::-1] for frame in rgb])
+
+
+def run(tmp_path, enrolled, pipeline, mock_factory, clip, **values):
+    gallery, key = enrolled
+    events = tmp_path / "events.jsonl"
+    # the phone is small in these 320x240 clips: judge faces from 60 px
+    values = {"events.file": str(events), "decision.min_face_px": 60, **values}
+    daemon = Daemon(settings(gallery, key, f"file://{clip}", **values),
+                    until_end=True, pin_factory=mock_factory, pipeline=pipeline)
+    return daemon, daemon.run(), read_events(events)
+
+
+def test_the_phone_attack_is_the_enrolled_person_and_would_open_the_door_without_liveness(
+        tmp_path, home, enrolled, pipeline, mock_factory):
+    clip = phone_attack(tmp_path / "attack.avi")
+    _, code, events = run(tmp_path, enrolled, pipeline, mock_factory, clip, **{"decision.liveness": "off"})
+    assert code == 0 and [e["person"] for e in events if e["unlock"]] == [ENROLLED[0]]
+
+
+def test_a_cue_that_calls_every_face_an_attack_keeps_the_door_shut_and_is_named(
+        tmp_path, home, enrolled, pipeline, mock_factory):
+    liveness_model(home, texture_bias=20.0)
+    clip = phone_attack(tmp_path / "attack.avi")
+    daemon, code, events = run(tmp_path, enrolled, pipeline, mock_factory, clip)
+    assert code == 0 and daemon.liveness.cues == ("texture", "context", "motion")
+    faces = [e for e in events if e["person"] is not None]
+    assert faces and not any(e["unlock"] for e in events)
+    assert all(e["refused_by"] == "texture" and e["live"] is False for e in faces)
+    assert any(e["reason"] == "not live" for e in faces)
+    assert levels(mock_factory.pin(PIN)) == [False]
+
+
+def test_the_phone_attack_is_refused_by_its_bezel_or_its_flat_motion(tmp_path, home, enrolled, pipeline,
+                                                                     mock_factory):
+    liveness_model(home, texture_bias=-20.0)  # the texture cue passes everything: the other cues must decide
+    clip = phone_attack(tmp_path / "attack.avi")
+    _, code, events = run(tmp_path, enrolled, pipeline, mock_factory, clip)
+    faces = [e for e in events if e["person"] == ENROLLED[0]]
+    assert code == 0 and len(faces) >= 5 and not any(e["unlock"] for e in events)
+    assert {e["refused_by"] for e in faces} <= {"context", "motion", None}
+    assert all(e["refused_by"] is not None for e in faces if e["reason"] == "not live")
+    assert any("motion" in e["refusing"] for e in faces)  # the card turned like a plane, and it was seen
+    assert levels(mock_factory.pin(PIN)) == [False]
+
+
+def test_a_face_the_cues_cannot_fault_still_opens_the_door(tmp_path, home, enrolled, pipeline, mock_factory):
+    liveness_model(home, texture_bias=-20.0, context_threshold=1.01)  # context can never refuse
+    clip = write_clip(tmp_path / "ann.avi", person_frames(ENROLLED[0], 8, number=3))
+    _, code, events = run(tmp_path, enrolled, pipeline, mock_factory, clip, **{"liveness.cues": "texture,context,motion"})
+    assert code == 0 and [e["person"] for e in events if e["unlock"]] == [ENROLLED[0]]
+    unlock = next(e for e in events if e["unlock"])
+    assert unlock["live"] is True and unlock["refused_by"] is None and unlock["liveness"]["motion"] == "undecided"
+
+
+def test_active_liveness_waits_for_a_head_turn_a_still_face_never_gets_in(tmp_path, home, enrolled, pipeline,
+                                                                         mock_factory):
+    liveness_model(home, texture_bias=-20.0, context_threshold=1.01)
+    clip = write_clip(tmp_path / "ann.avi", person_frames(ENROLLED[0], 8, number=3))
+    _, code, events = run(tmp_path, enrolled, pipeline, mock_factory, clip, **{"liveness.active": True})
+    assert code == 0 and not any(e["unlock"] for e in events)
+    assert any(e["liveness_reason"] == "waiting for a head turn" and e["refused_by"] == "motion" for e in events)
+
+
+def test_a_listed_cue_without_its_model_refuses_to_start_locked(tmp_path, home, enrolled, pipeline, mock_factory):
+    from edge.exc import NoLivenessModel
+
+    clip = write_clip(tmp_path / "ann.avi", person_frames(ENROLLED[0], 3, number=3))
+    with pytest.raises(NoLivenessModel, match="edge-verify train liveness"):
+        run(tmp_path, enrolled, pipeline, mock_factory, clip, **{"liveness.cues": "texture"})
+    assert levels(mock_factory.pin(PIN)) == [False]
+
+
+
+def test_without_any_liveness_model_the_daemon_warns_at_start_and_runs(tmp_path, home, enrolled, pipeline,
+                                                                      mock_factory, caplog):
+    clip = write_clip(tmp_path / "ann.avi", person_frames(ENROLLED[0], 4, number=3))
+    with caplog.at_level("WARNING", logger="edge.daemon.parts"):
+        daemon, code, events = run(tmp_path, enrolled, pipeline, mock_factory, clip)
+    assert code == 0 and daemon.liveness is None
+    warning = " ".join(record.getMessage() for record in caplog.records)
+    assert "no liveness check" in warning and "printed photo or a phone picture" in warning
+    assert "edge-verify train liveness" in warning
+    assert all("refused_by" not in event for event in events)

@@ -4,10 +4,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
+from edge import paths
 from edge.cli.common import add_engine_arguments, load_pipeline
+from edge.daemon import config
+from edge.daemon.share import socket_path
+from edge.enroll.capture import MIN_GOOD, enroll, image_shots
+from edge.enroll.kiosk import kiosk_frames
 from edge.exc import ConfigError
+from edge.gallery import authorise, open_gallery
+from edge.gallery.auth import token_from
 
 HELP = """\
 Enroll a person: take good frames of their face, make templates, store them
@@ -25,9 +33,16 @@ flat. Rejected frames are listed with the reason and the measured value, e.g.
 fails, storing nothing, when the source ends (or --timeout passes) with fewer
 than --min-count. Then check the result with `edge-verify identify PHOTO`.
 
-Refused unless --force: a face that matches someone enrolled under another name
-(exit code 4), frames that show more than one person. An enrolled NAME is
-refused unless --append (more templates for that person, e.g. with glasses).
+Before storing, the door's own question: would the door take this face for
+someone already enrolled? The good frames are combined into one probe, as the
+door combines the frames of a face it follows, and decided with the door's
+threshold for the gallery's size with this person in it ([decision] settings
+from --config FILE, default /etc/edge-verify/config.toml when it exists). If
+it would, enrollment is refused (exit code 4) unless --force (the same person
+under another name; --force is recorded in the audit log). Frames that show more
+than one person are always refused; --force does not change that. An enrolled
+NAME is refused unless --append (more templates for that person, e.g. with
+glasses); appended frames that do not look like that person are refused.
 The gallery and its key are created on first use under $EDGE_VERIFY_HOME
 (or --gallery/--key); keep the key file private and backed up.
 """
@@ -50,7 +65,8 @@ def register(subparsers) -> None:
     parser.add_argument("--interval", type=float, default=0.3, metavar="S",
                         help="--camera: take at most one frame per S seconds, so templates differ (default: 0.3)")
     parser.add_argument("--force", action="store_true",
-                        help="enroll even when the face matches a person of another name (recorded in the audit log)")
+                        help="enroll even when the door would take this face for a person of another name (recorded "
+                        "in the audit log); never enrolls frames of two people")
     parser.add_argument("--append", action="store_true", help="add templates to a person already enrolled as NAME")
     parser.add_argument("--token", metavar="T", help="admin token (default: $EDGE_VERIFY_ADMIN_TOKEN)")
     parser.add_argument("--gallery", metavar="PATH", type=Path,
@@ -59,6 +75,10 @@ def register(subparsers) -> None:
                         help="key file (default: gallery.key in $EDGE_VERIFY_HOME; created with a new gallery)")
     parser.add_argument("--json", action="store_true",
                         help="print the result as JSON on stdout (progress stays on stderr)")
+    parser.add_argument("--config", metavar="FILE",
+                        help=f"the daemon's config file, for its [decision] settings (default: {config.DEFAULT_PATH} "
+                        "when it exists)")
+    parser.add_argument("--no-config", action="store_true", help="ignore the default config file: built-in defaults")
     parser.add_argument("--daemon-socket", metavar="PATH", type=Path,
                         help="the running daemon's socket (default: [console] daemon_socket of the config file, "
                         "else $EDGE_VERIFY_HOME/daemon.sock)")
@@ -67,18 +87,15 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from edge import paths
-    from edge.enroll.capture import enroll
-    from edge.gallery import authorise, open_gallery
-    from edge.gallery.auth import token_from
-
     check_numbers(args)
+    settings = config.from_command_line(args.config, args.no_config)
     gallery_path = args.gallery if args.gallery is not None else paths.gallery_path()
     actor = authorise(gallery_path, token_from(args.token), args.key)
     pipeline = load_pipeline(args)
-    with frames_for(args, actor) as frames, open_gallery(gallery_path, args.key, create=True, actor=actor) as gallery:
+    with frames_for(args, actor, settings) as frames, \
+            open_gallery(gallery_path, args.key, create=True, actor=actor) as gallery:
         result = enroll(args.name, pipeline, gallery, frames, count=args.count, force=args.force, append=args.append,
-                        actor=actor, min_count=args.min_count, report=progress)
+                        actor=actor, min_count=args.min_count, report=progress, decision=settings.decision)
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
     else:
@@ -88,18 +105,11 @@ def run(args) -> int:
     return 0
 
 
-def frames_for(args, actor: str):
+def frames_for(args, actor: str, settings):
     """Photos; or the camera: the running daemon's frames (door held locked) when it runs this camera."""
-    from contextlib import nullcontext
-
-    from edge.daemon import config
-    from edge.daemon.share import socket_path
-    from edge.enroll.capture import image_shots
-    from edge.enroll.kiosk import kiosk_frames
-
     if args.images:
         return nullcontext(image_shots(args.images))
-    path = args.daemon_socket or socket_path(config.from_command_line(None))
+    path = args.daemon_socket or socket_path(settings)
     return kiosk_frames(args.camera, path, actor, f"enrollment of {args.name}", args.timeout, args.interval,
                         report=progress)
 
@@ -109,8 +119,6 @@ def progress(message: str) -> None:
 
 
 def check_numbers(args) -> None:
-    from edge.enroll.capture import MIN_GOOD
-
     if args.count < 1:
         raise ConfigError(f"--count must be at least 1, got {args.count}")
     if args.min_count is None:

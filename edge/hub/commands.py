@@ -138,7 +138,7 @@ def enroll(home_dir, admin, name: str, site: str, images: list[Path], force: boo
         actor = login(db, admin)
         cipher = home.site_cipher(settings.home, db, site)
         pipeline = pipeline_loader()
-        gallery = SiteGallery(db, site, cipher, pipeline.threshold, origin=f"hub ({actor})")
+        gallery = SiteGallery(db, site, cipher, pipeline.threshold, origin=f"hub ({actor})", manifest=pipeline.manifest)
         result = enroll_frames(name, pipeline, gallery, image_shots(images), force=force, actor=actor, report=report)
         return {**result.as_dict(), "site": site, "seq": db.site(site)["last_seq"]}
 

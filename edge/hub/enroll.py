@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.engines.manifest import read_manifest
-from edge.enroll.capture import duplicate_problem
+from edge.enroll.capture import duplicate_problem, duplicate_threshold
 from edge.enroll.one_person import check_frames
 from edge.exc import DuplicateFaceError, EdgeVerifyError, EnrollmentError
 from edge.fleet.errors import EnrollConflict
@@ -31,9 +31,14 @@ log = logging.getLogger(__name__)
 
 
 class SiteGallery:
-    def __init__(self, db: HubDB, site: str, cipher: SiteCipher, threshold: float, origin: str = "hub"):
+    """``threshold``: the duplicate recheck's threshold; with ``manifest`` (the embedding engine's) the
+    door's threshold for combined probes at the site's size then (edge.enroll.capture.duplicate_threshold)."""
+
+    def __init__(self, db: HubDB, site: str, cipher: SiteCipher, threshold: float, origin: str = "hub",
+                 manifest: dict | None = None):
         self.db, self.site, self.cipher = db, site, cipher
         self.threshold = float(threshold)
+        self.manifest = manifest
         self.origin = origin
         self.path = f"site {site}"
 
@@ -71,7 +76,9 @@ class SiteGallery:
                 return
             _, people = self.db_snapshot(connection)
             names, index, gallery = self._matrix(people, model)
-            problem, _ = duplicate_problem(matrix, names, index, gallery, name, self.threshold)
+            threshold = self.threshold if self.manifest is None else \
+                duplicate_threshold(self.manifest, len(gallery) + len(matrix)).threshold
+            problem, _ = duplicate_problem(matrix, names, index, gallery, name, threshold)
             if problem:
                 raise DuplicateFaceError(f"{problem} (enrolled meanwhile at another station); nothing was stored")
 
@@ -94,9 +101,9 @@ class SiteGallery:
 
 class KioskEnrollments:
     """Enrollments sent by kiosks (edge.fleet.enroll.HubSite), checked again here before they count:
-    one person in the frames, nobody of the site with that face under another name (unless the
-    kiosk's admin forced it, which is audited), the name free. Thresholds come from the hub's own
-    copy of the embedding engine's manifest, never from the kiosk."""
+    one person in the frames (never forced), nobody of the site the door would take that face for
+    under another name (unless the kiosk's admin forced it, which is audited), the name free.
+    Thresholds come from the hub's own copy of the embedding engine's manifest, never from the kiosk."""
 
     def __init__(self, home: Path, db: HubDB):
         self.home, self.db = Path(home), db
@@ -131,15 +138,16 @@ class KioskEnrollments:
         force = bool(request.get("force"))
         details = {"kiosk": device}
         problem = frames_problem(matrix, threshold)
-        if problem and not force:
+        if problem:
             raise EnrollmentError(f"{problem}; nothing was stored")
-        gallery = SiteGallery(self.db, site, cipher, threshold, origin=f"kiosk {device}")
+        gallery = SiteGallery(self.db, site, cipher, threshold, origin=f"kiosk {device}", manifest=manifest)
         names, index, stored = gallery.load_matrix(model)
-        duplicate, other = duplicate_problem(matrix, names, index, stored, request["name"], threshold)
+        door = duplicate_threshold(manifest, len(stored) + len(matrix)).threshold
+        duplicate, other = duplicate_problem(matrix, names, index, stored, request["name"], door)
         if duplicate and not force:
             raise DuplicateFaceError(f"{duplicate}; nothing was stored")
-        if duplicate or problem:
-            details.update({"forced_duplicate": other} if duplicate else {}, **({"forced_frames": problem} if problem else {}))
+        if duplicate:
+            details["forced_duplicate"] = other
         actor = f"kiosk {device}: {request.get('actor', 'unknown')}"
         count = gallery.add_person_templates(request["name"], matrix, model, actor, audit_details=details)
         return {"ok": True, "seq": self.db.site(site)["last_seq"], "templates": count}

@@ -78,17 +78,34 @@ def test_unreadable_file_is_reported_not_fatal(pipeline, gallery, face_images, t
 def test_duplicate_under_another_name_is_refused_unless_forced(pipeline, gallery, photo):
     enroll("Alice", pipeline, gallery, photos(photo, "Colin_Powell", (1, 2)), count=2, actor="test")
     version = gallery.version()
-    with pytest.raises(DuplicateFaceError, match=r"this face matches Alice, who is already enrolled \(distance "
-                                                 r"0\.\d+ <= [\d.]+ on 2 of 2 frames\).*use --force"):
+    with pytest.raises(DuplicateFaceError, match=r"the door would take this face for Alice, who is already enrolled "
+                                                 r"\(the 2 frames combined are 0\.\d+ from them, within the door's "
+                                                 r"threshold 0\.\d+\).*use --force"):
         enroll("Bob", pipeline, gallery, photos(photo, "Colin_Powell", (3, 4)), count=2, actor="test")
     assert [p["name"] for p in gallery.list_people()] == ["Alice"] and gallery.version() == version
     lines = []
     result = enroll("Bob", pipeline, gallery, photos(photo, "Colin_Powell", (3, 4)), count=2, force=True,
                     actor="test", report=lines.append)
-    assert result.templates == 2 and result.warnings and lines[-1].startswith("warning: this face matches Alice")
+    assert result.templates == 2 and result.warnings and lines[-1].startswith("warning: the door would take this "
+                                                                              "face for Alice")
     record = json.loads(gallery.audit.path.read_text().splitlines()[-1])
     assert record["action"] == "add" and record["subject"] == gallery.person_ref("Bob")
     assert record["details"]["forced_duplicate"] == gallery.person_ref("Alice")
+
+
+def test_force_never_switches_off_the_one_person_check(pipeline, gallery, photo):
+    frames = photos(photo, "Arnold_Schwarzenegger", (1, 2)) + photos(photo, "George_W_Bush", (1, 2, 3))
+    with pytest.raises(EnrollmentError, match="two different people"):
+        enroll("Mixed", pipeline, gallery, frames, count=5, force=True, actor="test")
+    assert gallery.list_people() == []
+
+
+def test_the_duplicate_check_asks_the_doors_threshold_for_this_gallery(pipeline, gallery, photo):
+    enroll("Alice", pipeline, gallery, photos(photo, "Colin_Powell", (1, 2)), count=2, actor="test")
+    # a site whose door decides at a tighter threshold than these two photo sets are apart: not a duplicate
+    result = enroll("Bob", pipeline, gallery, photos(photo, "Colin_Powell", (3, 4)), count=2, actor="test",
+                    decision={"threshold": 0.05, "stranger_rate": 1e-3})
+    assert result.templates == 2 and not result.warnings
 
 
 def test_another_person_is_not_a_duplicate(pipeline, gallery, photo):

@@ -77,10 +77,10 @@ def test_duplicate_refused_then_forced(models_ready, token, where, gallery_files
     assert run(capsys, "enroll", "Alice", "--images", *colin[:2], "--count", "2", "--token", token, *where)[0] == 0
     code, _, err = run(capsys, "enroll", "Bob", "--images", *colin[2:], "--count", "2", "--token", token, *where)
     assert code == 4
-    assert "this face matches Alice, who is already enrolled" in err and "--force" in err
+    assert "the door would take this face for Alice, who is already enrolled" in err and "--force" in err
     code, _, err = run(capsys, "enroll", "Bob", "--images", *colin[2:], "--count", "2", "--token", token, "--force",
                        *where)
-    assert code == 0 and "warning: this face matches Alice" in err
+    assert code == 0 and "warning: the door would take this face for Alice" in err
     with open_gallery(*gallery_files) as gallery:
         assert [(p["name"], p["templates"]) for p in gallery.list_people()] == [("Alice", 2), ("Bob", 2)]
 

@@ -48,6 +48,8 @@ def convert_embedding(dat_path: Path, force: bool, log) -> Path:
     payload["contract"].update(dlib_threshold=payload["contract"]["threshold"], threshold=figures["threshold"],
                                threshold_source=figures["threshold_source"], impostor_tail=figures["impostor_tail"],
                                embedding_normalization="l2")
+    if "combined_impostor_tail" in figures:  # the door's combined probes (benchmarks/door_calibrate.py)
+        payload["contract"]["combined_impostor_tail"] = figures["combined_impostor_tail"]
     target.parent.mkdir(parents=True, exist_ok=True)
     torch.save(payload, target)
     return target

@@ -13,6 +13,7 @@ from edge.daemon import config
 from edge.daemon.share import socket_path
 from edge.enroll.capture import MIN_GOOD, enroll, image_shots
 from edge.enroll.kiosk import kiosk_frames
+from edge.enroll.poses import PER_POSE, pose_plan
 from edge.exc import ConfigError
 from edge.gallery import authorise, open_gallery
 from edge.gallery.auth import token_from
@@ -25,8 +26,13 @@ EDGE_VERIFY_ADMIN_TOKEN; set it once with `edge-verify admin set-token`).
 At the kiosk:   edge-verify enroll "Ada Lovelace" --camera csi://0
 From photos:    edge-verify enroll "Ada Lovelace" --images ada1.jpg ada2.jpg ada3.jpg ada4.jpg ada5.jpg
 
-Ask the person to stand at arm's length, look at the camera, and move their
-head a little between frames. Every frame is checked: exactly one face, large
+At the camera, enrollment asks for a few looks in turn (the prompts are printed):
+straight at the camera, slightly to the person's left, slightly to their right,
+and with --glasses (for a person who wears glasses, with them on first) once more
+without them; it takes --per-pose good frames of each and keeps the --count that
+add the most (the most typical first, then each time the one least like those
+kept). --no-poses takes any --count good frames instead. `edge-verify gallery
+show NAME` then says which looks are covered. Every frame is checked: exactly one face, large
 enough, sharp, upright and facing the camera, not too dark, too bright or too
 flat. Rejected frames are listed with the reason and the measured value, e.g.
 "too blurred: sharpness 9.1 < 18". Enrollment stops at --count good frames, or
@@ -64,6 +70,12 @@ def register(subparsers) -> None:
                         help="--camera: give up after S seconds without enough good frames (default: 30)")
     parser.add_argument("--interval", type=float, default=0.3, metavar="S",
                         help="--camera: take at most one frame per S seconds, so templates differ (default: 0.3)")
+    parser.add_argument("--glasses", action="store_true",
+                        help="--camera: the person wears glasses: the looks with them on, then one without")
+    parser.add_argument("--no-poses", action="store_true",
+                        help="--camera: do not ask for looks in turn; keep the first --count good frames")
+    parser.add_argument("--per-pose", type=int, default=PER_POSE, metavar="N",
+                        help=f"--camera: good frames taken of each look (default: {PER_POSE})")
     parser.add_argument("--force", action="store_true",
                         help="enroll even when the door would take this face for a person of another name (recorded "
                         "in the audit log); never enrolls frames of two people")
@@ -95,7 +107,8 @@ def run(args) -> int:
     with frames_for(args, actor, settings) as frames, \
             open_gallery(gallery_path, args.key, create=True, actor=actor) as gallery:
         result = enroll(args.name, pipeline, gallery, frames, count=args.count, force=args.force, append=args.append,
-                        actor=actor, min_count=args.min_count, report=progress, decision=settings.decision)
+                        actor=actor, min_count=args.min_count, report=progress, decision=settings.decision,
+                        poses=poses_for(args), per_pose=args.per_pose)
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
     else:
@@ -114,6 +127,13 @@ def frames_for(args, actor: str, settings):
                         report=progress)
 
 
+def poses_for(args):
+    """The looks to ask for: at the camera unless --no-poses; photos are taken as they are."""
+    if args.images or args.no_poses:
+        return None
+    return pose_plan(glasses=args.glasses)
+
+
 def progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -129,3 +149,7 @@ def check_numbers(args) -> None:
         raise ConfigError(f"--min-count ({args.min_count}) cannot exceed --count ({args.count})")
     if not args.timeout > 0 or args.interval < 0:
         raise ConfigError("--timeout must be positive and --interval zero or more")
+    if args.per_pose < 1:
+        raise ConfigError(f"--per-pose must be at least 1, got {args.per_pose}")
+    if args.images and (args.glasses or args.no_poses):
+        raise ConfigError("--glasses and --no-poses are for --camera: photos are taken as they are")

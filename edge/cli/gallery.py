@@ -10,6 +10,7 @@ from edge import paths
 from edge.daemon import config
 from edge.daemon.decision import door_threshold
 from edge.daemon.parts import liveness_status
+from edge.enroll.coverage import coverage
 from edge.engines.manifest import read_manifest
 from edge.exc import EdgeVerifyError
 from edge.events import forget_person
@@ -142,6 +143,8 @@ def run_list(args) -> int:
 def run_show(args) -> int:
     with open_existing(args) as gallery:
         data = gallery.show(args.name) if args.name else gallery.summary()
+        if args.name:
+            data["coverage"] = person_coverage(gallery, data)
     if not args.name:
         data["threshold_1n"] = openset_summary(data["templates"], data["model"])
         data["liveness"] = liveness_summary()
@@ -154,6 +157,7 @@ def run_show(args) -> int:
             quality = json.dumps(template["quality"]) if template["quality"] is not None else "-"
             print(f"  template {template['id']:>6}  {template['model']} {template['dim']}-d  "
                   f"{template['created_at']}  quality {quality}")
+        print(describe_coverage(data["coverage"]))
     else:
         threshold = data.pop("threshold_1n")
         liveness = data.pop("liveness")
@@ -164,14 +168,35 @@ def run_show(args) -> int:
     return 0
 
 
+def person_coverage(gallery, shown: dict) -> dict:
+    """How well one person's templates cover them (edge.enroll.coverage), at the door's threshold."""
+    names, index, matrix = gallery.load_matrix()
+    rows = matrix[index == names.index(shown["name"])] if shown["name"] in names else matrix[:0]
+    door = openset_summary(len(matrix), gallery.summary()["model"])
+    return coverage([template["quality"] for template in shown["templates"]], rows, door["threshold"])
+
+
+def describe_coverage(found: dict) -> str:
+    looks = ", ".join(found["looks"]) or "unknown (no yaw in the quality notes)"
+    text = f"coverage {found['verdict']}: looks {looks}"
+    if found["yaw_range"] is not None:
+        text += f" (yaw {found['yaw_range'][0]:+.0f} to {found['yaw_range'][1]:+.0f} deg)"
+    if found["spread"] is not None:
+        text += f"; spread {found['spread']:.3f}"
+    if found["recognised"] is not None:
+        text += f"; {found['recognised']} of {found['templates']} templates recognised from the others"
+    return text + (f"\n  add: {found['advice']}" if found["advice"] else "")
+
+
 def openset_summary(n_templates: int, model: str | None) -> dict:
-    """The threshold the kiosk uses for this gallery's size: the daemon's rule (door_threshold) with its
-    [decision] settings (/etc/edge-verify/config.toml when it exists), on the default fp32 engine's figures."""
+    """The threshold the kiosk decides with for this gallery's size: the daemon's rule (door_threshold, for
+    the combined probes it judges) with its [decision] settings (/etc/edge-verify/config.toml when it
+    exists), on the default fp32 engine's figures."""
     engine = engine_path(EMBEDDING, "fp32", "onnxruntime")
     try:
         decision = config.from_command_line(None).decision
         manifest = read_manifest(engine)
-        choice = door_threshold(manifest, n_templates, decision["threshold"], decision["stranger_rate"])
+        choice = door_threshold(manifest, n_templates, decision["threshold"], decision["stranger_rate"], combined=True)
     except EdgeVerifyError as error:
         return {"threshold": None, "n_templates": n_templates, "note": f"unknown: {error}"}
     # The rule counts at least one template; the summary says how many there really are.

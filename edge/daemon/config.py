@@ -34,6 +34,7 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 DEFAULT_PATH = paths.INSTALLED_CONFIG
+MAX_COMBINE = 100  # frames one face's probe may combine
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,8 @@ OPTIONS = (
            negative_flag="--no-allow-loose-threshold"),
     Option("decision", "min_frames", "int", DEFAULT_MIN_FRAMES, "frames of one face combined before it may unlock "
            "(the face is followed across frames and its frames' embeddings averaged)", flag="--min-frames"),
+    Option("decision", "combine_frames", "int", COMBINE_WINDOW, "how many of a face's latest frames its probe "
+           "combines", flag="--combine-frames"),
     Option("decision", "k", "int", DEFAULT_K, "decisions on one face that must name the same person ...", flag="--k"),
     Option("decision", "n", "int", DEFAULT_N, "... among its last N decisions", flag="--n"),
     Option("decision", "min_face_px", "int", 80, "ignore faces whose box is smaller than this (pixels)",
@@ -358,14 +361,18 @@ def _check_agreement(settings: Settings) -> None:
     _at_least(settings, "decision.k", 1)
     _at_least(settings, "decision.n", 1)
     _at_least(settings, "decision.min_frames", 1)
+    _at_least(settings, "decision.combine_frames", 1)
     if settings["decision.k"] > settings["decision.n"]:
         raise ConfigError(f"[decision] k ({settings['decision.k']}) must be at most n ({settings['decision.n']}): "
                           "k of the last n decisions must agree")
     if settings["decision.n"] > 100:
         raise ConfigError(f"[decision] n must be at most 100 frames, got {settings['decision.n']}")
-    if settings["decision.min_frames"] > COMBINE_WINDOW:
-        raise ConfigError(f"[decision] min_frames must be at most {COMBINE_WINDOW} (the frames one face's probe "
-                          f"combines), got {settings['decision.min_frames']}")
+    if settings["decision.combine_frames"] > MAX_COMBINE:
+        raise ConfigError(f"[decision] combine_frames must be at most {MAX_COMBINE}, got "
+                          f"{settings['decision.combine_frames']}")
+    if settings["decision.min_frames"] > settings["decision.combine_frames"]:
+        raise ConfigError(f"[decision] min_frames ({settings['decision.min_frames']}) must be at most "
+                          f"combine_frames ({settings['decision.combine_frames']}): a probe never holds more")
 
 
 def _check_decision(settings: Settings) -> None:
@@ -436,7 +443,7 @@ CHECKS = (
     (("door.kind",), lambda settings: _choice(settings, "door.kind", tuple(DOOR_KINDS))),
     (("door.pin", "door.sensor_pin", "door.exit_pin"), _check_pins),
     (("door.pulse_s",), _check_pulse),
-    (("decision.k", "decision.n", "decision.min_frames"), _check_agreement),
+    (("decision.k", "decision.n", "decision.min_frames", "decision.combine_frames"), _check_agreement),
     (("decision.threshold", "decision.min_face_px", "decision.cooldown_s", "decision.stranger_rate",
       "decision.liveness"), _check_decision),
     (("liveness.cues", "liveness.active"), _check_liveness),

@@ -35,7 +35,7 @@ from typing import Callable, Optional
 
 from edge.daemon import notify, parts
 from edge.daemon.config import Settings
-from edge.daemon.decision import Decider, Observation, Verdict
+from edge.daemon.decision import Decider, Observation, Verdict, combining_mismatch
 from edge.daemon.frames import analyse, face_crop
 from edge.daemon.tracking import frame_weight, usable
 from edge.door import install_signal_handlers, open_door
@@ -119,7 +119,11 @@ class Daemon:
             self.pipeline = parts.load_pipeline(self.settings)
         self._stop_if_asked()
         self.liveness = parts.load_liveness(self.settings, self.pipeline)
-        self.tracker = parts.make_tracker(self.pipeline.manifest)
+        self.tracker = parts.make_tracker(self.pipeline.manifest, self.settings["decision.combine_frames"])
+        mismatch = combining_mismatch(self.pipeline.manifest, self.settings["decision.min_frames"],
+                                      self.settings["decision.combine_frames"])
+        if mismatch is not None:
+            log.warning("%s", mismatch)
         self._stop_if_asked()
         notify.status("opening the gallery")
         self.gallery = parts.open_live_gallery(self.settings, self.pipeline.manifest, clock=self.clock)

@@ -13,6 +13,7 @@ from typing import Optional
 
 from edge.daemon.config import Settings
 from edge.daemon.share import FrameShare, socket_path
+from edge.daemon.tracking import DEFAULT_WINDOW as COMBINE_WINDOW
 from edge.daemon.tracking import Tracker
 from edge.daemon.watch import LiveGallery
 from edge.events import EventLog
@@ -96,10 +97,11 @@ def liveness_status(settings: Settings) -> dict:
             "lines": liveness.describe(), "warning": None}
 
 
-def make_tracker(manifest: dict) -> Tracker:
-    """Follows the faces and combines each track's frames; a frame farther than the model's 1:1 threshold
-    from its track's probe is another person (edge.daemon.tracking)."""
-    return Tracker(split_distance=float(manifest["threshold"]), unit=manifest.get("embedding_normalization") == "l2")
+def make_tracker(manifest: dict, window: int = COMBINE_WINDOW) -> Tracker:
+    """Follows the faces and combines each track's latest ``window`` frames; a frame farther than the
+    model's 1:1 threshold from its track's probe is another person (edge.daemon.tracking)."""
+    return Tracker(split_distance=float(manifest["threshold"]), window=window,
+                   unit=manifest.get("embedding_normalization") == "l2")
 
 
 def open_live_gallery(settings: Settings, manifest: dict, clock=None) -> LiveGallery:

@@ -26,7 +26,7 @@ import numpy as np
 from edge.daemon.decision import DEFAULT_STRANGER_RATE, Observation, door_threshold, match_probe
 from edge.exc import GalleryError
 from edge.gallery.store import file_id
-from edge.gallery.threshold import OpenSetChoice, ThresholdFallbackWarning, impostor_tail
+from edge.gallery.threshold import COMBINED_TAIL, OpenSetChoice, ThresholdFallbackWarning, impostor_tail
 from edge.verify.api import embedding_space
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,10 @@ class LiveGallery:
             log.warning("the engine manifest has no impostor tail: using its 1:1 threshold %.3f, which lets in "
                         "more strangers as the gallery grows; rebuild the engine to get the 1:N rule",
                         float(manifest["threshold"]))
+        elif impostor_tail(manifest, COMBINED_TAIL) is None and threshold is None:
+            log.warning("the engine manifest has no combined_impostor_tail: the door's combined probes are judged at "
+                        "the single-photo threshold, which lets in more strangers per approach than stranger_rate; "
+                        "rebuild the engine (`edge-verify models fetch --force`)")
 
     @property
     def templates(self) -> int:

@@ -37,7 +37,8 @@ import numpy as np
 from edge.daemon.decision import DEFAULT_STRANGER_RATE, door_threshold, match_probe
 from edge.daemon.tracking import combine
 from edge.enroll.one_person import check_frames
-from edge.enroll.quality import assess
+from edge.enroll.poses import PER_POSE, choose_templates
+from edge.enroll.quality import assess, pose
 from edge.exc import DuplicateFaceError, EnrollmentError, GalleryError, ImageError
 from edge.gallery.inputs import check_name
 from edge.gallery.search import person_distances
@@ -48,6 +49,7 @@ from edge.verify.api import embedding_space
 # source that ends early and the enrollment still covers the person.
 MIN_GOOD = 3
 DEFAULT_COUNT = 5
+SAY_EVERY = 5  # frames of the wrong pose between two reminders of the pose asked for
 # Distance below which two frames are copies of one picture: the same file (or a frozen camera's
 # repeated frame) embeds to the same vector up to float rounding (~1e-7), while frames of a live
 # camera differ at least by sensor noise.
@@ -94,7 +96,8 @@ def quiet(message: str) -> None:
 
 def enroll(name: str, pipeline, gallery, frames: Iterable, count: int = DEFAULT_COUNT, force: bool = False,
            append: bool = False, actor: str | None = None, min_count: int = MIN_GOOD,
-           report: Callable[[str], None] = quiet, decision: dict | None = None) -> EnrollResult:
+           report: Callable[[str], None] = quiet, decision: dict | None = None, poses: list | None = None,
+           per_pose: int = PER_POSE) -> EnrollResult:
     """Capture ``count`` good frames from ``frames`` and enroll them as ``name`` in one transaction.
 
     ``frames``: Shots, (label, RGB image) pairs, or bare RGB images. Stops at
@@ -104,7 +107,9 @@ def enroll(name: str, pipeline, gallery, frames: Iterable, count: int = DEFAULT_
     enrolls a face the door would take for someone else (recorded in the audit
     log); nothing else. ``decision``: the daemon's [decision] settings
     (``threshold``, ``stranger_rate``), so the duplicate check asks what this
-    kiosk's door would do; None: the defaults.
+    kiosk's door would do; None: the defaults. ``poses`` (edge.enroll.poses.pose_plan): ask for
+    these poses in turn, ``per_pose`` good frames each, and keep the ``count`` that add the most
+    (edge.enroll.poses.choose_templates); a pose not given is a warning.
     """
     name = check_name(name)
     if count < 1:
@@ -114,7 +119,14 @@ def enroll(name: str, pipeline, gallery, frames: Iterable, count: int = DEFAULT_
     if name in enrolled and not append:
         raise GalleryError(f"{name} is already enrolled ({enrolled[name]} templates); use --append to add templates, "
                            "or remove the person first (`edge-verify gallery remove`)")
-    vectors, quality, rejected, seen = capture(pipeline, frames, count, report)
+    warnings: list[str] = []
+    if poses:
+        vectors, quality, rejected, seen, missed = capture_poses(pipeline, frames, poses, report, per_pose)
+        if missed:
+            warnings.append(f"not covered: {', '.join(missed)} (add them later with --append)")
+            report(f"warning: {warnings[-1]}")
+    else:
+        vectors, quality, rejected, seen = capture(pipeline, frames, count, report)
     if len(vectors) < needed:
         raise EnrollmentError(shortfall(len(vectors), needed, seen, rejected))
     threshold = float(pipeline.threshold)
@@ -123,7 +135,11 @@ def enroll(name: str, pipeline, gallery, frames: Iterable, count: int = DEFAULT_
         raise EnrollmentError(f"{frames_problem}; nothing was stored (only the person enrolling may be in the frames)")
     if len(matrix) < needed:
         raise EnrollmentError(shortfall(len(matrix), needed, seen, rejected))
-    warnings: list[str] = []
+    if poses and len(matrix) > count:
+        kept = choose_templates(matrix, count)
+        report(f"keeping the {count} of {len(matrix)} good frames that cover the face best: "
+               f"{', '.join(quality[row]['frame'] for row in kept)}")
+        matrix, quality = matrix[kept], [quality[row] for row in kept]
     details: dict = {}
     names, index, gallery_matrix = gallery.load_matrix(embedding_space(pipeline.manifest))
     if append and name in names:
@@ -171,6 +187,56 @@ def capture(pipeline, frames: Iterable, count: int, report) -> tuple[list, list,
         if len(vectors) >= count:
             break
     return vectors, quality, rejected, seen
+
+
+def capture_poses(pipeline, shots: Iterable, plan: list, report: Callable[[str], None],
+                  per_pose: int = PER_POSE) -> tuple[list, list, list, int, list]:
+    """Take ``per_pose`` good frames of each pose in turn from ``shots`` (edge.enroll.capture.Shot).
+
+    Returns (embeddings, quality notes with "pose", rejections, frames seen, poses missed). A good frame
+    of the wrong pose is not kept (the person is told which way to turn); the source ending, or
+    running out of time, leaves the remaining poses missed.
+    """
+    vectors, quality, rejected, seen = [], [], [], 0
+    shots = as_shots(shots)
+    for number, wanted in enumerate(plan, start=1):
+        report(f"pose {number} of {len(plan)}: {wanted.prompt}")
+        taken, waited = 0, 0
+        while taken < per_pose:
+            shot = next(shots, None)
+            if shot is None:
+                break
+            seen += 1
+            if shot.image is None:
+                rejected.append(Rejection(shot.label, [shot.problem or "no image"]))
+                report(f"{shot.label}: skipped: {shot.problem}")
+                continue
+            verdict = assess(pipeline, shot.image)
+            if not verdict.ok:
+                rejected.append(Rejection(shot.label, verdict.reasons))
+                report(f"{shot.label}: rejected: {'; '.join(verdict.reasons)}")
+                continue
+            yaw = pose(verdict.face.landmarks)[0]
+            if not wanted.fits(yaw):
+                waited += 1
+                if waited % SAY_EVERY == 1:
+                    report(f"{shot.label}: yaw {yaw:+.0f} deg, not yet: {wanted.prompt} "
+                           f"({wanted.yaw[0]:+.0f} to {wanted.yaw[1]:+.0f} deg)")
+                continue
+            vector = pipeline.embed(verdict.chip[None])[0]
+            copy = same_picture(vector, vectors)
+            if copy is not None:
+                rejected.append(Rejection(shot.label, [f"the same picture as good frame {copy + 1}"]))
+                continue
+            vectors.append(vector)
+            quality.append({"frame": shot.note or shot.label, "pose": wanted.name, **verdict.measures})
+            taken += 1
+            report(f"{shot.label}: good, {wanted.name} ({taken}/{per_pose})")
+        if taken == 0:
+            missed = [pose.name for pose in plan[number - 1:]]
+            report(f"no good frame of {', '.join(missed)}: the camera ended or time ran out")
+            return vectors, quality, rejected, seen, missed
+    return vectors, quality, rejected, seen, []
 
 
 def same_picture(vector: np.ndarray, kept: list) -> int | None:

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.daemon.decision import Decider, Observation, door_threshold
+from edge.daemon.decision import Decider, Observation, combining_mismatch, door_threshold
 from edge.daemon.tracking import Tracker, combine, frame_weight, iou, near, usable
 from edge.gallery.threshold import COMBINED_TAIL, SINGLE_TAIL
 from edge.pipeline import MainFace
@@ -212,11 +212,18 @@ def test_combined_probes_use_the_combined_tail():
     assert combined.threshold > single.threshold and "combined" in combined.rule
 
 
-def test_without_a_combined_tail_combined_probes_get_the_single_threshold_with_a_note():
+def test_without_a_combined_tail_combined_probes_get_the_single_threshold_with_a_warning_note():
     manifest = {"threshold": 0.41, SINGLE_TAIL: tail(0.20)}
     combined = door_threshold(manifest, 1000, combined=True)
     assert combined.threshold == door_threshold(manifest, 1000).threshold
-    assert "combined_impostor_tail" in combined.note
+    assert "no combined_impostor_tail" in combined.note and "more strangers" in combined.note
+
+
+def test_settings_other_than_the_measured_ones_are_said():
+    manifest = {"threshold": 0.41, COMBINED_TAIL: {**tail(0.3), "min_frames": 3, "window": 5}}
+    assert combining_mismatch(manifest, 3, 5) is None
+    assert "measured with min_frames 3 and combine_frames 5" in combining_mismatch(manifest, 1, 5)
+    assert combining_mismatch({"threshold": 0.41}, 1, 1) is None  # nothing measured, nothing to compare
 
 
 def test_a_configured_threshold_replaces_both():

@@ -11,7 +11,9 @@ from edge.cli import main
 from edge.daemon import config, parts
 from edge.enroll.capture import Shot, enroll
 from edge.gallery import open_gallery
-from edge.gallery.threshold import choose_threshold
+from edge.daemon.decision import door_threshold
+from edge.daemon.tracking import combine, frame_weight
+from edge.gallery.search import search
 
 
 @pytest.fixture
@@ -39,7 +41,7 @@ def test_identify_json(enrolled, pipeline, face_images, capsys, tmp_path):
     code, answers, _ = identify(capsys, enrolled, *images)
     assert code == 0
     assert [answer["image"] for answer in answers] == [str(image) for image in images]
-    threshold = choose_threshold(pipeline.manifest, 6).threshold
+    threshold = door_threshold(pipeline.manifest, 6, combined=True).threshold  # the door's, for what it judges
     assert all(answer["threshold"] == threshold for answer in answers)
     serena, gloria, jennifer, hugo, empty = answers
     for answer, name in ((serena, "Serena"), (gloria, "Gloria")):
@@ -90,7 +92,7 @@ def test_gallery_show_reports_the_threshold_for_its_size(enrolled, pipeline, cap
     where = ["--gallery", str(enrolled[0]), "--key", str(enrolled[1])]
     assert main(["gallery", "show", "--json", *where]) == 0
     summary = json.loads(capsys.readouterr().out)
-    expected = choose_threshold(pipeline.manifest, 6)
+    expected = door_threshold(pipeline.manifest, 6, combined=True)
     assert summary["threshold_1n"]["threshold"] == expected.threshold
     assert summary["threshold_1n"]["n_templates"] == summary["templates"] == 6
     assert summary["threshold_1n"]["rule"] == expected.rule
@@ -110,11 +112,52 @@ def test_identify_decides_with_the_daemons_decision_settings(enrolled, pipeline,
     daemon_settings = config.load(settings_file, {"gallery.path": str(enrolled[0]), "gallery.key": str(enrolled[1])})
     door = parts.open_live_gallery(daemon_settings, pipeline.manifest)
     door.gallery.close()
-    assert answer["threshold"] == door.threshold == choose_threshold(pipeline.manifest, 6, 0.01).threshold
-    assert answer["threshold"] != choose_threshold(pipeline.manifest, 6).threshold  # the config was read
+    assert answer["threshold"] == door.combined_threshold == door_threshold(pipeline.manifest, 6, stranger_rate=0.01,
+                                                                             combined=True).threshold
+    assert answer["threshold"] != door_threshold(pipeline.manifest, 6, combined=True).threshold  # the config was read
 
     settings_file.write_text("[decision]\nthreshold = 0.05\n")  # set in the config: replaces the 1:N rule
     assert main(["identify", "--json", *where, str(serena)]) == 0
     answer, = json.loads(capsys.readouterr().out)
     assert answer["threshold"] == 0.05 and answer["person"] is None and answer["nearest"] == "Serena"
     assert answer["reason"].startswith("nearest is Serena at ") and answer["reason"].endswith("above the threshold 0.050")
+
+
+def identify_combined(capsys, gallery_files, *images):
+    code = main(["identify", "--combine", "--json", "--gallery", str(gallery_files[0]), "--key", str(gallery_files[1]),
+                 *map(str, images)])
+    out, err = capsys.readouterr()
+    return code, json.loads(out), err
+
+
+def test_combine_decides_the_photos_as_one_attempt_with_the_doors_code(enrolled, pipeline, face_images, capsys,
+                                                                     tmp_path, photo):
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((200, 200, 3), 120, np.uint8))
+    code, answer, _ = identify_combined(capsys, enrolled, face_images["Serena_Williams"][3],
+                                        face_images["Serena_Williams"][0], blank)
+    assert code == 0 and answer["photos_combined"] == 2 and answer["faces"] == [1, 1, 0]
+    assert answer["skipped"] == [f"{blank}: no face found"] and answer["person"] == "Serena"
+    # the same probe the daemon makes of a track's frames: weighted mean of unit embeddings, at unit length
+    mains = [pipeline.main_face(photo("Serena_Williams", n)) for n in (4, 1)]
+    probe = combine([pipeline.embed(main.chip)[0] for main in mains],
+                    [frame_weight(main, pipeline.mean, pipeline.std, pipeline.padding) for main in mains])
+    with open_gallery(*enrolled) as gallery:
+        names, index, matrix = gallery.load_matrix()
+    assert answer["distance"] == pytest.approx(search(matrix, index, names, probe).distance, abs=1e-4)
+    assert answer["threshold"] == door_threshold(pipeline.manifest, len(matrix), combined=True).threshold
+
+
+def test_combined_photos_land_nearer_the_person_than_the_worse_photo_alone(enrolled, face_images, capsys):
+    photos = [face_images["Serena_Williams"][3], face_images["Serena_Williams"][0]]
+    _, singles, _ = identify(capsys, enrolled, *photos)
+    _, together, _ = identify_combined(capsys, enrolled, *photos)
+    assert together["distance"] < max(single["distance"] for single in singles)
+
+
+def test_combine_with_no_usable_photo_says_why_and_fails_on_unreadable(enrolled, capsys, tmp_path):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    code, answer, _ = identify_combined(capsys, enrolled, broken)
+    assert code == 1 and answer["photos_combined"] == 0 and answer["person"] is None
+    assert answer["faces"] == [None] and answer["reason"] == "no photo shows a usable face"

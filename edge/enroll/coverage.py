@@ -1,0 +1,78 @@
+"""How well do a person's templates cover them? What `edge-verify gallery show NAME` says.
+
+From the stored quality notes (the head's yaw when each template was taken, the
+pose asked for at a guided camera enrollment) and from the templates themselves:
+
+  * looks: whether a frontal look and a slight turn to each side are among the
+    templates (the door sees people walking up at an angle);
+  * spread: the mean distance between two templates (unit length). Copies of one
+    moment spread little and cover one look only;
+  * recognised: for each template, whether the door would recognise that look from
+    the *other* templates, at the door's threshold for this gallery. A template the
+    others do not recognise is a look the rest do not cover (or a poor frame).
+
+The verdict is "good" when the three looks are there and every template is
+recognised by the others; otherwise "partial", with what to add.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from edge.enroll.poses import FRONT_MAX_DEG, TURN_DEG
+
+LOOKS = ("front", "left", "right")
+
+
+def look_of(yaw: float) -> str | None:
+    """The look a yaw (degrees, edge.enroll.quality.pose's sign) shows, or None between them."""
+    if abs(yaw) <= FRONT_MAX_DEG:
+        return "front"
+    if yaw >= TURN_DEG[0]:
+        return "left"
+    if yaw <= -TURN_DEG[0]:
+        return "right"
+    return None
+
+
+def coverage(notes: list, vectors, threshold: float | None) -> dict:
+    """{templates, looks, missing, yaw_range, poses, spread, recognised, verdict, advice} for one person.
+
+    ``notes``: each template's quality note (dict or None); ``vectors``: the templates, (K, D);
+    ``threshold``: the door's threshold for this gallery (None when unknown: recognised is then None).
+    """
+    rows = np.asarray(vectors, dtype=np.float64)
+    yaws = [float(note["yaw_deg"]) for note in notes if note and note.get("yaw_deg") is not None]
+    looks = sorted({look for look in map(look_of, yaws) if look is not None}, key=LOOKS.index)
+    poses = sorted({note["pose"] for note in notes if note and note.get("pose")})
+    missing = [look for look in LOOKS if look not in looks] if yaws else list(LOOKS)
+    spread = recognised = None
+    if len(rows) >= 2:
+        units = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+        distances = np.linalg.norm(units[:, None, :] - units[None, :, :], axis=2)
+        spread = round(float(distances[np.triu_indices(len(rows), 1)].mean()), 4)
+        if threshold is not None and math.isfinite(threshold):
+            np.fill_diagonal(distances, np.inf)
+            recognised = int(np.sum(distances.min(axis=1) <= threshold))
+    good = not missing and recognised == len(rows) and len(rows) >= 3
+    return {"templates": int(len(rows)), "looks": looks, "missing": missing, "poses": poses,
+            "yaw_range": [round(min(yaws), 1), round(max(yaws), 1)] if yaws else None, "spread": spread,
+            "recognised": recognised, "threshold": threshold, "verdict": "good" if good else "partial",
+            "advice": advice(missing, recognised, len(rows))}
+
+
+def advice(missing: list, recognised: int | None, templates: int) -> str | None:
+    wanted = []
+    if missing:
+        names = {"front": "looking straight", "left": "turned slightly to their left",
+                 "right": "turned slightly to their right"}
+        wanted.append("frames " + " and ".join(names[look] for look in missing))
+    if recognised is not None and recognised < templates:
+        wanted.append(f"{templates - recognised} template(s) the others do not recognise: re-enroll if the person's "
+                      "look has changed")
+    if templates < 3:
+        wanted.append("at least 3 templates")
+    if not wanted:
+        return None
+    return "; ".join(wanted) + " (`edge-verify enroll NAME --append --camera URI` asks for the looks in turn)"

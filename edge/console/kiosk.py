@@ -500,7 +500,7 @@ def describe_result(result) -> tuple[str, list[str]]:
     verb = "templates added" if result.appended else "templates"
     line = f"{result.name} enrolled: {result.templates} {verb}, coverage {coverage(result.quality)}"
     verdicts = [f"One-person check: passed — the {frames} good frames all show the same person.",
-                "Duplicate check: passed — this face matches nobody enrolled under another name."]
+                "Duplicate check: passed — the door would take this face for nobody enrolled under another name."]
     verdicts += [f"Warning: {warning}" for warning in result.warnings]
     return line, verdicts
 

@@ -4,10 +4,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
+from edge import paths
 from edge.cli.common import add_engine_arguments, load_pipeline
+from edge.daemon import config
+from edge.daemon.share import socket_path
+from edge.enroll.capture import MIN_GOOD, enroll, image_shots
+from edge.enroll.kiosk import kiosk_frames
 from edge.exc import ConfigError
+from edge.gallery import authorise, open_gallery
+from edge.gallery.auth import token_from
 
 HELP = """\
 Enroll a person: take good frames of their face, make templates, store them
@@ -67,11 +75,6 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from edge import paths
-    from edge.enroll.capture import enroll
-    from edge.gallery import authorise, open_gallery
-    from edge.gallery.auth import token_from
-
     check_numbers(args)
     gallery_path = args.gallery if args.gallery is not None else paths.gallery_path()
     actor = authorise(gallery_path, token_from(args.token), args.key)
@@ -90,13 +93,6 @@ def run(args) -> int:
 
 def frames_for(args, actor: str):
     """Photos; or the camera: the running daemon's frames (door held locked) when it runs this camera."""
-    from contextlib import nullcontext
-
-    from edge.daemon import config
-    from edge.daemon.share import socket_path
-    from edge.enroll.capture import image_shots
-    from edge.enroll.kiosk import kiosk_frames
-
     if args.images:
         return nullcontext(image_shots(args.images))
     path = args.daemon_socket or socket_path(config.from_command_line(None))
@@ -109,8 +105,6 @@ def progress(message: str) -> None:
 
 
 def check_numbers(args) -> None:
-    from edge.enroll.capture import MIN_GOOD
-
     if args.count < 1:
         raise ConfigError(f"--count must be at least 1, got {args.count}")
     if args.min_count is None:

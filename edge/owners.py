@@ -5,6 +5,9 @@ owner and group of the folder it is written into. The service user owns the stat
 folder (/var/lib/edge-verify), so what root writes there through sudo stays the
 service's; root owns /etc/edge-verify (group: the service's), so the admin token
 root writes there can be read, but neither changed nor deleted, by the service.
+SQLite's own -wal and -shm files need nothing from us: when root opens a database, SQLite gives
+them the database file's owner and mode itself. They must not be opened and closed beside
+SQLite either: closing a descriptor drops this process's POSIX locks on the file, SQLite's too.
 """
 from __future__ import annotations
 
@@ -28,18 +31,6 @@ def adopt_owner(descriptor: int, folder: str | os.PathLike) -> None:
     os.fchown(descriptor, info.st_uid, info.st_gid)
     if info.st_uid == 0 and info.st_gid != 0 and stat.S_IMODE(os.fstat(descriptor).st_mode) == 0o600:
         os.fchmod(descriptor, 0o640)
-
-
-def adopt_path(path: str | os.PathLike) -> None:
-    """adopt_owner for a file made by name (SQLite's files); a missing file is fine."""
-    try:
-        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return
-    try:
-        adopt_owner(descriptor, Path(path).parent)
-    finally:
-        os.close(descriptor)
 
 
 def permission_advice(path: str | os.PathLike, doing: str = "use") -> str:

@@ -42,7 +42,9 @@ from edge.enroll.quality import assess, pose
 from edge.exc import DuplicateFaceError, EnrollmentError, GalleryError, ImageError
 from edge.gallery.inputs import check_name
 from edge.gallery.search import person_distances
+from edge.sources import FrameStatus, open_source, parse_uri
 from edge.verify.api import embedding_space
+from edge.vision.image import load_image, to_rgb
 
 # Below three templates a single unlucky frame (a blink, a shadow) is a third or
 # more of the person; with the default five, two frames may be lost to a
@@ -332,8 +334,6 @@ def append_problem(matrix, names, index, gallery_matrix, name: str, threshold: f
 
 def image_shots(paths) -> Iterator[Shot]:
     """Photos from files; an unreadable one becomes a Shot with its problem (reported, not fatal)."""
-    from edge.vision.image import load_image
-
     for number, path in enumerate(paths, start=1):
         # The path is shown to the installer, never stored: quality notes say "photo N".
         try:
@@ -352,9 +352,6 @@ def camera_shots(uri: str, timeout_s: float = 30.0, interval_s: float = 0.3, rea
     live camera; a folder of stills (dir://) is taken whole. Ends when the
     source ends or after ``timeout_s`` seconds.
     """
-    from edge.sources import FrameStatus, open_source, parse_uri
-    from edge.vision.image import to_rgb
-
     scheme = parse_uri(uri).scheme
     rate = "realtime" if scheme == "file" else None
     if scheme == "dir":

@@ -15,7 +15,11 @@ thread only queues what arrives. The worker:
   whenever the hub is heard from (edge.fleet.policy); a metrics endpoint on loopback.
 
 The daemon notices each applied batch by the gallery's generation and reloads
-within its poll interval, without a restart.
+within its poll interval, without a restart. Like the daemon, the agent follows the
+gallery's *path*: after a restore (the file moved aside, a backup imported in its
+place) it applies the hub's changes to the file now there, from that file's own
+sequence number (a snapshot for a gallery imported from a backup), never to the
+file moved aside; while no file is there it applies nothing.
 """
 from __future__ import annotations
 
@@ -33,6 +37,7 @@ from edge.fleet.bundle import Bundle
 from edge.fleet.policy import Contact, write_contact
 from edge.fleet.sitekey import SiteKeyError
 from edge.fleet.spool import Spool, spool_path
+from edge.gallery.store import file_id
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +57,9 @@ class Agent:
         self.site, self.device = bundle.site, bundle.device
         self.state = Path(state)
         self.state.mkdir(parents=True, exist_ok=True)
-        self.gallery = gallery
+        self.gallery = gallery  # the agent's from here on: it may reopen it (a restore), and closes it
+        self.gallery_path = gallery.path
+        self._reopen = gallery.reopen
         self.cipher = bundle.cipher()
         self.spool = Spool(spool_path(self.state), max_events)
         self.trace = open(trace, "a") if trace else None
@@ -111,6 +118,8 @@ class Agent:
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
         self.spool.close()
+        if self.gallery is not None:
+            self.gallery.close()
         if self.trace:
             self.trace.close()
 
@@ -156,6 +165,7 @@ class Agent:
 
     def _tick(self) -> None:
         now = time.time()
+        self._follow_gallery()
         if self.connected:
             if self.requested_at is not None and now - self.requested_at > REQUEST_TIMEOUT_S:
                 self._request()
@@ -210,6 +220,8 @@ class Agent:
 
     def _apply(self, changes: list[dict]) -> None:
         """Apply the run of changes that continues from the gallery's number; ask again on a gap."""
+        if not self._follow_gallery():
+            return
         run = []
         for change in sorted(changes, key=lambda item: int(item["seq"])):
             seq = int(change["seq"])
@@ -272,6 +284,8 @@ class Agent:
         people = [person for page in sorted(self.snapshot_pages) for person in self.snapshot_pages[page]]
         self.snapshot_id, self.snapshot_pages = None, {}
         self.requested_at = None
+        if not self._follow_gallery():
+            return
         try:
             ready = [{"person": person["person"], "name": person["name"], "model": person["model"],
                       "vectors": self._open(person)} for person in people]
@@ -284,6 +298,27 @@ class Agent:
         self.head = max(self.head, self.applied)
         self._applied([{"seq": self.applied, "kind": "snapshot", "committed_at": None}])
         self._request()
+
+    def _follow_gallery(self) -> bool:
+        """Keep to the gallery file at the path, as the daemon does (edge/daemon/watch.py); True while
+        one is open. A file found there after a restore starts from its own position; one that does
+        not open (damaged, another key, another site) raises: the agent stops, the door decides on."""
+        if self.gallery is not None and not self.gallery.replaced():
+            return True
+        if self.gallery is not None:
+            self.gallery.close()
+            self.gallery = None
+            log.warning("the gallery file %s was moved, deleted or replaced (a restore?): no change is applied "
+                        "until a gallery is there", self.gallery_path)
+        if file_id(self.gallery_path) is None:
+            return False
+        self.gallery = self._reopen()
+        self.applied = self._position()
+        self.snapshot_id, self.snapshot_pages = None, {}
+        log.warning("reading the gallery now at %s: at change %d of site %s", self.gallery_path, self.applied,
+                    self.site)
+        self._request()
+        return True
 
     def _position(self) -> int:
         site, seq = self.gallery.fleet_position()

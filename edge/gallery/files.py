@@ -10,9 +10,9 @@ from pathlib import Path
 
 from edge.disk import is_no_space, space_advice
 from edge.exc import GalleryError
-from edge.owners import adopt_owner, adopt_path, permission_advice
+from edge.owners import adopt_owner, permission_advice
 
-__all__ = ["adopt_owner", "adopt_path", "commit_private", "fsync_folder", "new_private_file", "no_permission",
+__all__ = ["adopt_owner", "commit_private", "fsync_folder", "new_private_file", "no_permission",
            "permission_advice", "stage_private", "write_private"]
 
 

@@ -35,7 +35,7 @@ from edge.gallery.audit import (ACKNOWLEDGE, AuditLog, Head, audit_path, breaks_
 from edge.gallery.auth import token_path, token_set_at
 from edge.gallery.crypto import (InvalidTag, TemplateCipher, audit_key, template_context, vector_from_bytes,
                                  vector_to_bytes)
-from edge.gallery.files import adopt_owner, adopt_path, fsync_folder, no_permission
+from edge.gallery.files import adopt_owner, fsync_folder, no_permission
 from edge.gallery.inputs import check_model, check_name, check_quality, check_vectors, normal_name
 from edge.gallery.schema import sqlite_errors
 from edge.gallery.sync import GalleryFleetSync
@@ -46,7 +46,11 @@ class Gallery(GalleryTransfers, GalleryFleetSync):
     """An open gallery file. Use ``Gallery.open`` or ``Gallery.create``; close it (or use ``with``).
 
     One thread at a time: the daemon may open it in one thread and poll it in another,
-    but not use it from two at once.
+    but not use it from two at once. Other processes may have the file open at the same
+    time (the fleet agent writes while the daemon reads); within one process, open a
+    file's Gallery only while no other Gallery of that file is open (opening reads the
+    header with a plain open and close, which drops the POSIX locks of every SQLite
+    connection of this process to that file).
     """
 
     def __init__(self, connection: sqlite3.Connection, path: Path, key: bytes, meta: dict,
@@ -72,10 +76,12 @@ class Gallery(GalleryTransfers, GalleryFleetSync):
         cipher = TemplateCipher(key)
         # Taken before connecting: if the file is swapped in between, the next replaced() says so.
         identity = file_id(path)
+        # SQLite's -wal and -shm take the owner and mode of the gallery file when root opens it (its unix
+        # VFS chowns them), so they follow the owner model without us. Never open and close them here:
+        # closing any descriptor of the -shm drops the POSIX locks SQLite holds on it for this process,
+        # and the next process to open the gallery then rebuilds the shared WAL index under every other
+        # (SIGBUS, "locking protocol", stale reads).
         connection = schema.connect_readonly(path) if readonly else schema.connect(path)
-        if not readonly:
-            for companion in (f"{path}-wal", f"{path}-shm"):  # made by SQLite, as whoever runs this
-                adopt_path(companion)
         try:
             meta = schema.validate(connection, path)
             if not cipher.matches(f"gallery:{meta['gallery_id']}", meta["key_check"]):

@@ -56,6 +56,13 @@ def wait_for(condition, process, what):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def unlock_written(path) -> bool:
+    try:
+        return any(event["unlock"] for event in read_events(path))
+    except ValueError:  # a line being written right now: look again
+        return False
+
+
 def test_kill_9_mid_pulse_then_restart_is_locked(tmp_path, enrolled):
     gallery, key = enrolled
     pin_log = tmp_path / "pins.jsonl"
@@ -68,6 +75,9 @@ def test_kill_9_mid_pulse_then_restart_is_locked(tmp_path, enrolled):
                        "--no-events-stdout", *common], pin_log, log_file)
         try:
             wait_for(lambda: any(r["state"] for r in read_pin_log(pin_log)), first, "the unlock pulse")
+            # The event is written just after the relay is driven: on a loaded machine a kill at
+            # once can land between the two. The 10 s pulse leaves ample time to wait for it.
+            wait_for(lambda: unlock_written(tmp_path / "first.jsonl"), first, "the unlock event")
             os.kill(first.pid, signal.SIGKILL)
             assert first.wait(30) == -signal.SIGKILL
         finally:

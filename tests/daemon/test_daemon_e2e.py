@@ -3,6 +3,8 @@ encrypted gallery, the relay on gpiozero MockFactory pins. The recorded pin stat
 are the evidence of what the door did."""
 from __future__ import annotations
 
+from datetime import datetime
+
 import os
 import signal
 
@@ -53,6 +55,12 @@ def visitors_clip(path, order, face_frames=4, gap=4):
     return shown
 
 
+def expected_openings(unlock_times: list, pulse_s: float) -> int:
+    """Separate openings for unlocks at these event times: an unlock within a pulse of the one before extends it."""
+    moments = [datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() for text in unlock_times]
+    return 1 + sum(1 for before, after in zip(moments, moments[1:]) if after - before > pulse_s) if moments else 0
+
+
 def test_enrolled_people_unlock_and_strangers_never_do(tmp_path, enrolled, env_mock_factory, capsys):
     gallery, key = enrolled
     order = [ENROLLED[0], STRANGERS[0], ENROLLED[1], STRANGERS[1], ENROLLED[2]]
@@ -68,7 +76,10 @@ def test_enrolled_people_unlock_and_strangers_never_do(tmp_path, enrolled, env_m
     unlocks = [(event["person"], event["frame"]) for event in events if event["unlock"]]
     assert [person for person, _ in unlocks] == list(ENROLLED)
     assert all(shown[frame] == person for person, frame in unlocks)  # each unlock shows that person
-    assert openings(pin_states) == 3 and pin_states[-1] is False
+    # One opening per unlock, unless a loaded machine played two unlocks within one pulse: the
+    # second then keeps the door open rather than opening it again (what the lock must do).
+    assert openings(pin_states) == expected_openings([event["time"] for event in events if event["unlock"]], 1.0)
+    assert pin_states[-1] is False
     strangers = [event for event in events if shown.get(event["frame"]) in STRANGERS]
     assert len(strangers) >= 6 and all(e["person"] is None and not e["unlock"] for e in strangers)
     for event in events:

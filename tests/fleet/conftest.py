@@ -60,10 +60,11 @@ def dsn(postgres) -> str:
 
 
 @pytest.fixture
-def hub(dsn, mosquitto):
+def hub(dsn, mosquitto, tmp_path):
     site = Hub(dsn, mosquitto)
     yield site
-    site.close()
+    site.close(keep_logs=tmp_path)  # agent and broker logs: find BASETEMP -name '*agent.log'
+
 
 
 @pytest.fixture

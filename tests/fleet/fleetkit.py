@@ -184,11 +184,18 @@ class Hub:
             kiosk.start()
         return kiosk
 
-    def close(self) -> None:
+    def close(self, keep_logs: Path | None = None) -> None:
+        """Stop everything and remove the hub's folder; ``keep_logs``: a folder to copy each kiosk's
+        agent.log and the broker's log into first (pytest's tmp folder, kept after a failure)."""
         for kiosk in self.kiosks:
             kiosk.stop()
         self.stop_service()
         self.broker.stop()
+        if keep_logs is not None:
+            for log in [kiosk.folder / "agent.log" for kiosk in self.kiosks] + [self.root / "mosquitto.log"]:
+                if log.exists():
+                    name = f"{log.parent.name}.{log.name}" if log.name == "agent.log" else log.name
+                    shutil.copyfile(log, Path(keep_logs) / name)
         shutil.rmtree(self.root, ignore_errors=True)
 
 

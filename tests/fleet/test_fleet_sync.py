@@ -67,3 +67,28 @@ def test_same_name_at_two_stations_at_once_one_wins_the_other_is_refused_and_aud
         assert [person["name"] for person in db.people("main")] == ["Ada"]
         actions = [record["action"] for record in db.audit_records(20)]
         assert actions.count("enroll") == 1 and actions.count("conflict") == 1
+
+
+def test_a_restore_at_the_kiosk_is_followed_and_the_hubs_removals_reach_the_restored_file(hub, tmp_path):
+    """The documented restore (move the gallery aside, import a backup) while the agent runs: the
+    daemon reads the file now at the path, so that is where the hub's changes must go."""
+    import os
+
+    from edge.gallery import open_gallery
+
+    kiosk = hub.kiosk("door-1")
+    for number, name in enumerate(("Ada", "Grace")):
+        hub.enroll_vectors(name, unit_vectors(2, seed=number))
+    wait_for(lambda: kiosk.gallery.exists() and kiosk.position() == 2, 30, what="first sync")
+    backup = tmp_path / "backup.sqlite"
+    with open_gallery(kiosk.gallery, kiosk.key) as gallery:
+        gallery.backup(backup, actor="test")
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(f"{kiosk.gallery}{suffix}"):
+            os.rename(f"{kiosk.gallery}{suffix}", tmp_path / f"aside.sqlite{suffix}")
+    with open_gallery(kiosk.gallery, kiosk.key, create=True, actor="test") as gallery:
+        gallery.import_(backup, "test")
+    seq = hub.remove("Grace")
+    wait_for(lambda: kiosk.position() == seq, 10, what="the removal in the restored gallery")
+    assert kiosk.people() == ["Ada"]
+    assert "reading the gallery now at" in kiosk.log()

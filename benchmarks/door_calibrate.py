@@ -37,6 +37,7 @@ import door_frames
 import identification
 from edge.daemon.decision import DEFAULT_MIN_FRAMES
 from edge.daemon.tracking import DEFAULT_WINDOW as COMBINE_WINDOW
+from edge.gallery.threshold import openset_threshold_from_tail
 from edge.pipeline import FacePipeline
 
 TAIL = 5000
@@ -132,8 +133,6 @@ def measure(plan: dict, counts: dict, photos: dict, frames_dir: Path, pipeline, 
 
 
 def thresholds(report: dict, sizes=(790, 1000, 5000, 25000), rate: float = 1e-3) -> dict:
-    from edge.gallery.threshold import openset_threshold_from_tail
-
     out = {}
     for key in ("combined_impostor_tail", "per_frame_impostor_tail", "single_photo_impostor_tail"):
         tail = report[key]

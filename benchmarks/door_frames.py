@@ -112,10 +112,10 @@ def as_face(row) -> Face:
 class ReplayPipeline:
     """A FacePipeline that answers from a FrameCache.
 
-    A frame is found by its hash. The decoder very rarely gives a frame that differs
-    from the one the cache was made from (seen once in 10,608 frames, while the machine
-    was under heavy load: decoding the clip again agreed with the replay, not with the
-    cache); such a frame is answered by its position in the clip instead, and counted
+    A frame is found by its hash. The decoder sometimes gives a frame that differs from
+    the one the cache was made from (41 of the 10,608 frames of the staff clip, the same
+    41 in every replay: the process that made the cache decoded them differently, under
+    heavy load); such a frame is answered by its position in the clip instead, and counted
     (``mismatched``, printed at exit). A run whose frames were not all cached is an error.
     """
 
@@ -193,6 +193,7 @@ def decisions(frames: list, pipeline, tracker=None):
     """What the daemon (edge.daemon.loop) decides on, frame by frame, for cached ``frames``:
     yields (position, track id, frames combined, combined probe, the frame's own embedding)
     for every frame with a usable main face, using the daemon's tracker, weights and combining."""
+    # imported here: benchmarks/door_run.py imports this module under older code too, which has no tracking
     from edge.daemon.parts import make_tracker
     from edge.daemon.tracking import frame_weight, usable
 

@@ -47,6 +47,11 @@ import cv2
 import numpy as np
 
 import door_clips
+from edge.enroll.capture import enroll
+from edge.exc import EdgeVerifyError
+from edge.gallery import open_gallery
+from edge.pipeline import FacePipeline
+from edge.vision.image import load_image
 
 SIZES = (158, 1000, 5000)
 TEMPLATES = 5
@@ -62,7 +67,8 @@ def kiosk_frames(photos: list, count: int, rng: np.random.Generator) -> list:
     while len(frames) < count:
         photo = photos[len(frames) % len(photos)]
         height, width = photo.shape[:2]
-        turn = cv2.getRotationMatrix2D((width / 2, height / 2), float(rng.uniform(-6, 6)), float(rng.uniform(0.95, 1.05)))
+        turn = cv2.getRotationMatrix2D((width / 2, height / 2), float(rng.uniform(-6, 6)),
+                                       float(rng.uniform(0.95, 1.05)))
         turn[:, 2] += rng.uniform(-5, 5, size=2)
         moved = cv2.warpAffine(photo, turn, (width, height), borderMode=cv2.BORDER_REFLECT)
         frames.append(np.clip(moved.astype(np.float32) * rng.uniform(0.85, 1.15), 0, 255).astype(np.uint8))
@@ -70,10 +76,6 @@ def kiosk_frames(photos: list, count: int, rng: np.random.Generator) -> list:
 
 
 def enroll_one(gallery, pipeline, lfw: Path, person: str, photo_names: list) -> dict:
-    from edge.enroll.capture import enroll
-    from edge.exc import EdgeVerifyError
-    from edge.vision.image import load_image
-
     try:
         images = [load_image(lfw / "images" / name) for name in photo_names]
     except EdgeVerifyError as error:  # LFW holds one truncated JPEG
@@ -92,9 +94,6 @@ def build_galleries(door: Path, lfw: Path) -> None:
     """Galleries of exactly 158, 1,000 and 5,000 people, each holding the one before: the staff who
     can be enrolled (the quality gates refuse a few LFW photo sets), then distractors in the
     split's order until the size is reached (a distractor the gates refuse is skipped)."""
-    from edge.gallery import open_gallery
-    from edge.pipeline import FacePipeline
-
     plan = json.loads((door / "plan.json").read_text())
     counts = door_clips.photo_counts(lfw)
     split = plan["split"]
@@ -102,9 +101,11 @@ def build_galleries(door: Path, lfw: Path) -> None:
     started = time.perf_counter()
     tried = door / "galleries" / "tried.json"
     outcome = json.loads(tried.read_text()) if tried.exists() else {}
-    staff = [(person, [door_clips.image_name(person, n) for n in door_clips.ENROLL_PHOTOS]) for person in split["staff"]]
+    staff = [(person, [door_clips.image_name(person, n) for n in door_clips.ENROLL_PHOTOS])
+             for person in split["staff"]]
     pool = [(person, [door_clips.image_name(person, n) for n in range(1, min(counts[person], TEMPLATES) + 1)])
-            for person in door_clips.distractors(split, len(split["singles"]) + len(split["calibration"]), plan["seed"])]
+            for person in door_clips.distractors(split, len(split["singles"]) + len(split["calibration"]),
+                                                 plan["seed"])]
     previous = None
     for size in SIZES:
         folder = door / "galleries" / str(size)
@@ -112,7 +113,8 @@ def build_galleries(door: Path, lfw: Path) -> None:
         if previous is not None and not (folder / "gallery.sqlite").exists():
             for name in ("gallery.sqlite", "gallery.key"):
                 shutil.copy2(previous / name, folder / name)
-        with open_gallery(folder / "gallery.sqlite", folder / "gallery.key", create=True, actor="door benchmark") as gallery:
+        with open_gallery(folder / "gallery.sqlite", folder / "gallery.key", create=True,
+                          actor="door benchmark") as gallery:
             enrolled = {person["name"] for person in gallery.list_people()}
             for person, photo_names in staff + pool:
                 if len(enrolled) >= size:
@@ -154,7 +156,8 @@ def run_all(door: Path, code: str, root: Path | None, sizes, clips: list | None,
             events = out / f"{Path(name).stem}.jsonl"
             if events.exists():
                 events.unlink()
-            command = [sys.executable, str(HERE / "door_run.py"), "--frames", str(door / "frames" / f"{Path(name).stem}.npz"),
+            cache = door / "frames" / f"{Path(name).stem}.npz"
+            command = [sys.executable, str(HERE / "door_run.py"), "--frames", str(cache),
                        "--", "run", "--no-config", "--source", f"file://{door / 'clips' / name}", "--until-end",
                        "--quiet", "--no-events-stdout", "--events", str(events), "--events-max-bytes", str(2**40),
                        "--gallery", str(gallery / "gallery.sqlite"), "--key", str(gallery / "gallery.key"),

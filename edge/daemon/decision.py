@@ -39,8 +39,9 @@ let in per approach, not per frame. Without a combined tail combined probes get
 the single-photo threshold and the daemon warns: combined probes lie nearer
 everybody than single photos, so that threshold lets in more strangers than the
 target. Without any tail only the 1:1 threshold is known; it is used as it is and
-the daemon warns that the stranger rate then grows with the gallery. A threshold set in the config replaces all of them (for a
-measured reason only). `edge-verify identify`, `enroll` and `gallery show` take
+the daemon warns that the stranger rate then grows with the gallery. A threshold
+set in the config replaces all of them (for a measured reason only; one looser
+than the 1:1 threshold is refused unless allowed explicitly). `edge-verify identify`, `enroll` and `gallery show` take
 the threshold from the same function, so they say what the door would do.
 """
 from __future__ import annotations

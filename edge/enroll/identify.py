@@ -29,7 +29,8 @@ def identify_image(pipeline, gallery: LiveGallery, path) -> dict:
         rgb = load_image(path)
     except ImageError as error:
         return {"image": str(path), "person": None, "distance": None, "margin": None,
-                "threshold": gallery.combined_threshold, "nearest": None, "faces": None, "reason": f"unreadable: {error}"}
+                "threshold": gallery.combined_threshold, "nearest": None, "faces": None,
+                "reason": f"unreadable: {error}"}
     return identify_rgb(pipeline, gallery, rgb, str(path))
 
 

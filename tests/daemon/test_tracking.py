@@ -164,10 +164,12 @@ def test_sharp_frontal_frames_weigh_more_than_blurred_or_turned_ones():
     flat = cv2.GaussianBlur(sharp, (0, 0), 8.0)  # the same detail, far out of focus
 
     def chip(grey):
-        return ((grey[None] - np.array(mean, np.float32).reshape(3, 1, 1)) / np.array(std, np.float32).reshape(3, 1, 1))[None]
+        shift, scale = np.array(mean, np.float32).reshape(3, 1, 1), np.array(std, np.float32).reshape(3, 1, 1)
+        return ((grey[None] - shift) / scale)[None]
 
     frontal = face(0, 0, 150)
-    turned = Face(frontal.box, 0.99, frontal.landmarks + np.array([[0, 0], [0, 0], [40, 0], [0, 0], [0, 0]], np.float32))
+    nose_aside = np.array([[0, 0], [0, 0], [40, 0], [0, 0], [0, 0]], np.float32)
+    turned = Face(frontal.box, 0.99, frontal.landmarks + nose_aside)
     good = frame_weight(MainFace(frontal, chip(sharp)), mean, std, padding)
     blurred = frame_weight(MainFace(frontal, chip(flat)), mean, std, padding)
     aside = frame_weight(MainFace(turned, chip(sharp)), mean, std, padding)

@@ -1,0 +1,77 @@
+"""The door benchmark's own parts (benchmarks/door_clips.py, door_measure.py): a clip approach is one
+face the daemon's tracker follows, and the scoring counts time to unlock, wrong people and strangers
+as the README states."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+
+import door_clips  # noqa: E402
+import door_measure  # noqa: E402
+
+from edge.daemon.parts import make_tracker  # noqa: E402
+from edge.daemon.tracking import frame_weight  # noqa: E402
+from edge.vision.image import to_rgb  # noqa: E402
+
+FACES = Path(__file__).resolve().parents[1] / "fixtures" / "faces"
+
+
+def test_an_approach_is_one_face_the_tracker_follows_through_motion_light_and_blur(pipeline):
+    photos = [cv2.imread(str(FACES / f"Colin_Powell_000{n}.jpg")) for n in (3, 4)]
+    frames = door_clips.approach_frames(photos, 12, np.random.default_rng(4))
+    assert all(frame.shape == (480, 640, 3) for frame in frames)
+    tracker = make_tracker(pipeline.manifest)
+    tracks = []
+    for frame in frames:
+        scene = pipeline.look(to_rgb(frame), 80)
+        assigned = tracker.update(scene.faces)
+        assert scene.main is not None and scene.main.face_px >= 80
+        weight = frame_weight(scene.main, pipeline.mean, pipeline.std, pipeline.padding)
+        track = tracker.add(assigned[id(scene.main.face)], None, scene.main, pipeline.embed(scene.main.chip)[0],
+                            weight)
+        tracks.append(track.id)
+    assert len(set(tracks)) == 1  # moved, relit, blurred, and the photo switched: still one person, one track
+
+
+def write_events(folder: Path, name: str, events: list) -> None:
+    (folder / f"{name}.jsonl").write_text("".join(json.dumps(event) + "\n" for event in events))
+
+
+def event(frame, person, unlock=True, distance=0.2):
+    return {"frame": frame, "person": person, "unlock": unlock, "distance": distance, "frames_combined": 3}
+
+
+def test_score_counts_time_to_unlock_wrong_people_and_strangers(tmp_path):
+    plan = {"fps": 15.0, "approaches": [
+        {"id": 0, "kind": "staff", "person": "ann", "clip": "staff.avi", "first_frame": 10, "last_frame": 54},
+        {"id": 1, "kind": "staff", "person": "bob", "clip": "staff.avi", "first_frame": 70, "last_frame": 114},
+        {"id": 2, "kind": "staff", "person": "cid", "clip": "staff.avi", "first_frame": 130, "last_frame": 174},
+        {"id": 3, "kind": "staff", "person": "refused", "clip": "staff.avi", "first_frame": 190, "last_frame": 234},
+        {"id": 4, "kind": "stranger", "person": "eve", "clip": "s.avi", "first_frame": 0, "last_frame": 29},
+        {"id": 5, "kind": "stranger", "person": "fay", "clip": "s.avi", "first_frame": 40, "last_frame": 69}]}
+    write_events(tmp_path, "staff", [event(12, "ann"), event(100, "bob", unlock=False), event(110, "bob"),
+                                     event(140, "ann")])  # cid: let in as ann (wrong), never as cid
+    write_events(tmp_path, "s", [event(20, None, unlock=False), event(50, "bob")])
+    row = door_measure.score(plan, tmp_path, {"ann", "bob", "cid"})
+    assert row["staff_approaches"] == 3 and row["stranger_approaches"] == 2  # "refused" was never enrolled
+    assert row["unlocked_p50_s"] == pytest.approx((3 / 15 + 41 / 15) / 2, abs=1e-3)  # ann after 3 frames, bob 41
+    assert row["within_2s"] == pytest.approx(1 / 3, abs=1e-3)
+    assert row["never_unlocked"] == pytest.approx(1 / 3, abs=1e-3)
+    assert row["wrong_person_unlocks"] == 1 and row["strangers_let_in"] == 1 and row["strangers_per_1000"] == 500.0
+    assert row["median_s"] == pytest.approx(41 / 15, abs=1e-3)
+
+
+def test_people_split_keeps_staff_strangers_and_calibration_apart():
+    counts = {f"p{n}": (12 if n < 5 else 3 if n < 1000 else 1) for n in range(1500)}
+    split = door_clips.people_split(counts)
+    staff, strangers, calibration = map(set, (split["staff"], split["strangers"], split["calibration"]))
+    assert len(staff) == 5 and not (staff & strangers or staff & calibration or strangers & calibration)
+    distractors = set(door_clips.distractors(split, 400))
+    assert not (distractors & (staff | strangers))

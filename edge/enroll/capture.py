@@ -52,6 +52,7 @@ from edge.vision.image import load_image, to_rgb
 MIN_GOOD = 3
 DEFAULT_COUNT = 5
 SAY_EVERY = 5  # frames of the wrong pose between two reminders of the pose asked for
+POSE_PATIENCE = 20  # good frames of other poses before one is given up (6 s at the default 0.3 s interval)
 # Distance below which two frames are copies of one picture: the same file (or a frozen camera's
 # repeated frame) embeds to the same vector up to float rounding (~1e-7), while frames of a live
 # camera differ at least by sensor noise.
@@ -196,17 +197,23 @@ def capture_poses(pipeline, shots: Iterable, plan: list, report: Callable[[str],
     """Take ``per_pose`` good frames of each pose in turn from ``shots`` (edge.enroll.capture.Shot).
 
     Returns (embeddings, quality notes with "pose", rejections, frames seen, poses missed). A good frame
-    of the wrong pose is not kept (the person is told which way to turn); the source ending, or
-    running out of time, leaves the remaining poses missed.
+    of another pose is not kept (the person is told which way to turn); after POSE_PATIENCE of them
+    the pose is given up and the next one asked for, so a person who cannot turn, or a recording, is
+    still enrolled with the looks it shows. The source ending leaves the remaining poses missed.
     """
-    vectors, quality, rejected, seen = [], [], [], 0
+    vectors, quality, rejected, seen, missed = [], [], [], 0, []
     shots = as_shots(shots)
+    ended = False
     for number, wanted in enumerate(plan, start=1):
+        if ended:
+            missed.append(wanted.name)
+            continue
         report(f"pose {number} of {len(plan)}: {wanted.prompt}")
         taken, waited = 0, 0
-        while taken < per_pose:
+        while taken < per_pose and waited < POSE_PATIENCE:
             shot = next(shots, None)
             if shot is None:
+                ended = True
                 break
             seen += 1
             if shot.image is None:
@@ -235,10 +242,10 @@ def capture_poses(pipeline, shots: Iterable, plan: list, report: Callable[[str],
             taken += 1
             report(f"{shot.label}: good, {wanted.name} ({taken}/{per_pose})")
         if taken == 0:
-            missed = [pose.name for pose in plan[number - 1:]]
-            report(f"no good frame of {', '.join(missed)}: the camera ended or time ran out")
-            return vectors, quality, rejected, seen, missed
-    return vectors, quality, rejected, seen, []
+            missed.append(wanted.name)
+            why = "the camera ended" if ended else f"{waited} good frames, none {wanted.name}"
+            report(f"no frame of {wanted.name} ({why}): going on without it")
+    return vectors, quality, rejected, seen, missed
 
 
 def same_picture(vector: np.ndarray, kept: list) -> int | None:

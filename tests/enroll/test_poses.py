@@ -113,3 +113,16 @@ def test_camera_enrollment_asks_for_looks_by_default(models_ready, photo, tmp_pa
     assert code == 0 and "pose 2 of 3: turn your head slightly to your left" in err
     assert main(["enroll", "Other", "--images", "x.jpg", "--glasses", *where]) == 2
     assert "--glasses and --no-poses are for --camera" in capsys.readouterr().err
+
+
+def test_a_look_the_person_cannot_give_is_given_up_and_the_next_asked_for(pipeline, gallery, photo, monkeypatch):
+    monkeypatch.setattr("edge.enroll.capture.POSE_PATIENCE", 2)
+    bush = {n: photo("George_W_Bush", n) for n in (1, 2, 3, 4)}
+    frames = [Shot("front", bush[2]), Shot("front again", bush[1]), Shot("still front", bush[1]),
+              Shot("right", bush[4])]  # never turns left: after 2 frames of other looks, right is asked for
+    lines = []
+    result = enroll("George", pipeline, gallery, frames, count=5, actor="test", report=lines.append,
+                    poses=pose_plan(), per_pose=1, min_count=2)
+    assert "no frame of left (2 good frames, none left): going on without it" in lines
+    assert result.templates == 2 and result.warnings == ["not covered: left (add them later with --append)"]
+    assert [template["quality"]["pose"] for template in gallery.show("George")["templates"]] == ["front", "right"]

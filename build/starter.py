@@ -34,9 +34,12 @@ def calibrated_figures() -> dict:
     return json.loads(text)
 
 
+CALIBRATED_KEYS = ("threshold", "impostor_tail", "combined_impostor_tail")
+
+
 def convert_embedding(dat_path: Path, force: bool, log) -> Path:
     target = checkpoint_path("embedding")
-    if target.exists() and not force:
+    if target.exists() and not force and calibration_current(target):
         return target
     log(f"converting {dat_path.name} → {target.name}")
     module = dlib_resnet.load_dlib_resnet(dat_path)
@@ -53,6 +56,14 @@ def convert_embedding(dat_path: Path, force: bool, log) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     torch.save(payload, target)
     return target
+
+
+def calibration_current(checkpoint: Path) -> bool:
+    """Whether the checkpoint carries the calibrated figures this version ships: figures measured
+    later (a new tail, e.g. for the door's combined probes) reach models homes converted before."""
+    contract = torch.load(checkpoint, map_location="cpu", weights_only=False).get("contract", {})
+    figures = calibrated_figures()
+    return all(contract.get(key) == figures.get(key) for key in CALIBRATED_KEYS if key in figures)
 
 
 def convert_detector(sources: dict, force: bool, log) -> Path:

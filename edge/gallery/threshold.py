@@ -36,10 +36,14 @@ impostor pairs (``impostor_support`` says how many are needed).
 Where the figures come from
 ---------------------------
 The embedding engine's manifest ships the smallest measured impostor distances
-(``impostor_tail``). ``gallery_threshold(manifest, n_templates)`` applies the rule
-to them; it is what the daemon, `identify` and `gallery show` use, recomputed
-whenever the gallery's template count changes. Without a tail it falls back to
-the 1:1 threshold and warns: that threshold does not hold the target rate.
+(``impostor_tail``: one photo against one template) and, for the door's combined
+probes, ``combined_impostor_tail`` (one stranger's approach against one template:
+the least distance over every combined probe the daemon decides on;
+benchmarks/door_calibrate.py). ``choose_threshold(manifest, n, rate, tail_key)``
+applies the rule to either; edge.daemon.decision.door_threshold picks the tail
+and is what the daemon, `identify`, `enroll` and `gallery show` use, recomputed
+whenever the gallery's template count changes. Without a tail the rule falls back
+to the 1:1 threshold and warns: that threshold does not hold the target rate.
 """
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ from edge import paths
 from edge.daemon import config
 from edge.daemon.decision import door_threshold
 from edge.daemon.parts import liveness_status
-from edge.enroll.coverage import coverage
+from edge.enroll.coverage import describe, person_coverage
 from edge.engines.manifest import read_manifest
 from edge.exc import EdgeVerifyError
 from edge.events import forget_person
@@ -144,7 +144,7 @@ def run_show(args) -> int:
     with open_existing(args) as gallery:
         data = gallery.show(args.name) if args.name else gallery.summary()
         if args.name:
-            data["coverage"] = person_coverage(gallery, data)
+            data["coverage"] = door_coverage(gallery, data)
     if not args.name:
         data["threshold_1n"] = openset_summary(data["templates"], data["model"])
         data["liveness"] = liveness_summary()
@@ -157,7 +157,7 @@ def run_show(args) -> int:
             quality = json.dumps(template["quality"]) if template["quality"] is not None else "-"
             print(f"  template {template['id']:>6}  {template['model']} {template['dim']}-d  "
                   f"{template['created_at']}  quality {quality}")
-        print(describe_coverage(data["coverage"]))
+        print(describe(data["coverage"]))
     else:
         threshold = data.pop("threshold_1n")
         liveness = data.pop("liveness")
@@ -168,24 +168,11 @@ def run_show(args) -> int:
     return 0
 
 
-def person_coverage(gallery, shown: dict) -> dict:
+def door_coverage(gallery, shown: dict) -> dict:
     """How well one person's templates cover them (edge.enroll.coverage), at the door's threshold."""
-    names, index, matrix = gallery.load_matrix()
-    rows = matrix[index == names.index(shown["name"])] if shown["name"] in names else matrix[:0]
-    door = openset_summary(len(matrix), gallery.summary()["model"])
-    return coverage([template["quality"] for template in shown["templates"]], rows, door["threshold"])
-
-
-def describe_coverage(found: dict) -> str:
-    looks = ", ".join(found["looks"]) or "unknown (no yaw in the quality notes)"
-    text = f"coverage {found['verdict']}: looks {looks}"
-    if found["yaw_range"] is not None:
-        text += f" (yaw {found['yaw_range'][0]:+.0f} to {found['yaw_range'][1]:+.0f} deg)"
-    if found["spread"] is not None:
-        text += f"; spread {found['spread']:.3f}"
-    if found["recognised"] is not None:
-        text += f"; {found['recognised']} of {found['templates']} templates recognised from the others"
-    return text + (f"\n  add: {found['advice']}" if found["advice"] else "")
+    loaded = gallery.load_matrix()
+    door = openset_summary(len(loaded[2]), gallery.summary()["model"])
+    return person_coverage(gallery, shown, door["threshold"], loaded)
 
 
 def openset_summary(n_templates: int, model: str | None) -> dict:

@@ -1,11 +1,12 @@
 """One guided enrollment started from the console, run on its own thread.
 
 It makes the same library call as `edge-verify enroll --camera` (edge.enroll.capture.
-enroll, with the frames and the door hold of edge.enroll.kiosk), so the gallery gets
-the same checks and the same audit record; the console only shows its progress: each
-frame's verdict as it comes ("good (2/5)", "rejected: head turned sideways ... (look
-straight at the camera)"), then the one-person and duplicate verdicts in words and the
-result line.
+enroll with the pose plan of edge.enroll.poses, the frames and the door hold of
+edge.enroll.kiosk), so the gallery gets the same checks and the same audit record; the
+console only shows its progress: the pose asked for now and each pose's good frames
+(edge.enroll.poses.PoseProgress), each frame's verdict as it comes ("good, left (2/3)",
+"rejected: too blurred ..."), then the one-person and duplicate verdicts in words, the
+result line and the person's coverage (edge.enroll.coverage, as `gallery show NAME`).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
+from edge.enroll.poses import PoseProgress
 from edge.exc import DuplicateFaceError, EdgeVerifyError, EnrollmentError
 
 MAX_LINES = 200
@@ -25,8 +27,10 @@ class Progress:
     state: str = "starting"  # starting, capturing, done, failed, cancelled
     lines: list = field(default_factory=list)  # {"kind": good|rejected|info|warning, "text"}
     good: int = 0
-    count: int = 0
+    count: int = 0  # good frames wanted in all
+    poses: Optional[PoseProgress] = None
     result: Optional[str] = None
+    coverage: Optional[str] = None  # the words of `gallery show NAME`
     verdicts: list = field(default_factory=list)  # the one-person and duplicate checks, in words
     error: Optional[str] = None
     held: Optional[str] = None
@@ -35,18 +39,42 @@ class Progress:
 
     def as_dict(self) -> dict:
         return {"name": self.name, "state": self.state, "lines": self.lines[-40:], "good": self.good,
-                "count": self.count, "result": self.result, "verdicts": self.verdicts, "error": self.error,
-                "held": self.held}
+                "count": self.count, "prompt": self.prompt(), "poses": self.pose_lines(), "result": self.result,
+                "coverage": self.coverage, "verdicts": self.verdicts, "error": self.error, "held": self.held}
+
+    def prompt(self) -> Optional[str]:
+        """What the person at the camera is asked to do now, while the frames are taken."""
+        if self.poses is None or self.state not in ("starting", "capturing"):
+            return None
+        return self.poses.prompt
+
+    def pose_lines(self) -> list[dict]:
+        """Each pose in words, with its state (waiting, asking, done, missed) for the page to mark."""
+        if self.poses is None:
+            return []
+        return [{"state": step.state, "text": pose_words(step)} for step in self.poses.steps]
+
+
+def pose_words(step) -> str:
+    taken = f"{step.taken}/{step.needed} good frames"
+    if step.state == "done":
+        return f"\u2714 {step.name}: {taken}"
+    if step.state == "missed":
+        return f"\u2718 {step.name}: not given within the time ({step.why})"
+    if step.state == "asking":
+        return f"\u25b6 {step.name}: {taken}, now: {step.prompt}"
+    return f"{step.name}: {taken}"
 
 
 class EnrollJob:
     """``run_enrollment(report, stop)`` does the work and returns the EnrollResult (or raises)."""
 
-    def __init__(self, name: str, count: int, run_enrollment: Callable, describe: Callable):
-        self.progress = Progress(name, count=count)
+    def __init__(self, name: str, count: int, run_enrollment: Callable, describe: Callable,
+                 poses: Optional[PoseProgress] = None):
+        self.progress = Progress(name, count=count, poses=poses)
         self.stop = threading.Event()
         self._run_enrollment = run_enrollment
-        self._describe = describe  # EnrollResult -> (result line, verdicts)
+        self._describe = describe  # what run_enrollment returns -> (result line, coverage words, verdicts)
         self._thread = threading.Thread(target=self._run, name=f"enroll {name}", daemon=True)
 
     def start(self) -> "EnrollJob":
@@ -62,7 +90,7 @@ class EnrollJob:
 
     def report(self, message: str) -> None:
         progress = self.progress
-        if ": good (" in message:
+        if ": good (" in message or ": good, " in message:
             kind = "good"
             progress.good += 1
         elif ": rejected:" in message or ": skipped:" in message:
@@ -91,7 +119,7 @@ class EnrollJob:
         except Exception as error:  # shown on the page; the console itself keeps serving
             self._fail(f"unexpected {type(error).__name__}: {error}", [])
         else:
-            progress.result, progress.verdicts = self._describe(result)
+            progress.result, progress.coverage, progress.verdicts = self._describe(result)
             progress.state = "done"
         finally:
             progress.ended = time.monotonic()

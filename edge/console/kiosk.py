@@ -3,7 +3,9 @@
 Logins use the kiosk's admin token (edge.gallery.auth: the same token, the same waits
 after wrong tries, the same audit log as the command line). Every change is the
 command line's own library call: enrollment is edge.enroll.capture.enroll with the
-frames of edge.enroll.kiosk (the running daemon's, door held locked meanwhile);
+pose plan of `edge-verify enroll --camera` (edge.enroll.poses) and the frames of
+edge.enroll.kiosk (the running daemon's, door held locked meanwhile); a person's
+coverage is edge.enroll.coverage's, in the words of `edge-verify gallery show NAME`;
 removal and renaming are Gallery.remove_person and Gallery.rename; the self-test is
 edge.selftest.runner.run_selftest; the door test pulse is the daemon's own door (or,
 with no daemon running, the self-test's door check). Each writes the audit record it
@@ -21,6 +23,7 @@ import threading
 from collections import deque
 from pathlib import Path
 from typing import Optional
+from urllib.parse import urlencode
 
 import cv2
 import numpy as np
@@ -32,13 +35,18 @@ from edge.console.enrollment import EnrollJob
 from edge.console.html import esc
 from edge.console.web import HTTPError, Request, Response, Router
 from edge.daemon import parts
+from edge.daemon.decision import door_threshold
 from edge.daemon.share import ShareClient, socket_path
 from edge.daemon.watch import LiveGallery
+from edge.engines.manifest import read_manifest
 from edge.enroll.capture import DEFAULT_COUNT, enroll
+from edge.enroll.coverage import describe, person_coverage, verdict_words
 from edge.enroll.identify import identify_rgb
 from edge.enroll.kiosk import DAEMON, kiosk_frames
+from edge.enroll.poses import PER_POSE, PoseProgress, pose_plan
 from edge.enroll.quality import MAX_YAW_DEG, MIN_SHARPNESS
 from edge.exc import EdgeVerifyError, GalleryError, SourceError
+from edge.models import registry
 from edge.gallery import authorise, open_gallery
 from edge.gallery.inputs import check_name
 from edge.selftest.context import Context
@@ -55,8 +63,6 @@ EVENTS_TAIL_BYTES = 256 * 1024
 # Whole-frame exposure: share of pixels at the ends of the range that means the picture is clipped.
 CLIPPED_SHARE = 0.05
 DARK_FRAME, BRIGHT_FRAME = 50.0, 200.0
-# Yaw spread across the templates above which the enrollment covers the turned head as well.
-COVERAGE_SPREAD_DEG = 10.0
 
 
 class KioskConsole(ConsoleApp):
@@ -87,6 +93,7 @@ class KioskConsole(ConsoleApp):
         router.add("POST", "/enroll/cancel", self.enroll_cancel)
         router.add("GET", "/api/enroll", self.enroll_status)
         router.add("GET", "/people", self.people_page)
+        router.add("GET", "/person", self.person_page)
         router.add("POST", "/people/remove", self.people_remove)
         router.add("POST", "/people/rename", self.people_rename)
         router.add("GET", "/identify", self.identify_page)
@@ -124,6 +131,28 @@ class KioskConsole(ConsoleApp):
             if self._pipeline is None:
                 self._pipeline = parts.load_pipeline(self.settings)
             return self._pipeline
+
+    def manifest(self) -> dict:
+        """The embedding engine's manifest (its thresholds): the loaded pipeline's, else read from the file
+        the daemon's settings name, so a list of people does not load the models."""
+        if self._pipeline is not None:
+            return self._pipeline.manifest
+        engine = self.settings.engine
+        path = engine["path"] or registry.require_engine(registry.EMBEDDING, engine["precision"], engine["backend"])
+        return read_manifest(path)
+
+    def coverage(self, gallery, names: list) -> dict:
+        """{name: coverage} at the door's threshold for this gallery's size (combined probes, the daemon's
+        [decision] settings): edge.enroll.coverage, as `edge-verify gallery show NAME` measures it."""
+        loaded = gallery.load_matrix()
+        decision = self.settings.decision
+        try:
+            threshold = door_threshold(self.manifest(), len(loaded[2]), decision["threshold"],
+                                       decision["stranger_rate"], combined=True).threshold
+        except EdgeVerifyError as error:
+            log.warning("console: coverage without the door's threshold: %s", error)
+            threshold = None
+        return {name: person_coverage(gallery, gallery.show(name), threshold, loaded) for name in names}
 
     def daemon(self) -> Optional[dict]:
         """The running daemon's status, or None when none answers."""
@@ -188,10 +217,16 @@ class KioskConsole(ConsoleApp):
             parts_.append(html.form("/enroll/cancel", request.session.csrf, "", "Stop the enrollment"))
         else:
             fields = (html.field("Name", "name", extra=' autocomplete="off" maxlength="200"')
-                      + html.field("Good frames", "count", str(DEFAULT_COUNT), kind="number",
-                                   extra=' min="3" max="20"'))
-            parts_.append('<p>Ask the person to stand at arm\'s length and look at the camera, then turn the head a '
-                          'little to each side. The door stays locked while the enrollment runs.</p>'
+                      + html.field("Templates to keep", "count", str(DEFAULT_COUNT), kind="number",
+                                   extra=' min="3" max="20"')
+                      + '<label class="check"><input type="checkbox" name="glasses" value="yes"> '
+                        'The person wears glasses (keep them on at first; a look without them is asked for '
+                        'last)</label>')
+            looks = ", ".join(pose.prompt for pose in pose_plan(glasses=True))
+            parts_.append('<p>Ask the person to stand at arm\'s length. The page then says which look to give, in '
+                          f'turn ({esc(looks)}), {PER_POSE} good frames each, and ticks each look done; the '
+                          'templates that cover the face best are kept. The door stays locked while the '
+                          'enrollment runs.</p>'
                           + html.form("/enroll", request.session.csrf, fields, "Start enrollment", css="enroll"))
         return self.page(request, "Enroll a person", "".join(parts_))
 
@@ -206,23 +241,29 @@ class KioskConsole(ConsoleApp):
         if not 3 <= count <= 20:
             self.flash(request, "error", f"good frames must be 3 to 20, got {count}")
             return Response.redirect("/enroll")
+        plan = pose_plan(glasses=form.get("glasses") == "yes")
+        poses = PoseProgress(plan, PER_POSE)
         actor = request.session.actor
         with self._job_lock:
             if self._job is not None and self._job.running:
                 self.flash(request, "error", f"the enrollment of {self._job.progress.name} is still running")
                 return Response.redirect("/enroll")
-            self._job = EnrollJob(name, count, lambda report, stop: self._enroll(name, count, actor, report, stop),
-                                  describe_result).start()
+            self._job = EnrollJob(name, len(plan) * PER_POSE,
+                                  lambda report, stop: self._enroll(name, count, plan, poses, actor, report, stop),
+                                  describe_result, poses=poses).start()
         return Response.redirect("/enroll")
 
-    def _enroll(self, name: str, count: int, actor: str, report, stop):
-        """What `edge-verify enroll NAME --camera` does, with the console's session as the actor."""
+    def _enroll(self, name: str, count: int, plan: list, poses: PoseProgress, actor: str, report, stop):
+        """What `edge-verify enroll NAME --camera [--glasses]` does, with the console's session as the actor;
+        returns (EnrollResult, the person's coverage)."""
         pipeline = self.pipeline()
         uri = DAEMON if self.daemon() is not None else self.settings["source.uri"]
         with kiosk_frames(uri, self.socket, actor, f"enrollment of {name} from the console", ENROLL_TIMEOUT_S,
                           ENROLL_INTERVAL_S, report=report, stop=stop) as frames, \
                 open_gallery(self.gallery_path, self.key_path, create=True, actor=actor) as gallery:
-            return enroll(name, pipeline, gallery, frames, count=count, actor=actor, report=report)
+            result = enroll(name, pipeline, gallery, frames, count=count, actor=actor, report=report,
+                            decision=self.settings.decision, poses=plan, per_pose=PER_POSE, progress=poses)
+            return result, self.coverage(gallery, [result.name])[result.name]
 
     def enroll_cancel(self, request: Request) -> Response:
         job = self._job
@@ -247,6 +288,7 @@ class KioskConsole(ConsoleApp):
         try:
             with open_gallery(self.gallery_path, self.key_path) as gallery:
                 people = gallery.list_people()
+                covered = self.coverage(gallery, [person["name"] for person in people])
         except EdgeVerifyError as error:
             return self.page(request, "People", self.failure(error))
         rows = []
@@ -256,11 +298,33 @@ class KioskConsole(ConsoleApp):
                                + html.field("New name", "new", extra=' maxlength="200"'), "Rename", css="inline")
             remove = html.form("/people/remove", csrf, f'<input type="hidden" name="name" value="{esc(name)}">',
                                "Remove…", css="inline danger")
-            rows.append([f'<span class="person">{esc(name)}</span>', esc(person["templates"]),
+            found = covered[name]
+            link = f'<a class="coverage {esc(found["verdict"])}" href="/person?{urlencode({"name": name})}">' \
+                   f'{esc(verdict_words(found))}</a>'
+            rows.append([f'<span class="person">{esc(name)}</span>', esc(person["templates"]), link,
                          esc(person["created_at"]), rename + remove])
-        body = (html.table(["Name", "Templates", "Enrolled", ""], rows, css="people") if rows
+        body = (html.table(["Name", "Templates", "Coverage", "Enrolled", ""], rows, css="people") if rows
                 else html.notice("Nobody is enrolled.", "info"))
         return self.page(request, "People", f'<p>{len(people)} people enrolled.</p>{body}')
+
+    def person_page(self, request: Request) -> Response:
+        """One person: their templates (pose and yaw when taken) and the coverage of `gallery show NAME`."""
+        name = request.arg("name")
+        try:
+            with open_gallery(self.gallery_path, self.key_path) as gallery:
+                shown = gallery.show(name)
+                found = self.coverage(gallery, [shown["name"]])[shown["name"]]
+        except EdgeVerifyError as error:
+            return self.page(request, "Person", self.failure(error), active="/people")
+        rows = [[esc(template["id"]), esc((template["quality"] or {}).get("pose", "")),
+                 esc(yaw_text((template["quality"] or {}).get("yaw_deg"))), esc(template["created_at"])]
+                for template in shown["templates"]]
+        words, _, advice = describe(found).partition("\n")
+        body = (f'<p id="person-coverage" class="coverage {esc(found["verdict"])}">{esc(words)}</p>'
+                + (f'<p id="person-advice">{esc(advice.strip())}</p>' if advice else "")
+                + html.table(["Template", "Pose asked", "Yaw", "Taken (UTC)"], rows, css="templates")
+                + '<p><a href="/people">Back to the people</a></p>')
+        return self.page(request, shown["name"], body, active="/people")
 
     def people_remove(self, request: Request) -> Response:
         form, session = request.form, request.session
@@ -485,34 +549,35 @@ def guidance(meta: dict, min_face_px: float) -> dict:
 
 
 def progress_html(progress) -> str:
-    lines = "".join(f'<li class="{esc(line["kind"])}">{esc(line["text"])}</li>' for line in progress.lines[-40:])
+    """The enrollment's progress as the page first shows it (console.js then redraws it from /api/enroll)."""
+    shown = progress.as_dict()
+    lines = "".join(f'<li class="{esc(line["kind"])}">{esc(line["text"])}</li>' for line in shown["lines"])
+    poses = "".join(f'<li class="{esc(line["state"])}">{esc(line["text"])}</li>' for line in shown["poses"])
+    prompt = f'<p class="prompt" id="enroll-prompt">{esc(shown["prompt"])}</p>' if shown["prompt"] else ""
     result = f'<p class="result" id="enroll-result">{esc(progress.result)}</p>' if progress.result else ""
+    covered = f'<p class="coverage" id="enroll-coverage">{esc(progress.coverage)}</p>' if progress.coverage else ""
     error = f'<p class="notice error" id="enroll-error">{esc(progress.error)}</p>' if progress.error else ""
     verdicts = "".join(f"<li>{esc(text)}</li>" for text in progress.verdicts)
     return (f'<p id="enroll-state" data-state="{esc(progress.state)}">{esc(progress.name)}: {esc(progress.state)}, '
-            f'{progress.good}/{progress.count} good frames</p>{result}{error}'
+            f'{progress.good}/{progress.count} good frames</p>{prompt}<ol id="enroll-poses" class="poses">{poses}</ol>'
+            f'{result}{covered}{error}'
             f'<ul id="enroll-verdicts" class="verdicts">{verdicts}</ul><ol id="enroll-lines" class="lines">{lines}</ol>')
 
 
-def describe_result(result) -> tuple[str, list[str]]:
-    """The result line and the checks' verdicts in words."""
+def describe_result(outcome) -> tuple[str, str, list[str]]:
+    """(the result line, the person's coverage in the words of `gallery show NAME`, the checks' verdicts)."""
+    result, found = outcome
     frames = len(result.quality)
     verb = "templates added" if result.appended else "templates"
-    line = f"{result.name} enrolled: {result.templates} {verb}, coverage {coverage(result.quality)}"
+    line = f"{result.name} enrolled: {result.templates} {verb}, {verdict_words(found)}"
     verdicts = [f"One-person check: passed — the {frames} good frames all show the same person.",
                 "Duplicate check: passed — the door would take this face for nobody enrolled under another name."]
     verdicts += [f"Warning: {warning}" for warning in result.warnings]
-    return line, verdicts
+    return line, describe(found), verdicts
 
 
-def coverage(quality: list) -> str:
-    """How much of the head's turning the templates cover, from their measured yaw."""
-    yaws = [note["yaw_deg"] for note in quality if "yaw_deg" in note]
-    if not yaws:
-        return "unknown"
-    spread = max(yaws) - min(yaws)
-    words = "good" if spread >= COVERAGE_SPREAD_DEG else "frontal only (turn the head a little next time)"
-    return f"{words}: yaw {min(yaws):+.0f} to {max(yaws):+.0f} deg"
+def yaw_text(yaw) -> str:
+    return "" if yaw is None else f"{yaw:+.0f} deg"
 
 
 def door_would_say(answer: dict) -> str:

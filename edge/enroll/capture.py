@@ -37,7 +37,7 @@ import numpy as np
 from edge.daemon.decision import DEFAULT_STRANGER_RATE, door_threshold, match_probe
 from edge.daemon.tracking import combine
 from edge.enroll.one_person import check_frames
-from edge.enroll.poses import PER_POSE, choose_templates
+from edge.enroll.poses import PER_POSE, PoseProgress, choose_templates
 from edge.enroll.quality import assess, pose
 from edge.exc import DuplicateFaceError, EnrollmentError, GalleryError, ImageError
 from edge.gallery.inputs import check_name
@@ -57,6 +57,7 @@ POSE_PATIENCE = 20  # good frames of other poses before one is given up (6 s at 
 # repeated frame) embeds to the same vector up to float rounding (~1e-7), while frames of a live
 # camera differ at least by sensor noise.
 SAME_PICTURE = 1e-4
+FRAMES_ENDED = "no more frames: the time was up or the camera stopped"
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,7 @@ def quiet(message: str) -> None:
 def enroll(name: str, pipeline, gallery, frames: Iterable, count: int = DEFAULT_COUNT, force: bool = False,
            append: bool = False, actor: str | None = None, min_count: int = MIN_GOOD,
            report: Callable[[str], None] = quiet, decision: dict | None = None, poses: list | None = None,
-           per_pose: int = PER_POSE) -> EnrollResult:
+           per_pose: int = PER_POSE, progress: PoseProgress | None = None) -> EnrollResult:
     """Capture ``count`` good frames from ``frames`` and enroll them as ``name`` in one transaction.
 
     ``frames``: Shots, (label, RGB image) pairs, or bare RGB images. Stops at
@@ -112,7 +113,8 @@ def enroll(name: str, pipeline, gallery, frames: Iterable, count: int = DEFAULT_
     (``threshold``, ``stranger_rate``), so the duplicate check asks what this
     kiosk's door would do; None: the defaults. ``poses`` (edge.enroll.poses.pose_plan): ask for
     these poses in turn, ``per_pose`` good frames each, and keep the ``count`` that add the most
-    (edge.enroll.poses.choose_templates); a pose not given is a warning.
+    (edge.enroll.poses.choose_templates); a pose not given is a warning. ``progress``: a PoseProgress of
+    ``poses`` that the capture keeps up to date, for a screen to show (the console's).
     """
     name = check_name(name)
     if count < 1:
@@ -124,7 +126,7 @@ def enroll(name: str, pipeline, gallery, frames: Iterable, count: int = DEFAULT_
                            "or remove the person first (`edge-verify gallery remove`)")
     warnings: list[str] = []
     if poses:
-        vectors, quality, rejected, seen, missed = capture_poses(pipeline, frames, poses, report, per_pose)
+        vectors, quality, rejected, seen, missed = capture_poses(pipeline, frames, poses, report, per_pose, progress)
         if missed:
             warnings.append(f"not covered: {', '.join(missed)} (add them later with --append)")
             report(f"warning: {warnings[-1]}")
@@ -192,22 +194,27 @@ def capture(pipeline, frames: Iterable, count: int, report) -> tuple[list, list,
     return vectors, quality, rejected, seen
 
 
-def capture_poses(pipeline, shots: Iterable, plan: list, report: Callable[[str], None],
-                  per_pose: int = PER_POSE) -> tuple[list, list, list, int, list]:
+def capture_poses(pipeline, shots: Iterable, plan: list, report: Callable[[str], None], per_pose: int = PER_POSE,
+                  progress: PoseProgress | None = None) -> tuple[list, list, list, int, list]:
     """Take ``per_pose`` good frames of each pose in turn from ``shots`` (edge.enroll.capture.Shot).
 
     Returns (embeddings, quality notes with "pose", rejections, frames seen, poses missed). A good frame
     of another pose is not kept (the person is told which way to turn); after POSE_PATIENCE of them
     the pose is given up and the next one asked for, so a person who cannot turn, or a recording, is
-    still enrolled with the looks it shows. The source ending leaves the remaining poses missed.
+    still enrolled with the looks it shows. The source ending (the enrollment's time is up, or the
+    camera stopped) leaves the remaining poses missed. ``progress`` (a PoseProgress of ``plan``) follows
+    each pose asked, each good frame taken and each pose given up.
     """
     vectors, quality, rejected, seen, missed = [], [], [], 0, []
     shots = as_shots(shots)
+    progress = progress if progress is not None else PoseProgress(plan, per_pose)
     ended = False
     for number, wanted in enumerate(plan, start=1):
         if ended:
             missed.append(wanted.name)
+            progress.ended(number - 1, FRAMES_ENDED)
             continue
+        progress.asking(number - 1)
         report(f"pose {number} of {len(plan)}: {wanted.prompt}")
         taken, waited = 0, 0
         while taken < per_pose and waited < POSE_PATIENCE:
@@ -240,11 +247,14 @@ def capture_poses(pipeline, shots: Iterable, plan: list, report: Callable[[str],
             vectors.append(vector)
             quality.append({"frame": shot.note or shot.label, "pose": wanted.name, **verdict.measures})
             taken += 1
+            progress.took(number - 1)
             report(f"{shot.label}: good, {wanted.name} ({taken}/{per_pose})")
+        why = None
         if taken == 0:
             missed.append(wanted.name)
-            why = "the camera ended" if ended else f"{waited} good frames, none {wanted.name}"
+            why = FRAMES_ENDED if ended else f"{waited} good frames, none {wanted.name}"
             report(f"no frame of {wanted.name} ({why}): going on without it")
+        progress.ended(number - 1, why)
     return vectors, quality, rejected, seen, missed
 
 

@@ -13,6 +13,10 @@ pose asked for at a guided camera enrollment) and from the templates themselves:
 
 The verdict is "good" when the three looks are there and every template is
 recognised by the others; otherwise "partial", with what to add.
+
+``person_coverage`` measures one enrolled person of a gallery and ``describe`` puts it
+in words: `gallery show NAME` and the kiosk's console both call them, so the
+installer reads the same verdict wherever they look.
 """
 from __future__ import annotations
 
@@ -76,3 +80,30 @@ def advice(missing: list, recognised: int | None, templates: int) -> str | None:
     if not wanted:
         return None
     return "; ".join(wanted) + " (`edge-verify enroll NAME --append --camera URI` asks for the looks in turn)"
+
+
+def person_coverage(gallery, shown: dict, threshold: float | None, loaded=None) -> dict:
+    """The coverage of one enrolled person: ``shown`` is ``gallery.show(NAME)``, ``threshold`` the door's for
+    this gallery (edge.daemon.decision.door_threshold, for combined probes); ``loaded``: the gallery's
+    ``load_matrix()`` when the caller has it already (a list of many people loads it once)."""
+    names, index, matrix = loaded if loaded is not None else gallery.load_matrix()
+    rows = matrix[index == names.index(shown["name"])] if shown["name"] in names else matrix[:0]
+    return coverage([template["quality"] for template in shown["templates"]], rows, threshold)
+
+
+def verdict_words(found: dict) -> str:
+    """The short form: "coverage good" or "coverage partial"."""
+    return f"coverage {found['verdict']}"
+
+
+def describe(found: dict) -> str:
+    """The verdict with what it rests on, then (on a second line) what to add."""
+    looks = ", ".join(found["looks"]) or "unknown (no yaw in the quality notes)"
+    text = f"{verdict_words(found)}: looks {looks}"
+    if found["yaw_range"] is not None:
+        text += f" (yaw {found['yaw_range'][0]:+.0f} to {found['yaw_range'][1]:+.0f} deg)"
+    if found["spread"] is not None:
+        text += f"; spread {found['spread']:.3f}"
+    if found["recognised"] is not None:
+        text += f"; {found['recognised']} of {found['templates']} templates recognised from the others"
+    return text + (f"\n  add: {found['advice']}" if found["advice"] else "")

@@ -11,7 +11,8 @@ templates that add the most: the most typical frame first, then each time the
 frame farthest from every one kept so far. A pose the person could not give
 within the time is reported, and `edge-verify gallery show NAME` says what is
 covered (edge.enroll.coverage). The frames are taken by
-edge.enroll.capture.capture_poses.
+edge.enroll.capture.capture_poses, which keeps a PoseProgress up to date for a screen
+that shows the installer where the capture stands (the console's enrollment page).
 
 Yaw signs: edge.enroll.quality.pose measures yaw positive when the nose tip lies
 to the image's right of the eyes' midpoint, which is the person turning to their
@@ -20,6 +21,7 @@ own left (the camera sees them mirrored).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
@@ -53,6 +55,55 @@ def pose_plan(glasses: bool = False) -> list[Pose]:
     """The poses asked for: straight, slightly left, slightly right; then, for a person who wears
     glasses (and has them on for the first three), straight without them."""
     return [FRONT, LEFT, RIGHT] + ([NO_GLASSES] if glasses else [])
+
+
+@dataclass
+class PoseStep:
+    """One pose of a capture: ``state`` is waiting, asking, done (at least one good frame) or missed."""
+
+    name: str
+    prompt: str
+    needed: int
+    taken: int = 0
+    state: str = "waiting"
+    why: Optional[str] = None  # why a missed pose was not given
+
+
+class PoseProgress:
+    """Where a guided capture stands, pose by pose. Written by the capture's thread only; a reader
+    (another thread) sees each step's plain attributes, never a half-made object."""
+
+    def __init__(self, plan: list, per_pose: int = PER_POSE):
+        self.steps = [PoseStep(pose.name, pose.prompt, per_pose) for pose in plan]
+        self.current: Optional[int] = None
+
+    def asking(self, index: int) -> None:
+        self.current = index
+        self.steps[index].state = "asking"
+
+    def took(self, index: int) -> None:
+        step = self.steps[index]
+        step.taken += 1
+        if step.taken >= step.needed:
+            step.state = "done"
+
+    def ended(self, index: int, why: Optional[str]) -> None:
+        """The capture moves on from this pose: done when it gave a good frame, else missed (``why``)."""
+        step = self.steps[index]
+        if step.taken > 0:
+            step.state = "done"
+        else:
+            step.state, step.why = "missed", why
+        if self.current == index:
+            self.current = None
+
+    @property
+    def prompt(self) -> Optional[str]:
+        """What the person is asked to do now (None between poses and after the last)."""
+        return None if self.current is None else self.steps[self.current].prompt
+
+    def missed(self) -> list[str]:
+        return [step.name for step in self.steps if step.state == "missed"]
 
 
 def choose_templates(matrix, count: int) -> list[int]:

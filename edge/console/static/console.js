@@ -93,6 +93,15 @@ function enrollProgress(section) {
       item.textContent = line.text;
       lines.appendChild(item);
     }
+    // The pose asked for now, and each pose's good frames with a tick when done (words from the server).
+    const poses = document.getElementById("enroll-poses");
+    poses.replaceChildren();
+    for (const pose of progress.poses) {
+      const item = document.createElement("li");
+      item.className = pose.state;
+      item.textContent = pose.text;
+      poses.appendChild(item);
+    }
     const verdicts = document.getElementById("enroll-verdicts");
     verdicts.replaceChildren();
     for (const text of progress.verdicts) {
@@ -100,16 +109,21 @@ function enrollProgress(section) {
       item.textContent = text;
       verdicts.appendChild(item);
     }
-    for (const [id, text, css] of [["enroll-result", progress.result, "result"],
+    let before = state;
+    for (const [id, text, css] of [["enroll-prompt", progress.prompt, "prompt"],
+                                   ["enroll-poses", null, null],
+                                   ["enroll-result", progress.result, "result"],
+                                   ["enroll-coverage", progress.coverage, "coverage"],
                                    ["enroll-error", progress.error, "notice error"]]) {
       let element = document.getElementById(id);
+      if (css === null) { before = element; continue; }  // a list drawn above: only keeps the order
       if (text && !element) {
         element = document.createElement("p");
         element.id = id;
         element.className = css;
-        state.after(element);
+        before.after(element);
       }
-      if (element) element.textContent = text || "";
+      if (element) { element.textContent = text || ""; before = element; }
     }
     if (progress.state === "starting" || progress.state === "capturing") {
       setTimeout(poll, 400);

@@ -17,6 +17,7 @@ Set up:     edge-verify hub init --home DIR --dsn DSN --admin NAME [--site main]
 Kiosks:     edge-verify hub add-device door-1 --site main --out door-1.json   (copy it to the kiosk)
             edge-verify hub revoke-device door-1
 Staff:      edge-verify hub enroll "Ada Lovelace" --site main --images a.jpg b.jpg c.jpg
+            edge-verify hub rename "Ada Lovelace" "Ada King" --site main
             edge-verify hub remove "Ada Lovelace" --site main
             edge-verify hub list --site main [--devices] [--audit 20]
 Admins:     edge-verify hub add-admin NAME | unlock-admin NAME
@@ -77,6 +78,11 @@ def register(subparsers) -> None:
     enroll.add_argument("--images", type=Path, nargs="+", required=True, metavar="F")
     enroll.add_argument("--force", action="store_true", help="enroll although the face matches another person")
     add_engine_arguments(enroll)
+
+    rename = command("rename", "give a person of a site another name (every kiosk follows)", run_rename)
+    rename.add_argument("old", metavar="NAME")
+    rename.add_argument("new", metavar="NEW_NAME")
+    rename.add_argument("--site", default="main")
 
     remove = command("remove", "remove a person from a whole site (every kiosk, within seconds)", run_remove)
     remove.add_argument("name", metavar="NAME")
@@ -141,6 +147,12 @@ def run_enroll(args) -> int:
                                 lambda: load_pipeline(args), lambda line: print(line, file=sys.stderr, flush=True))
     return _print(args, result, f"enrolled {result['name']} at site {result['site']}: {result['templates']} templates "
                                 f"(change {result['seq']})")
+
+
+def run_rename(args) -> int:
+    result = _commands().rename(args.home, args.admin, args.old, args.new, args.site)
+    return _print(args, result, f"renamed {result['was']} to {result['name']} at site {result['site']} (change "
+                                f"{result['seq']}, {result['templates']} templates)")
 
 
 def run_remove(args) -> int:

@@ -38,9 +38,11 @@ def hidden_csrf(token: str) -> str:
     return f'<input type="hidden" name="csrf" value="{esc(token)}">'
 
 
-def form(action: str, csrf: str, fields: str, button: str, css: str = "") -> str:
+def form(action: str, csrf: str, fields: str, button: str, css: str = "", upload: bool = False) -> str:
+    """A POST form with the CSRF token; ``upload``: multipart, for file fields."""
     klass = f' class="{esc(css)}"' if css else ""
-    return (f'<form method="post" action="{esc(action)}"{klass}>{hidden_csrf(csrf)}{fields}'
+    kind = ' enctype="multipart/form-data"' if upload else ""
+    return (f'<form method="post" action="{esc(action)}"{klass}{kind}>{hidden_csrf(csrf)}{fields}'
             f'<button type="submit">{esc(button)}</button></form>')
 
 

@@ -12,7 +12,8 @@ checks are basic, which is why these limits are set here:
   that never finishes its handshake holds no one else up;
 * at most MAX_CONNECTIONS connections at once (more are closed at once), each read
   with a time limit (slow clients are cut off), headers limited by http.client (100
-  lines of at most 64 KiB), bodies to MAX_BODY bytes (refused before they are read);
+  lines of at most 64 KiB), bodies to MAX_BODY bytes (refused before they are read), an
+  upload of photos (multipart/form-data) to MAX_UPLOAD bytes in at most MAX_PARTS parts;
 * only GET, HEAD and POST; every answer carries the Content-Security-Policy (scripts,
   styles and images from the console itself only, no inline code, no framing) and
   ``Cache-Control: no-store`` (pages show faces and names).
@@ -36,7 +37,9 @@ from urllib.parse import parse_qs, urlsplit
 log = logging.getLogger(__name__)
 
 MAX_BODY = 64 * 1024
-MAX_UPLOAD = 8 * 1024 * 1024  # a photo for the identify check
+MAX_UPLOAD = 16 * 1024 * 1024  # photos of one person for an enrollment at the hub: a few phone photos
+MAX_PARTS = 24  # form fields and files of one upload
+MULTIPART = "multipart/form-data"
 MAX_CONNECTIONS = 16
 READ_TIMEOUT_S = 30.0
 HANDSHAKE_TIMEOUT_S = 10.0
@@ -74,17 +77,33 @@ class Request:
     client: str  # the peer's address
     params: dict = field(default_factory=dict)  # from the route pattern
     session: object = None
+    _upload: Optional[tuple] = field(default=None, repr=False)
 
     @property
     def form(self) -> dict:
-        """A url-encoded POST body: {name: first value}."""
-        if self.headers.get("content-type", "").split(";")[0].strip() != "application/x-www-form-urlencoded":
+        """A url-encoded POST body, or the text fields of an upload: {name: first value}."""
+        kind = self.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind == MULTIPART:
+            return self._parsed_upload()[0]
+        if kind != "application/x-www-form-urlencoded":
             return {}
         try:
             fields = parse_qs(self.body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
         except UnicodeDecodeError:
             raise HTTPError(400, "the form is not UTF-8") from None
         return {name: values[0] for name, values in fields.items()}
+
+    @property
+    def files(self) -> list:
+        """The files of an upload (multipart/form-data), in the order sent: [Upload]."""
+        if self.headers.get("content-type", "").split(";")[0].strip().lower() != MULTIPART:
+            return []
+        return self._parsed_upload()[1]
+
+    def _parsed_upload(self) -> tuple:
+        if self._upload is None:
+            self._upload = parse_multipart(self.body, self.headers.get("content-type", ""))
+        return self._upload
 
     def arg(self, name: str, default: str = "") -> str:
         values = self.query.get(name)
@@ -117,6 +136,72 @@ class Response:
 
 
 Handler = Callable[[Request], Response]
+
+
+@dataclass(frozen=True)
+class Upload:
+    field: str
+    filename: str  # as the browser names it: shown, never trusted as a path
+    content_type: str
+    data: bytes
+
+
+def parse_multipart(body: bytes, content_type: str) -> tuple[dict, list]:
+    """(text fields, [Upload]) of a multipart/form-data body; HTTPError 400 when it is malformed.
+
+    Written here rather than taken from the email package: the body is at most MAX_UPLOAD bytes, already
+    read, and the few rules a browser's form upload follows are checked one by one."""
+    boundary = _boundary(content_type)
+    delimiter = b"--" + boundary
+    if not body.startswith(delimiter):
+        raise HTTPError(400, "malformed upload: it does not start with its boundary")
+    fields: dict = {}
+    files: list = []
+    sections = (b"\r\n" + body).split(b"\r\n" + delimiter)
+    for section in sections[1:]:
+        if section.startswith(b"--"):
+            return fields, files  # the closing delimiter; what follows it is an epilogue, ignored
+        if len(fields) + len(files) >= MAX_PARTS:
+            raise HTTPError(413, f"the upload has too many parts (at most {MAX_PARTS})")
+        head, separator, content = section.lstrip(b" \t").removeprefix(b"\r\n").partition(b"\r\n\r\n")
+        if not separator:
+            raise HTTPError(400, "malformed upload: a part without its headers")
+        headers = _part_headers(head)
+        disposition = headers.get("content-disposition", "")
+        name, filename = _parameter(disposition, "name"), _parameter(disposition, "filename")
+        if not disposition.lower().startswith("form-data") or name is None:
+            raise HTTPError(400, "malformed upload: a part that is not a form field")
+        if filename is None:
+            try:
+                fields.setdefault(name, content.decode("utf-8"))
+            except UnicodeDecodeError:
+                raise HTTPError(400, "the form is not UTF-8") from None
+        elif content or filename:  # a file input left empty sends no name and no bytes: nothing chosen
+            files.append(Upload(name, filename, headers.get("content-type", ""), content))
+    raise HTTPError(400, "malformed upload: it ends without its closing boundary")
+
+
+def _boundary(content_type: str) -> bytes:
+    found = re.search(r';\s*boundary=(?:"([^"]{1,70})"|([^\s;"]{1,70}))', content_type, re.IGNORECASE)
+    if found is None:
+        raise HTTPError(400, "malformed upload: no boundary in its Content-Type")
+    return (found.group(1) or found.group(2)).encode("latin-1")
+
+
+def _part_headers(head: bytes) -> dict:
+    headers = {}
+    for line in head.split(b"\r\n"):
+        name, colon, value = line.decode("utf-8", "replace").partition(":")
+        if not colon:
+            raise HTTPError(400, "malformed upload: a part's header without a colon")
+        headers[name.strip().lower()] = value.strip()
+    return headers
+
+
+def _parameter(header: str, name: str) -> Optional[str]:
+    """A quoted parameter of a Content-Disposition header (browsers quote them, a quote inside as %22)."""
+    found = re.search(r'(?:^|;)\s*' + name + r'="((?:[^"\\]|\\.)*)"', header, re.IGNORECASE)
+    return None if found is None else re.sub(r"\\(.)", r"\1", found.group(1))
 
 
 class Router:
@@ -236,7 +321,8 @@ class _Handler(BaseHTTPRequestHandler):
                 size = int(length or 0)
             except ValueError:
                 raise HTTPError(400, "bad Content-Length") from None
-            limit = MAX_UPLOAD if self.headers.get("Content-Type", "").startswith("image/") else MAX_BODY
+            kind = self.headers.get("Content-Type", "").lower()
+            limit = MAX_UPLOAD if kind.startswith("image/") or kind.startswith(MULTIPART) else MAX_BODY
             if size < 0 or size > limit:
                 self.close_connection = True
                 raise HTTPError(413, f"the request is too large (at most {limit} bytes)")

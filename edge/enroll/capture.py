@@ -44,7 +44,7 @@ from edge.gallery.inputs import check_name
 from edge.gallery.search import person_distances
 from edge.sources import FrameStatus, open_source, parse_uri
 from edge.verify.api import embedding_space
-from edge.vision.image import load_image, to_rgb
+from edge.vision.image import decode_image, load_image, to_rgb
 
 # Below three templates a single unlucky frame (a blink, a shadow) is a third or
 # more of the person; with the default five, two frames may be lost to a
@@ -357,6 +357,17 @@ def image_shots(paths) -> Iterator[Shot]:
             yield Shot(str(path), load_image(path), note=f"photo {number}")
         except ImageError as error:
             yield Shot(str(path), None, str(error).removeprefix(f"{path}: "), note=f"photo {number}")
+
+
+def upload_shots(photos) -> Iterator[Shot]:
+    """Photos sent as files to a console, (file name, bytes) each; an unreadable one becomes a Shot with its
+    problem, as with :func:`image_shots`. The file name is shown, never stored: notes say "photo N"."""
+    for number, (filename, data) in enumerate(photos, start=1):
+        label = filename or f"photo {number}"
+        try:
+            yield Shot(label, decode_image(data, label), note=f"photo {number}")
+        except ImageError as error:
+            yield Shot(label, None, str(error).removeprefix(f"{label}: "), note=f"photo {number}")
 
 
 def camera_shots(uri: str, timeout_s: float = 30.0, interval_s: float = 0.3, read_timeout_s: float = 2.0,

@@ -6,15 +6,13 @@ import os
 import threading
 from pathlib import Path
 
-from edge.enroll.capture import enroll as enroll_frames
 from edge.enroll.capture import image_shots
 from edge.exc import AuthError, ConfigError
 from edge.fleet import names
 from edge.fleet.metrics import parse_address
 from edge.fleet.sitekey import SiteCipher
-from edge.hub import admins, home
+from edge.hub import admins, home, people
 from edge.hub.db import HubDB
-from edge.hub.enroll import SiteGallery
 from edge.hub.home import HubSettings
 
 ADMIN_ENV = "EDGE_VERIFY_HUB_ADMIN"
@@ -136,19 +134,22 @@ def enroll(home_dir, admin, name: str, site: str, images: list[Path], force: boo
     settings, db = open_hub(home_dir)
     with db:
         actor = login(db, admin)
-        cipher = home.site_cipher(settings.home, db, site)
-        pipeline = pipeline_loader()
-        gallery = SiteGallery(db, site, cipher, pipeline.threshold, origin=f"hub ({actor})", manifest=pipeline.manifest)
-        result = enroll_frames(name, pipeline, gallery, image_shots(images), force=force, actor=actor, report=report)
-        return {**result.as_dict(), "site": site, "seq": db.site(site)["last_seq"]}
+        return people.enroll_photos(settings.home, db, site, name, image_shots(images), actor, pipeline_loader(),
+                                    force=force, report=report)
+
+
+def rename(home_dir, admin, old: str, new: str, site: str) -> dict:
+    settings, db = open_hub(home_dir)
+    with db:
+        actor = login(db, admin)
+        return people.rename_person(settings.home, db, site, old, new, actor)
 
 
 def remove(home_dir, admin, name: str, site: str) -> dict:
     _, db = open_hub(home_dir)
     with db:
         actor = login(db, admin)
-        seq, count = db.remove_person(site, name, actor)
-    return {"name": name, "site": site, "seq": seq, "templates_erased": count}
+        return people.remove_person(db, site, name, actor)
 
 
 def listing(home_dir, admin, site: str | None, devices: bool, audit: int) -> dict:

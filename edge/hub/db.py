@@ -178,6 +178,48 @@ class HubDB:
             audit(connection, actor, "remove", person, {"site": site, "seq": seq, "templates_erased": count})
         return seq, count
 
+    def rename_person(self, site: str, old: str, new: str, actor: str, reseal) -> tuple[int, int]:
+        """Give a person another name; returns (seq of the change that adds them under it, templates).
+
+        A template's seal names the person (edge.fleet.sitekey), so the templates are sealed again:
+        ``reseal(person, model, dim, sealed)`` gets the person's sealed templates under the site lock and
+        returns (new person id, the templates sealed for the new name). The doors follow as they follow a
+        removal and an enrollment: one "remove" change for the old person, one "add" change for the new
+        name, in one transaction (a door that applies the first before the second only misses the person
+        meanwhile: the door stays locked for them, never open for someone else). The old name leaves the
+        feed as at a removal; one audit record ("rename") names both person ids and both changes.
+        """
+        with self.transaction() as connection:
+            before = _lock_site(connection, site)
+            row = connection.execute("SELECT uid, model, dim, origin, enrolled_at FROM people WHERE site = %s AND "
+                                     "name = %s", (site, old)).fetchone()
+            if row is None:
+                raise FleetError(f"{old} is not enrolled at site {site!r} (`edge-verify hub list --site {site}`)")
+            if old != new and connection.execute("SELECT 1 FROM people WHERE site = %s AND name = %s",
+                                                 (site, new)).fetchone() is not None:
+                raise EnrollConflict(f"{new} is already enrolled at site {site!r}; choose another name, or remove "
+                                     "that person first")
+            was, model, dim, origin, enrolled_at = row
+            sealed = [{"id": template, "nonce": nonce, "ct": ciphertext} for template, nonce, ciphertext in
+                      connection.execute("SELECT uid, nonce, ciphertext FROM templates WHERE person = %s ORDER BY uid",
+                                         (was,)).fetchall()]
+            person, resealed = reseal(was, model, int(dim), sealed)
+            connection.execute("DELETE FROM people WHERE uid = %s", (was,))
+            connection.execute("UPDATE changes SET body = NULL WHERE site = %s AND person = %s AND kind = 'add'",
+                               (site, was))
+            removed = _append_change(connection, site, before, "remove", was, None)
+            connection.execute("INSERT INTO people (uid, site, name, model, dim, origin, enrolled_at) "
+                               "VALUES (%s, %s, %s, %s, %s, %s, %s)", (person, site, new, model, dim, origin,
+                                                                       enrolled_at))
+            for item in resealed:
+                connection.execute("INSERT INTO templates (uid, person, nonce, ciphertext) VALUES (%s, %s, %s, %s)",
+                                   (item["id"], person, item["nonce"], item["ct"]))
+            seq = _append_change(connection, site, removed, "add", person,
+                                 {"name": new, "model": model, "dim": int(dim), "templates": resealed})
+            audit(connection, actor, "rename", person, {"site": site, "seq": seq, "removed_seq": removed,
+                                                        "was": was, "templates": len(resealed)})
+        return seq, len(resealed)
+
     def changes_after(self, site: str, after: int, limit: int = 200) -> list[dict]:
         rows = self.connection.execute(
             "SELECT seq, kind, person, body, committed_at FROM changes WHERE site = %s AND seq > %s "

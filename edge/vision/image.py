@@ -28,17 +28,26 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     large or too small to hold a face. The size is taken from the file's header
     (PNG, JPEG, WebP, BMP) before anything is decoded.
     """
+    path = Path(path)
+    return decode_image(read_regular_file(path), path)
+
+
+def decode_image(data, source) -> np.ndarray:
+    """An encoded image (bytes, e.g. a photo uploaded to the console) as RGB uint8, with the checks of
+    :func:`load_image`; ``source`` names it in the errors."""
     import cv2
 
-    path = Path(path)
-    data = read_regular_file(path)
+    data = np.frombuffer(data, dtype=np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else data
     if data.size == 0:
-        raise ImageError(f"{path}: empty file")
-    check_declared_size(path, data)
+        raise ImageError(f"{source}: empty file")
+    if data.size > MAX_FILE_BYTES:
+        raise ImageError(f"{source}: {data.size // (1024 * 1024)} MB is too large for a photo "
+                         f"(limit {MAX_FILE_BYTES // (1024 * 1024)} MB)")
+    check_declared_size(source, data)
     image = cv2.imdecode(data, cv2.IMREAD_COLOR)
     if image is None:
-        raise ImageError(f"{path}: not a readable image (corrupt, truncated or not a JPEG/PNG/BMP/WebP file)")
-    return to_rgb(image, source=str(path))
+        raise ImageError(f"{source}: not a readable image (corrupt, truncated or not a JPEG/PNG/BMP/WebP file)")
+    return to_rgb(image, source=str(source))
 
 
 def read_regular_file(path: Path) -> np.ndarray:

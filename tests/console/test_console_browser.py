@@ -1,8 +1,9 @@
 """The console in a real browser: Debian's chromium, headless, driven by Playwright (no browser download).
 
-A real `edge-verify run` daemon plays a clip of someone not enrolled as its camera (file://), its relay
-on a RecordingPin. Through the console an installer logs in, watches the live view, enrolls that person
-from the daemon's frames (the door stays locked meanwhile: pin history), sees them in the list, checks
+A real `edge-verify run` daemon plays a clip of someone not enrolled as its camera (file://), turning his
+head now and then, its relay on a RecordingPin. Through the console an installer logs in, watches the live
+view, enrolls that person from the daemon's frames, the page asking for each pose in turn and ticking each
+one done (the door stays locked meanwhile: pin history), sees them in the list with their coverage, checks
 who the door would say it is, runs the self-test, and removes them; the daemon lets them in after the
 enrollment. Any console error in a page fails the test.
 
@@ -10,73 +11,27 @@ EDGE_VERIFY_CONSOLE_SCREENSHOTS=DIR saves a screenshot of each page there (the R
 """
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 import time
-from pathlib import Path
 
-import pytest
+from browserkit import Screens, browser, chromium, playwright_api, wait_for, watched_page  # noqa: F401 (fixtures)
 from consolekit import TOKEN, kiosk_settings, openings_between, relay_levels, serve_console, start_daemon, stop_daemon
-from daemonkit import PIN, blanks, face_frame, read_events, write_clip
+from daemonkit import blanks, face_frame, read_events, write_clip
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="the test extra installs playwright")
-expect, sync_playwright = sync_api.expect, sync_api.sync_playwright
-
-SCREENSHOTS_ENV = "EDGE_VERIFY_CONSOLE_SCREENSHOTS"
-CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+# George_W_Bush photo 2 looks straight at the camera (yaw about +1), photo 3 is turned to his left (+16),
+# photo 4 to his right (-30): a clip cycling through them gives every pose the enrollment asks for.
+LOOKS = (2, 3, 4)
+LOOK_FRAMES = 20  # 2 s of each look at 10 fps
 
 
-@pytest.fixture(scope="session")
-def chromium() -> str:
-    path = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
-    if path is None and os.geteuid() == 0:
-        subprocess.run(["apt-get", "update", "-qq"], check=True, stdout=subprocess.DEVNULL)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=True, stdout=subprocess.DEVNULL,
-                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
-        path = shutil.which("chromium")
-    if path is None:
-        pytest.skip("Debian's chromium is not installed and this user cannot install it: run "
-                    "`sudo apt-get install -y chromium` (the README's test command does)")
-    return path
-
-
-@pytest.fixture
-def browser(chromium):
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
-
-
-class Screens:
-    def __init__(self, page):
-        self.page = page
-        folder = os.environ.get(SCREENSHOTS_ENV)
-        self.folder = Path(folder) if folder else None
-        if self.folder is not None:
-            self.folder.mkdir(parents=True, exist_ok=True)
-
-    def shot(self, name: str) -> None:
-        if self.folder is not None:
-            self.page.screenshot(path=str(self.folder / f"{name}.png"), full_page=True)
-
-
-def wait_for(predicate, timeout_s: float):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = predicate()
-        if found:
-            return found
-        time.sleep(0.1)
-    return None
+def turning_visitor(cycles: int) -> list:
+    return [face_frame("George_W_Bush", photo, shift=index % 7 - 3)
+            for _ in range(cycles) for photo in LOOKS for index in range(LOOK_FRAMES)]
 
 
 def test_installer_enrolls_checks_and_removes_a_person_in_a_browser(tmp_path, gallery_files, pipeline, browser):
+    expect = playwright_api().expect
     gallery, key = gallery_files
-    visitor = [face_frame("George_W_Bush", 3 + index % 2, shift=index % 7 - 3) for index in range(400)]
-    clip = write_clip(tmp_path / "visitor.avi", blanks(10) + visitor)
+    clip = write_clip(tmp_path / "visitor.avi", blanks(10) + turning_visitor(7))
     settings = kiosk_settings(tmp_path, gallery, key, source=f"file://{clip}", **{"gallery.reload_s": 0.2})
     values = {name: settings[name] for name in ("source.uri", "door.pin", "door.pulse_s", "gallery.path",
                                                 "gallery.key", "gallery.reload_s", "events.file", "events.stdout",
@@ -86,10 +41,7 @@ def test_installer_enrolls_checks_and_removes_a_person_in_a_browser(tmp_path, ga
     console = serve_console(tmp_path, settings, pipeline=pipeline)
     errors: list[str] = []
     try:
-        context = browser.new_context(ignore_https_errors=True, viewport={"width": 1200, "height": 860})
-        page = context.new_page()
-        page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
-        page.on("pageerror", lambda error: errors.append(str(error)))
+        context, page = watched_page(browser, errors)
         screens = Screens(page)
         base = console.url
 
@@ -105,16 +57,26 @@ def test_installer_enrolls_checks_and_removes_a_person_in_a_browser(tmp_path, ga
 
         page.goto(f"{base}/enroll")
         page.fill("input[name=name]", "George W Bush")
-        page.fill("input[name=count]", "4")
+        page.fill("input[name=count]", "5")
         page.click("form.enroll button")
-        page.wait_for_selector("#enroll-lines li", timeout=20000)
+        # the pose asked for now, in words, then a tick for each pose done
+        expect(page.locator("#enroll-lines")).to_contain_text("pose 1 of 3: look straight at the camera",
+                                                              timeout=30000)
+        expect(page.locator("#enroll-prompt")).to_contain_text("turn your head slightly to your", timeout=60000)
+        expect(page.locator("#enroll-poses li.asking")).to_contain_text("now: turn your head slightly")
+        expect(page.locator("#enroll-poses li.done").first).to_have_text("\u2714 front: 3/3 good frames")
         screens.shot("enroll-progress")
-        result = page.wait_for_selector("#enroll-result", timeout=60000)
-        assert result.inner_text().startswith("George W Bush enrolled: 4 templates, coverage ")
+        result = page.wait_for_selector("#enroll-result", timeout=90000)
+        assert result.inner_text() in ("George W Bush enrolled: 5 templates, coverage good",
+                                       "George W Bush enrolled: 5 templates, coverage partial")
         verdicts = page.inner_text("#enroll-verdicts")
         assert "One-person check: passed" in verdicts and "Duplicate check: passed" in verdicts
         page.wait_for_selector("form.enroll")  # the finished page: the form is back
-        assert page.inner_text("#enroll-result").startswith("George W Bush enrolled: 4 templates")
+        assert page.inner_text("#enroll-result").startswith("George W Bush enrolled: 5 templates")
+        ticks = page.locator("#enroll-poses li.done")
+        assert ticks.all_inner_texts() == [f"\u2714 {look}: 3/3 good frames" for look in ("front", "left", "right")]
+        assert page.inner_text("#enroll-coverage").startswith("coverage ")
+        assert "looks front, left, right" in page.inner_text("#enroll-coverage")
         screens.shot("enroll")
         job = console.app._job.progress
         assert job.state == "done" and job.held and "door held locked" in job.held
@@ -126,6 +88,10 @@ def test_installer_enrolls_checks_and_removes_a_person_in_a_browser(tmp_path, ga
         page.goto(f"{base}/people")
         assert page.locator("span.person", has_text="George W Bush").count() == 1
         screens.shot("people")
+        page.locator("tr", has=page.locator("span.person", has_text="George W Bush")).locator("a.coverage").click()
+        assert "looks front, left, right" in page.wait_for_selector("#person-coverage").inner_text()
+        assert page.locator("table.templates tbody tr").count() == 5
+        screens.shot("person")
 
         page.goto(f"{base}/identify")
         page.click("form.identify button")

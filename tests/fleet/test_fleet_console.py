@@ -14,6 +14,7 @@ from fleetkit import ADMIN, PASSWORD, unit_vectors, wait_for
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "console"))
 
+from browserkit import Screens, browser, chromium, playwright_api, watched_page  # noqa: E402,F401 (fixtures)
 from consolekit import Client, certificate  # noqa: E402
 
 from edge.cli import main  # noqa: E402
@@ -162,3 +163,33 @@ def test_hub_console_renames_a_person_and_every_door_follows(hub, console, capsy
     assert "Ada Lovelace is already enrolled at site" in page
     with hub.db() as db:
         assert sorted(person["name"] for person in db.people("main")) == ["Ada Lovelace", "Grace Hopper"]
+
+
+def test_hub_administrator_enrolls_and_renames_in_a_browser(hub, enrolling_console, browser):
+    expect = playwright_api().expect
+    kiosk = hub.kiosk("door-1")
+    errors: list[str] = []
+    context, page = watched_page(browser, errors)
+    screens = Screens(page)
+    base = enrolling_console.url
+    page.goto(f"{base}/login")
+    page.fill("input[name=admin]", ADMIN)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("form.login button")
+    page.wait_for_url(f"{base}/people", wait_until="domcontentloaded")
+    page.fill("form.enroll input[name=name]", "Colin Powell")
+    page.set_input_files("form.enroll input[name=photos]",
+                         [str(FACES / f"Colin_Powell_{number:04d}.jpg") for number in (1, 2, 3)])
+    page.click("form.enroll button")
+    expect(page.locator("p.notice.ok")).to_contain_text("enrolled Colin Powell at site main: 3 templates from 3 "
+                                                        "photos", timeout=60000)
+    screens.shot("hub-enroll")
+    row = page.locator("tr", has=page.locator("span.person", has_text="Colin Powell"))
+    row.locator("form.rename input[name=new]").fill("General Colin Powell")
+    row.locator("form.rename button").click()
+    expect(page.locator("p.notice.ok")).to_contain_text("renamed Colin Powell to General Colin Powell at site main")
+    assert page.locator("span.person").all_inner_texts() == ["General Colin Powell"]
+    screens.shot("hub-people")
+    wait_for(lambda: kiosk.people() == ["General Colin Powell"], 30, what="the door follows the enrollment and rename")
+    context.close()
+    assert errors == [], f"console errors in the pages: {errors}"

@@ -7,6 +7,7 @@
     pki.py       the site CA and certificates
     broker.py    Mosquitto's config, password and ACL files
     enroll.py    enrollment at the hub with the kiosk's checks (SiteGallery)
+    people.py    enroll from photos, rename, remove: the calls `hub ...` and the hub's console share
     service.py   `hub serve`: changes out, sync answers, events in
     commands.py  what each `edge-verify hub` command does
 """

@@ -183,7 +183,6 @@ def test_hub_administrator_enrolls_and_renames_in_a_browser(hub, enrolling_conso
     page.click("form.enroll button")
     expect(page.locator("p.notice.ok")).to_contain_text("enrolled Colin Powell at site main: 3 templates from 3 "
                                                         "photos", timeout=60000)
-    screens.shot("hub-enroll")
     row = page.locator("tr", has=page.locator("span.person", has_text="Colin Powell"))
     row.locator("form.rename input[name=new]").fill("General Colin Powell")
     row.locator("form.rename button").click()

@@ -158,10 +158,10 @@ def parse_multipart(body: bytes, content_type: str) -> tuple[dict, list]:
     fields: dict = {}
     files: list = []
     sections = (b"\r\n" + body).split(b"\r\n" + delimiter)
-    for section in sections[1:]:
+    for number, section in enumerate(sections[1:]):
         if section.startswith(b"--"):
             return fields, files  # the closing delimiter; what follows it is an epilogue, ignored
-        if len(fields) + len(files) >= MAX_PARTS:
+        if number >= MAX_PARTS:
             raise HTTPError(413, f"the upload has too many parts (at most {MAX_PARTS})")
         head, separator, content = section.lstrip(b" \t").removeprefix(b"\r\n").partition(b"\r\n\r\n")
         if not separator:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from edge.enroll.capture import enroll, quiet
+from edge.exc import GalleryError
 from edge.gallery.inputs import check_name
 from edge.hub.db import HubDB, new_uid
 from edge.hub.enroll import SiteGallery
@@ -31,6 +32,8 @@ def enroll_photos(home: Path, db: HubDB, site: str, name: str, shots: Iterable, 
 def rename_person(home: Path, db: HubDB, site: str, old: str, new: str, actor: str) -> dict:
     """Rename a person of ``site`` (the kiosks' own name rules); returns {name, was, site, seq, templates}."""
     new = check_name(new)
+    if new == old:
+        raise GalleryError(f"{old} already has that name; nothing was changed")
     cipher = site_cipher(home, db, site)
 
     def reseal(person: str, model: str, dim: int, sealed: list) -> tuple[str, list]:

@@ -202,3 +202,24 @@ def test_pages_need_a_session(console):
 def test_the_console_is_off_by_default(tmp_path, capsys):
     assert main(["console", "serve", "--no-config"]) == 2
     assert "the console is off: set [console] enabled = true" in capsys.readouterr().err
+
+
+def test_uploads_are_parsed_strictly():
+    from edge.console.web import MAX_PARTS, HTTPError, parse_multipart
+
+    def part(name, value, filename=None):
+        file = f'; filename="{filename}"' if filename is not None else ""
+        return f'--b\r\nContent-Disposition: form-data; name="{name}"{file}\r\n\r\n'.encode() + value + b"\r\n"
+
+    photo = b"\xff\xd8 a line\r\n--not the boundary\r\n\xff\xd9"
+    fields, files = parse_multipart(part("csrf", b"t") + part("photos", photo, 'a \\"1\\".jpg') + part("photos", b"", "")
+                                    + b"--b--\r\n", "multipart/form-data; boundary=b")
+    assert fields == {"csrf": "t"} and [(upload.filename, upload.data) for upload in files] == [('a "1".jpg', photo)]
+    for body, kind, status in [(part("csrf", b"t"), "multipart/form-data; boundary=b", 400),  # never closed
+                               (b"--b--\r\n", "multipart/form-data", 400),  # no boundary given
+                               (b"x" + part("csrf", b"t") + b"--b--", "multipart/form-data; boundary=b", 400),
+                               (part("csrf", b"\xff") + b"--b--", "multipart/form-data; boundary=b", 400),
+                               (part("x", b"1") * (MAX_PARTS + 1) + b"--b--", "multipart/form-data; boundary=b", 413)]:
+        with pytest.raises(HTTPError) as refused:
+            parse_multipart(body, kind)
+        assert refused.value.status == status

@@ -46,9 +46,9 @@ from edge.enroll.kiosk import DAEMON, kiosk_frames
 from edge.enroll.poses import PER_POSE, PoseProgress, pose_plan
 from edge.enroll.quality import MAX_YAW_DEG, MIN_SHARPNESS
 from edge.exc import EdgeVerifyError, GalleryError, SourceError
-from edge.models import registry
 from edge.gallery import authorise, open_gallery
 from edge.gallery.inputs import check_name
+from edge.models import registry
 from edge.selftest.context import Context
 from edge.selftest.runner import GROUPS, run_selftest
 from edge.selftest.settings import Settings as SelftestSettings
@@ -239,7 +239,7 @@ class KioskConsole(ConsoleApp):
             self.flash(request, "error", str(error) if isinstance(error, GalleryError) else "the count is a number")
             return Response.redirect("/enroll")
         if not 3 <= count <= 20:
-            self.flash(request, "error", f"good frames must be 3 to 20, got {count}")
+            self.flash(request, "error", f"templates to keep must be 3 to 20, got {count}")
             return Response.redirect("/enroll")
         plan = pose_plan(glasses=form.get("glasses") == "yes")
         poses = PoseProgress(plan, PER_POSE)

@@ -11,6 +11,7 @@ EDGE_VERIFY_CONSOLE_SCREENSHOTS=DIR saves a screenshot of each page there (the R
 """
 from __future__ import annotations
 
+import re
 import time
 
 from browserkit import Screens, browser, chromium, playwright_api, wait_for, watched_page  # noqa: F401 (fixtures)
@@ -64,7 +65,8 @@ def test_installer_enrolls_checks_and_removes_a_person_in_a_browser(tmp_path, ga
                                                               timeout=30000)
         expect(page.locator("#enroll-prompt")).to_contain_text("turn your head slightly to your", timeout=60000)
         expect(page.locator("#enroll-poses li.asking")).to_contain_text("now: turn your head slightly")
-        expect(page.locator("#enroll-poses li.done").first).to_have_text("\u2714 front: 3/3 good frames")
+        front_done = re.compile("^\u2714 front: [123]/3 good frames$")
+        expect(page.locator("#enroll-poses li.done").first).to_have_text(front_done)
         screens.shot("enroll-progress")
         result = page.wait_for_selector("#enroll-result", timeout=90000)
         assert result.inner_text() in ("George W Bush enrolled: 5 templates, coverage good",
@@ -74,7 +76,9 @@ def test_installer_enrolls_checks_and_removes_a_person_in_a_browser(tmp_path, ga
         page.wait_for_selector("form.enroll")  # the finished page: the form is back
         assert page.inner_text("#enroll-result").startswith("George W Bush enrolled: 5 templates")
         ticks = page.locator("#enroll-poses li.done")
-        assert ticks.all_inner_texts() == [f"\u2714 {look}: 3/3 good frames" for look in ("front", "left", "right")]
+        # a tick per look; a look may end with fewer than 3 frames when the clip turns away first
+        assert [re.sub(r"[123]/3", "n/3", text) for text in ticks.all_inner_texts()] == [
+            f"\u2714 {look}: n/3 good frames" for look in ("front", "left", "right")]
         assert page.inner_text("#enroll-coverage").startswith("coverage ")
         assert "looks front, left, right" in page.inner_text("#enroll-coverage")
         screens.shot("enroll")

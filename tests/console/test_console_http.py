@@ -212,8 +212,8 @@ def test_uploads_are_parsed_strictly():
         return f'--b\r\nContent-Disposition: form-data; name="{name}"{file}\r\n\r\n'.encode() + value + b"\r\n"
 
     photo = b"\xff\xd8 a line\r\n--not the boundary\r\n\xff\xd9"
-    fields, files = parse_multipart(part("csrf", b"t") + part("photos", photo, 'a \\"1\\".jpg') + part("photos", b"", "")
-                                    + b"--b--\r\n", "multipart/form-data; boundary=b")
+    body = part("csrf", b"t") + part("photos", photo, 'a \\"1\\".jpg') + part("photos", b"", "") + b"--b--\r\n"
+    fields, files = parse_multipart(body, "multipart/form-data; boundary=b")
     assert fields == {"csrf": "t"} and [(upload.filename, upload.data) for upload in files] == [('a "1".jpg', photo)]
     for body, kind, status in [(part("csrf", b"t"), "multipart/form-data; boundary=b", 400),  # never closed
                                (b"--b--\r\n", "multipart/form-data", 400),  # no boundary given

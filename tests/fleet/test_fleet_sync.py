@@ -18,6 +18,8 @@ def test_kiosks_take_a_snapshot_then_every_change_once(hub):
     for kiosk in kiosks:
         wait_for(lambda: kiosk.position() == seq, 5, what=f"{kiosk.name} removal")
         assert kiosk.people() == ["Ada", "Edsger"]
+        # the agent writes its trace just after the gallery's commit: wait for that line too
+        wait_for(lambda: any(entry["seq"] == seq for entry in kiosk.applied()), 5, what=f"{kiosk.name} trace")
         applied = [entry for entry in kiosk.applied() if entry["seq"] == seq]
         assert len(applied) == 1 and applied[0]["applied_at"] - committed < 2.0
     # the feed no longer holds Grace's name or templates (redacted at removal)

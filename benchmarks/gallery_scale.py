@@ -5,11 +5,15 @@
         [--enroll 10] [--photo tests/fixtures/faces/Colin_Powell_0001.jpg]
 
 ``search`` times the product's 1:N search (edge.gallery.search.search) over random
-unit 128-d float32 templates, 5 per person, against the direct reference
-(search_directly: every distance from the differences, min per person, the code
-before the block-wise search), and checks that both give the same Match for every
-probe. Half the probes are random unit vectors, half an enrolled template plus noise.
-"floor" is one matrix-vector product over the same matrix: reading it from memory once.
+unit 128-d float32 templates, 5 per person: on the matrix prepared once
+(edge.gallery.search.prepare, as the daemon does at each load; "prepared"), on
+the plain matrix ("plain", the block-wise search that computes the norms per
+probe), and the direct reference (search_directly: every distance from the
+differences, min per person, the code before the block-wise search); it checks
+that all three give the same Match for every probe. Half the probes are random
+unit vectors, half an enrolled template plus noise; "prepared" is also given for
+each half. "floor" is one matrix-vector product over the same matrix: reading it
+from memory once. The load average (os.getloadavg) is printed with each size.
 
 ``gallery`` fills a real SQLite gallery (encrypted templates, audit log) through
 Gallery.add_person_templates, one transaction per person, or reuses the one in DIR;
@@ -39,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.gallery.crypto import create_key
-from edge.gallery.search import search, search_directly
+from edge.gallery.search import prepare, search, search_directly
 from edge.gallery.store import Gallery
 from edge.pipeline import FacePipeline
 from edge.vision.image import load_image
@@ -82,27 +86,36 @@ def search_benchmark(sizes: list[int], probes: int, per_person: int, seed: int) 
         names = [f"person {n:07d}" for n in range(int(index[-1]) + 1)]
         near = matrix[rng.integers(0, size, probes // 2)] + rng.normal(0, 0.03, (probes // 2, DIM)).astype(np.float32)
         queries = np.concatenate([unit_rows(rng, probes - probes // 2), near / np.linalg.norm(near, axis=1, keepdims=True)])
-        timings = {"search": [], "reference": [], "floor": []}
+        started = time.perf_counter()
+        prepared = prepare(matrix)
+        prepare_s = time.perf_counter() - started
+        timings = {"prepared": [], "plain": [], "reference": [], "floor": []}
         mismatches = 0
-        search(matrix, index, names, queries[0])  # warm-up: page the matrix in
-        for probe in queries:  # alternate, so a busy machine slows all three alike
-            for label, call in (("search", lambda: search(matrix, index, names, probe)),
+        search(prepared, index, names, queries[0])  # warm-up: page the matrix in
+        for probe in queries:  # alternate, so a busy machine slows all of them alike
+            results = []
+            for label, call in (("prepared", lambda: search(prepared, index, names, probe)),
+                                ("plain", lambda: search(matrix, index, names, probe)),
                                 ("reference", lambda: search_directly(matrix, index, names, probe)),
                                 ("floor", lambda: matrix @ probe)):
                 start = time.perf_counter()
-                result = call()
+                results.append(call())
                 timings[label].append(time.perf_counter() - start)
-                if label == "search":
-                    fast = result
-                elif label == "reference":
-                    mismatches += fast != result
+            mismatches += not results[0] == results[1] == results[2]
+        half = len(queries) - probes // 2
         rows.append({"templates": size, "people": len(names), "probes": len(queries), "mismatches": int(mismatches),
-                     **{label: summary_ms(values) for label, values in timings.items()}})
-        print(f"{size:>9,} templates: search {rows[-1]['search']['median_ms']:.2f} ms median "
-              f"(p95 {rows[-1]['search']['p95_ms']:.2f}), reference {rows[-1]['reference']['median_ms']:.2f} ms, "
-              f"floor {rows[-1]['floor']['median_ms']:.2f} ms; results differ on {mismatches} of {len(queries)} probes",
+                     "load_average": os.getloadavg()[0], "prepare_ms": round(prepare_s * 1e3, 1),
+                     **{label: summary_ms(values) for label, values in timings.items()},
+                     "prepared_random_probes": summary_ms(timings["prepared"][:half]),
+                     "prepared_near_probes": summary_ms(timings["prepared"][half:])})
+        row = rows[-1]
+        print(f"{size:>9,} templates (load {row['load_average']:.1f}): prepared {row['prepared']['median_ms']:.2f} ms "
+              f"median (p95 {row['prepared']['p95_ms']:.2f}; random probes {row['prepared_random_probes']['median_ms']:.2f}, "
+              f"near {row['prepared_near_probes']['median_ms']:.2f}), plain {row['plain']['median_ms']:.2f} ms, "
+              f"reference {row['reference']['median_ms']:.2f} ms, floor {row['floor']['median_ms']:.2f} ms, "
+              f"prepare {row['prepare_ms']:.1f} ms; results differ on {mismatches} of {len(queries)} probes",
               file=sys.stderr)
-        del matrix
+        del matrix, prepared
     return rows
 
 

@@ -7,11 +7,14 @@ usually the same person again and would make every margin look tiny.
 
 Speed: the daemon searches every frame, and a large site holds 100k templates.
 Ranking uses ||t||^2 - 2 t.p (the probe's own ||p||^2 is the same for every
-template), computed in cache-sized blocks so the matrix is read from memory once:
-a matrix-vector product instead of a (templates x dimensions) difference array.
-That shortcut rounds differently from the direct sum of squared differences, so
-the few templates within a proven rounding bound of the nearest are measured
-again directly: the distances returned are exactly those of the direct formula.
+template): a matrix-vector product instead of a (templates x dimensions)
+difference array. The daemon prepares the matrix once per gallery load
+(:func:`prepare`), which keeps the squared norms ||t||^2, so a search is one
+pass over the matrix; a plain matrix computes them on the way, in cache-sized
+blocks so it is still read from memory once. That shortcut rounds differently
+from the direct sum of squared differences, so the few templates within a proven
+rounding bound of the nearest are measured again directly: the distances
+returned are exactly those of the direct formula.
 The nearest person is the owner of the nearest template, and the second person
 the owner of the nearest template of anyone else, so no per-person reduction
 over all templates is needed.
@@ -51,6 +54,59 @@ class Match:
 NO_MATCH = Match(None, math.inf, math.inf, None, math.inf)
 
 
+@dataclass(frozen=True, eq=False)
+class PreparedMatrix:
+    """A gallery matrix made ready for searching (:func:`prepare`): what does not depend on the probe.
+
+    ``matrix``: the templates as given (their direct distances are the ones returned), read-only;
+    ``rows``: the same as float32, C-contiguous (the ranking's matrix-vector product); ``norms``:
+    ||t||^2 of each row, rounded as the ranking rounds them; ``largest``: the largest norm (not finite
+    when some template is not).
+    """
+
+    matrix: np.ndarray
+    rows: np.ndarray
+    norms: np.ndarray
+    largest: float
+
+    def __len__(self) -> int:
+        return len(self.matrix)
+
+    @property
+    def shape(self) -> tuple:
+        return self.matrix.shape
+
+
+def prepare(matrix) -> PreparedMatrix:
+    """The part of every search that is the same for all probes, done once per gallery load.
+
+    The kept norms describe the matrix as it is now: prepare it again after any change (the
+    daemon does at each load). The matrix is kept as a read-only view, so nothing writes
+    through the prepared matrix; the caller must not change the array it passed either.
+    """
+    matrix = read_only(np.asarray(matrix))
+    rows = read_only(np.ascontiguousarray(matrix, dtype=np.float32))
+    if rows.ndim != 2:
+        raise GalleryError(f"a gallery matrix has one row per template; this one has {rows.ndim} dimensions")
+    norms = np.empty(len(rows), dtype=np.float32)
+    for start in range(0, len(rows), BLOCK_ROWS):
+        stop = min(start + BLOCK_ROWS, len(rows))
+        squared_norms(rows[start:stop], out=norms[start:stop])
+    largest = float(norms.max()) if len(norms) else 0.0
+    return PreparedMatrix(matrix, rows, read_only(norms), largest)
+
+
+def read_only(array: np.ndarray) -> np.ndarray:
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
+
+def plain(matrix) -> np.ndarray:
+    """The template array of a plain or prepared matrix."""
+    return matrix.matrix if isinstance(matrix, PreparedMatrix) else matrix
+
+
 def check_dimensions(matrix: np.ndarray, probe: np.ndarray) -> None:
     if matrix.ndim != 2 or probe.shape[0] != matrix.shape[1]:
         raise GalleryError(f"the probe has {probe.shape[0]} dimensions but the gallery templates have "
@@ -73,20 +129,22 @@ def person_distances(matrix: np.ndarray, person_index: np.ndarray, n_people: int
     return best
 
 
-def search(matrix: np.ndarray, person_index: np.ndarray, names: list[str], probe) -> Match:
+def search(matrix: np.ndarray | PreparedMatrix, person_index: np.ndarray, names: list[str], probe) -> Match:
     """Best person, their distance, and the margin to the second-best person.
 
-    A probe holding NaN or infinity (a blank or broken frame) matches nobody.
-    Two people at exactly the same distance: the one listed first in ``names`` is taken.
+    ``matrix``: the (templates x dimensions) array, or the same made ready by :func:`prepare`
+    (the same Match, sooner). A probe holding NaN or infinity (a blank or broken frame) matches
+    nobody. Two people at exactly the same distance: the one listed first in ``names`` is taken.
     """
     if len(names) == 0 or len(matrix) == 0:
         return NO_MATCH
     probe = np.asarray(probe, dtype=np.float32).reshape(-1)
     if not np.all(np.isfinite(probe)):
         return Match(None, math.nan, math.nan, None, math.nan)
-    check_dimensions(matrix, probe)
+    check_dimensions(plain(matrix), probe)
     person_index = np.asarray(person_index)
     estimates, tolerance = squared_estimates(matrix, probe)
+    matrix = plain(matrix)
     if not math.isfinite(tolerance):
         # a template holding NaN, infinity or huge values: the shortcut's bound is void, measure all directly
         return search_directly(matrix, person_index, names, probe)
@@ -102,22 +160,27 @@ def search(matrix: np.ndarray, person_index: np.ndarray, names: list[str], probe
     return Match(names[first], best, runner_up - best, names[second], runner_up)
 
 
-def squared_estimates(matrix: np.ndarray, probe: np.ndarray) -> tuple[np.ndarray, float]:
+def squared_estimates(matrix: np.ndarray | PreparedMatrix, probe: np.ndarray) -> tuple[np.ndarray, float]:
     """(||t||^2 - 2 t.p per template, bound on its error plus that of the direct formula).
 
     The bound is inf when some template is not finite (or too large to square).
     """
-    rows = np.ascontiguousarray(matrix, dtype=np.float32)
-    estimates = np.empty(len(rows), dtype=np.float32)
-    norms = np.empty(len(rows), dtype=np.float32)
     minus_twice_probe = np.float32(-2) * probe
-    for start in range(0, len(rows), BLOCK_ROWS):
-        stop = min(start + BLOCK_ROWS, len(rows))
-        block = rows[start:stop]
-        squared_norms(block, out=norms[start:stop])
-        np.dot(block, minus_twice_probe, out=estimates[start:stop])
-    estimates += norms
-    largest = float(norms.max())
+    if isinstance(matrix, PreparedMatrix):
+        rows, largest = matrix.rows, matrix.largest
+        estimates = rows @ minus_twice_probe  # one pass: the norms were kept when the matrix was prepared
+        estimates += matrix.norms
+    else:
+        rows = np.ascontiguousarray(matrix, dtype=np.float32)
+        estimates = np.empty(len(rows), dtype=np.float32)
+        norms = np.empty(len(rows), dtype=np.float32)
+        for start in range(0, len(rows), BLOCK_ROWS):
+            stop = min(start + BLOCK_ROWS, len(rows))
+            block = rows[start:stop]
+            squared_norms(block, out=norms[start:stop])
+            np.dot(block, minus_twice_probe, out=estimates[start:stop])
+        estimates += norms
+        largest = float(norms.max())
     if not math.isfinite(largest):
         return estimates, math.inf
     # Each of the two ways to get ||t - p||^2 is within (D + 4) u (||t|| + ||p||)^2 of the truth

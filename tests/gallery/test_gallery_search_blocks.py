@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pytest
 
-from edge.gallery.search import Match, search, search_directly
+from edge.gallery.search import Match, prepare, search, search_directly
 
 # edge.gallery re-exports the function search, which hides the module of the same name
 search_module = importlib.import_module("edge.gallery.search")
@@ -38,6 +38,12 @@ def reference_search(matrix, person_index, names, probe) -> Match:
     return Match(names[first], best, runner_up - best, names[second], runner_up)
 
 
+@pytest.fixture(params=["plain", "prepared"])
+def ready(request):
+    """Search the matrix as given, or prepared once (as the daemon does at each load): same Match."""
+    return (lambda matrix: matrix) if request.param == "plain" else prepare
+
+
 def unit_gallery(rng, templates: int, per_person: int = 5, dim: int = 128, shuffle: bool = False):
     matrix = rng.standard_normal((templates, dim)).astype(np.float32)
     matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
@@ -57,14 +63,15 @@ def probes_for(rng, matrix, count: int) -> list[np.ndarray]:
 
 
 @pytest.mark.parametrize("templates", [1, 7, 1023, 1024, 1025, 5000])
-def test_same_match_as_the_reference_on_random_unit_galleries(templates):
+def test_same_match_as_the_reference_on_random_unit_galleries(templates, ready):
     rng = np.random.default_rng(templates)
     matrix, index, names = unit_gallery(rng, templates, shuffle=templates > 7)
+    searched = ready(matrix)
     for probe in probes_for(rng, matrix, 20):
-        assert search(matrix, index, names, probe) == reference_search(matrix, index, names, probe)
+        assert search(searched, index, names, probe) == reference_search(matrix, index, names, probe)
 
 
-def test_same_match_when_people_are_within_rounding_of_each_other():
+def test_same_match_when_people_are_within_rounding_of_each_other(ready):
     # Two other people at distances that differ in the last bits of float32: only the
     # direct measurement of the candidates can order them as the reference does.
     rng = np.random.default_rng(3)
@@ -75,43 +82,43 @@ def test_same_match_when_people_are_within_rounding_of_each_other():
     matrix[900] = matrix[10] - step
     matrix[1400] = matrix[10] + 2 * step
     for candidate in (probe, matrix[10], matrix[500]):
-        assert search(matrix, index, names, candidate) == reference_search(matrix, index, names, candidate)
+        assert search(ready(matrix), index, names, candidate) == reference_search(matrix, index, names, candidate)
 
 
-def test_same_match_for_large_norms_float64_and_people_without_templates():
+def test_same_match_for_large_norms_float64_and_people_without_templates(ready):
     rng = np.random.default_rng(4)
     matrix, index, names = unit_gallery(rng, 2500)
     names = names + ["nobody yet"]
     scaled = matrix * np.float32(300)
     as_float64 = matrix.astype(np.float64)
     for probe in probes_for(rng, matrix, 8):
-        assert search(scaled, index, names, probe * 300) == reference_search(scaled, index, names, probe * 300)
-        assert search(as_float64, index, names, probe) == reference_search(as_float64, index, names, probe)
+        assert search(ready(scaled), index, names, probe * 300) == reference_search(scaled, index, names, probe * 300)
+        assert search(ready(as_float64), index, names, probe) == reference_search(as_float64, index, names, probe)
 
 
-def test_only_one_person_with_templates_among_several_names():
+def test_only_one_person_with_templates_among_several_names(ready):
     matrix = np.eye(4, dtype=np.float32)
-    match = search(matrix, np.zeros(4, int), ["ann", "bob"], np.array([1, 0, 0, 0]))
+    match = search(ready(matrix), np.zeros(4, int), ["ann", "bob"], np.array([1, 0, 0, 0]))
     assert match == reference_search(matrix, np.zeros(4, int), ["ann", "bob"], np.array([1, 0, 0, 0]))
     assert match.person == "ann" and match.second_person == "bob" and match.second_distance == math.inf
 
 
-def test_a_template_that_is_not_finite_falls_back_to_the_direct_search():
+def test_a_template_that_is_not_finite_falls_back_to_the_direct_search(ready):
     rng = np.random.default_rng(5)
     matrix, index, names = unit_gallery(rng, 40)
     matrix[7, 3] = np.nan
     probe = matrix[20] + 0.01
-    assert search(matrix, index, names, probe) == search_directly(matrix, index, names, probe)
-    assert search(matrix, index, names, probe).person == names[index[20]]
+    assert search(ready(matrix), index, names, probe) == search_directly(matrix, index, names, probe)
+    assert search(ready(matrix), index, names, probe).person == names[index[20]]
 
 
-def test_equal_distances_go_to_the_person_listed_first():
+def test_equal_distances_go_to_the_person_listed_first(ready):
     matrix = np.array([[1, 0], [0, 1], [1, 0]], dtype=np.float32)
-    match = search(matrix, np.array([2, 1, 0]), ["ann", "bob", "cat"], [1, 0])
+    match = search(ready(matrix), np.array([2, 1, 0]), ["ann", "bob", "cat"], [1, 0])
     assert (match.person, match.distance, match.second_person, match.second_distance) == ("ann", 0.0, "cat", 0.0)
 
 
-def test_the_bound_is_what_keeps_the_results_exact(monkeypatch):
+def test_the_bound_is_what_keeps_the_results_exact(monkeypatch, ready):
     """Without the direct re-measurement of candidates the shortcut's rounding shows."""
     rng = np.random.default_rng(6)
     matrix, index, names = unit_gallery(rng, 2000)
@@ -119,13 +126,30 @@ def test_the_bound_is_what_keeps_the_results_exact(monkeypatch):
     monkeypatch.setattr(search_module, "template_distances",
                         lambda rows, probe: np.sqrt(np.maximum(np.einsum("ij,ij->i", rows, rows) - 2 * rows @ probe
                                                                + probe @ probe, 0)).astype(np.float64))
-    assert any(search(matrix, index, names, p) != reference_search(matrix, index, names, p) for p in probes)
+    searched = ready(matrix)
+    assert any(search(searched, index, names, p) != reference_search(matrix, index, names, p) for p in probes)
 
 
-def test_same_match_with_numpy_1_row_norms(monkeypatch):
+def test_same_match_with_numpy_1_row_norms(monkeypatch, ready):
     """numpy 1.x has no vecdot: the einsum path must give the same results."""
     monkeypatch.delattr(np, "vecdot", raising=False)
     rng = np.random.default_rng(7)
     matrix, index, names = unit_gallery(rng, 5000, shuffle=True)
+    searched = ready(matrix)
     for probe in probes_for(rng, matrix, 10):
-        assert search(matrix, index, names, probe) == reference_search(matrix, index, names, probe)
+        assert search(searched, index, names, probe) == reference_search(matrix, index, names, probe)
+
+
+def test_a_prepared_matrix_cannot_be_changed_under_its_kept_norms():
+    rng = np.random.default_rng(8)
+    matrix, index, names = unit_gallery(rng, 300)
+    prepared = prepare(matrix)
+    with pytest.raises(ValueError):
+        prepared.matrix[0, 0] = 5
+    with pytest.raises(ValueError):
+        prepared.rows[0, 0] = 5
+    assert len(prepared) == 300 and prepared.shape == (300, 128)
+
+
+def test_an_empty_prepared_gallery_matches_nobody():
+    assert search(prepare(np.zeros((0, 128), np.float32)), np.zeros(0, int), [], np.ones(128)).person is None

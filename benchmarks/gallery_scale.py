@@ -1,6 +1,6 @@
 """Benchmark: the gallery at site scale, on one CPU core.
 
-    python benchmarks/gallery_scale.py search [--sizes 10000 100000 1000000] [--probes 40]
+    python benchmarks/gallery_scale.py search [--sizes 10000 100000 1000000] [--probes 40] [--like EMBEDDINGS.npz]
     python benchmarks/gallery_scale.py gallery --dir DIR [--people 10000] [--per-person 5] \
         [--enroll 10] [--photo tests/fixtures/faces/Colin_Powell_0001.jpg]
 
@@ -14,6 +14,11 @@ that all three give the same Match for every probe. Half the probes are random
 unit vectors, half an enrolled template plus noise; "prepared" is also given for
 each half. "floor" is one matrix-vector product over the same matrix: reading it
 from memory once. The load average (os.getloadavg) is printed with each size.
+Random unit templates have no dominant axes, so the prepared search never uses
+its lower-bound prune on them; with --like (an .npz whose ``embeddings`` holds
+real embeddings, e.g. the cache of benchmarks/identification.py) the templates
+and the random half of the probes are drawn from a Gaussian with those
+embeddings' mean and covariance, then scaled to unit length: face-like spread.
 
 ``gallery`` fills a real SQLite gallery (encrypted templates, audit log) through
 Gallery.add_person_templates, one transaction per person, or reuses the one in DIR;
@@ -77,15 +82,36 @@ def unit_rows(rng, count: int):
 
 # ---- search ------------------------------------------------------------------------------------------
 
-def search_benchmark(sizes: list[int], probes: int, per_person: int, seed: int) -> list[dict]:
+def real_embeddings(path: Path) -> np.ndarray:
+    """The finite rows of the file's ``embeddings`` (only those marked ``found``, where it says)."""
+    stored = np.load(path)
+    embeddings = stored["embeddings"].astype(np.float64)
+    if "found" in stored.files:
+        embeddings = embeddings[stored["found"]]
+    return embeddings[np.all(np.isfinite(embeddings), axis=1)]
+
+
+def face_like_rows(embeddings: np.ndarray):
+    """A function drawing unit rows from a Gaussian with the mean and covariance of ``embeddings``."""
+    mean = embeddings.mean(axis=0)
+    factor = np.linalg.cholesky(np.cov(embeddings.T) + 1e-9 * np.eye(embeddings.shape[1]))
+
+    def draw(rng, count: int) -> np.ndarray:
+        rows = (mean + rng.standard_normal((count, len(mean))) @ factor.T).astype(np.float32)
+        return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    return draw
+
+
+def search_benchmark(sizes: list[int], probes: int, per_person: int, seed: int, like: Path | None) -> list[dict]:
     rng = np.random.default_rng(seed)
+    draw = unit_rows if like is None else face_like_rows(real_embeddings(like))
     rows = []
     for size in sizes:
-        matrix = unit_rows(rng, size)
+        matrix = draw(rng, size)
         index = np.arange(size, dtype=np.intp) // per_person
         names = [f"person {n:07d}" for n in range(int(index[-1]) + 1)]
         near = matrix[rng.integers(0, size, probes // 2)] + rng.normal(0, 0.03, (probes // 2, DIM)).astype(np.float32)
-        queries = np.concatenate([unit_rows(rng, probes - probes // 2), near / np.linalg.norm(near, axis=1, keepdims=True)])
+        queries = np.concatenate([draw(rng, probes - probes // 2), near / np.linalg.norm(near, axis=1, keepdims=True)])
         started = time.perf_counter()
         prepared = prepare(matrix)
         prepare_s = time.perf_counter() - started
@@ -104,6 +130,8 @@ def search_benchmark(sizes: list[int], probes: int, per_person: int, seed: int) 
             mismatches += not results[0] == results[1] == results[2]
         half = len(queries) - probes // 2
         rows.append({"templates": size, "people": len(names), "probes": len(queries), "mismatches": int(mismatches),
+                     "templates_drawn": "random unit" if like is None else f"face-like, from {like}",
+                     "pruning": prepared.projection is not None,
                      "load_average": os.getloadavg()[0], "prepare_ms": round(prepare_s * 1e3, 1),
                      **{label: summary_ms(values) for label, values in timings.items()},
                      "prepared_random_probes": summary_ms(timings["prepared"][:half]),
@@ -113,7 +141,8 @@ def search_benchmark(sizes: list[int], probes: int, per_person: int, seed: int) 
               f"median (p95 {row['prepared']['p95_ms']:.2f}; random probes {row['prepared_random_probes']['median_ms']:.2f}, "
               f"near {row['prepared_near_probes']['median_ms']:.2f}), plain {row['plain']['median_ms']:.2f} ms, "
               f"reference {row['reference']['median_ms']:.2f} ms, floor {row['floor']['median_ms']:.2f} ms, "
-              f"prepare {row['prepare_ms']:.1f} ms; results differ on {mismatches} of {len(queries)} probes",
+              f"prepare {row['prepare_ms']:.1f} ms{', pruning' if row['pruning'] else ''}; "
+              f"results differ on {mismatches} of {len(queries)} probes",
               file=sys.stderr)
         del matrix, prepared
     return rows
@@ -255,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     searching = commands.add_parser("search", help="1:N search time at several gallery sizes")
     searching.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     searching.add_argument("--probes", type=int, default=40)
+    searching.add_argument("--like", type=Path, help="draw face-like templates from the spread of these embeddings "
+                                                     "(.npz with an 'embeddings' array)")
     filling = commands.add_parser("gallery", help="load, reload and enrollment time of a real gallery")
     part = commands.add_parser("_part", help=argparse.SUPPRESS)
     part.add_argument("part", choices=["load", "enroll", "photo"])
@@ -274,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(run_part(args)))
         return 0
     if args.command == "search":
-        figures = {"search": search_benchmark(args.sizes, args.probes, args.per_person, args.seed)}
+        figures = {"search": search_benchmark(args.sizes, args.probes, args.per_person, args.seed, args.like)}
     else:
         figures = gallery_benchmark(args)
     print(json.dumps(figures, indent=2))

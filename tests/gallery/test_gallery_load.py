@@ -53,7 +53,8 @@ def test_the_contexts_are_byte_for_byte_those_of_template_context():
             for template_id, (person_id, name) in enumerate([(1, "Ann"), (1, "Ann"), (7, ODD_NAMES[0]),
                                                              (7, "renamed"), (12, ODD_NAMES[2]), (3, "Ann")], 1)
             for model, dim in (("dlib_resnet_v1", 128), ("arcface \"r100\"", 512))]
-    rows.append((2**40, 5, "big id", "m", 128))
+    rows += [(2**40, 5, "big id", "m", 128), (41, 5, "big id", "m", 128.0), (42, 5.0, "big id", "m", 128.0),
+             (43, True, "big id", "m", True), (True, 1, "big id", "m", "128")]  # what a damaged row may hold
     expected = [template_context("gallery-id", person_id, name, template_id, model, dim)
                 for template_id, person_id, name, model, dim in rows]
     assert template_contexts("gallery-id", rows) == expected

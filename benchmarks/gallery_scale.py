@@ -23,7 +23,8 @@ embeddings' mean and covariance, then scaled to unit length: face-like spread.
 ``gallery`` fills a real SQLite gallery (encrypted templates, audit log) through
 Gallery.add_person_templates, one transaction per person, or reuses the one in DIR;
 then, each in a fresh process: open + load_matrix (the daemon's start) with its
-peak RSS, the daemon's reload (version() + load_matrix() on the open gallery), and
+peak RSS, the daemon's reload (version() + load_matrix() on the open gallery; then
+edge.gallery.search.prepare, timed apart), and
 enrollment of --enroll new people into a copy of the gallery, timed as enrollment
 spends it with the face pipeline left out: load the gallery, the duplicate search
 (one 1:N search per enrollment frame), the add transaction. With --photo, one
@@ -118,16 +119,19 @@ def search_benchmark(sizes: list[int], probes: int, per_person: int, seed: int, 
         timings = {"prepared": [], "plain": [], "reference": [], "floor": []}
         mismatches = 0
         search(prepared, index, names, queries[0])  # warm-up: page the matrix in
-        for probe in queries:  # alternate, so a busy machine slows all of them alike
-            results = []
-            for label, call in (("prepared", lambda: search(prepared, index, names, probe)),
-                                ("plain", lambda: search(matrix, index, names, probe)),
-                                ("reference", lambda: search_directly(matrix, index, names, probe)),
-                                ("floor", lambda: matrix @ probe)):
+        calls = (("prepared", lambda: search(prepared, index, names, probe)),
+                 ("plain", lambda: search(matrix, index, names, probe)),
+                 ("reference", lambda: search_directly(matrix, index, names, probe)),
+                 ("floor", lambda: matrix @ probe))
+        for number, probe in enumerate(queries):
+            # alternate, so a busy machine slows all of them alike, and rotate which goes first: the
+            # one after the reference (which writes a matrix-sized array) finds none of the matrix cached
+            results = {}
+            for label, call in calls[number % 4:] + calls[:number % 4]:
                 start = time.perf_counter()
-                results.append(call())
+                results[label] = call()
                 timings[label].append(time.perf_counter() - start)
-            mismatches += not results[0] == results[1] == results[2]
+            mismatches += not results["prepared"] == results["plain"] == results["reference"]
         half = len(queries) - probes // 2
         rows.append({"templates": size, "people": len(names), "probes": len(queries), "mismatches": int(mismatches),
                      "templates_drawn": "random unit" if like is None else f"face-like, from {like}",
@@ -188,16 +192,19 @@ def measure_load(folder: Path, repeats: int) -> dict:
     names, index, matrix = gallery.load_matrix(MODEL)
     load_s = time.perf_counter() - started
     peak_kb, after_kb = memory_kb("VmHWM"), memory_kb("VmRSS")
-    reload_s = []
+    reload_s, prepare_s = [], []
     for _ in range(repeats):
         del names, index, matrix
         started = time.perf_counter()
         gallery.version()
         names, index, matrix = gallery.load_matrix(MODEL)
         reload_s.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        prepare(matrix)  # what the daemon does with it next
+        prepare_s.append(time.perf_counter() - started)
     gallery.close()
     return {"people": len(names), "templates": int(len(matrix)), "matrix_mb": round(matrix.nbytes / 2**20, 1),
-            "load_ms": round(load_s * 1e3, 1), "reload": summary_ms(reload_s),
+            "load_ms": round(load_s * 1e3, 1), "reload": summary_ms(reload_s), "prepare": summary_ms(prepare_s),
             "rss_before_mb": round(before_kb / 1024, 1), "rss_peak_mb": round(peak_kb / 1024, 1),
             "rss_after_mb": round(after_kb / 1024, 1), "peak_minus_before_mb": round((peak_kb - before_kb) / 1024, 1)}
 

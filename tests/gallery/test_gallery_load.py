@@ -6,6 +6,7 @@ JSON associated data, the decryption, the length and finiteness checks, then np.
 """
 from __future__ import annotations
 
+import json
 import sqlite3
 
 import numpy as np
@@ -55,9 +56,13 @@ def test_the_contexts_are_byte_for_byte_those_of_template_context():
             for model, dim in (("dlib_resnet_v1", 128), ("arcface \"r100\"", 512))]
     rows += [(2**40, 5, "big id", "m", 128), (41, 5, "big id", "m", 128.0), (42, 5.0, "big id", "m", 128.0),
              (43, True, "big id", "m", True), (True, 1, "big id", "m", "128")]  # what a damaged row may hold
-    expected = [template_context("gallery-id", person_id, name, template_id, model, dim)
+    # what template_context wrote when every gallery so far was sealed
+    expected = [json.dumps(["template", "gallery-id", person_id, name, template_id, model, dim],
+                           separators=(",", ":"), ensure_ascii=False).encode()
                 for template_id, person_id, name, model, dim in rows]
     assert template_contexts("gallery-id", rows) == expected
+    assert [template_context("gallery-id", person_id, name, template_id, model, dim)
+            for template_id, person_id, name, model, dim in rows] == expected
 
 
 def _tamper(gallery: Gallery, key: bytes, vector_bytes: bytes, dim: int = 128) -> int:

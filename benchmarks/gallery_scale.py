@@ -1,20 +1,30 @@
 """Benchmark: the gallery at site scale, on one CPU core.
 
-    python benchmarks/gallery_scale.py search [--sizes 10000 100000 1000000] [--probes 40]
+    python benchmarks/gallery_scale.py search [--sizes 10000 100000 1000000] [--probes 40] [--like EMBEDDINGS.npz]
     python benchmarks/gallery_scale.py gallery --dir DIR [--people 10000] [--per-person 5] \
         [--enroll 10] [--photo tests/fixtures/faces/Colin_Powell_0001.jpg]
 
 ``search`` times the product's 1:N search (edge.gallery.search.search) over random
-unit 128-d float32 templates, 5 per person, against the direct reference
-(search_directly: every distance from the differences, min per person, the code
-before the block-wise search), and checks that both give the same Match for every
-probe. Half the probes are random unit vectors, half an enrolled template plus noise.
-"floor" is one matrix-vector product over the same matrix: reading it from memory once.
+unit 128-d float32 templates, 5 per person: on the matrix prepared once
+(edge.gallery.search.prepare, as the daemon does at each load; "prepared"), on
+the plain matrix ("plain", the block-wise search that computes the norms per
+probe), and the direct reference (search_directly: every distance from the
+differences, min per person, the code before the block-wise search); it checks
+that all three give the same Match for every probe. Half the probes are random
+unit vectors, half an enrolled template plus noise; "prepared" is also given for
+each half. "floor" is one matrix-vector product over the same matrix: reading it
+from memory once. The load average (os.getloadavg) is printed with each size.
+Random unit templates have no dominant axes, so the prepared search never uses
+its lower-bound prune on them; with --like (an .npz whose ``embeddings`` holds
+real embeddings, e.g. the cache of benchmarks/identification.py) the templates
+and the random half of the probes are drawn from a Gaussian with those
+embeddings' mean and covariance, then scaled to unit length: face-like spread.
 
 ``gallery`` fills a real SQLite gallery (encrypted templates, audit log) through
 Gallery.add_person_templates, one transaction per person, or reuses the one in DIR;
 then, each in a fresh process: open + load_matrix (the daemon's start) with its
-peak RSS, the daemon's reload (version() + load_matrix() on the open gallery), and
+peak RSS, the daemon's reload (version() + load_matrix() on the open gallery; then
+edge.gallery.search.prepare, timed apart), and
 enrollment of --enroll new people into a copy of the gallery, timed as enrollment
 spends it with the face pipeline left out: load the gallery, the duplicate search
 (one 1:N search per enrollment frame), the add transaction. With --photo, one
@@ -39,7 +49,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.gallery.crypto import create_key
-from edge.gallery.search import search, search_directly
+from edge.gallery.search import prepare, search, search_directly
 from edge.gallery.store import Gallery
 from edge.pipeline import FacePipeline
 from edge.vision.image import load_image
@@ -73,36 +83,72 @@ def unit_rows(rng, count: int):
 
 # ---- search ------------------------------------------------------------------------------------------
 
-def search_benchmark(sizes: list[int], probes: int, per_person: int, seed: int) -> list[dict]:
+def real_embeddings(path: Path) -> np.ndarray:
+    """The finite rows of the file's ``embeddings`` (only those marked ``found``, where it says)."""
+    stored = np.load(path)
+    embeddings = stored["embeddings"].astype(np.float64)
+    if "found" in stored.files:
+        embeddings = embeddings[stored["found"]]
+    return embeddings[np.all(np.isfinite(embeddings), axis=1)]
+
+
+def face_like_rows(embeddings: np.ndarray):
+    """A function drawing unit rows from a Gaussian with the mean and covariance of ``embeddings``."""
+    mean = embeddings.mean(axis=0)
+    factor = np.linalg.cholesky(np.cov(embeddings.T) + 1e-9 * np.eye(embeddings.shape[1]))
+
+    def draw(rng, count: int) -> np.ndarray:
+        rows = (mean + rng.standard_normal((count, len(mean))) @ factor.T).astype(np.float32)
+        return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    return draw
+
+
+def search_benchmark(sizes: list[int], probes: int, per_person: int, seed: int, like: Path | None) -> list[dict]:
     rng = np.random.default_rng(seed)
+    draw = unit_rows if like is None else face_like_rows(real_embeddings(like))
     rows = []
     for size in sizes:
-        matrix = unit_rows(rng, size)
+        matrix = draw(rng, size)
         index = np.arange(size, dtype=np.intp) // per_person
         names = [f"person {n:07d}" for n in range(int(index[-1]) + 1)]
         near = matrix[rng.integers(0, size, probes // 2)] + rng.normal(0, 0.03, (probes // 2, DIM)).astype(np.float32)
-        queries = np.concatenate([unit_rows(rng, probes - probes // 2), near / np.linalg.norm(near, axis=1, keepdims=True)])
-        timings = {"search": [], "reference": [], "floor": []}
+        queries = np.concatenate([draw(rng, probes - probes // 2), near / np.linalg.norm(near, axis=1, keepdims=True)])
+        started = time.perf_counter()
+        prepared = prepare(matrix)
+        prepare_s = time.perf_counter() - started
+        timings = {"prepared": [], "plain": [], "reference": [], "floor": []}
         mismatches = 0
-        search(matrix, index, names, queries[0])  # warm-up: page the matrix in
-        for probe in queries:  # alternate, so a busy machine slows all three alike
-            for label, call in (("search", lambda: search(matrix, index, names, probe)),
-                                ("reference", lambda: search_directly(matrix, index, names, probe)),
-                                ("floor", lambda: matrix @ probe)):
+        search(prepared, index, names, queries[0])  # warm-up: page the matrix in
+        calls = (("prepared", lambda: search(prepared, index, names, probe)),
+                 ("plain", lambda: search(matrix, index, names, probe)),
+                 ("reference", lambda: search_directly(matrix, index, names, probe)),
+                 ("floor", lambda: matrix @ probe))
+        for number, probe in enumerate(queries):
+            # alternate, so a busy machine slows all of them alike, and rotate which goes first: the
+            # one after the reference (which writes a matrix-sized array) finds none of the matrix cached
+            results = {}
+            for label, call in calls[number % 4:] + calls[:number % 4]:
                 start = time.perf_counter()
-                result = call()
+                results[label] = call()
                 timings[label].append(time.perf_counter() - start)
-                if label == "search":
-                    fast = result
-                elif label == "reference":
-                    mismatches += fast != result
+            mismatches += not results["prepared"] == results["plain"] == results["reference"]
+        half = len(queries) - probes // 2
         rows.append({"templates": size, "people": len(names), "probes": len(queries), "mismatches": int(mismatches),
-                     **{label: summary_ms(values) for label, values in timings.items()}})
-        print(f"{size:>9,} templates: search {rows[-1]['search']['median_ms']:.2f} ms median "
-              f"(p95 {rows[-1]['search']['p95_ms']:.2f}), reference {rows[-1]['reference']['median_ms']:.2f} ms, "
-              f"floor {rows[-1]['floor']['median_ms']:.2f} ms; results differ on {mismatches} of {len(queries)} probes",
+                     "templates_drawn": "random unit" if like is None else f"face-like, from {like}",
+                     "pruning": prepared.projection is not None,
+                     "load_average": os.getloadavg()[0], "prepare_ms": round(prepare_s * 1e3, 1),
+                     **{label: summary_ms(values) for label, values in timings.items()},
+                     "prepared_random_probes": summary_ms(timings["prepared"][:half]),
+                     "prepared_near_probes": summary_ms(timings["prepared"][half:])})
+        row = rows[-1]
+        print(f"{size:>9,} templates (load {row['load_average']:.1f}): prepared {row['prepared']['median_ms']:.2f} ms "
+              f"median (p95 {row['prepared']['p95_ms']:.2f}; random probes {row['prepared_random_probes']['median_ms']:.2f}, "
+              f"near {row['prepared_near_probes']['median_ms']:.2f}), plain {row['plain']['median_ms']:.2f} ms, "
+              f"reference {row['reference']['median_ms']:.2f} ms, floor {row['floor']['median_ms']:.2f} ms, "
+              f"prepare {row['prepare_ms']:.1f} ms{', pruning' if row['pruning'] else ''}; "
+              f"results differ on {mismatches} of {len(queries)} probes",
               file=sys.stderr)
-        del matrix
+        del matrix, prepared
     return rows
 
 
@@ -146,16 +192,19 @@ def measure_load(folder: Path, repeats: int) -> dict:
     names, index, matrix = gallery.load_matrix(MODEL)
     load_s = time.perf_counter() - started
     peak_kb, after_kb = memory_kb("VmHWM"), memory_kb("VmRSS")
-    reload_s = []
+    reload_s, prepare_s = [], []
     for _ in range(repeats):
         del names, index, matrix
         started = time.perf_counter()
         gallery.version()
         names, index, matrix = gallery.load_matrix(MODEL)
         reload_s.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        prepare(matrix)  # what the daemon does with it next
+        prepare_s.append(time.perf_counter() - started)
     gallery.close()
     return {"people": len(names), "templates": int(len(matrix)), "matrix_mb": round(matrix.nbytes / 2**20, 1),
-            "load_ms": round(load_s * 1e3, 1), "reload": summary_ms(reload_s),
+            "load_ms": round(load_s * 1e3, 1), "reload": summary_ms(reload_s), "prepare": summary_ms(prepare_s),
             "rss_before_mb": round(before_kb / 1024, 1), "rss_peak_mb": round(peak_kb / 1024, 1),
             "rss_after_mb": round(after_kb / 1024, 1), "peak_minus_before_mb": round((peak_kb - before_kb) / 1024, 1)}
 
@@ -242,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     searching = commands.add_parser("search", help="1:N search time at several gallery sizes")
     searching.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     searching.add_argument("--probes", type=int, default=40)
+    searching.add_argument("--like", type=Path, help="draw face-like templates from the spread of these embeddings "
+                                                     "(.npz with an 'embeddings' array)")
     filling = commands.add_parser("gallery", help="load, reload and enrollment time of a real gallery")
     part = commands.add_parser("_part", help=argparse.SUPPRESS)
     part.add_argument("part", choices=["load", "enroll", "photo"])
@@ -261,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(run_part(args)))
         return 0
     if args.command == "search":
-        figures = {"search": search_benchmark(args.sizes, args.probes, args.per_person, args.seed)}
+        figures = {"search": search_benchmark(args.sizes, args.probes, args.per_person, args.seed, args.like)}
     else:
         figures = gallery_benchmark(args)
     print(json.dumps(figures, indent=2))

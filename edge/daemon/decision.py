@@ -53,7 +53,7 @@ from typing import Optional
 
 import numpy as np
 
-from edge.gallery.search import search
+from edge.gallery.search import PreparedMatrix, search
 from edge.gallery.threshold import COMBINED_TAIL, OpenSetChoice, choose_threshold, impostor_tail
 
 DEFAULT_K = 1
@@ -83,8 +83,10 @@ class Observation:
         return cls(None, reason)
 
 
-def match_probe(matrix: np.ndarray, person_index: np.ndarray, names: list, probe, threshold: float) -> Observation:
-    """Search ``probe`` in the gallery; a match needs a finite distance <= ``threshold``."""
+def match_probe(matrix: np.ndarray | PreparedMatrix, person_index: np.ndarray, names: list, probe,
+                threshold: float) -> Observation:
+    """Search ``probe`` in the gallery (``matrix`` plain or prepared: edge.gallery.search.prepare); a match
+    needs a finite distance <= ``threshold``."""
     probe = np.asarray(probe, dtype=np.float32).reshape(-1)
     if probe.size == 0 or not np.all(np.isfinite(probe)):
         return Observation(None, "bad embedding", face=True)

@@ -25,6 +25,7 @@ import numpy as np
 
 from edge.daemon.decision import DEFAULT_STRANGER_RATE, Observation, door_threshold, match_probe
 from edge.exc import GalleryError
+from edge.gallery.search import PreparedMatrix, prepare
 from edge.gallery.store import file_id
 from edge.gallery.threshold import COMBINED_TAIL, OpenSetChoice, ThresholdFallbackWarning, impostor_tail
 from edge.verify.api import embedding_space
@@ -57,7 +58,7 @@ class LiveGallery:
         self.version = None
         self.names: list = []
         self.person_index = np.zeros(0, dtype=np.intp)
-        self.matrix = np.zeros((0, self.dim), dtype=np.float32)
+        self.searched: PreparedMatrix = prepare(np.zeros((0, self.dim), dtype=np.float32))
         self.threshold = math.nan
         self.choice: Optional[OpenSetChoice] = None
         self.combined_threshold = math.nan
@@ -73,6 +74,11 @@ class LiveGallery:
                         "rebuild the engine (`edge-verify models fetch --force`)")
 
     @property
+    def matrix(self) -> np.ndarray:
+        """The templates, one row each (read-only: searches use the norms kept when it was loaded)."""
+        return self.searched.matrix
+
+    @property
     def templates(self) -> int:
         return int(len(self.matrix))
 
@@ -83,7 +89,8 @@ class LiveGallery:
         if len(matrix) and matrix.shape[1] != self.dim:
             raise GalleryError(f"gallery {self.gallery.path} holds {matrix.shape[1]}-d templates but the engine "
                                f"gives {self.dim}-d embeddings: enroll everyone again with this engine")
-        self.names, self.person_index, self.matrix = list(names), person_index, np.ascontiguousarray(matrix)
+        # prepared once per load, so each frame's search is one pass over the matrix
+        self.names, self.person_index, self.searched = list(names), person_index, prepare(np.ascontiguousarray(matrix))
         self.version = version
         self.choice = door_threshold(self.manifest, self.templates, self.fixed_threshold, self.stranger_rate)
         if self.choice.rule == "1:1 fallback":
@@ -118,7 +125,7 @@ class LiveGallery:
         if file_id(self.path) is None:
             changed = self.version is not None
             self.names, self.person_index = [], np.zeros(0, dtype=np.intp)
-            self.matrix, self.version = np.zeros((0, self.dim), dtype=np.float32), None
+            self.searched, self.version = prepare(np.zeros((0, self.dim), dtype=np.float32)), None
             if changed:
                 log.warning("no gallery at %s: nobody is let in until one is restored there", self.path)
             return changed
@@ -128,11 +135,11 @@ class LiveGallery:
 
     def match(self, embedding) -> Observation:
         """The decision for a single-frame (or single-photo) probe."""
-        return match_probe(self.matrix, self.person_index, self.names, embedding, self.threshold)
+        return match_probe(self.searched, self.person_index, self.names, embedding, self.threshold)
 
     def match_combined(self, probe) -> Observation:
         """The decision for a combined probe (edge.daemon.tracking.combine): the combined probes' threshold."""
-        return match_probe(self.matrix, self.person_index, self.names, probe, self.combined_threshold)
+        return match_probe(self.searched, self.person_index, self.names, probe, self.combined_threshold)
 
     def describe(self) -> str:
         people = len(self.names)

@@ -170,14 +170,8 @@ def capture(pipeline, frames: Iterable, count: int, report) -> tuple[list, list,
     """Judge frames until ``count`` pass: (embeddings, quality notes, rejections, frames seen)."""
     vectors, quality, rejected, seen = [], [], [], 0
     for seen, shot in enumerate(as_shots(frames), start=1):
-        if shot.image is None:
-            rejected.append(Rejection(shot.label, [shot.problem or "no image"]))
-            report(f"{shot.label}: skipped: {shot.problem}")
-            continue
-        verdict = assess(pipeline, shot.image)
-        if not verdict.ok:
-            rejected.append(Rejection(shot.label, verdict.reasons))
-            report(f"{shot.label}: rejected: {'; '.join(verdict.reasons)}")
+        verdict = judge_shot(pipeline, shot, rejected, report)
+        if verdict is None:
             continue
         vector = pipeline.embed(verdict.chip[None])[0]
         copy = same_picture(vector, vectors)
@@ -192,6 +186,20 @@ def capture(pipeline, frames: Iterable, count: int, report) -> tuple[list, list,
         if len(vectors) >= count:
             break
     return vectors, quality, rejected, seen
+
+
+def judge_shot(pipeline, shot, rejected: list, report: Callable[[str], None]):
+    """The quality verdict of a good frame, or None (the shot is added to ``rejected`` and said why)."""
+    if shot.image is None:
+        rejected.append(Rejection(shot.label, [shot.problem or "no image"]))
+        report(f"{shot.label}: skipped: {shot.problem}")
+        return None
+    verdict = assess(pipeline, shot.image)
+    if not verdict.ok:
+        rejected.append(Rejection(shot.label, verdict.reasons))
+        report(f"{shot.label}: rejected: {'; '.join(verdict.reasons)}")
+        return None
+    return verdict
 
 
 def capture_poses(pipeline, shots: Iterable, plan: list, report: Callable[[str], None], per_pose: int = PER_POSE,
@@ -223,14 +231,8 @@ def capture_poses(pipeline, shots: Iterable, plan: list, report: Callable[[str],
                 ended = True
                 break
             seen += 1
-            if shot.image is None:
-                rejected.append(Rejection(shot.label, [shot.problem or "no image"]))
-                report(f"{shot.label}: skipped: {shot.problem}")
-                continue
-            verdict = assess(pipeline, shot.image)
-            if not verdict.ok:
-                rejected.append(Rejection(shot.label, verdict.reasons))
-                report(f"{shot.label}: rejected: {'; '.join(verdict.reasons)}")
+            verdict = judge_shot(pipeline, shot, rejected, report)
+            if verdict is None:
                 continue
             yaw = pose(verdict.face.landmarks)[0]
             if not wanted.fits(yaw):

@@ -77,6 +77,18 @@ function liveView(canvas) {
   next();
 }
 
+// Replace the items of the list with this id by [class, text] pairs (text only: never HTML).
+function fillList(id, entries) {
+  const list = document.getElementById(id);
+  list.replaceChildren();
+  for (const [className, text] of entries) {
+    const item = document.createElement("li");
+    item.className = className;
+    item.textContent = text;
+    list.appendChild(item);
+  }
+}
+
 function enrollProgress(section) {
   async function poll() {
     const response = await fetch(section.dataset.poll, {cache: "no-store"});
@@ -85,23 +97,9 @@ function enrollProgress(section) {
     state.dataset.state = progress.state;
     state.textContent = progress.name + ": " + progress.state + ", " + progress.good + "/" + progress.count +
       " good frames";
-    const lines = document.getElementById("enroll-lines");
-    lines.replaceChildren();
-    for (const line of progress.lines) {
-      const item = document.createElement("li");
-      item.className = line.kind;
-      item.textContent = line.text;
-      lines.appendChild(item);
-    }
+    fillList("enroll-lines", progress.lines.map((line) => [line.kind, line.text]));
     // The pose asked for now, and each pose's good frames with a tick when done (words from the server).
-    const poses = document.getElementById("enroll-poses");
-    poses.replaceChildren();
-    for (const pose of progress.poses) {
-      const item = document.createElement("li");
-      item.className = pose.state;
-      item.textContent = pose.text;
-      poses.appendChild(item);
-    }
+    fillList("enroll-poses", progress.poses.map((pose) => [pose.state, pose.text]));
     const verdicts = document.getElementById("enroll-verdicts");
     verdicts.replaceChildren();
     for (const text of progress.verdicts) {

@@ -26,7 +26,9 @@ from edge.gallery.files import no_permission
 
 SCHEMA_VERSION = 1
 SQLITE_MAGIC = b"SQLite format 3\x00"
-_CORRUPT_CODES = {11, 26}  # SQLITE_CORRUPT, SQLITE_NOTADB
+# SQLITE_CORRUPT, SQLITE_TOOBIG (a damaged record length: a gallery never stores anything near
+# SQLite's size limit), SQLITE_NOTADB
+_CORRUPT_CODES = {11, 18, 26}
 _IOERR, _FULL = 10, 13
 
 TABLES = """

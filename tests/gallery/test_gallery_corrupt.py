@@ -65,3 +65,18 @@ def test_missing_file_is_not_called_corrupt(gallery_path, key):
         Gallery.open(gallery_path, key)
     assert not isinstance(caught.value, GalleryCorrupt)
     assert not gallery_path.exists()  # opening never creates a file
+
+
+def test_a_record_length_damaged_into_too_big_is_called_corrupt(tmp_path):
+    # Random bytes over a page can turn a record's length into gigabytes: SQLite then answers
+    # "string or blob too big" (SQLITE_TOOBIG) instead of "malformed". A gallery never stores
+    # anything near that size, so on reading it is damage, with the restore advice.
+    import sqlite3
+
+    from edge.gallery.schema import database_error
+
+    error = sqlite3.DataError("string or blob too big")
+    error.sqlite_errorcode = 18
+    refusal = database_error(tmp_path / "gallery.sqlite", error)
+    assert isinstance(refusal, GalleryCorrupt)
+    assert "restore the last backup" in str(refusal)

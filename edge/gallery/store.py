@@ -34,7 +34,7 @@ from edge.gallery.audit import (ACKNOWLEDGE, AuditLog, Head, audit_path, breaks_
                                 head_mac, person_ref)
 from edge.gallery.auth import token_path, token_set_at
 from edge.gallery.crypto import (InvalidTag, TemplateCipher, audit_key, template_context, template_contexts,
-                                 vector_from_bytes, vector_to_bytes)
+                                 vector_to_bytes)
 from edge.gallery.files import adopt_owner, fsync_folder, no_permission
 from edge.gallery.inputs import check_model, check_name, check_quality, check_vectors, normal_name
 from edge.gallery.schema import sqlite_errors
@@ -431,15 +431,8 @@ class Gallery(GalleryTransfers, GalleryFleetSync):
         return data
 
     def _open_template(self, template_id, person_id, name, model, dim, nonce, ciphertext) -> np.ndarray:
-        context = template_context(self.id, person_id, name, template_id, model, dim)
-        try:
-            vector = vector_from_bytes(self._cipher.open(nonce, ciphertext, context), dim)
-        except (InvalidTag, ValueError):
-            raise schema.corrupt(self.path, f"has a template ({template_id}, of {name!r}) that fails authentication "
-                                 "(altered, or moved from another row)") from None
-        if not np.all(np.isfinite(vector)):
-            raise schema.corrupt(self.path, f"has a template ({template_id}, of {name!r}) that is not finite")
-        return vector
+        """One template row opened, with the same checks as a whole matrix (:meth:`_open_templates`)."""
+        return self._open_templates([(template_id, person_id, name, model, dim, nonce, ciphertext)])[0]
 
 
 def file_id(path) -> tuple[int, int] | None:

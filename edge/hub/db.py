@@ -143,13 +143,7 @@ class HubDB:
             if taken is None:
                 if check is not None:
                     check(connection, site, before)
-                connection.execute("INSERT INTO people (uid, site, name, model, dim, origin) "
-                                   "VALUES (%s, %s, %s, %s, %s, %s)", (person, site, name, model, dim, origin))
-                for item in sealed:
-                    connection.execute("INSERT INTO templates (uid, person, nonce, ciphertext) VALUES (%s, %s, %s, %s)",
-                                       (item["id"], person, item["nonce"], item["ct"]))
-                body = {"name": name, "model": model, "dim": dim, "templates": sealed}
-                seq = _append_change(connection, site, before, "add", person, body)
+                seq = _insert_person(connection, site, before, person, name, model, dim, origin, sealed)
                 audit(connection, actor, "enroll", person, {"site": site, "seq": seq, "templates": len(sealed),
                                                             "origin": origin, **(details or {})})
         if taken is not None:
@@ -170,11 +164,7 @@ class HubDB:
                 raise FleetError(f"{name} is not enrolled at site {site!r} (`edge-verify hub list --site {site}`)")
             person = row[0]
             count = connection.execute("SELECT count(*) FROM templates WHERE person = %s", (person,)).fetchone()[0]
-            connection.execute("DELETE FROM people WHERE uid = %s", (person,))
-            # The feed must not keep the name or templates of someone who left: their 'add' bodies go.
-            connection.execute("UPDATE changes SET body = NULL WHERE site = %s AND person = %s AND kind = 'add'",
-                               (site, person))
-            seq = _append_change(connection, site, before, "remove", person, None)
+            seq = _erase_person(connection, site, before, person)
             audit(connection, actor, "remove", person, {"site": site, "seq": seq, "templates_erased": count})
         return seq, count
 
@@ -204,18 +194,9 @@ class HubDB:
                       connection.execute("SELECT uid, nonce, ciphertext FROM templates WHERE person = %s ORDER BY uid",
                                          (was,)).fetchall()]
             person, resealed = reseal(was, model, int(dim), sealed)
-            connection.execute("DELETE FROM people WHERE uid = %s", (was,))
-            connection.execute("UPDATE changes SET body = NULL WHERE site = %s AND person = %s AND kind = 'add'",
-                               (site, was))
-            removed = _append_change(connection, site, before, "remove", was, None)
-            connection.execute("INSERT INTO people (uid, site, name, model, dim, origin, enrolled_at) "
-                               "VALUES (%s, %s, %s, %s, %s, %s, %s)", (person, site, new, model, dim, origin,
-                                                                       enrolled_at))
-            for item in resealed:
-                connection.execute("INSERT INTO templates (uid, person, nonce, ciphertext) VALUES (%s, %s, %s, %s)",
-                                   (item["id"], person, item["nonce"], item["ct"]))
-            seq = _append_change(connection, site, removed, "add", person,
-                                 {"name": new, "model": model, "dim": int(dim), "templates": resealed})
+            removed = _erase_person(connection, site, before, was)
+            seq = _insert_person(connection, site, removed, person, new, model, int(dim), origin, resealed,
+                                 enrolled_at)
             audit(connection, actor, "rename", person, {"site": site, "seq": seq, "removed_seq": removed,
                                                         "was": was, "templates": len(resealed)})
         return seq, len(resealed)
@@ -354,6 +335,29 @@ def _lock_site(connection, site: str) -> int:
     if row is None:
         raise FleetError(f"no site {site!r} on this hub (`edge-verify hub init --site {site}` adds one)")
     return int(row[0])
+
+
+def _insert_person(connection, site: str, before: int, person: str, name: str, model: str, dim: int, origin: str,
+                   sealed: list[dict], enrolled_at=None) -> int:
+    """Store a person and their sealed templates, and the feed's 'add' change; returns its seq.
+    ``enrolled_at``: kept from an earlier row (a rename); None is now."""
+    connection.execute("INSERT INTO people (uid, site, name, model, dim, origin, enrolled_at) "
+                       "VALUES (%s, %s, %s, %s, %s, %s, COALESCE(%s::timestamptz, now()))",
+                       (person, site, name, model, dim, origin, enrolled_at))
+    for item in sealed:
+        connection.execute("INSERT INTO templates (uid, person, nonce, ciphertext) VALUES (%s, %s, %s, %s)",
+                           (item["id"], person, item["nonce"], item["ct"]))
+    body = {"name": name, "model": model, "dim": dim, "templates": sealed}
+    return _append_change(connection, site, before, "add", person, body)
+
+
+def _erase_person(connection, site: str, before: int, person: str) -> int:
+    """Delete a person (their templates go with them) and append the feed's 'remove' change; returns its seq."""
+    connection.execute("DELETE FROM people WHERE uid = %s", (person,))
+    # The feed must not keep the name or templates of someone who left: their 'add' bodies go.
+    connection.execute("UPDATE changes SET body = NULL WHERE site = %s AND person = %s AND kind = 'add'",
+                       (site, person))
+    return _append_change(connection, site, before, "remove", person, None)
 
 
 def _append_change(connection, site: str, before: int, kind: str, person: str, body) -> int:

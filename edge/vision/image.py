@@ -40,9 +40,7 @@ def decode_image(data, source) -> np.ndarray:
     data = np.frombuffer(data, dtype=np.uint8) if isinstance(data, (bytes, bytearray, memoryview)) else data
     if data.size == 0:
         raise ImageError(f"{source}: empty file")
-    if data.size > MAX_FILE_BYTES:
-        raise ImageError(f"{source}: {data.size // (1024 * 1024)} MB is too large for a photo "
-                         f"(limit {MAX_FILE_BYTES // (1024 * 1024)} MB)")
+    check_file_size(source, data.size)
     check_declared_size(source, data)
     image = cv2.imdecode(data, cv2.IMREAD_COLOR)
     if image is None:
@@ -67,9 +65,7 @@ def read_regular_file(path: Path) -> np.ndarray:
             raise ImageError(f"{path}: is a folder, not an image")
         if not stat.S_ISREG(info.st_mode):
             raise ImageError(f"{path}: is not a regular file (a pipe, socket or device); give an image file")
-        if info.st_size > MAX_FILE_BYTES:
-            raise ImageError(f"{path}: {info.st_size // (1024 * 1024)} MB is too large for a photo "
-                             f"(limit {MAX_FILE_BYTES // (1024 * 1024)} MB)")
+        check_file_size(path, info.st_size)
         chunks, left = [], info.st_size
         while left > 0:
             chunk = os.read(descriptor, min(left, 1 << 20))
@@ -82,6 +78,12 @@ def read_regular_file(path: Path) -> np.ndarray:
     finally:
         os.close(descriptor)
     return np.frombuffer(b"".join(chunks), dtype=np.uint8)
+
+
+def check_file_size(source, size: int) -> None:
+    if size > MAX_FILE_BYTES:
+        raise ImageError(f"{source}: {size // (1024 * 1024)} MB is too large for a photo "
+                         f"(limit {MAX_FILE_BYTES // (1024 * 1024)} MB)")
 
 
 def check_declared_size(path: Path, data: np.ndarray) -> None:

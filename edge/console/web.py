@@ -82,7 +82,7 @@ class Request:
     @property
     def form(self) -> dict:
         """A url-encoded POST body, or the text fields of an upload: {name: first value}."""
-        kind = self.headers.get("content-type", "").split(";")[0].strip().lower()
+        kind = self.media_type
         if kind == MULTIPART:
             return self._parsed_upload()[0]
         if kind != "application/x-www-form-urlencoded":
@@ -94,9 +94,14 @@ class Request:
         return {name: values[0] for name, values in fields.items()}
 
     @property
+    def media_type(self) -> str:
+        """The body's media type, lower case, without its parameters."""
+        return self.headers.get("content-type", "").split(";")[0].strip().lower()
+
+    @property
     def files(self) -> list:
         """The files of an upload (multipart/form-data), in the order sent: [Upload]."""
-        if self.headers.get("content-type", "").split(";")[0].strip().lower() != MULTIPART:
+        if self.media_type != MULTIPART:
             return []
         return self._parsed_upload()[1]
 

@@ -48,7 +48,7 @@ from typing import Callable, Iterator, NamedTuple
 from edge.disk import is_no_space, space_advice
 from edge.exc import GalleryError
 from edge.gallery.crypto import audit_key
-from edge.gallery.files import adopt_owner, fsync_folder, no_permission
+from edge.gallery.files import adopt_owner, fsync_folder, no_permission, write_all
 
 GENESIS = "0" * 64
 FIELDS = ("seq", "time", "actor", "action", "subject", "details", "prev", "hash")
@@ -205,10 +205,7 @@ class AuditLog:
             raise GalleryError(f"cannot keep the broken audit log beside {self.path}: too many copies")
         try:
             adopt_owner(kept, self.path.parent)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(kept, view):]
-            os.fsync(kept)
+            write_all(kept, data)
         finally:
             os.close(kept)
         os.ftruncate(descriptor, 0)

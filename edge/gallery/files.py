@@ -13,7 +13,7 @@ from edge.exc import GalleryError
 from edge.owners import adopt_owner, permission_advice
 
 __all__ = ["adopt_owner", "commit_private", "fsync_folder", "new_private_file", "no_permission",
-           "permission_advice", "stage_private", "write_private"]
+           "permission_advice", "stage_private", "write_all", "write_private"]
 
 
 def fsync_folder(folder: str | os.PathLike) -> None:
@@ -41,6 +41,14 @@ def write_private(path: str | os.PathLike, data: bytes) -> Path:
     return path
 
 
+def write_all(descriptor: int, data: bytes) -> None:
+    """Write every byte of ``data`` (os.write may write fewer than asked), then fsync."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(descriptor, view):]
+    os.fsync(descriptor)
+
+
 def stage_private(path: Path, data: bytes) -> Path:
     """Write ``data`` to a new private file beside ``path`` (fsynced) and return its name: the part of
     a replacement that needs disk space, done before anything is recorded or replaced."""
@@ -49,10 +57,7 @@ def stage_private(path: Path, data: bytes) -> Path:
     try:
         try:
             adopt_owner(descriptor, path.parent)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(descriptor, view):]
-            os.fsync(descriptor)
+            write_all(descriptor, data)
         finally:
             os.close(descriptor)
     except BaseException as error:

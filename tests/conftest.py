@@ -55,6 +55,22 @@ def models_ready(model_sources) -> Path:
     return paths.models_dir()
 
 
+@pytest.fixture()
+def fetched_home(tmp_path, monkeypatch, models_ready) -> Path:
+    """A home ($EDGE_VERIFY_HOME, set) whose models folder holds the fetched detector and embedding
+    engines (linked, not copied) and nothing else: no attributes engine, no liveness model."""
+    from edge.models import registry
+
+    home = tmp_path / "home"
+    engines = home / "models" / "engines"
+    engines.mkdir(parents=True)
+    for name in (registry.EMBEDDING, *registry.DETECTOR_NETS):
+        for suffix in (".fp32.onnx", ".fp32.onnx.json"):
+            (engines / f"{name}{suffix}").symlink_to(models_ready / "engines" / f"{name}{suffix}")
+    monkeypatch.setenv("EDGE_VERIFY_HOME", str(home))
+    return home
+
+
 @pytest.fixture(scope="session")
 def pipeline(models_ready):
     """The real CPU pipeline (FP32 ONNX Runtime, one thread, flip averaging)."""

@@ -12,7 +12,6 @@ import torch
 from edge.cli import main
 from edge.exc import ManifestMismatch
 from edge.liveness import LiveWindow, live_scores, liveness_check, load_attributes_engine
-from edge.models import registry
 from edge.vision.image import load_image
 from edge_build.models import attributes as model
 
@@ -32,15 +31,9 @@ def build_engine(engines, attributes, thresholds, seed=0):
 
 
 @pytest.fixture()
-def kiosk_home(tmp_path, monkeypatch, models_ready):
+def kiosk_home(fetched_home):
     """A models home with the fetched detector and embedding engines (linked) and no attribute engine."""
-    engines = tmp_path / "models" / "engines"
-    engines.mkdir(parents=True)
-    for name in (registry.EMBEDDING, *registry.DETECTOR_NETS):
-        for suffix in (".fp32.onnx", ".fp32.onnx.json"):
-            (engines / f"{name}{suffix}").symlink_to(models_ready / "engines" / f"{name}{suffix}")
-    monkeypatch.setenv("EDGE_VERIFY_HOME", str(tmp_path))
-    return engines
+    return fetched_home / "models" / "engines"
 
 
 @pytest.fixture()

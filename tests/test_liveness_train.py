@@ -14,21 +14,14 @@ import pytest
 
 from edge.cli import main
 from edge.liveness.model import read_model
-from edge.models import registry
 from edge_build.training import liveness_synth
 
 SIZE = (320, 240)
 
 
 @pytest.fixture()
-def kiosk_home(tmp_path, monkeypatch, models_ready):
-    engines = tmp_path / "home" / "models" / "engines"
-    engines.mkdir(parents=True)
-    for name in (registry.EMBEDDING, *registry.DETECTOR_NETS):
-        for suffix in (".fp32.onnx", ".fp32.onnx.json"):
-            (engines / f"{name}{suffix}").symlink_to(models_ready / "engines" / f"{name}{suffix}")
-    monkeypatch.setenv("EDGE_VERIFY_HOME", str(tmp_path / "home"))
-    return tmp_path / "home"
+def kiosk_home(fetched_home):
+    return fetched_home
 
 
 def real_frame(path) -> np.ndarray:

@@ -13,19 +13,12 @@ from test_liveness import build_engine
 from edge.daemon.decision import Decider, Observation
 from edge.daemon.loop import Daemon
 from edge.exc import NoLivenessCheck
-from edge.models import registry
 
 
 @pytest.fixture()
-def home(tmp_path, monkeypatch, models_ready):
+def home(fetched_home):
     """A models home holding the fetched detector and embedding engines (linked), no attributes engine yet."""
-    engines = tmp_path / "home" / "models" / "engines"
-    engines.mkdir(parents=True)
-    for name in (registry.EMBEDDING, *registry.DETECTOR_NETS):
-        for suffix in (".fp32.onnx", ".fp32.onnx.json"):
-            (engines / f"{name}{suffix}").symlink_to(models_ready / "engines" / f"{name}{suffix}")
-    monkeypatch.setenv("EDGE_VERIFY_HOME", str(tmp_path / "home"))
-    return engines
+    return fetched_home / "models" / "engines"
 
 
 def run_clip(tmp_path, enrolled, pipeline, mock_factory, **values):

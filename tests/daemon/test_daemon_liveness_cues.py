@@ -17,19 +17,12 @@ from daemonkit import ENROLLED, PIN, SIZE, levels, person_frames, photo, read_ev
 from edge.daemon.loop import Daemon
 from edge.liveness import context, motion, texture
 from edge.liveness.model import FORMAT, write_model
-from edge.models import registry
 from edge_build.training import liveness_synth
 
 
 @pytest.fixture()
-def home(tmp_path, monkeypatch, models_ready):
-    engines = tmp_path / "home" / "models" / "engines"
-    engines.mkdir(parents=True)
-    for name in (registry.EMBEDDING, *registry.DETECTOR_NETS):
-        for suffix in (".fp32.onnx", ".fp32.onnx.json"):
-            (engines / f"{name}{suffix}").symlink_to(models_ready / "engines" / f"{name}{suffix}")
-    monkeypatch.setenv("EDGE_VERIFY_HOME", str(tmp_path / "home"))
-    return tmp_path / "home" / "models"
+def home(fetched_home):
+    return fetched_home / "models"
 
 
 def liveness_model(models: Path, texture_bias: float, context_threshold: float = 0.5, window: int = 3) -> None:

@@ -55,6 +55,17 @@ def models_ready(model_sources) -> Path:
     return paths.models_dir()
 
 
+@pytest.fixture
+def mock_factory():
+    """gpiozero's MockFactory (pins that record their (time, state) history), closed and reset after."""
+    from gpiozero.pins.mock import MockFactory
+
+    factory = MockFactory()
+    yield factory
+    factory.close()
+    factory.reset()
+
+
 @pytest.fixture()
 def fetched_home(tmp_path, monkeypatch, models_ready) -> Path:
     """A home ($EDGE_VERIFY_HOME, set) whose models folder holds the fetched detector and embedding

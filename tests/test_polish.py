@@ -14,16 +14,6 @@ from edge.daemon import config
 from edge.exc import ConfigError
 
 
-@pytest.fixture
-def mock_factory():
-    from gpiozero.pins.mock import MockFactory
-
-    factory = MockFactory()
-    yield factory
-    factory.close()
-    factory.reset()
-
-
 @pytest.mark.parametrize("text, message", [("[events]\nfile = 5\n", "[events] file must be text in quotes"),
                                            ("[door]\npin = 11\n", "[door] pin must be text in quotes")])
 def test_numbers_where_names_are_meant_are_refused(tmp_path, text, message):

@@ -6,16 +6,6 @@ import pytest
 
 
 @pytest.fixture
-def mock_factory():
-    from gpiozero.pins.mock import MockFactory
-
-    factory = MockFactory()
-    yield factory
-    factory.close()
-    factory.reset()
-
-
-@pytest.fixture
 def enrolled(tmp_path, pipeline):
     """(gallery, key) with Colin_Powell, Serena_Williams and Jennifer_Aniston enrolled from photos 1 and 2."""
     from daemonkit import make_gallery

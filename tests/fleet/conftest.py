@@ -65,13 +65,3 @@ def hub(dsn, mosquitto, tmp_path):
     yield site
     site.close(keep_logs=tmp_path)  # agent and broker logs: find BASETEMP -name '*agent.log'
 
-
-
-@pytest.fixture
-def mock_factory():
-    from gpiozero.pins.mock import MockFactory
-
-    factory = MockFactory()
-    yield factory
-    factory.close()
-    factory.reset()

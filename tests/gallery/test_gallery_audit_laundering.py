@@ -8,12 +8,10 @@ until an admin acknowledges it, and the selftest and the daemon's start report i
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import os
 import sqlite3
-import sys
 
 import pytest
 
@@ -25,16 +23,9 @@ TOKEN = "correct-horse-battery"
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch, make_vectors):
+def home(tmp_path, admin_home):
     """A gallery with four changes in its log (create, two people, a token change)."""
-    monkeypatch.setenv("EDGE_VERIFY_HOME", str(tmp_path))
-    monkeypatch.delenv("EDGE_VERIFY_ADMIN_TOKEN", raising=False)
-    with open_gallery(create=True, actor="test") as gallery:
-        gallery.add_person_templates("Alice", make_vectors(1, 3), MODEL, "test")
-        gallery.add_person_templates("Bob", make_vectors(2, 3), MODEL, "test")
-    monkeypatch.setattr(sys, "stdin", io.StringIO(TOKEN + "\n"))
-    assert main(["admin", "set-token"]) == 0
-    return tmp_path
+    return admin_home(tmp_path, {"Alice": (1, 3), "Bob": (2, 3)}, MODEL, TOKEN)
 
 
 def verify(capsys) -> tuple[int, list[str]]:

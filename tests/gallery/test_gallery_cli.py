@@ -10,23 +10,15 @@ import time
 import pytest
 
 from edge.cli import main
-from edge.gallery import open_gallery
 
 MODEL = "dlib_resnet_v1"
 TOKEN = "correct-horse-battery"
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch, make_vectors):
+def home(tmp_path, admin_home):
     """$EDGE_VERIFY_HOME with a gallery of two people and an admin token."""
-    monkeypatch.setenv("EDGE_VERIFY_HOME", str(tmp_path))
-    monkeypatch.delenv("EDGE_VERIFY_ADMIN_TOKEN", raising=False)
-    with open_gallery(create=True, actor="test") as gallery:
-        gallery.add_person_templates("Alice", make_vectors(1, 5), MODEL, "test")
-        gallery.add_person_templates("Bob", make_vectors(2, 3), MODEL, "test")
-    monkeypatch.setattr(sys, "stdin", io.StringIO(TOKEN + "\n"))
-    assert main(["admin", "set-token"]) == 0
-    return tmp_path
+    return admin_home(tmp_path, {"Alice": (1, 5), "Bob": (2, 3)}, MODEL, TOKEN)
 
 
 def run(capsys, *argv):

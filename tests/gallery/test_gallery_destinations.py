@@ -7,14 +7,11 @@ files are made with O_EXCL and O_NOFOLLOW, so a planted symbolic link is never f
 """
 from __future__ import annotations
 
-import io
 import os
-import sys
 
 import pytest
 
 from edge.cli import main
-from edge.gallery import open_gallery
 from edge.gallery.files import write_private
 
 MODEL = "dlib_resnet_v1"
@@ -22,15 +19,8 @@ TOKEN = "correct-horse-battery"
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch, make_vectors):
-    home = tmp_path / "home"
-    monkeypatch.setenv("EDGE_VERIFY_HOME", str(home))
-    monkeypatch.delenv("EDGE_VERIFY_ADMIN_TOKEN", raising=False)
-    with open_gallery(create=True, actor="test") as gallery:
-        gallery.add_person_templates("Alice", make_vectors(1, 5), MODEL, "test")
-    monkeypatch.setattr(sys, "stdin", io.StringIO(TOKEN + "\n"))
-    assert main(["admin", "set-token"]) == 0
-    return home
+def home(tmp_path, admin_home):
+    return admin_home(tmp_path / "home", {"Alice": (1, 5)}, MODEL, TOKEN)
 
 
 def run(capsys, *argv):

@@ -2,7 +2,6 @@
 about a damaged source, and a failed restore leaves nothing behind."""
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import subprocess
@@ -11,23 +10,14 @@ import sys
 import pytest
 
 from edge.cli import main
-from edge.gallery import open_gallery
 
 MODEL = "dlib_resnet_v1"
 TOKEN = "correct-horse-battery"
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch, make_vectors):
-    home = tmp_path / "home"
-    monkeypatch.setenv("EDGE_VERIFY_HOME", str(home))
-    monkeypatch.setenv("EDGE_VERIFY_ADMIN_TOKEN", TOKEN)
-    with open_gallery(create=True, actor="test") as gallery:
-        gallery.add_person_templates("Alice", make_vectors(1, 3), MODEL, "test")
-        gallery.add_person_templates("Bob", make_vectors(2, 3), MODEL, "test")
-    monkeypatch.setattr(sys, "stdin", io.StringIO(TOKEN + "\n"))
-    assert main(["admin", "set-token"]) == 0
-    return home
+def home(tmp_path, admin_home):
+    return admin_home(tmp_path / "home", {"Alice": (1, 3), "Bob": (2, 3)}, MODEL, TOKEN, token_in_env=True)
 
 
 def run(capsys, *argv):

@@ -7,14 +7,12 @@ the lockout.
 """
 from __future__ import annotations
 
-import io
 import json
-import sys
 
 import pytest
 
 from edge.cli import main
-from edge.gallery import auth, open_gallery
+from edge.gallery import auth
 
 MODEL = "dlib_resnet_v1"
 TOKEN = "correct-horse-battery"
@@ -29,13 +27,8 @@ class Clock:
 
 
 @pytest.fixture
-def home(tmp_path, monkeypatch, make_vectors):
-    monkeypatch.setenv("EDGE_VERIFY_HOME", str(tmp_path))
-    monkeypatch.delenv("EDGE_VERIFY_ADMIN_TOKEN", raising=False)
-    with open_gallery(create=True, actor="test") as gallery:
-        gallery.add_person_templates("Alice", make_vectors(1, 3), MODEL, "test")
-    monkeypatch.setattr(sys, "stdin", io.StringIO(TOKEN + "\n"))
-    assert main(["admin", "set-token"]) == 0
+def home(tmp_path, monkeypatch, admin_home):
+    admin_home(tmp_path, {"Alice": (1, 3)}, MODEL, TOKEN)
     monkeypatch.setattr(auth.os, "geteuid", lambda: 1000)  # an installer, not root
     return tmp_path
 

@@ -8,7 +8,6 @@ import time
 
 import cv2
 import numpy as np
-import pytest
 from consolekit import TOKEN, openings_between, relay_levels, start_daemon, stop_daemon
 from daemonkit import ENROLLED, PIN, blanks, face_frame, person_frames, read_events, write_clip
 

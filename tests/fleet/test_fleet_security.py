@@ -7,7 +7,6 @@ import ssl
 import time
 import uuid
 
-import paho.mqtt.client as mqtt
 import pytest
 
 from fleetkit import unit_vectors, wait_for

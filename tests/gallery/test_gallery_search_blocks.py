@@ -7,7 +7,6 @@ directly, so distances must be bit-identical, people and runner-ups the same.
 """
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import math
 

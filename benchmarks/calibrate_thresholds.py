@@ -3,11 +3,13 @@
 - 1:1 threshold: the distance that best separates the matched and mismatched
   pairs of pairsDevTrain.txt.
 - impostor tail: distances between photos of different people, all pairs among
-  the View 1 photos (millions of pairs); the smallest few thousand are shipped
+  the View 1 photos (millions of pairs; LFW's faces filed under two names,
+  benchmarks/lfw_same_faces.py, are one person); the smallest few thousand are shipped
   in the manifest with the total count, so the 1:N threshold can hold the
   strangers' accept rate for any gallery size without LFW on the device.
 
-Writes build/models/dlib_resnet_calibration.json; then `edge-verify models fetch --force`
+Writes these figures into build/models/dlib_resnet_calibration.json (keeping what else it holds,
+such as benchmarks/door_calibrate.py's combined tail); then `edge-verify models fetch --force`
 puts the figures in the checkpoint's contract and the engine manifests.
 
     python benchmarks/calibrate_thresholds.py --lfw ../shared/datasets/lfw
@@ -19,6 +21,8 @@ import json
 from pathlib import Path
 
 import numpy as np
+
+import lfw_same_faces
 
 TAIL = 5000
 OUT = Path(__file__).resolve().parent.parent / "build" / "models" / "dlib_resnet_calibration.json"
@@ -33,7 +37,8 @@ def embed_images(pipeline, images_dir: Path, names: list[str]) -> dict[str, np.n
 
 def impostor_tail(embeddings: dict[str, np.ndarray]) -> dict:
     names = sorted(embeddings)
-    person = np.array([n.split("/")[0] for n in names])
+    keys = {}
+    person = np.array([keys.setdefault(lfw_same_faces.face_key(n.split("/")[0]), len(keys)) for n in names])
     matrix = np.stack([embeddings[n] for n in names]).astype(np.float64)
     smallest, count = [], 0
     for start in range(0, len(names), 512):  # block-wise: the full matrix would not fit comfortably
@@ -75,7 +80,8 @@ def main() -> int:
                              f"pairsDevTest.txt at it: {test_accuracy:.4f}; flip-averaged, unit-length embeddings"),
         "impostor_tail": tail,
     }
-    args.out.write_text(json.dumps(figures, indent=1) + "\n")
+    kept = json.loads(args.out.read_text()) if args.out.exists() else {}
+    args.out.write_text(json.dumps({**kept, **figures}, indent=1) + "\n")
     print(f"threshold {threshold:.4f} (DevTest accuracy {test_accuracy:.4f}); impostor pairs {tail['count']}, "
           f"smallest {tail['distances'][0]:.4f}; wrote {args.out}")
     return 0

@@ -10,8 +10,8 @@ benchmarks/door_clips.py (LFW people who are neither staff nor strangers in the
 door measurement, never enrolled at 158 or 1,000), through the daemon's own
 tracker, weights and combining, against templates of other people (every photo
 of the calibration people and of the people with one photo who are not
-distractors at 1,000 enrolled; a name made of the same parts in another order,
-LFW's few people filed twice, is the same person). It keeps the smallest distances and the count,
+distractors at 1,000 enrolled; LFW's few faces filed under two names, listed in
+benchmarks/lfw_same_faces.py, are the same person). It keeps the smallest distances and the count,
 the form of the manifest's ``impostor_tail``; with ``--write`` it stores them as
 ``combined_impostor_tail`` in build/models/dlib_resnet_calibration.json, which
 `edge-verify models fetch --force` puts into the engine manifest.
@@ -35,6 +35,7 @@ import numpy as np
 import door_clips
 import door_frames
 import identification
+import lfw_same_faces
 from edge.daemon.decision import DEFAULT_MIN_FRAMES
 from edge.daemon.tracking import DEFAULT_WINDOW as COMBINE_WINDOW
 from edge.gallery.threshold import openset_threshold_from_tail
@@ -61,11 +62,9 @@ def template_set(plan: dict, counts: dict, photos: dict) -> tuple[np.ndarray, np
 
 
 def same_name(first: str, second: str) -> bool:
-    """LFW holds a few people twice, their name parts in another order (Choi_Sung-hong and
-    Sung_Hong_Choi): the same parts, whatever the order, hyphens and case, is the same person."""
-    def parts(name: str) -> tuple:
-        return tuple(sorted(name.replace("-", "_").lower().split("_")))
-    return parts(first) == parts(second)
+    """LFW holds a few faces under two names (lfw_same_faces): those are the same person, never
+    an impostor pair."""
+    return lfw_same_faces.same_face(first, second)
 
 
 def smallest(values: np.ndarray, kept: list, tail: int) -> list:

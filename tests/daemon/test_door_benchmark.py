@@ -15,6 +15,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
 import door_clips  # noqa: E402
 import door_measure  # noqa: E402
+import lfw_same_faces  # noqa: E402
+from calibrate_thresholds import impostor_tail  # noqa: E402
+from model_tar_at_far import accepted_at  # noqa: E402
 
 from edge.daemon.parts import make_tracker  # noqa: E402
 from edge.daemon.tracking import frame_weight  # noqa: E402
@@ -66,6 +69,45 @@ def test_score_counts_time_to_unlock_wrong_people_and_strangers(tmp_path):
     assert row["never_unlocked"] == pytest.approx(1 / 3, abs=1e-3)
     assert row["wrong_person_unlocks"] == 1 and row["strangers_let_in"] == 1 and row["strangers_per_1000"] == 500.0
     assert row["median_s"] == pytest.approx(41 / 15, abs=1e-3)
+
+
+def test_a_stranger_let_in_as_their_own_face_filed_under_another_name_is_counted_apart(tmp_path):
+    plan = {"fps": 15.0, "approaches": [
+        {"id": 0, "kind": "stranger", "person": "Martha_Bowen", "clip": "s.avi", "first_frame": 0, "last_frame": 29},
+        {"id": 1, "kind": "stranger", "person": "Tia_Mowry", "clip": "s.avi", "first_frame": 40, "last_frame": 69}]}
+    # Martha_Bowen_0002 is the very photo filed as Gabrielle_Rose_0001; the Mowry twins are two people
+    write_events(tmp_path, "s", [event(5, "Gabrielle_Rose"), event(50, "Tamara_Mowry")])
+    row = door_measure.score(plan, tmp_path, set())
+    assert row["strangers_let_in"] == 1 and row["wrong_examples"][0]["person"] == "Tia_Mowry"
+    assert [item["person"] for item in row["same_face_unlocks"]] == ["Martha_Bowen"]
+    assert door_measure.same_face_note(row) == " (+1 same face filed under two names)"
+
+
+def test_lfw_faces_filed_twice_are_one_person_and_lookalikes_are_not():
+    assert lfw_same_faces.same_face("Sepp_Blatter", "Joseph_Blatter")
+    assert lfw_same_faces.same_face("Joseph_Blatter", "Sepp_Blatter")
+    assert lfw_same_faces.same_face("Sung_Hong_Choi", "Choi_Sung-hong")  # name parts in another order
+    assert not lfw_same_faces.same_face("Tia_Mowry", "Tamara_Mowry")  # twins: the impostors that matter
+    assert not any(lfw_same_faces.same_face(*pair) for pair in lfw_same_faces.UNSURE)
+
+
+def test_the_impostor_tail_leaves_out_faces_filed_under_two_names():
+    unit = np.eye(4)
+    embeddings = {"Sepp_Blatter/Sepp_Blatter_0001.jpg": unit[0], "Joseph_Blatter/Joseph_Blatter_0001.jpg": unit[0],
+                  "Tia_Mowry/Tia_Mowry_0001.jpg": unit[1], "Tamara_Mowry/Tamara_Mowry_0001.jpg": unit[1] * 0.9}
+    tail = impostor_tail(embeddings)
+    assert tail["count"] == 5  # six pairs of names, less the Blatters
+    assert tail["distances"][0] == pytest.approx(0.1)  # the twins are the nearest impostors, the Blatters not at all
+
+
+def test_genuine_pairs_are_counted_within_the_distance_of_the_false_match_rate():
+    rows = np.array([[1, 0, 0], [1, 0.1, 0], [0, 1, 0], [0, 0.2, 1], [0, 0, 1], [0.1, 0, 1]], dtype=float)
+    people = np.array([0, 0, 1, 1, 2, 2])  # person 1's second photo lies nearer person 2 than person 1
+    result = accepted_at(rows, people, rates=(0.0,))
+    assert result["genuine_pairs"] == 3 and result["impostor_pairs"] == 12
+    cut, share = result["at"][0.0]
+    assert cut == pytest.approx(np.linalg.norm(rows[3] / np.linalg.norm(rows[3]) - rows[4]))
+    assert share == pytest.approx(2 / 3)  # person 1's pair is farther than the nearest impostor pair
 
 
 def test_people_split_keeps_staff_strangers_and_calibration_apart():

@@ -1,0 +1,69 @@
+"""How many genuine pairs the starter embedding accepts at very low false-match rates, on LFW.
+
+The door's 1:N rule asks for a false-match rate per template of about target / templates
+(1 stranger in 1,000 approaches against 5,000 templates: ~2e-7). This measures what the model
+gives there, one photo against one photo: LFW photos with a face, at most the first 10 of each
+person (so a few people with hundreds of photos do not make the genuine pairs), the people split in two
+halves by a fixed seed (LFW's faces filed under two names, benchmarks/lfw_same_faces.py, are one
+person), all pairs within one half; for each false-match rate, the distance at that share of the
+impostor pairs and the share of genuine pairs within it.
+
+    python benchmarks/model_tar_at_far.py --lfw ../shared/datasets/lfw --cache /tmp/door/photos
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+import identification
+import lfw_same_faces
+
+RATES = (1e-3, 1e-4, 1e-5, 1e-6)
+PER_PERSON = 10
+
+
+def photo_number(name: str) -> int:
+    return int(Path(name).stem.rsplit("_", 1)[1])
+
+
+def accepted_at(embeddings: np.ndarray, people: np.ndarray, rates=RATES) -> dict:
+    """{rate: (distance, share of genuine pairs at or within it)} over all pairs of rows."""
+    units = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
+    distances = np.sqrt(np.maximum(2.0 - 2.0 * units @ units.T, 0.0))
+    upper = np.triu_indices(len(units), 1)
+    same = people[upper[0]] == people[upper[1]]
+    pairs = distances[upper]
+    genuine, impostor = pairs[same], np.sort(pairs[~same])
+    out = {}
+    for rate in rates:
+        cut = float(impostor[int(rate * len(impostor))])
+        out[rate] = (cut, float(np.mean(genuine <= cut)))
+    return {"genuine_pairs": int(genuine.size), "impostor_pairs": int(impostor.size), "at": out}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lfw", type=Path, required=True)
+    parser.add_argument("--cache", type=Path, required=True, help="folder of the photo embedding cache")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    from edge.pipeline import FacePipeline
+
+    pipeline = FacePipeline.load(threads=1)
+    names = sorted(str(path.relative_to(args.lfw / "images")) for path in (args.lfw / "images").glob("*/*.jpg"))
+    found = identification.embed_all(pipeline, args.lfw, names, identification.cache_file(args.cache, pipeline))
+    names = [name for name in names if found.get(name) is not None and photo_number(name) <= PER_PERSON]
+    keys: dict = {}
+    people = np.array([keys.setdefault(lfw_same_faces.face_key(name.split("/")[0]), len(keys)) for name in names])
+    half = np.random.default_rng(args.seed).permutation(len(keys))[: len(keys) // 2]
+    chosen = np.isin(people, half)
+    result = accepted_at(np.stack([found[name] for name in names])[chosen].astype(np.float64), people[chosen])
+    print(json.dumps({"photos": int(chosen.sum()), **result}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

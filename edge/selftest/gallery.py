@@ -7,6 +7,7 @@ import stat
 from pathlib import Path
 
 from edge import paths
+from edge.daemon.decision import door_threshold
 from edge.engines.manifest import read_manifest
 from edge.gallery.audit import audit_path, verify_chain
 from edge.gallery.check import audit_checks
@@ -103,20 +104,24 @@ class GalleryProbe:
         return Result.passed(f"templates and embedding engine are both {stored}")
 
     def check_threshold(self) -> Result:
+        """The threshold the door decides with for this gallery: the one for a face's combined frames
+        (edge.daemon.decision.door_threshold, what the daemon matches with), the single-photo one beside it."""
         decision = self.settings.daemon.decision
+        manifest = self.embedding_manifest()
         override = decision["threshold"]
-        choice = choose_threshold(self.embedding_manifest(), self.templates, decision["stranger_rate"])
+        single = choose_threshold(manifest, self.templates, decision["stranger_rate"])
         if override is not None:
             return Result.passed(f"threshold {override:g} set in the config ([decision] threshold) replaces the "
-                                 f"1:N rule's {choice.threshold:.3f} for {self.templates} templates")
-        if choice.rule == "1:1 fallback":
-            return Result.passed(f"threshold {choice.threshold:.3f} (the 1:1 threshold: {choice.note})")
-        expected = f", expected stranger rate {choice.expected_stranger_rate:.1e}" \
-            if choice.expected_stranger_rate is not None else ""
-        note = f"; {choice.note}" if choice.note else ""
-        return Result.passed(f"1:N threshold {choice.threshold:.3f} for {self.templates} templates (1:1 "
-                             f"{choice.verification_threshold:g}, from {choice.impostor_pairs} impostor pairs"
-                             f"{expected}){note}")
+                                 f"1:N rule's {single.threshold:.3f} for {self.templates} templates")
+        if single.rule == "1:1 fallback":
+            return Result.passed(f"threshold {single.threshold:.3f} (the 1:1 threshold: {single.note})")
+        door = door_threshold(manifest, self.templates, None, decision["stranger_rate"], combined=True)
+        expected = f", expected stranger rate {door.expected_stranger_rate:.1e}" \
+            if door.expected_stranger_rate is not None else ""
+        note = f"; {door.note}" if door.note else ""
+        return Result.passed(f"1:N threshold {door.threshold:.3f} for a face's combined frames, {single.threshold:.3f} "
+                             f"for one photo, for {self.templates} templates (1:1 {door.verification_threshold:g}, "
+                             f"from {door.impostor_pairs} impostor pairs{expected}){note}")
 
     def close(self) -> None:
         if self.gallery is not None:

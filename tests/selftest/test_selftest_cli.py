@@ -61,3 +61,17 @@ def test_unknown_group_is_a_one_line_error(kiosk):
     assert stderr.strip().splitlines() == [
         "edge-verify: error: --only takes a comma-separated list of camera, compute, door, gallery, fleet, system; "
         "got 'camera,relay'"]
+
+
+def test_threshold_is_the_one_the_door_decides_with(kiosk, pipeline):
+    """The daemon matches a face's combined frames (edge.daemon.decision.door_threshold, combined=True): the
+    threshold check must show that one first, not the single-photo threshold the door no longer opens on."""
+    from edge.daemon.decision import door_threshold
+
+    code, report, stderr = selftest(kiosk, "--only", "gallery")
+    assert code == 0, stderr
+    detail = by_name(report)["gallery.threshold"]["detail"]
+    door = door_threshold(pipeline.manifest, 6, combined=True).threshold
+    single = door_threshold(pipeline.manifest, 6).threshold
+    assert f"1:N threshold {door:.3f} for a face's combined frames, {single:.3f} for one photo, for 6 templates" \
+        in detail, detail

@@ -37,8 +37,7 @@ def embed_images(pipeline, images_dir: Path, names: list[str]) -> dict[str, np.n
 
 def impostor_tail(embeddings: dict[str, np.ndarray]) -> dict:
     names = sorted(embeddings)
-    keys = {}
-    person = np.array([keys.setdefault(lfw_same_faces.face_key(n.split("/")[0]), len(keys)) for n in names])
+    person = lfw_same_faces.face_ids(n.split("/")[0] for n in names)
     matrix = np.stack([embeddings[n] for n in names]).astype(np.float64)
     smallest, count = [], 0
     for start in range(0, len(names), 512):  # block-wise: the full matrix would not fit comfortably

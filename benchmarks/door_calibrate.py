@@ -61,12 +61,6 @@ def template_set(plan: dict, counts: dict, photos: dict) -> tuple[np.ndarray, np
     return np.stack(rows).astype(np.float32), np.array(owners)
 
 
-def same_name(first: str, second: str) -> bool:
-    """LFW holds a few faces under two names (lfw_same_faces): those are the same person, never
-    an impostor pair."""
-    return lfw_same_faces.same_face(first, second)
-
-
 def smallest(values: np.ndarray, kept: list, tail: int) -> list:
     if values.size == 0:
         return kept
@@ -91,7 +85,8 @@ def measure(plan: dict, counts: dict, photos: dict, frames_dir: Path, pipeline, 
     for clip, group in sorted(by_clip.items()):
         frames = door_frames.records(frames_dir / f"{Path(clip).stem}.npz", pipeline)
         for item in group:
-            others = np.array([owner != item["person"] and not same_name(owner, item["person"]) for owner in owners])
+            others = np.array([owner != item["person"] and not lfw_same_faces.same_face(owner, item["person"])
+                               for owner in owners])
             span = frames[item["first_frame"]:item["last_frame"] + 1]
             seen = list(door_frames.decisions(span, pipeline))
             decided = [probe for _, _, count, probe, _ in seen if count >= min_frames]

@@ -11,6 +11,8 @@ not tell is listed in UNSURE, for the record; it counts as two people, the stric
 """
 from __future__ import annotations
 
+import numpy as np
+
 SAME_FACE = (
     # one person, two names
     ("Joseph_Blatter", "Sepp_Blatter"),
@@ -56,3 +58,9 @@ def same_face(first: str, second: str) -> bool:
     """True when LFW's two names are one face: the same name parts in another order (Choi_Sung-hong
     and Sung_Hong_Choi), or a pair in SAME_FACE."""
     return face_key(first) == face_key(second)
+
+
+def face_ids(names) -> np.ndarray:
+    """One integer per face for LFW person names (the same for a face filed under two names)."""
+    keys: dict = {}
+    return np.array([keys.setdefault(face_key(name), len(keys)) for name in names])

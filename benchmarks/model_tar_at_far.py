@@ -56,9 +56,9 @@ def main(argv=None) -> int:
     names = sorted(str(path.relative_to(args.lfw / "images")) for path in (args.lfw / "images").glob("*/*.jpg"))
     found = identification.embed_all(pipeline, args.lfw, names, identification.cache_file(args.cache, pipeline))
     names = [name for name in names if found.get(name) is not None and photo_number(name) <= PER_PERSON]
-    keys: dict = {}
-    people = np.array([keys.setdefault(lfw_same_faces.face_key(name.split("/")[0]), len(keys)) for name in names])
-    half = np.random.default_rng(args.seed).permutation(len(keys))[: len(keys) // 2]
+    people = lfw_same_faces.face_ids(name.split("/")[0] for name in names)
+    faces = int(people.max()) + 1
+    half = np.random.default_rng(args.seed).permutation(faces)[: faces // 2]
     chosen = np.isin(people, half)
     result = accepted_at(np.stack([found[name] for name in names])[chosen].astype(np.float64), people[chosen])
     print(json.dumps({"photos": int(chosen.sum()), **result}, indent=1))

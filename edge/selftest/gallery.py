@@ -110,12 +110,13 @@ class GalleryProbe:
         manifest = self.embedding_manifest()
         override = decision["threshold"]
         single = choose_threshold(manifest, self.templates, decision["stranger_rate"])
+        door = door_threshold(manifest, self.templates, None, decision["stranger_rate"], combined=True)
         if override is not None:
             return Result.passed(f"threshold {override:g} set in the config ([decision] threshold) replaces the "
-                                 f"1:N rule's {single.threshold:.3f} for {self.templates} templates")
+                                 f"1:N rule's {door.threshold:.3f} for a face's combined frames "
+                                 f"({single.threshold:.3f} for one photo) for {self.templates} templates")
         if single.rule == "1:1 fallback":
             return Result.passed(f"threshold {single.threshold:.3f} (the 1:1 threshold: {single.note})")
-        door = door_threshold(manifest, self.templates, None, decision["stranger_rate"], combined=True)
         expected = f", expected stranger rate {door.expected_stranger_rate:.1e}" \
             if door.expected_stranger_rate is not None else ""
         note = f"; {door.note}" if door.note else ""

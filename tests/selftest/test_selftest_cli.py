@@ -75,3 +75,16 @@ def test_threshold_is_the_one_the_door_decides_with(kiosk, pipeline):
     single = door_threshold(pipeline.manifest, 6).threshold
     assert f"1:N threshold {door:.3f} for a face's combined frames, {single:.3f} for one photo, for 6 templates" \
         in detail, detail
+
+
+def test_a_threshold_set_in_the_config_says_which_door_threshold_it_replaces(kiosk, pipeline, tmp_path):
+    from edge.daemon.decision import door_threshold
+
+    config = tmp_path / "config.toml"
+    config.write_text(kiosk["config"].read_text() + "\n[decision]\nthreshold = 0.3\n")
+    code, report, stderr = selftest({**kiosk, "config": config}, "--only", "gallery")
+    assert code == 0, stderr
+    detail = by_name(report)["gallery.threshold"]["detail"]
+    door = door_threshold(pipeline.manifest, 6, combined=True).threshold
+    assert detail.startswith(f"threshold 0.3 set in the config ([decision] threshold) replaces the 1:N rule's "
+                             f"{door:.3f} for a face's combined frames"), detail

@@ -151,7 +151,6 @@ class Track:
         self.id = track_id
         self.face = face
         self.missed = 0
-        self.seen = 1
         self.samples: deque = deque(maxlen=window)
         self._observations: deque = deque(maxlen=KEEP_OBSERVATIONS)
         self.judge = None  # the daemon's per-track liveness judge (edge.liveness.judge.TrackJudge)
@@ -211,7 +210,6 @@ class Tracker:
             taken_faces.add(position)
             track = self.tracks[number]
             track.face, track.missed = faces[position], 0
-            track.seen += 1
             assigned[id(faces[position])] = track
         for number, track in enumerate(self.tracks):
             if number not in taken_tracks:

@@ -154,7 +154,7 @@ def enroll(name: str, pipeline, gallery, frames: Iterable, count: int = DEFAULT_
                                   "and enroll them again)")
     door = duplicate_threshold(pipeline.manifest, len(gallery_matrix) + len(matrix), decision)
     duplicate, other = duplicate_problem(matrix, names, index, gallery_matrix, name, door.threshold,
-                                         unit=pipeline.manifest.get("embedding_normalization") == "l2")
+                                         unit=pipeline.normalize)
     if duplicate is not None:
         if not force:
             raise DuplicateFaceError(f"{duplicate}; nothing was stored (use --force to enroll anyway)")

@@ -45,7 +45,7 @@ def identify_rgb(pipeline, gallery: LiveGallery, rgb, label: str) -> dict:
     embedding = pipeline.embed(scene.main.chip)[0]
     if not usable(embedding):
         return {**answer, "reason": "the face could not be embedded"}
-    return decide(gallery, combine([embedding], unit=unit(pipeline)), answer)
+    return decide(gallery, combine([embedding], unit=pipeline.normalize), answer)
 
 
 def identify_combined(pipeline, gallery: LiveGallery, paths) -> dict:
@@ -76,7 +76,7 @@ def identify_combined(pipeline, gallery: LiveGallery, paths) -> dict:
     answer["photos_combined"] = len(embeddings)
     if not embeddings:
         return {**answer, "reason": "no photo shows a usable face"}
-    return decide(gallery, combine(embeddings, weights, unit=unit(pipeline)), answer)
+    return decide(gallery, combine(embeddings, weights, unit=pipeline.normalize), answer)
 
 
 def decide(gallery: LiveGallery, probe, answer: dict) -> dict:
@@ -92,11 +92,6 @@ def decide(gallery: LiveGallery, probe, answer: dict) -> dict:
         answer["reason"] = (f"nearest is {observation.nearest} at {observation.distance:.3f}, above the threshold "
                             f"{gallery.combined_threshold:.3f}")
     return answer
-
-
-def unit(pipeline) -> bool:
-    """Whether the engine's embeddings are compared at unit length (so combined at unit length)."""
-    return pipeline.manifest.get("embedding_normalization") == "l2"
 
 
 def finite(value: float) -> float | None:

@@ -62,6 +62,9 @@ DEFAULT_MIN_FRAMES = 3
 DEFAULT_COOLDOWN_S = 5.0
 DEFAULT_STRANGER_RATE = 1e-3
 CONFIGURED = "set in the config"  # OpenSetChoice.rule of a [decision] threshold
+NO_COMBINED_TAIL = ("the embedding manifest has no combined_impostor_tail: the door's combined probes are judged at the "
+                    "single-photo threshold, which lets in more strangers per approach than stranger_rate; rebuild the "
+                    "engine (`edge-verify models fetch --force`) for the measured combined figures")
 
 
 # -- one frame ----------------------------------------------------------------------------------
@@ -117,10 +120,7 @@ def door_threshold(manifest: dict, n_templates: int, configured: Optional[float]
     if impostor_tail(manifest, COMBINED_TAIL) is not None:
         return choose_threshold(manifest, n_templates, stranger_rate, tail_key=COMBINED_TAIL)
     single = choose_threshold(manifest, n_templates, stranger_rate)
-    note = ("the embedding manifest has no combined_impostor_tail: the door's combined probes are judged at the "
-            "single-photo threshold, which lets in more strangers per approach than stranger_rate; rebuild the "
-            "engine (`edge-verify models fetch --force`) for the measured combined figures")
-    return replace(single, note=f"{single.note}; {note}" if single.note else note)
+    return replace(single, note=f"{single.note}; {NO_COMBINED_TAIL}" if single.note else NO_COMBINED_TAIL)
 
 
 def combining_mismatch(manifest: dict, min_frames: int, window: int) -> Optional[str]:

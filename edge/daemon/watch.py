@@ -23,7 +23,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from edge.daemon.decision import DEFAULT_STRANGER_RATE, Observation, door_threshold, match_probe
+from edge.daemon.decision import (DEFAULT_STRANGER_RATE, NO_COMBINED_TAIL, Observation, door_threshold,
+                                  match_probe)
 from edge.exc import GalleryError
 from edge.gallery.search import PreparedMatrix, prepare
 from edge.gallery.store import file_id
@@ -69,9 +70,7 @@ class LiveGallery:
                         "more strangers as the gallery grows; rebuild the engine to get the 1:N rule",
                         float(manifest["threshold"]))
         elif impostor_tail(manifest, COMBINED_TAIL) is None and threshold is None:
-            log.warning("the engine manifest has no combined_impostor_tail: the door's combined probes are judged at "
-                        "the single-photo threshold, which lets in more strangers per approach than stranger_rate; "
-                        "rebuild the engine (`edge-verify models fetch --force`)")
+            log.warning("%s", NO_COMBINED_TAIL)
 
     @property
     def matrix(self) -> np.ndarray:

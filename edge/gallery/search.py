@@ -31,7 +31,7 @@ the Match is the same either way.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -62,7 +62,10 @@ class Match:
     """The nearest person (None when the gallery is empty or the probe is unusable).
 
     ``distance`` is Euclidean (smaller = more alike); ``margin`` = second_distance - distance,
-    infinite when only one person is enrolled. No threshold is applied here.
+    infinite when only one person is enrolled. No threshold is applied here. ``row``: the matrix row
+    of the nearest template (-1 when there is none) and ``second_row`` that of the runner-up's nearest,
+    for what depends on the template (its cohort spread, edge.gallery.cohort); not compared, as of two
+    equally near templates either may be reported.
     """
 
     person: str | None
@@ -70,6 +73,8 @@ class Match:
     margin: float
     second_person: str | None
     second_distance: float
+    row: int = field(default=-1, compare=False)
+    second_row: int = field(default=-1, compare=False)
 
 
 NO_MATCH = Match(None, math.inf, math.inf, None, math.inf)
@@ -219,16 +224,16 @@ def search(matrix: np.ndarray | PreparedMatrix, person_index: np.ndarray, names:
 def nearest_two(matrix: np.ndarray, person_index: np.ndarray, names: list[str], probe: np.ndarray,
                 estimates: np.ndarray, tolerance: float) -> Match:
     """The Match from the ranking ``estimates`` of the rows of ``matrix`` (measured directly where close)."""
-    first, best = nearest_person(matrix, person_index, probe, estimates, tolerance)
+    first, best, row = nearest_person(matrix, person_index, probe, estimates, tolerance)
     if len(names) == 1:
-        return Match(names[first], best, math.inf, None, math.inf)
+        return Match(names[first], best, math.inf, None, math.inf, row)
     estimates[person_index == first] = np.inf
     if not np.isfinite(estimates.min()):
         # nobody else has templates: the runner-up is the first other person listed, infinitely far
         second = 1 if first == 0 else 0
-        return Match(names[first], best, math.inf, names[second], math.inf)
-    second, runner_up = nearest_person(matrix, person_index, probe, estimates, tolerance)
-    return Match(names[first], best, runner_up - best, names[second], runner_up)
+        return Match(names[first], best, math.inf, names[second], math.inf, row)
+    second, runner_up, second_row = nearest_person(matrix, person_index, probe, estimates, tolerance)
+    return Match(names[first], best, runner_up - best, names[second], runner_up, row, second_row)
 
 
 def search_pruned(prepared: PreparedMatrix, person_index: np.ndarray, names: list[str],
@@ -266,7 +271,9 @@ def search_pruned(prepared: PreparedMatrix, person_index: np.ndarray, names: lis
     estimates = rows @ (np.float32(-2) * probe)
     estimates += prepared.norms[candidates]
     exact = rows if matrix.dtype == np.float32 else matrix[candidates]  # rows: matrix converted to float32
-    return nearest_two(exact, person_index[candidates], names, probe, estimates, direct)
+    found = nearest_two(exact, person_index[candidates], names, probe, estimates, direct)
+    return replace(found, row=int(candidates[found.row]),
+                   second_row=int(candidates[found.second_row]) if found.second_row >= 0 else -1)
 
 
 def lower_bounds(projection: Projection, probe: np.ndarray) -> tuple[np.ndarray, float]:
@@ -347,8 +354,8 @@ def squared_norms(block: np.ndarray, out: np.ndarray) -> None:
 
 
 def nearest_person(matrix: np.ndarray, person_index: np.ndarray, probe: np.ndarray, estimates: np.ndarray,
-                   tolerance: float) -> tuple[int, float]:
-    """(person position, distance) of the nearest template, measured directly among the close candidates.
+                   tolerance: float) -> tuple[int, float, int]:
+    """(person position, distance, row) of the nearest template, measured directly among the close candidates.
 
     Every template whose estimate is within twice the bound of the smallest one may be the
     nearest by the direct formula; the one with the smallest direct distance (first listed
@@ -357,17 +364,30 @@ def nearest_person(matrix: np.ndarray, person_index: np.ndarray, probe: np.ndarr
     candidates = np.flatnonzero(estimates <= estimates.min() + 2 * tolerance)
     distances = template_distances(matrix[candidates], probe)
     nearest = distances.min()
-    owners = np.asarray(person_index[candidates[distances == nearest]], dtype=np.intp)
-    return int(owners.min()), float(nearest)
+    tied = candidates[distances == nearest]
+    owners = np.asarray(person_index[tied], dtype=np.intp)
+    person = int(owners.min())
+    return person, float(nearest), int(tied[owners == person][0])
 
 
 def search_directly(matrix: np.ndarray, person_index: np.ndarray, names: list[str], probe: np.ndarray) -> Match:
     """The reference search: every distance by the direct formula, min per person."""
-    distances = person_distances(matrix, person_index, len(names), probe)
+    each = template_distances(matrix, probe)
+    distances = np.full(len(names), np.inf)
+    np.minimum.at(distances, np.asarray(person_index, dtype=np.intp), each)
     if len(names) == 1:
-        return Match(names[0], float(distances[0]), math.inf, None, math.inf)
+        return Match(names[0], float(distances[0]), math.inf, None, math.inf, nearest_row(each, person_index, 0))
     first, second = np.argpartition(distances, 1)[:2]
     if distances[second] < distances[first]:
         first, second = second, first
     best, runner_up = float(distances[first]), float(distances[second])
-    return Match(names[first], best, runner_up - best, names[second], runner_up)
+    return Match(names[first], best, runner_up - best, names[second], runner_up,
+                 nearest_row(each, person_index, int(first)), nearest_row(each, person_index, int(second)))
+
+
+def nearest_row(distances: np.ndarray, person_index: np.ndarray, person: int) -> int:
+    """The row of ``person``'s nearest template (-1 when no finite one: a broken template)."""
+    rows = np.flatnonzero(np.asarray(person_index) == person)
+    if rows.size == 0 or not np.any(np.isfinite(distances[rows])):
+        return -1
+    return int(rows[np.nanargmin(np.where(np.isfinite(distances[rows]), distances[rows], np.nan))])

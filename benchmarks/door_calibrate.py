@@ -14,7 +14,10 @@ distractors at 1,000 enrolled; LFW's few faces filed under two names, listed in
 benchmarks/lfw_same_faces.py, are the same person). It keeps the smallest distances and the count,
 the form of the manifest's ``impostor_tail``; with ``--write`` it stores them as
 ``combined_impostor_tail`` in build/models/dlib_resnet_calibration.json, which
-`edge-verify models fetch --force` puts into the engine manifest.
+`edge-verify models fetch --force` puts into the engine manifest. It also
+measures the same least distances cohort-adjusted (edge.gallery.cohort; the
+cohort from benchmarks/door_cohort.py) and writes the cohort with their tail,
+``cohort_combined_impostor_tail``, which the door then decides with.
 
 For comparison it reports the tail of single photos against the same templates
 (one photo = one attempt, the rule the per-frame daemon used) and of single
@@ -33,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 import door_clips
+import door_cohort
 import door_frames
 import identification
 import lfw_same_faces
@@ -75,8 +79,11 @@ def distances_to(templates: np.ndarray, probes: np.ndarray) -> np.ndarray:
 
 def measure(plan: dict, counts: dict, photos: dict, frames_dir: Path, pipeline, min_frames: int) -> dict:
     templates, owners = template_set(plan, counts, photos)
-    combined, per_frame, single_photo = [], [], []
-    counted = {"combined": 0, "per_frame": 0, "single_photo": 0}
+    combined, per_frame, single_photo, adjusted = [], [], [], []
+    counted = {"combined": 0, "per_frame": 0, "single_photo": 0, "adjusted": 0}
+    keys: dict = {}
+    cohort, cohort_people, cohort_entry = door_cohort.build(plan, counts, photos, keys)
+    template_people = np.array([door_cohort.face_number(keys, owner) for owner in owners])
     items = [item for item in plan["approaches"] if item["kind"] == "calibration"]
     by_clip: dict = {}
     for item in items:
@@ -91,9 +98,15 @@ def measure(plan: dict, counts: dict, photos: dict, frames_dir: Path, pipeline, 
             seen = list(door_frames.decisions(span, pipeline))
             decided = [probe for _, _, count, probe, _ in seen if count >= min_frames]
             if decided:
-                least = distances_to(templates[others], np.stack(decided)).min(axis=0)
+                plain = distances_to(templates[others], np.stack(decided))
+                least = plain.min(axis=0)
                 combined = smallest(least, combined, TAIL)
                 counted["combined"] += least.size
+                pairs = door_cohort.PairSpreads(cohort, cohort_people, templates[others], template_people[others])
+                least = pairs.adjusted(plain.astype(np.float64), np.stack(decided),
+                                       door_cohort.face_number(keys, item["person"])).min(axis=0)
+                adjusted = smallest(least, adjusted, TAIL)
+                counted["adjusted"] += least.size
             singles = [embedding for *_, embedding in seen]
             if singles:
                 least = distances_to(templates[others], np.stack(singles).astype(np.float32)).min(axis=0)
@@ -122,13 +135,19 @@ def measure(plan: dict, counts: dict, photos: dict, frames_dir: Path, pipeline, 
                                         f"least distance over the single frames of each approach; {source}"),
         "single_photo_impostor_tail": tail(single_photo, counted["single_photo"],
                                            f"each approach photo on its own; {source}"),
+        "cohort_combined_impostor_tail": {**tail(adjusted, counted["adjusted"],
+                                                 f"as combined_impostor_tail, of cohort-adjusted distances (edge.gallery."
+                                                 f"cohort; both people of each pair out of the cohort); {source}"),
+                                          "min_frames": min_frames, "window": COMBINE_WINDOW},
+        "cohort": cohort_entry,
         "templates": int(len(templates)), "approaches": len(items),
     }
 
 
 def thresholds(report: dict, sizes=(790, 1000, 5000, 25000), rate: float = 1e-3) -> dict:
     out = {}
-    for key in ("combined_impostor_tail", "per_frame_impostor_tail", "single_photo_impostor_tail"):
+    for key in ("combined_impostor_tail", "cohort_combined_impostor_tail", "per_frame_impostor_tail",
+                "single_photo_impostor_tail"):
         tail = report[key]
         out[key] = {n: round(openset_threshold_from_tail(tail["distances"], tail["count"], n, rate), 4) for n in sizes}
     return out
@@ -155,15 +174,18 @@ def main(argv=None) -> int:
     summary = {"templates": report["templates"], "approaches": report["approaches"],
                "counts": {key: report[key]["count"] for key in report if key.endswith("tail")},
                "smallest": {key: report[key]["distances"][:5] for key in report if key.endswith("tail")},
+               "cohort": {key: value for key, value in report["cohort"].items() if key != "float16_base64"},
                "thresholds_at_templates": thresholds(report)}
     print(json.dumps(summary, indent=1))
     if args.json:
         args.json.write_text(json.dumps({**report, "summary": summary}, indent=1) + "\n")
     if args.write:
         figures = json.loads(CALIBRATION_JSON.read_text())
-        figures["combined_impostor_tail"] = report["combined_impostor_tail"]
+        for key in ("combined_impostor_tail", "cohort_combined_impostor_tail", "cohort"):
+            figures[key] = report[key]
         CALIBRATION_JSON.write_text(json.dumps(figures, indent=1) + "\n")
-        print(f"wrote combined_impostor_tail into {CALIBRATION_JSON}", file=sys.stderr)
+        print(f"wrote combined_impostor_tail, cohort_combined_impostor_tail and cohort into {CALIBRATION_JSON}",
+              file=sys.stderr)
     return 0
 
 

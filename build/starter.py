@@ -34,7 +34,7 @@ def calibrated_figures() -> dict:
     return json.loads(text)
 
 
-CALIBRATED_KEYS = ("threshold", "impostor_tail", "combined_impostor_tail")
+CALIBRATED_KEYS = ("threshold", "impostor_tail", "combined_impostor_tail", "cohort_combined_impostor_tail", "cohort")
 
 
 def convert_embedding(dat_path: Path, force: bool, log) -> Path:
@@ -51,8 +51,10 @@ def convert_embedding(dat_path: Path, force: bool, log) -> Path:
     payload["contract"].update(dlib_threshold=payload["contract"]["threshold"], threshold=figures["threshold"],
                                threshold_source=figures["threshold_source"], impostor_tail=figures["impostor_tail"],
                                embedding_normalization="l2")
-    if "combined_impostor_tail" in figures:  # the door's combined probes (benchmarks/door_calibrate.py)
-        payload["contract"]["combined_impostor_tail"] = figures["combined_impostor_tail"]
+    # the door's combined probes, plain and cohort-adjusted (benchmarks/door_calibrate.py, edge.gallery.cohort)
+    for key in ("combined_impostor_tail", "cohort_combined_impostor_tail", "cohort"):
+        if key in figures:
+            payload["contract"][key] = figures[key]
     target.parent.mkdir(parents=True, exist_ok=True)
     torch.save(payload, target)
     return target

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from edge import paths
 from edge.daemon import config
-from edge.daemon.decision import door_threshold
+from edge.daemon.decision import combined_cohort, door_threshold
 from edge.daemon.parts import liveness_status
 from edge.enroll.coverage import describe, person_coverage
 from edge.engines.manifest import read_manifest
@@ -172,7 +172,15 @@ def door_coverage(gallery, shown: dict) -> dict:
     """How well one person's templates cover them (edge.enroll.coverage), at the door's threshold."""
     loaded = gallery.load_matrix()
     door = openset_summary(len(loaded[2]), gallery.summary()["model"])
-    return person_coverage(gallery, shown, door["threshold"], loaded)
+    return person_coverage(gallery, shown, door["threshold"], loaded, door_cohort())
+
+
+def door_cohort():
+    """The cohort the door adjusts combined probes with (None without one, or without an engine)."""
+    try:
+        return combined_cohort(read_manifest(engine_path(EMBEDDING, "fp32", "onnxruntime")))
+    except EdgeVerifyError:
+        return None
 
 
 def openset_summary(n_templates: int, model: str | None) -> dict:

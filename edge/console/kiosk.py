@@ -35,7 +35,7 @@ from edge.console.enrollment import EnrollJob
 from edge.console.html import esc
 from edge.console.web import HTTPError, Request, Response, Router
 from edge.daemon import parts
-from edge.daemon.decision import door_threshold
+from edge.daemon.decision import combined_cohort, door_threshold
 from edge.daemon.share import ShareClient, socket_path
 from edge.daemon.watch import LiveGallery
 from edge.engines.manifest import read_manifest
@@ -146,13 +146,16 @@ class KioskConsole(ConsoleApp):
         [decision] settings): edge.enroll.coverage, as `edge-verify gallery show NAME` measures it."""
         loaded = gallery.load_matrix()
         decision = self.settings.decision
+        cohort = None
         try:
-            threshold = door_threshold(self.manifest(), len(loaded[2]), decision["threshold"],
+            manifest = self.manifest()
+            threshold = door_threshold(manifest, len(loaded[2]), decision["threshold"],
                                        decision["stranger_rate"], combined=True).threshold
+            cohort = combined_cohort(manifest)
         except EdgeVerifyError as error:
             log.warning("console: coverage without the door's threshold: %s", error)
             threshold = None
-        return {name: person_coverage(gallery, gallery.show(name), threshold, loaded) for name in names}
+        return {name: person_coverage(gallery, gallery.show(name), threshold, loaded, cohort) for name in names}
 
     def daemon(self) -> Optional[dict]:
         """The running daemon's status, or None when none answers."""

@@ -39,8 +39,20 @@ let in per approach, not per frame. Without a combined tail combined probes get
 the single-photo threshold and the daemon warns: combined probes lie nearer
 everybody than single photos, so that threshold lets in more strangers than the
 target. Without any tail only the 1:1 threshold is known; it is used as it is and
-the daemon warns that the stranger rate then grows with the gallery. A threshold
-set in the config replaces all of them (for a measured reason only; one looser
+the daemon warns that the stranger rate then grows with the gallery.
+
+Cohort normalisation (edge.gallery.cohort): when the manifest ships a cohort
+and ``cohort_combined_impostor_tail``, a combined probe is judged by its
+*adjusted* distance, which weighs how crowded the probe's and the template's
+neighbourhoods are, against the threshold from that tail: the plain search's
+two nearest people are compared by the adjusted distances of their nearest
+templates, and the nearer of them is the match (the tail was measured as the
+least adjusted distance over all templates, so looking at two can only let in
+fewer strangers than it predicts). On the LFW door clips this let in more staff
+and fewer strangers than the plain distance (benchmarks/door_measure.py; figures
+in the README). Single-frame probes keep the plain distance and the single-photo
+tail. A threshold set in the config replaces all of them, for a measured reason
+only (compared with the adjusted distance where a cohort is used; one looser
 than the 1:1 threshold is refused unless allowed explicitly). `edge-verify identify`, `enroll` and `gallery show` take
 the threshold from the same function, so they say what the door would do.
 """
@@ -53,7 +65,8 @@ from typing import Optional
 
 import numpy as np
 
-from edge.gallery.search import PreparedMatrix, search
+from edge.gallery.cohort import COHORT_TAIL, Cohort
+from edge.gallery.search import PreparedMatrix, plain, search
 from edge.gallery.threshold import COMBINED_TAIL, OpenSetChoice, choose_threshold, impostor_tail
 
 DEFAULT_K = 1
@@ -87,16 +100,49 @@ class Observation:
 
 
 def match_probe(matrix: np.ndarray | PreparedMatrix, person_index: np.ndarray, names: list, probe,
-                threshold: float) -> Observation:
+                threshold: float, cohort: Optional[Cohort] = None) -> Observation:
     """Search ``probe`` in the gallery (``matrix`` plain or prepared: edge.gallery.search.prepare); a match
-    needs a finite distance <= ``threshold``."""
+    needs a finite distance <= ``threshold``.
+
+    With a ``cohort`` (:func:`combined_cohort`) the nearest person's and the runner-up's nearest templates
+    are compared by their adjusted distances (edge.gallery.cohort): the person is whichever of the two is
+    nearer adjusted, the distance theirs, the margin to the other one. The spreads of the probe and of
+    those two templates are measured here (2,608 cohort faces: about 0.3 ms), so nothing per
+    template is kept or recomputed when the gallery changes."""
     probe = np.asarray(probe, dtype=np.float32).reshape(-1)
     if probe.size == 0 or not np.all(np.isfinite(probe)):
         return Observation(None, "bad embedding", face=True)
     best = search(matrix, person_index, names, probe)
-    if best.person is not None and math.isfinite(best.distance) and best.distance <= threshold:
-        return Observation(best.person, "match", best.distance, best.margin, face=True, nearest=best.person)
-    return Observation(None, "unknown", best.distance, best.margin, face=True, nearest=best.person)
+    person, distance, margin = best.person, best.distance, best.margin
+    if cohort is not None and person is not None and math.isfinite(distance):
+        person, distance, margin = adjusted_nearest(cohort, best, probe, plain(matrix))
+    if person is not None and math.isfinite(distance) and distance <= threshold:
+        return Observation(person, "match", distance, margin, face=True, nearest=person)
+    return Observation(None, "unknown", distance, margin, face=True, nearest=person)
+
+
+def adjusted_nearest(cohort: Cohort, best, probe: np.ndarray, matrix: np.ndarray) -> tuple:
+    """(person, adjusted distance, adjusted margin) from the plain search's two nearest people
+    (edge.gallery.search.Match): the one nearer once adjusted; a broken template matches nobody."""
+    if best.row < 0:
+        return best.person, math.nan, math.nan
+    rows = [best.row] + ([best.second_row] if best.second_row >= 0 and math.isfinite(best.second_distance) else [])
+    spreads = cohort.spreads(np.vstack([probe[None], np.asarray(matrix[rows], dtype=np.float32)]))
+    first = float(cohort.adjust(best.distance, spreads[0], spreads[1]))
+    if len(rows) == 1:
+        return best.person, first, best.margin
+    second = float(cohort.adjust(best.second_distance, spreads[0], spreads[2]))
+    if second < first:
+        return best.second_person, second, first - second
+    return best.person, first, second - first
+
+
+def combined_cohort(manifest: dict) -> Optional[Cohort]:
+    """The cohort combined probes are adjusted with (edge.gallery.cohort), or None: only a manifest that
+    ships both the cohort and the impostor tail of adjusted distances has one (either alone is unused)."""
+    if impostor_tail(manifest, COHORT_TAIL) is None:
+        return None
+    return Cohort.from_manifest(manifest)
 
 
 def door_threshold(manifest: dict, n_templates: int, configured: Optional[float] = None,
@@ -106,10 +152,11 @@ def door_threshold(manifest: dict, n_templates: int, configured: Optional[float]
     ``manifest`` at ``stranger_rate`` ([decision] stranger_rate; edge.gallery.threshold.choose_threshold).
 
     ``combined``: the threshold for combined probes (a track's frames, or several photos given as one
-    attempt), from the manifest's ``combined_impostor_tail``. A manifest without one gives the
-    single-photo threshold with a note saying it does not hold the rate: averaging a stranger's frames
-    takes out what made them differ from everybody, so combined probes come nearer other people's
-    templates than single photos do (on LFW, 790 templates: 0.261 for combined probes, 0.287 for
+    attempt), from the manifest's ``cohort_combined_impostor_tail`` when it ships a cohort (the adjusted
+    distances :func:`match_probe` compares with a cohort), else from its ``combined_impostor_tail``. A
+    manifest without either gives the single-photo threshold with a note saying it does not hold the
+    rate: averaging a stranger's frames takes out what made them differ from everybody, so combined
+    probes come nearer other people's templates than single photos do (on LFW, 790 templates: 0.261 for combined probes, 0.287 for
     single photos of the same people; benchmarks/door_calibrate.py).
     """
     if configured is not None:
@@ -117,6 +164,8 @@ def door_threshold(manifest: dict, n_templates: int, configured: Optional[float]
                              float(manifest["threshold"]), CONFIGURED)
     if not combined:
         return choose_threshold(manifest, n_templates, stranger_rate)
+    if combined_cohort(manifest) is not None:
+        return choose_threshold(manifest, n_templates, stranger_rate, tail_key=COHORT_TAIL)
     if impostor_tail(manifest, COMBINED_TAIL) is not None:
         return choose_threshold(manifest, n_templates, stranger_rate, tail_key=COMBINED_TAIL)
     single = choose_threshold(manifest, n_templates, stranger_rate)

@@ -23,8 +23,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from edge.daemon.decision import (DEFAULT_STRANGER_RATE, NO_COMBINED_TAIL, Observation, door_threshold,
-                                  match_probe)
+from edge.daemon.decision import (DEFAULT_STRANGER_RATE, NO_COMBINED_TAIL, Observation, combined_cohort,
+                                  door_threshold, match_probe)
 from edge.exc import GalleryError
 from edge.gallery.search import PreparedMatrix, prepare
 from edge.gallery.store import file_id
@@ -60,6 +60,8 @@ class LiveGallery:
         self.names: list = []
         self.person_index = np.zeros(0, dtype=np.intp)
         self.searched: PreparedMatrix = prepare(np.zeros((0, self.dim), dtype=np.float32))
+        # combined probes are judged by cohort-adjusted distances when the engine ships a cohort
+        self.cohort = combined_cohort(manifest)
         self.threshold = math.nan
         self.choice: Optional[OpenSetChoice] = None
         self.combined_threshold = math.nan
@@ -137,10 +139,13 @@ class LiveGallery:
         return match_probe(self.searched, self.person_index, self.names, embedding, self.threshold)
 
     def match_combined(self, probe) -> Observation:
-        """The decision for a combined probe (edge.daemon.tracking.combine): the combined probes' threshold."""
-        return match_probe(self.searched, self.person_index, self.names, probe, self.combined_threshold)
+        """The decision for a combined probe (edge.daemon.tracking.combine): the combined probes' threshold,
+        on the cohort-adjusted distance when the engine ships a cohort (edge.gallery.cohort)."""
+        return match_probe(self.searched, self.person_index, self.names, probe, self.combined_threshold,
+                           self.cohort)
 
     def describe(self) -> str:
         people = len(self.names)
         return (f"{people} {'person' if people == 1 else 'people'} ({self.templates} templates), "
-                f"threshold {self.combined_threshold:.3f} for combined frames ({self.threshold:.3f} for one)")
+                f"threshold {self.combined_threshold:.3f} for combined frames"
+                f"{' (cohort-adjusted distances)' if self.cohort is not None else ''} ({self.threshold:.3f} for one)")

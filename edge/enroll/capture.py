@@ -34,7 +34,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from edge.daemon.decision import DEFAULT_STRANGER_RATE, door_threshold, match_probe
+from edge.daemon.decision import DEFAULT_STRANGER_RATE, combined_cohort, door_threshold, match_probe
 from edge.daemon.tracking import combine
 from edge.enroll.one_person import check_frames
 from edge.enroll.poses import PER_POSE, PoseProgress, choose_templates
@@ -154,7 +154,7 @@ def enroll(name: str, pipeline, gallery, frames: Iterable, count: int = DEFAULT_
                                   "and enroll them again)")
     door = duplicate_threshold(pipeline.manifest, len(gallery_matrix) + len(matrix), decision)
     duplicate, other = duplicate_problem(matrix, names, index, gallery_matrix, name, door.threshold,
-                                         unit=pipeline.normalize)
+                                         **door_rule(pipeline.manifest))
     if duplicate is not None:
         if not force:
             raise DuplicateFaceError(f"{duplicate}; nothing was stored (use --force to enroll anyway)")
@@ -316,12 +316,21 @@ def duplicate_threshold(manifest: dict, n_templates: int, decision: dict | None 
                           decision.get("stranger_rate", DEFAULT_STRANGER_RATE), combined=True)
 
 
+def door_rule(manifest: dict | None) -> dict:
+    """How the door compares a combined probe under this embedding ``manifest``: the ``unit`` and ``cohort``
+    arguments of :func:`duplicate_problem` (none when the manifest is not known: unit length, no cohort)."""
+    if manifest is None:
+        return {}
+    return {"unit": manifest.get("embedding_normalization") == "l2", "cohort": combined_cohort(manifest)}
+
+
 def duplicate_problem(matrix, names, index, gallery_matrix, name: str, threshold: float,
-                      unit: bool = True) -> tuple[str | None, str | None]:
+                      unit: bool = True, cohort=None) -> tuple[str | None, str | None]:
     """(message, other person) when the door would take the new frames for someone enrolled under
     another name: their combined probe (edge.daemon.tracking.combine) matches that person at
     ``threshold`` (the door's, :func:`duplicate_threshold`). ``unit``: the embeddings are compared
-    at unit length (the manifest's "embedding_normalization": "l2")."""
+    at unit length (the manifest's "embedding_normalization": "l2"). ``cohort``: the door's
+    (edge.daemon.decision.combined_cohort), so the distance is the adjusted one the door compares."""
     others = [position for position, person in enumerate(names) if person != name]
     if not others or len(matrix) == 0:
         return None, None
@@ -329,7 +338,8 @@ def duplicate_problem(matrix, names, index, gallery_matrix, name: str, threshold
     other_names = [names[position] for position in others]
     remap = {position: new for new, position in enumerate(others)}
     other_index = np.array([remap[position] for position in index[keep]], dtype=np.intp)
-    observation = match_probe(gallery_matrix[keep], other_index, other_names, combine(matrix, unit=unit), threshold)
+    observation = match_probe(gallery_matrix[keep], other_index, other_names, combine(matrix, unit=unit), threshold,
+                              cohort)
     if observation.person is None:
         return None, None
     frames = f"{len(matrix)} frame{'s' if len(matrix) != 1 else ''}"

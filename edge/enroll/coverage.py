@@ -40,11 +40,13 @@ def look_of(yaw: float) -> str | None:
     return None
 
 
-def coverage(notes: list, vectors, threshold: float | None) -> dict:
+def coverage(notes: list, vectors, threshold: float | None, cohort=None) -> dict:
     """{templates, looks, missing, yaw_range, poses, spread, recognised, verdict, advice} for one person.
 
     ``notes``: each template's quality note (dict or None); ``vectors``: the templates, (K, D);
-    ``threshold``: the door's threshold for this gallery (None when unknown: recognised is then None).
+    ``threshold``: the door's threshold for this gallery (None when unknown: recognised is then None);
+    ``cohort``: the door's (edge.daemon.decision.combined_cohort), whose adjusted distances that threshold
+    is for (spread stays the plain mean distance).
     """
     rows = np.asarray(vectors, dtype=np.float64)
     yaws = [float(note["yaw_deg"]) for note in notes if note and note.get("yaw_deg") is not None]
@@ -57,6 +59,9 @@ def coverage(notes: list, vectors, threshold: float | None) -> dict:
         distances = np.linalg.norm(units[:, None, :] - units[None, :, :], axis=2)
         spread = round(float(distances[np.triu_indices(len(rows), 1)].mean()), 4)
         if threshold is not None and math.isfinite(threshold):
+            if cohort is not None:
+                spreads = cohort.spreads(units)
+                distances = cohort.adjust(distances, spreads[:, None], spreads[None, :])
             np.fill_diagonal(distances, np.inf)
             recognised = int(np.sum(distances.min(axis=1) <= threshold))
     good = not missing and recognised == len(rows) and len(rows) >= 3
@@ -82,13 +87,14 @@ def advice(missing: list, recognised: int | None, templates: int) -> str | None:
     return "; ".join(wanted) + " (`edge-verify enroll NAME --append --camera URI` asks for the looks in turn)"
 
 
-def person_coverage(gallery, shown: dict, threshold: float | None, loaded=None) -> dict:
+def person_coverage(gallery, shown: dict, threshold: float | None, loaded=None, cohort=None) -> dict:
     """The coverage of one enrolled person: ``shown`` is ``gallery.show(NAME)``, ``threshold`` the door's for
     this gallery (edge.daemon.decision.door_threshold, for combined probes); ``loaded``: the gallery's
-    ``load_matrix()`` when the caller has it already (a list of many people loads it once)."""
+    ``load_matrix()`` when the caller has it already (a list of many people loads it once); ``cohort``: the
+    door's, when that threshold is for adjusted distances (edge.daemon.decision.combined_cohort)."""
     names, index, matrix = loaded if loaded is not None else gallery.load_matrix()
     rows = matrix[index == names.index(shown["name"])] if shown["name"] in names else matrix[:0]
-    return coverage([template["quality"] for template in shown["templates"]], rows, threshold)
+    return coverage([template["quality"] for template in shown["templates"]], rows, threshold, cohort)
 
 
 def verdict_words(found: dict) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.engines.manifest import read_manifest
-from edge.enroll.capture import duplicate_problem, duplicate_threshold
+from edge.enroll.capture import door_rule, duplicate_problem, duplicate_threshold
 from edge.enroll.one_person import check_frames
 from edge.exc import DuplicateFaceError, EdgeVerifyError, EnrollmentError
 from edge.fleet.errors import EnrollConflict
@@ -78,7 +78,7 @@ class SiteGallery:
             names, index, gallery = self._matrix(people, model)
             threshold = self.threshold if self.manifest is None else \
                 duplicate_threshold(self.manifest, len(gallery) + len(matrix)).threshold
-            problem, _ = duplicate_problem(matrix, names, index, gallery, name, threshold)
+            problem, _ = duplicate_problem(matrix, names, index, gallery, name, threshold, **door_rule(self.manifest))
             if problem:
                 raise DuplicateFaceError(f"{problem} (enrolled meanwhile at another station); nothing was stored")
 
@@ -143,7 +143,7 @@ class KioskEnrollments:
         gallery = SiteGallery(self.db, site, cipher, threshold, origin=f"kiosk {device}", manifest=manifest)
         names, index, stored = gallery.load_matrix(model)
         door = duplicate_threshold(manifest, len(stored) + len(matrix)).threshold
-        duplicate, other = duplicate_problem(matrix, names, index, stored, request["name"], door)
+        duplicate, other = duplicate_problem(matrix, names, index, stored, request["name"], door, **door_rule(manifest))
         if duplicate and not force:
             raise DuplicateFaceError(f"{duplicate}; nothing was stored")
         if duplicate:

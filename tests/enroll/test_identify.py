@@ -11,9 +11,8 @@ from edge.cli import main
 from edge.daemon import config, parts
 from edge.enroll.capture import Shot, enroll
 from edge.gallery import open_gallery
-from edge.daemon.decision import door_threshold
+from edge.daemon.decision import combined_cohort, door_threshold, match_probe
 from edge.daemon.tracking import combine, frame_weight
-from edge.gallery.search import search
 
 
 @pytest.fixture
@@ -60,7 +59,13 @@ def test_margin_is_to_the_second_person(enrolled, pipeline, face_images, capsys,
     _, (answer,), _ = identify(capsys, enrolled, face_images["Serena_Williams"][3])
     probe = pipeline.embed_primary(photo("Serena_Williams", 4))
     gloria = [pipeline.embed_primary(photo("Gloria_Macapagal_Arroyo", n)) for n in (1, 2, 3)]
-    second = min(float(np.linalg.norm(vector - probe)) for vector in gloria)
+    distances = [float(np.linalg.norm(vector - probe)) for vector in gloria]
+    second = min(distances)
+    cohort = combined_cohort(pipeline.manifest)
+    if cohort is not None:  # the door compares the two nearest people by cohort-adjusted distances
+        nearest = gloria[int(np.argmin(distances))]
+        spreads = cohort.spreads(np.stack([probe, nearest]))
+        second = float(cohort.adjust(second, spreads[0], spreads[1]))
     assert answer["margin"] == pytest.approx(second - answer["distance"], abs=2e-4)
 
 
@@ -144,8 +149,10 @@ def test_combine_decides_the_photos_as_one_attempt_with_the_doors_code(enrolled,
                     [frame_weight(main, pipeline.mean, pipeline.std, pipeline.padding) for main in mains])
     with open_gallery(*enrolled) as gallery:
         names, index, matrix = gallery.load_matrix()
-    assert answer["distance"] == pytest.approx(search(matrix, index, names, probe).distance, abs=1e-4)
-    assert answer["threshold"] == door_threshold(pipeline.manifest, len(matrix), combined=True).threshold
+    threshold = door_threshold(pipeline.manifest, len(matrix), combined=True).threshold
+    door = match_probe(matrix, index, names, probe, threshold, combined_cohort(pipeline.manifest))
+    assert door.person == "Serena" and answer["distance"] == pytest.approx(door.distance, abs=1e-4)
+    assert answer["threshold"] == threshold
 
 
 def test_combined_photos_land_nearer_the_person_than_the_worse_photo_alone(enrolled, face_images, capsys):

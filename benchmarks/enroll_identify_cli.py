@@ -11,7 +11,9 @@ Protocol (benchmarks/identification.py's LFW plan):
   3. `edge-verify identify --json` on photos 6-10 of every enrolled person, one photo at a time,
      and on 1,000 strangers (people with one LFW photo, the first alphabetically), then
      `edge-verify identify --combine --json` with each person's photos 6-10 as one attempt:
-     accepted as themselves, accepted as someone else, strangers accepted.
+     accepted as themselves, accepted as someone else, strangers accepted (a photo LFW files
+     under one name that shows the person it was taken for, benchmarks/lfw_same_faces.py, is
+     counted apart as "same_face").
 
 Every step is the installed command in a subprocess, with --no-config (the built-in [decision]
 defaults). Writes OUT/report.json; the gallery is OUT/gallery.sqlite.
@@ -29,6 +31,7 @@ import time
 from pathlib import Path
 
 import identification
+import lfw_same_faces
 
 TOKEN = "door-benchmark-token-1"
 
@@ -79,6 +82,12 @@ def identify(lfw: Path, images: list, where: list, combine: bool = False):
     return json.loads(done.stdout)
 
 
+def wrong(who: str, answer: str | None) -> bool:
+    """Taken for someone else: not nobody, not themselves, and not a face LFW files under both names
+    (benchmarks/lfw_same_faces.py: those are counted apart as "same_face")."""
+    return answer is not None and answer != who and not lfw_same_faces.same_face(who, answer)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--lfw", type=Path, required=True)
@@ -115,13 +124,24 @@ def main(argv=None) -> int:
         report["identify"] = {
             "single": {"probes": len(probes),
                        "right": sum(1 for who, answer in zip(truth, singles) if answer["person"] == who),
-                       "wrong": sum(1 for who, answer in zip(truth, singles) if answer["person"] not in (None, who)),
-                       "threshold": singles[0]["threshold"]},
+                       "wrong": sum(1 for who, answer in zip(truth, singles) if wrong(who, answer["person"])),
+                       "threshold": singles[0]["threshold"],
+                       "wrong_examples": [{"image": image, "taken_for": answer["person"], "distance": answer["distance"]}
+                                          for image, who, answer in zip(probes, truth, singles)
+                                          if answer["person"] not in (None, who)],
+                       "same_face": sum(1 for who, answer in zip(truth, singles)
+                                        if answer["person"] not in (None, who) and not wrong(who, answer["person"]))},
             "combined": {"attempts": len(combined),
                          "right": sum(1 for who, answer in combined.items() if answer["person"] == who),
-                         "wrong": sum(1 for who, answer in combined.items() if answer["person"] not in (None, who)),
+                         "wrong": sum(1 for who, answer in combined.items() if wrong(who, answer["person"])),
                          "photos_combined": sum(answer["photos_combined"] for answer in combined.values())},
-            "strangers": {"probes": len(strangers), "accepted": sum(1 for a in strangers if a["person"] is not None),
+            "strangers": {"probes": len(strangers),
+                          "accepted": sum(1 for image, a in zip(plan["strangers"], strangers)
+                                          if wrong(image.split("/")[0], a["person"])),
+                          "same_face": sum(1 for image, a in zip(plan["strangers"], strangers)
+                                           if a["person"] and not wrong(image.split("/")[0], a["person"])),
+                          "accepted_examples": [{"image": image, "taken_for": a["person"], "distance": a["distance"]}
+                                                for image, a in zip(plan["strangers"], strangers) if a["person"]],
                           "without_face": sum(1 for a in strangers if not a["faces"])},
         }
         report_path.write_text(json.dumps(report, indent=1) + "\n")

@@ -9,6 +9,11 @@ person), all pairs within one half; for each false-match rate, the distance at t
 impostor pairs and the share of genuine pairs within it.
 
     python benchmarks/model_tar_at_far.py --lfw ../shared/datasets/lfw --cache /tmp/door/photos
+
+With ``--door DIR`` (the folder benchmarks/door_clips.py wrote) it leaves out the
+door's calibration people, whose photos are the shipped cohort, and reports the
+same rates for the cohort-adjusted distance the door uses for combined probes
+(edge.gallery.cohort, the cohort from the engine manifest).
 """
 from __future__ import annotations
 
@@ -29,10 +34,14 @@ def photo_number(name: str) -> int:
     return int(Path(name).stem.rsplit("_", 1)[1])
 
 
-def accepted_at(embeddings: np.ndarray, people: np.ndarray, rates=RATES) -> dict:
-    """{rate: (distance, share of genuine pairs at or within it)} over all pairs of rows."""
+def accepted_at(embeddings: np.ndarray, people: np.ndarray, rates=RATES, cohort=None) -> dict:
+    """{rate: (distance, share of genuine pairs at or within it)} over all pairs of rows (adjusted
+    distances with a ``cohort``: edge.gallery.cohort)."""
     units = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
     distances = np.sqrt(np.maximum(2.0 - 2.0 * units @ units.T, 0.0))
+    if cohort is not None:
+        spreads = cohort.spreads(units)
+        distances = cohort.adjust(distances, spreads[:, None], spreads[None, :])
     upper = np.triu_indices(len(units), 1)
     same = people[upper[0]] == people[upper[1]]
     pairs = distances[upper]
@@ -49,7 +58,10 @@ def main(argv=None) -> int:
     parser.add_argument("--lfw", type=Path, required=True)
     parser.add_argument("--cache", type=Path, required=True, help="folder of the photo embedding cache")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--door", type=Path, help="door_clips.py folder: leave out its calibration people (the "
+                                                  "cohort) and report cohort-adjusted rates too")
     args = parser.parse_args(argv)
+    from edge.gallery.cohort import Cohort
     from edge.pipeline import FacePipeline
 
     pipeline = FacePipeline.load(threads=1)
@@ -60,7 +72,14 @@ def main(argv=None) -> int:
     faces = int(people.max()) + 1
     half = np.random.default_rng(args.seed).permutation(faces)[: faces // 2]
     chosen = np.isin(people, half)
-    result = accepted_at(np.stack([found[name] for name in names])[chosen].astype(np.float64), people[chosen])
+    result = {}
+    if args.door:
+        cohort_people = set(json.loads((args.door / "plan.json").read_text())["split"]["calibration"])
+        chosen &= np.array([name.split("/")[0] not in cohort_people for name in names])
+        rows = np.stack([found[name] for name in names])[chosen].astype(np.float64)
+        result["cohort_adjusted"] = accepted_at(rows, people[chosen], cohort=Cohort.from_manifest(pipeline.manifest))
+    result = {**accepted_at(np.stack([found[name] for name in names])[chosen].astype(np.float64), people[chosen]),
+              **result}
     print(json.dumps({"photos": int(chosen.sum()), **result}, indent=1))
     return 0
 

@@ -67,7 +67,7 @@ import numpy as np
 
 from edge.gallery.cohort import COHORT_TAIL, Cohort
 from edge.gallery.search import PreparedMatrix, plain, search
-from edge.gallery.threshold import COMBINED_TAIL, OpenSetChoice, choose_threshold, impostor_tail
+from edge.gallery.threshold import COMBINED_TAIL, OpenSetChoice, choose_threshold, impostor_tail, manifest_entry
 
 DEFAULT_K = 1
 DEFAULT_N = 1
@@ -176,7 +176,7 @@ def combining_mismatch(manifest: dict, min_frames: int, window: int) -> Optional
     """Why the combined threshold may not hold the stranger rate with these settings, or None: the
     manifest's combined tail was measured on probes of at least its ``min_frames`` frames, combining
     the latest ``window``; fewer frames per decision give a stranger more, noisier tries."""
-    tail = (manifest.get(COMBINED_TAIL) or (manifest.get("preprocess") or {}).get(COMBINED_TAIL)) or {}
+    tail = manifest_entry(manifest, COMBINED_TAIL) or {}
     measured = tail.get("min_frames"), tail.get("window")
     if None in measured or (int(min_frames), int(window)) == tuple(int(value) for value in measured):
         return None

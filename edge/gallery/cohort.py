@@ -40,6 +40,7 @@ from typing import Optional
 import numpy as np
 
 from edge.exc import ManifestMismatch
+from edge.gallery.threshold import manifest_entry
 
 COHORT_KEY = "cohort"
 COHORT_TAIL = "cohort_combined_impostor_tail"  # adjusted distances of combined probes (edge.daemon.decision)
@@ -58,9 +59,7 @@ class Cohort:
     @classmethod
     def from_manifest(cls, manifest: dict) -> Optional["Cohort"]:
         """The manifest's cohort, None when it ships none; a malformed one is an error, never ignored."""
-        entry = manifest.get(COHORT_KEY)
-        if entry is None:
-            entry = (manifest.get("preprocess") or {}).get(COHORT_KEY)
+        entry = manifest_entry(manifest, COHORT_KEY)
         if entry is None:
             return None
         try:

@@ -172,6 +172,13 @@ SINGLE_TAIL = "impostor_tail"  # probes of one photo or frame
 COMBINED_TAIL = "combined_impostor_tail"  # probes combined from the frames of one track (edge.daemon.tracking)
 
 
+def manifest_entry(manifest: dict, key: str):
+    """A calibrated figure the build copied from the model's contract: at the manifest's top level, or in
+    its "preprocess" block for engines built before such fields were lifted; None when absent."""
+    entry = manifest.get(key)
+    return (manifest.get("preprocess") or {}).get(key) if entry is None else entry
+
+
 def impostor_tail(manifest: dict, key: str = SINGLE_TAIL) -> dict | None:
     """The manifest's impostor tail ``key``, or None when the model ships none.
 
@@ -179,9 +186,7 @@ def impostor_tail(manifest: dict, key: str = SINGLE_TAIL) -> dict | None:
     it in the "preprocess" block (the build copies unknown contract keys there).
     A tail that is present but malformed is an error, never a silent fallback.
     """
-    tail = manifest.get(key)
-    if tail is None:
-        tail = (manifest.get("preprocess") or {}).get(key)
+    tail = manifest_entry(manifest, key)
     if tail is None:
         return None
     try:

@@ -65,7 +65,7 @@ from typing import Optional
 
 import numpy as np
 
-from edge.gallery.cohort import COHORT_TAIL, Cohort
+from edge.gallery.cohort import COHORT_KEY, COHORT_TAIL, Cohort
 from edge.gallery.search import PreparedMatrix, plain, search
 from edge.gallery.threshold import COMBINED_TAIL, OpenSetChoice, choose_threshold, impostor_tail, manifest_entry
 
@@ -137,12 +137,16 @@ def adjusted_nearest(cohort: Cohort, best, probe: np.ndarray, matrix: np.ndarray
     return best.person, first, second - first
 
 
+def uses_cohort(manifest: dict) -> bool:
+    """Whether combined probes are judged by cohort-adjusted distances: only a manifest that ships both the
+    cohort and the impostor tail of adjusted distances does (either alone is unused). Cheap: it does not
+    decode the cohort, so the threshold can be chosen at every gallery reload without that cost."""
+    return manifest_entry(manifest, COHORT_KEY) is not None and impostor_tail(manifest, COHORT_TAIL) is not None
+
+
 def combined_cohort(manifest: dict) -> Optional[Cohort]:
-    """The cohort combined probes are adjusted with (edge.gallery.cohort), or None: only a manifest that
-    ships both the cohort and the impostor tail of adjusted distances has one (either alone is unused)."""
-    if impostor_tail(manifest, COHORT_TAIL) is None:
-        return None
-    return Cohort.from_manifest(manifest)
+    """The cohort combined probes are adjusted with (edge.gallery.cohort), or None (:func:`uses_cohort`)."""
+    return Cohort.from_manifest(manifest) if uses_cohort(manifest) else None
 
 
 def door_threshold(manifest: dict, n_templates: int, configured: Optional[float] = None,
@@ -164,7 +168,7 @@ def door_threshold(manifest: dict, n_templates: int, configured: Optional[float]
                              float(manifest["threshold"]), CONFIGURED)
     if not combined:
         return choose_threshold(manifest, n_templates, stranger_rate)
-    if combined_cohort(manifest) is not None:
+    if uses_cohort(manifest):
         return choose_threshold(manifest, n_templates, stranger_rate, tail_key=COHORT_TAIL)
     if impostor_tail(manifest, COMBINED_TAIL) is not None:
         return choose_threshold(manifest, n_templates, stranger_rate, tail_key=COMBINED_TAIL)

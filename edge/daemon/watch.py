@@ -85,6 +85,7 @@ class LiveGallery:
 
     def load(self) -> None:
         """Read the gallery now (version first: a change in between only costs one more reload)."""
+        started = self.clock()
         version = self.gallery.state()
         names, person_index, matrix = self.gallery.load_matrix(model=self.model)
         if len(matrix) and matrix.shape[1] != self.dim:
@@ -100,7 +101,9 @@ class LiveGallery:
         self.combined_choice = door_threshold(self.manifest, self.templates, self.fixed_threshold, self.stranger_rate,
                                               combined=True)
         self.combined_threshold = self.combined_choice.threshold
-        self._polled_at = self.clock()
+        # polls are reload_s apart from the start of the one that loaded, not from the end of the load: a
+        # removal is then seen within reload_s however long the previous load took
+        self._polled_at = max(self._polled_at, started)
 
     def refresh(self) -> bool:
         """Reload if the gallery changed since the last look (at most every ``reload_s``); True if it did."""

@@ -74,3 +74,35 @@ def test_a_reload_prepares_the_new_gallery_and_matches_as_the_plain_search():
             (expected.person, expected.distance, expected.margin)
     assert live.match(after[7]).person == gallery.names[1]  # its own template, distance 0
     assert not live.matrix.flags.writeable
+
+
+class SlowGallery(ChangingGallery):
+    """A gallery whose reading takes ``load_s`` of the test clock."""
+
+    def __init__(self, matrix, clock: list, load_s: float):
+        self.clock, self.load_s = clock, load_s
+        super().__init__(matrix)
+
+    def load_matrix(self, model=None):
+        self.clock[0] += self.load_s
+        return super().load_matrix(model)
+
+
+def test_a_slow_load_does_not_put_off_the_next_poll():
+    """Polls are reload_s apart from the start of each poll: a change (a removal) is seen within reload_s
+    of the poll that last loaded, however long that load took."""
+    rng = np.random.default_rng(3)
+    now = [0.0]
+    gallery = SlowGallery(face_like(rng, 4), now, load_s=0.6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the test manifest has no impostor tail
+        live = LiveGallery(gallery, MANIFEST, reload_s=1.0, clock=lambda: now[0])
+        live.load()  # from 0.0 to 0.6
+        gallery.set(face_like(rng, 3))
+        now[0] = 1.0  # 1 s after the first load started: time to look again
+        assert live.refresh() and len(live.names) == 3  # reloaded, from 1.0 to 1.6
+        gallery.set(face_like(rng, 2))
+        now[0] = 1.9
+        assert not live.refresh()  # not yet 1 s since the last poll began
+        now[0] = 2.0
+        assert live.refresh() and len(live.names) == 2

@@ -19,6 +19,12 @@ its lower-bound prune on them; with --like (an .npz whose ``embeddings`` holds
 real embeddings, e.g. the cache of benchmarks/identification.py) the templates
 and the random half of the probes are drawn from a Gaussian with those
 embeddings' mean and covariance, then scaled to unit length: face-like spread.
+The near half is then split: an enrolled template plus isotropic noise (which
+lies mostly off the principal axes, so the prune rarely helps), and an enrolled
+template plus a *within-person* difference drawn from the file's own people
+(the covariance of two photos of one person minus each other, from the people
+in ``names`` with two or more rows: what another photo of an enrolled person
+looks like); each is timed apart.
 
 ``gallery`` fills a real SQLite gallery (encrypted templates, audit log) through
 Gallery.add_person_templates, one transaction per person, or reuses the one in DIR;
@@ -103,16 +109,44 @@ def face_like_rows(embeddings: np.ndarray):
     return draw
 
 
+def within_person_differences(path: Path):
+    """A function drawing differences between two photos of one person, from a Gaussian with the covariance
+    of such differences among the file's people (``names`` as person/photo paths), or None without names."""
+    stored = np.load(path)
+    if "names" not in stored.files:
+        return None
+    embeddings, names = stored["embeddings"].astype(np.float64), stored["names"]
+    keep = stored["found"] if "found" in stored.files else np.ones(len(names), bool)
+    people: dict = {}
+    for name, vector in zip(names[keep], embeddings[keep]):
+        people.setdefault(str(name).split("/")[0], []).append(vector / np.linalg.norm(vector))
+    deviations = [vector - np.mean(rows, axis=0) for rows in people.values() if len(rows) >= 2 for vector in rows]
+    # a photo minus another photo of the same person: twice the spread about the person's mean
+    factor = np.linalg.cholesky(2.0 * np.cov(np.array(deviations).T) + 1e-9 * np.eye(embeddings.shape[1]))
+
+    def draw(rng, count: int) -> np.ndarray:
+        return (rng.standard_normal((count, factor.shape[0])) @ factor.T).astype(np.float32)
+    return draw
+
+
 def search_benchmark(sizes: list[int], probes: int, per_person: int, seed: int, like: Path | None) -> list[dict]:
     rng = np.random.default_rng(seed)
     draw = unit_rows if like is None else face_like_rows(real_embeddings(like))
+    differences = None if like is None else within_person_differences(like)
     rows = []
     for size in sizes:
         matrix = draw(rng, size)
         index = np.arange(size, dtype=np.intp) // per_person
         names = [f"person {n:07d}" for n in range(int(index[-1]) + 1)]
-        near = matrix[rng.integers(0, size, probes // 2)] + rng.normal(0, 0.03, (probes // 2, DIM)).astype(np.float32)
-        queries = np.concatenate([draw(rng, probes - probes // 2), near / np.linalg.norm(near, axis=1, keepdims=True)])
+        near_count = probes // 2
+        same_count = near_count // 2 if differences is not None else 0
+        near = matrix[rng.integers(0, size, near_count - same_count)] + \
+            rng.normal(0, 0.03, (near_count - same_count, DIM)).astype(np.float32)
+        groups = [draw(rng, probes - near_count), near]
+        if same_count:
+            groups.append(matrix[rng.integers(0, size, same_count)] + differences(rng, same_count))
+        queries = np.concatenate([groups[0]] + [group / np.linalg.norm(group, axis=1, keepdims=True)
+                                                for group in groups[1:]])
         started = time.perf_counter()
         prepared = prepare(matrix)
         prepare_s = time.perf_counter() - started
@@ -132,18 +166,21 @@ def search_benchmark(sizes: list[int], probes: int, per_person: int, seed: int, 
                 results[label] = call()
                 timings[label].append(time.perf_counter() - start)
             mismatches += not results["prepared"] == results["plain"] == results["reference"]
-        half = len(queries) - probes // 2
+        half, same = len(queries) - near_count, len(queries) - same_count
         rows.append({"templates": size, "people": len(names), "probes": len(queries), "mismatches": int(mismatches),
                      "templates_drawn": "random unit" if like is None else f"face-like, from {like}",
                      "pruning": prepared.projection is not None,
                      "load_average": os.getloadavg()[0], "prepare_ms": round(prepare_s * 1e3, 1),
                      **{label: summary_ms(values) for label, values in timings.items()},
                      "prepared_random_probes": summary_ms(timings["prepared"][:half]),
-                     "prepared_near_probes": summary_ms(timings["prepared"][half:])})
+                     "prepared_near_probes": summary_ms(timings["prepared"][half:same]),
+                     **({"prepared_same_person_probes": summary_ms(timings["prepared"][same:])} if same_count else {})})
         row = rows[-1]
         print(f"{size:>9,} templates (load {row['load_average']:.1f}): prepared {row['prepared']['median_ms']:.2f} ms "
               f"median (p95 {row['prepared']['p95_ms']:.2f}; random probes {row['prepared_random_probes']['median_ms']:.2f}, "
-              f"near {row['prepared_near_probes']['median_ms']:.2f}), plain {row['plain']['median_ms']:.2f} ms, "
+              f"near {row['prepared_near_probes']['median_ms']:.2f}"
+              + (f", same person {row['prepared_same_person_probes']['median_ms']:.2f}" if same_count else "")
+              + f"), plain {row['plain']['median_ms']:.2f} ms, "
               f"reference {row['reference']['median_ms']:.2f} ms, floor {row['floor']['median_ms']:.2f} ms, "
               f"prepare {row['prepare_ms']:.1f} ms{', pruning' if row['pruning'] else ''}; "
               f"results differ on {mismatches} of {len(queries)} probes",

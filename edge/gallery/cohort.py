@@ -10,7 +10,7 @@ cohort of other people's photos (shipped with the model, never the site's
 people): small in a crowded region, large in a sparse one. The door then
 compares
 
-    adjusted = distance - weight * (spread(probe) + spread(template)) / 2 + offset
+    adjusted = max(0, distance - weight * (spread(probe) + spread(template)) / 2 + offset)
 
 with a threshold measured on adjusted distances of strangers
 (``cohort_combined_impostor_tail``, benchmarks/door_calibrate.py). A pair of
@@ -94,8 +94,10 @@ class Cohort:
         return out
 
     def adjust(self, distance, probe_spread, template_spread):
-        """The adjusted distance (module docstring); works on numbers and arrays alike."""
-        return distance - self.weight * 0.5 * (probe_spread + template_spread) + self.offset
+        """The adjusted distance (module docstring); works on numbers and arrays alike. Never below 0: two
+        very close faces in sparse regions would come out negative, which reads as nonsense for a distance
+        and changes no decision (every threshold lies far above 0)."""
+        return np.maximum(distance - self.weight * 0.5 * (probe_spread + template_spread) + self.offset, 0.0)
 
 
 def unit_rows(rows: np.ndarray) -> np.ndarray:

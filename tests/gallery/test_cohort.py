@@ -92,6 +92,7 @@ def test_a_face_in_a_crowded_region_must_come_nearer():
     # the same plain distance, adjusted: larger between crowded faces than between lonely ones
     assert cohort.adjust(0.3, crowded_spread, crowded_spread) > cohort.adjust(0.3, lonely_spread, lonely_spread)
     assert cohort.adjust(0.3, 0.4, 0.4) == pytest.approx(0.3 - 0.4 + 0.4)
+    assert cohort.adjust(0.05, 1.2, 1.2) == 0.0  # never a negative "distance"
 
 
 def test_a_manifest_without_a_cohort_has_none_and_a_broken_one_is_refused():

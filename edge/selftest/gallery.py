@@ -7,7 +7,7 @@ import stat
 from pathlib import Path
 
 from edge import paths
-from edge.daemon.decision import door_threshold
+from edge.daemon.decision import door_threshold, uses_cohort
 from edge.engines.manifest import read_manifest
 from edge.gallery.audit import audit_path, verify_chain
 from edge.gallery.check import audit_checks
@@ -111,16 +111,17 @@ class GalleryProbe:
         override = decision["threshold"]
         single = choose_threshold(manifest, self.templates, decision["stranger_rate"])
         door = door_threshold(manifest, self.templates, None, decision["stranger_rate"], combined=True)
+        frames = "a face's combined frames" + (" (cohort-adjusted distances)" if uses_cohort(manifest) else "")
         if override is not None:
             return Result.passed(f"threshold {override:g} set in the config ([decision] threshold) replaces the "
-                                 f"1:N rule's {door.threshold:.3f} for a face's combined frames "
+                                 f"1:N rule's {door.threshold:.3f} for {frames} "
                                  f"({single.threshold:.3f} for one photo) for {self.templates} templates")
         if single.rule == "1:1 fallback":
             return Result.passed(f"threshold {single.threshold:.3f} (the 1:1 threshold: {single.note})")
         expected = f", expected stranger rate {door.expected_stranger_rate:.1e}" \
             if door.expected_stranger_rate is not None else ""
         note = f"; {door.note}" if door.note else ""
-        return Result.passed(f"1:N threshold {door.threshold:.3f} for a face's combined frames, {single.threshold:.3f} "
+        return Result.passed(f"1:N threshold {door.threshold:.3f} for {frames}, {single.threshold:.3f} "
                              f"for one photo, for {self.templates} templates (1:1 {door.verification_threshold:g}, "
                              f"from {door.impostor_pairs} impostor pairs{expected}){note}")
 

@@ -65,16 +65,17 @@ def test_unknown_group_is_a_one_line_error(kiosk):
 
 def test_threshold_is_the_one_the_door_decides_with(kiosk, pipeline):
     """The daemon matches a face's combined frames (edge.daemon.decision.door_threshold, combined=True): the
-    threshold check must show that one first, not the single-photo threshold the door no longer opens on."""
-    from edge.daemon.decision import door_threshold
+    threshold check must show that one first, not the single-photo threshold the door no longer opens on, and
+    say when it is for cohort-adjusted distances."""
+    from edge.daemon.decision import door_threshold, uses_cohort
 
     code, report, stderr = selftest(kiosk, "--only", "gallery")
     assert code == 0, stderr
     detail = by_name(report)["gallery.threshold"]["detail"]
     door = door_threshold(pipeline.manifest, 6, combined=True).threshold
     single = door_threshold(pipeline.manifest, 6).threshold
-    assert f"1:N threshold {door:.3f} for a face's combined frames, {single:.3f} for one photo, for 6 templates" \
-        in detail, detail
+    frames = "a face's combined frames" + (" (cohort-adjusted distances)" if uses_cohort(pipeline.manifest) else "")
+    assert f"1:N threshold {door:.3f} for {frames}, {single:.3f} for one photo, for 6 templates" in detail, detail
 
 
 def test_a_threshold_set_in_the_config_says_which_door_threshold_it_replaces(kiosk, pipeline, tmp_path):

@@ -24,6 +24,7 @@ import math
 
 import numpy as np
 
+from edge.enroll.one_person import pairwise_distances, unit_rows
 from edge.enroll.poses import FRONT_MAX_DEG, TURN_DEG
 
 LOOKS = ("front", "left", "right")
@@ -55,8 +56,8 @@ def coverage(notes: list, vectors, threshold: float | None, cohort=None) -> dict
     missing = [look for look in LOOKS if look not in looks] if yaws else list(LOOKS)
     spread = recognised = None
     if len(rows) >= 2:
-        units = rows / np.linalg.norm(rows, axis=1, keepdims=True)
-        distances = np.linalg.norm(units[:, None, :] - units[None, :, :], axis=2)
+        units = unit_rows(rows)
+        distances = pairwise_distances(units)
         spread = round(float(distances[np.triu_indices(len(rows), 1)].mean()), 4)
         if threshold is not None and math.isfinite(threshold):
             if cohort is not None:

@@ -41,6 +41,7 @@ import numpy as np
 
 from edge.exc import ManifestMismatch
 from edge.gallery.threshold import manifest_entry
+from edge.verify.api import l2_normalize
 
 COHORT_KEY = "cohort"
 COHORT_TAIL = "cohort_combined_impostor_tail"  # adjusted distances of combined probes (edge.daemon.decision)
@@ -73,7 +74,7 @@ class Cohort:
         if not (1 <= k <= rows and np.all(np.isfinite(faces)) and math.isfinite(weight) and math.isfinite(offset)):
             raise ManifestMismatch(f"the embedding manifest's {COHORT_KEY} is malformed: it needs k between 1 and "
                                    f"its {rows} faces, finite faces, weight and offset; rebuild the engine")
-        return cls(unit_rows(faces), k, weight, offset)
+        return cls(l2_normalize(faces), k, weight, offset)
 
     @property
     def dim(self) -> int:
@@ -87,7 +88,7 @@ class Cohort:
                                    "the gallery was enrolled with another model")
         out = np.empty(len(vectors), dtype=np.float64)
         for start in range(0, len(vectors), BLOCK_ROWS):
-            block = unit_rows(vectors[start:start + BLOCK_ROWS])
+            block = l2_normalize(vectors[start:start + BLOCK_ROWS])
             squared = np.maximum(2.0 - 2.0 * (block @ self.faces.T), 0.0)
             nearest = np.partition(squared, self.k - 1, axis=1)[:, :self.k]
             out[start:start + len(block)] = np.sqrt(nearest.astype(np.float64)).mean(axis=1)
@@ -98,12 +99,6 @@ class Cohort:
         very close faces in sparse regions would come out negative, which reads as nonsense for a distance
         and changes no decision (every threshold lies far above 0)."""
         return np.maximum(distance - self.weight * 0.5 * (probe_spread + template_spread) + self.offset, 0.0)
-
-
-def unit_rows(rows: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length (a zero row stays zero: it is nowhere near the cohort)."""
-    norms = np.linalg.norm(rows, axis=1, keepdims=True)
-    return (rows / np.where(norms > 0, norms, 1.0)).astype(np.float32)
 
 
 def encode_faces(faces: np.ndarray) -> str:

@@ -171,36 +171,36 @@ def run_show(args) -> int:
 def door_coverage(gallery, shown: dict) -> dict:
     """How well one person's templates cover them (edge.enroll.coverage), at the door's threshold."""
     loaded = gallery.load_matrix()
-    door = openset_summary(len(loaded[2]), gallery.summary()["model"])
-    return person_coverage(gallery, shown, door["threshold"], loaded, door_cohort())
-
-
-def door_cohort():
-    """The cohort the door adjusts combined probes with (None without one, or without an engine)."""
-    try:
-        return combined_cohort(read_manifest(engine_path(EMBEDDING, "fp32", "onnxruntime")))
-    except EdgeVerifyError:
-        return None
+    door, cohort = door_figures(len(loaded[2]), gallery.summary()["model"])
+    return person_coverage(gallery, shown, door["threshold"], loaded, cohort)
 
 
 def openset_summary(n_templates: int, model: str | None) -> dict:
     """The threshold the kiosk decides with for this gallery's size: the daemon's rule (door_threshold, for
     the combined probes it judges) with its [decision] settings (/etc/edge-verify/config.toml when it
     exists), on the default fp32 engine's figures."""
+    return door_figures(n_templates, model)[0]
+
+
+def door_figures(n_templates: int, model: str | None) -> tuple:
+    """(:func:`openset_summary`'s summary, the cohort the door adjusts combined probes with or None), from
+    one reading of the engine's manifest; a manifest that cannot give them (a malformed cohort included, which
+    the daemon refuses too) leaves the threshold unknown."""
     engine = engine_path(EMBEDDING, "fp32", "onnxruntime")
     try:
         decision = config.from_command_line(None).decision
         manifest = read_manifest(engine)
         choice = door_threshold(manifest, n_templates, decision["threshold"], decision["stranger_rate"], combined=True)
+        cohort = combined_cohort(manifest)
     except EdgeVerifyError as error:
-        return {"threshold": None, "n_templates": n_templates, "note": f"unknown: {error}"}
+        return {"threshold": None, "n_templates": n_templates, "note": f"unknown: {error}"}, None
     # The rule counts at least one template; the summary says how many there really are.
     summary = {**choice.as_dict(), "n_templates": n_templates, "engine": str(engine)}
     # Templates are stored under the embedding space (model and normalisation), not the bare model name.
     if model is not None and embedding_space(manifest) != model:
         summary["note"] = (f"the gallery holds {model} templates but the engine gives {embedding_space(manifest)}; "
                            "enroll everyone again with this engine")
-    return summary
+    return summary, cohort
 
 
 def liveness_summary() -> dict:

@@ -32,13 +32,16 @@ log = logging.getLogger(__name__)
 
 class SiteGallery:
     """``threshold``: the duplicate recheck's threshold; with ``manifest`` (the embedding engine's) the
-    door's threshold for combined probes at the site's size then (edge.enroll.capture.duplicate_threshold)."""
+    door's threshold for combined probes at the site's size then (edge.enroll.capture.duplicate_threshold),
+    compared as the door compares (``rule``: edge.enroll.capture.door_rule, its cohort decoded once here,
+    not in the recheck that runs under the site's lock)."""
 
     def __init__(self, db: HubDB, site: str, cipher: SiteCipher, threshold: float, origin: str = "hub",
                  manifest: dict | None = None):
         self.db, self.site, self.cipher = db, site, cipher
         self.threshold = float(threshold)
         self.manifest = manifest
+        self.rule = door_rule(manifest)
         self.origin = origin
         self.path = f"site {site}"
 
@@ -78,7 +81,7 @@ class SiteGallery:
             names, index, gallery = self._matrix(people, model)
             threshold = self.threshold if self.manifest is None else \
                 duplicate_threshold(self.manifest, len(gallery) + len(matrix)).threshold
-            problem, _ = duplicate_problem(matrix, names, index, gallery, name, threshold, **door_rule(self.manifest))
+            problem, _ = duplicate_problem(matrix, names, index, gallery, name, threshold, **self.rule)
             if problem:
                 raise DuplicateFaceError(f"{problem} (enrolled meanwhile at another station); nothing was stored")
 
@@ -143,7 +146,7 @@ class KioskEnrollments:
         gallery = SiteGallery(self.db, site, cipher, threshold, origin=f"kiosk {device}", manifest=manifest)
         names, index, stored = gallery.load_matrix(model)
         door = duplicate_threshold(manifest, len(stored) + len(matrix)).threshold
-        duplicate, other = duplicate_problem(matrix, names, index, stored, request["name"], door, **door_rule(manifest))
+        duplicate, other = duplicate_problem(matrix, names, index, stored, request["name"], door, **gallery.rule)
         if duplicate and not force:
             raise DuplicateFaceError(f"{duplicate}; nothing was stored")
         if duplicate:

@@ -18,7 +18,8 @@ import numpy as np
 
 import door_clips
 import lfw_same_faces
-from edge.gallery.cohort import Cohort, encode_faces, unit_rows
+from edge.gallery.cohort import Cohort, encode_faces
+from edge.verify.api import l2_normalize
 
 K = 10
 WEIGHT = 1.0
@@ -40,7 +41,7 @@ def build(plan: dict, counts: dict, photos: dict, keys: dict) -> tuple[Cohort, n
             if vector is not None:
                 rows.append(vector)
                 owners.append(face_number(keys, person))
-    faces = unit_rows(np.stack(rows).astype(np.float32)).astype("<f2")  # as the manifest stores them
+    faces = l2_normalize(np.stack(rows)).astype("<f2")  # as the manifest stores them
     owners = np.array(owners)
     cohort = Cohort(faces.astype(np.float32), K, WEIGHT, 0.0)
     d, o = nearest(cohort, cohort.faces)
@@ -52,9 +53,9 @@ def build(plan: dict, counts: dict, photos: dict, keys: dict) -> tuple[Cohort, n
     return Cohort(cohort.faces, K, WEIGHT, entry["offset"]), owners, entry
 
 
-def nearest(cohort: Cohort, vectors: np.ndarray, owners_of_faces: np.ndarray | None = None):
+def nearest(cohort: Cohort, vectors: np.ndarray):
     """(distances, face positions) of the TOP nearest cohort faces of each vector, nearest first."""
-    units = unit_rows(np.asarray(vectors, dtype=np.float32))
+    units = l2_normalize(vectors)
     distances = np.sqrt(np.maximum(2.0 - 2.0 * (units @ cohort.faces.T), 0.0)).astype(np.float64)
     top = np.argpartition(distances, TOP, axis=1)[:, :TOP]
     taken = np.take_along_axis(distances, top, 1)

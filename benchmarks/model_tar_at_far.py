@@ -72,14 +72,13 @@ def main(argv=None) -> int:
     faces = int(people.max()) + 1
     half = np.random.default_rng(args.seed).permutation(faces)[: faces // 2]
     chosen = np.isin(people, half)
-    result = {}
     if args.door:
         cohort_people = set(json.loads((args.door / "plan.json").read_text())["split"]["calibration"])
         chosen &= np.array([name.split("/")[0] not in cohort_people for name in names])
-        rows = np.stack([found[name] for name in names])[chosen].astype(np.float64)
+    rows = np.stack([found[name] for name in names])[chosen].astype(np.float64)
+    result = accepted_at(rows, people[chosen])
+    if args.door:
         result["cohort_adjusted"] = accepted_at(rows, people[chosen], cohort=Cohort.from_manifest(pipeline.manifest))
-    result = {**accepted_at(np.stack([found[name] for name in names])[chosen].astype(np.float64), people[chosen]),
-              **result}
     print(json.dumps({"photos": int(chosen.sum()), **result}, indent=1))
     return 0
 

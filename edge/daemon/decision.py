@@ -160,8 +160,8 @@ def door_threshold(manifest: dict, n_templates: int, configured: Optional[float]
     distances :func:`match_probe` compares with a cohort), else from its ``combined_impostor_tail``. A
     manifest without either gives the single-photo threshold with a note saying it does not hold the
     rate: averaging a stranger's frames takes out what made them differ from everybody, so combined
-    probes come nearer other people's templates than single photos do (on LFW, 790 templates: 0.261 for combined probes, 0.287 for
-    single photos of the same people; benchmarks/door_calibrate.py).
+    probes come nearer other people's templates than single photos do (on LFW, 790 templates: 0.261
+    for combined probes, 0.287 for single photos of the same people; benchmarks/door_calibrate.py).
     """
     if configured is not None:
         return OpenSetChoice(float(configured), max(int(n_templates), 1), stranger_rate,

@@ -388,6 +388,5 @@ def search_directly(matrix: np.ndarray, person_index: np.ndarray, names: list[st
 def nearest_row(distances: np.ndarray, person_index: np.ndarray, person: int) -> int:
     """The row of ``person``'s nearest template (-1 when no finite one: a broken template)."""
     rows = np.flatnonzero(np.asarray(person_index) == person)
-    if rows.size == 0 or not np.any(np.isfinite(distances[rows])):
-        return -1
-    return int(rows[np.nanargmin(np.where(np.isfinite(distances[rows]), distances[rows], np.nan))])
+    finite = rows[np.isfinite(distances[rows])]
+    return int(finite[np.argmin(distances[finite])]) if finite.size else -1

@@ -27,6 +27,13 @@ threshold chosen in training; frames where no face was found are not counted
 (their numbers are listed). ``window5``: mean score of 5 consecutive frames of
 one sequence (the daemon's window), native frames only.
 
+Per clip (native frames): each test sequence cut into clips of 15 frames
+(edge_build.training.liveness_clips), judged frame by frame as the daemon
+judges a track: live at a frame once the mean of the last 5 frames' scores
+passes texture and context and the motion cue (its shipped settings) has not
+called an attack so far. An attack clip is accepted if any frame is live; a
+real clip is refused if none is.
+
     EDGE_VERIFY_HOME=... python benchmarks/liveness_cross_dataset.py \\
         --nuaa ../shared/datasets/nuaa_train --replay ../shared/datasets/replay_dev --json liveness-cross.json
 """
@@ -34,18 +41,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from edge import paths
-from edge.liveness import context, texture
+from edge.liveness import context, motion, texture
 from edge.vision import align
 from edge.vision.mtcnn import FIT_WEIGHTS, FITTED_TEMPLATE
 from edge_build.training import liveness as trainer
 from edge_build.training import liveness_fit as fit
 from edge_build.training import liveness_shifts as shifts
+from edge_build.training.liveness_clips import captured_clips, measured
 from edge_build.training.liveness_data import detect_all, file_key, load_frames
 from edge_build.training.liveness_features import cached, shifted
 from edge_build.training.attribute_metrics import eer_threshold
@@ -76,12 +86,20 @@ class Folder(trainer.Folder):
         frames = load_frames(root, attack)
         super().__init__(root, attack, frames, detect_all(frames, cache))
         self.cache = cache
-        self._features, self._colour = {}, {}
+        self._features, self._colour, self._clips = {}, {}, None
 
     def features(self, variant: str):
         if variant not in self._features:
             self._features[variant] = cached(self.frames, self.faces, variant, self.cache)
         return self._features[variant]
+
+    def clips(self) -> list[dict]:
+        """The folder's captured clips with the motion cue's measures (computed once: it reads the frames)."""
+        if self._clips is None:
+            self._clips = captured_clips(self.frames, self.faces)
+            for clip in self._clips:
+                measured(clip)
+        return self._clips
 
     def colour(self, variant: str, extractor) -> np.ndarray:
         """(N, 64) stem statistics of the shipped head on the frame's 150x150 RGB chip, NaN without a face."""
@@ -206,6 +224,46 @@ def window_errors(folder: Folder, mask, scores: np.ndarray, threshold: float) ->
     return errors(np.asarray(means), np.asarray(attack, bool), threshold, np.ones(len(means), bool))
 
 
+def clip_live_frames(clip: dict, scores: dict, thresholds: dict, settings: motion.MotionSettings) -> list[bool]:
+    """Per frame of a clip: would the daemon call the track live there (texture, context, motion)?"""
+    windows = {name: [] for name in thresholds}
+    track = motion.MotionTrack(settings)
+    attacked, live = False, []
+    for frame, (row, pairs) in enumerate(zip(clip["rows"], clip["measures"]), start=1):
+        for name in thresholds:
+            windows[name] = (windows[name] + [scores[name][row]])[-WINDOW:]
+        for turn, parallax in pairs:
+            track.count(turn, parallax)
+        track.frames = frame
+        call = track.verdict().call
+        attacked = attacked or call == motion.ATTACK
+        passes = all(np.nanmean(values) < thresholds[name] for name, values in windows.items())
+        live.append(frame >= max(WINDOW, settings.min_frames) and passes and not attacked and call != motion.DECIDING)
+    return live
+
+
+def clip_errors(folder: Folder, mask, scores: dict, thresholds: dict, settings: motion.MotionSettings) -> dict:
+    """Per-clip accepted attacks and refused real clips, with and without the motion cue."""
+    out = {}
+    # without the motion cue a track may be live once the frame cues have a full window
+    for label, used in (("texture+context", replace(settings, attack_turn=math.inf, hold_pairs=None, min_frames=WINDOW)),
+                        ("texture+context+motion", settings), ("motion", settings)):
+        cues = {} if label == "motion" else thresholds
+        accepted = attacks = refused = real = 0
+        for clip in folder.clips():
+            if not mask[clip["rows"][0]]:
+                continue
+            any_live = any(clip_live_frames(clip, scores, cues, used))
+            if clip["live"]:
+                real += 1
+                refused += not any_live
+            else:
+                attacks += 1
+                accepted += any_live
+        out[label] = {"attacks": attacks, "attacks_accepted": accepted, "real": real, "real_refused": refused}
+    return out
+
+
 # -- protocols ----------------------------------------------------------------------------------
 
 def run_protocol(name: str, train_parts, test_parts, args, extractor, report: dict) -> None:
@@ -232,13 +290,21 @@ def run_protocol(name: str, train_parts, test_parts, args, extractor, report: di
                 for cue in ("texture", "context"):
                     entry.setdefault("window5", {}).setdefault(cue, []).append(
                         (folder, mask, scores[cue], cues[cue]["threshold"]))
+                thresholds = {cue: cues[cue]["threshold"] for cue in ("texture", "context")}
+                entry.setdefault("clips", []).append(
+                    clip_errors(folder, mask, scores, thresholds, motion.MotionSettings()))
 
 
 def summarise(report: dict) -> dict:
     """Turn the collected flags into error figures (pooled over the test parts)."""
     out = {}
     for name, entry in report.items():
-        figures = {"settings": entry["settings"], "shifts": {}, "window5": {}}
+        figures = {"settings": entry["settings"], "shifts": {}, "window5": {}, "clips": {}}
+        for part in entry.get("clips", []):
+            for label, counts in part.items():
+                pooled = figures["clips"].setdefault(label, dict.fromkeys(counts, 0))
+                for key, value in counts.items():
+                    pooled[key] += value
         for variant, cues in entry["shifts"].items():
             for cue, table in cues.items():
                 refused = np.concatenate(table["refused"])
@@ -282,6 +348,9 @@ def print_table(summary: dict, shifts_list) -> None:
         for cue, e in figures["window5"].items():
             print(f"window of {WINDOW} frames, native, {cue}: APCER {percent(e['apcer'])} % ({e['attacks_accepted']}/"
                   f"{e['attacks']}), BPCER {percent(e['bpcer'])} % ({e['real_refused']}/{e['real']})")
+        for label, c in figures["clips"].items():
+            print(f"per clip of 15 frames, {label}: attack clips accepted {c['attacks_accepted']}/{c['attacks']}, "
+                  f"real clips refused {c['real_refused']}/{c['real']}")
 
 
 def main(argv=None) -> int:

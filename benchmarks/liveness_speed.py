@@ -3,7 +3,8 @@
 Cues (--cues-from DIR, frames with a face, e.g. a replay folder's real/): each
 enabled cue of the liveness model (`edge-verify train liveness`) timed alone on
 one thread over the frames: texture (grey chip, features, head), context
-(region, edges, lines), motion (the landmark fits of one more frame of a track).
+(region, edges, lines), motion (one more frame of a track: its face patch and
+the dense flow against 2 earlier frames).
 
 Speed: one aligned chip per call (the daemon's case: one face per frame), ONNX
 Runtime on one CPU thread, p50/p95 over many calls after a warm-up, for each

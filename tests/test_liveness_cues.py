@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -110,62 +111,151 @@ def test_no_border_or_one_straight_line_is_not_a_card(border):
 
 # -- motion -------------------------------------------------------------------------------------
 
-# a head's five points in centimetres (x right, y down, z towards the camera): the nose stands out
-HEAD = np.array([[-3.2, -3.0, 0.0], [3.2, -3.0, 0.0], [0.0, 0.5, 2.6], [-2.5, 3.5, 0.8], [2.5, 3.5, 0.8]])
+# A face as a textured surface in centimetres (x right, y down, z towards the camera), rendered by
+# projecting a dense grid of its points: a head's nose stands out of it, a photo's does not.
+LANDMARKS_CM = np.array([[-3.2, -3.0], [3.2, -3.0], [0.0, 0.5], [-2.5, 3.5], [2.5, 3.5]])
+NOSE_CM = 2.6
+_STEP_CM = 0.04
 
 
-def project(points3d: np.ndarray, yaw: float, pitch: float, distance: float = 50.0, shift=(0.0, 0.0)) -> np.ndarray:
+def surface_texture(seed: int = 0) -> np.ndarray:
+    """Skin-like grey texture over the face's grid (blobs of a few millimetres to a few centimetres), with
+    dark eyes, nostrils and mouth where the landmarks are."""
+    rng = np.random.default_rng(seed)
+    shape = (int(20 / _STEP_CM), int(16 / _STEP_CM))
+    bands = [cv2.GaussianBlur(rng.normal(0, 1, shape), (0, 0), sigma) for sigma in (1.5, 5.0, 15.0)]
+    grey_ = 128 + sum(weight * band / band.std() for band, weight in zip(bands, (10.0, 18.0, 25.0)))
+    ys, xs = np.mgrid[0:shape[0], 0:shape[1]]
+    x, y = xs * _STEP_CM - 8.0, ys * _STEP_CM - 10.0
+    for (cx, cy), (rx, ry) in zip(LANDMARKS_CM, ((1.2, 0.5), (1.2, 0.5), (0.9, 0.3), (1.4, 0.3), (1.4, 0.3))):
+        grey_ -= 60 * np.exp(-((x - cx) / rx) ** 2 - ((y - cy - (0.6 if cy == 0.5 else 0)) / ry) ** 2)
+    return np.clip(grey_, 10, 245)
+
+
+def depth(x: np.ndarray, y: np.ndarray, flat: bool) -> np.ndarray:
+    if flat:
+        return np.zeros_like(x)
+    nose = NOSE_CM * np.exp(-(x ** 2 + (y - 0.5) ** 2) / (2 * 1.1 ** 2))
+    return nose - 0.04 * x ** 2  # the cheeks fall back a little
+
+
+def render(yaw_deg: float, pitch_deg: float, flat: bool, distance: float = 50.0, shift=(0.0, 0.0), seed: int = 0,
+           noise: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
+    """(grey 640x480 frame, five landmarks) of the face turned by yaw and pitch, ``distance`` cm away."""
+    grey_ = surface_texture()
+    ys, xs = np.mgrid[0:grey_.shape[0], 0:grey_.shape[1]]
+    x, y = xs * _STEP_CM - 8.0, ys * _STEP_CM - 10.0
+    z = depth(x, y, flat)
+    yaw, pitch = math.radians(yaw_deg), math.radians(pitch_deg)
     cy, sy, cp, sp = math.cos(yaw), math.sin(yaw), math.cos(pitch), math.sin(pitch)
     turn = np.array([[cy, 0, sy], [0, 1, 0], [-sy, 0, cy]]) @ np.array([[1, 0, 0], [0, cp, -sp], [0, sp, cp]])
-    camera = points3d * [1, 1, -1] @ turn.T + [shift[0], shift[1], distance]
-    return 640 * camera[:, :2] / camera[:, 2:3] + [320, 240]
 
+    def project(points):  # (N, 3) cm -> (N, 2) px, and depth
+        camera = points * [1, 1, -1] @ turn.T + [shift[0], shift[1], distance]
+        return 640 * camera[:, :2] / camera[:, 2:3] + [320, 240], camera[:, 2]
 
-def track(points3d, yaws, pitches, noise: float, seed: int = 0, **kw) -> np.ndarray:
+    pixels, far = project(np.c_[x.ravel(), y.ravel(), z.ravel()])
+    order = np.argsort(-far)  # far first: nearer points overwrite them
+    frame = np.full((480, 640), 90.0)
+    cols, rows = np.round(pixels[order]).astype(int).T
+    inside = (cols >= 0) & (cols < 640) & (rows >= 0) & (rows < 480)
+    frame[rows[inside], cols[inside]] = grey_.ravel()[order][inside]
     rng = np.random.default_rng(seed)
-    return np.stack([project(points3d, math.radians(y), math.radians(p), **kw) + rng.normal(0, noise, (5, 2))
-                     for y, p in zip(yaws, pitches)])
+    frame = cv2.GaussianBlur(frame, (0, 0), 0.6) + rng.normal(0, noise, frame.shape)
+    marks = np.c_[LANDMARKS_CM, depth(LANDMARKS_CM[:, 0], LANDMARKS_CM[:, 1], flat)]
+    landmarks, _ = project(marks)
+    return np.clip(frame, 0, 255).astype(np.uint8), landmarks + rng.normal(0, 1.0, (5, 2))  # a detector's error
 
 
-# sensitive settings for these clean synthetic landmarks (the shipped defaults are chosen on real detector output)
-CLEAN = motion.MotionSettings(live_parallax=0.12, attack_turn=0.03, attack_parallax=0.06, min_pairs=3)
+def clip(yaws, pitches, flat: bool, **kw) -> tuple[list, list]:
+    frames = [render(y, p, flat, seed=i, **kw) for i, (y, p) in enumerate(zip(yaws, pitches))]
+    return [f for f, _ in frames], [m for _, m in frames]
+
+
 TURN = np.concatenate([np.linspace(0, 30, 8), np.linspace(30, -25, 8)])  # degrees: a hand turning a card
+STILL = np.zeros(16)  # at least min_frames + 3
+SETTINGS = motion.MotionSettings()  # the shipped settings, chosen on real clips
+# calls this rendered head live: its nose is a smooth bump, and the shipped live_parallax asks for more
+SENSITIVE = motion.MotionSettings(live_parallax=0.05, min_pairs=3)
 
 
-def test_a_turning_head_is_live_and_the_same_turn_of_a_photo_is_an_attack():
-    flat = HEAD * [1, 1, 0]  # the same face, printed
-    head = motion.judge_landmarks(track(HEAD, TURN, TURN / 3, noise=0.7), CLEAN)
-    photo = motion.judge_landmarks(track(flat, TURN, TURN / 3, noise=0.7), CLEAN)
-    assert head.call == motion.LIVE and head.parallax_pairs >= 3
+@pytest.fixture(scope="module")
+def turning():
+    return {"head": clip(TURN, TURN / 3, flat=False), "photo": clip(TURN, TURN / 3, flat=True)}
+
+
+def test_a_turning_head_is_live_and_the_same_turn_of_a_photo_is_an_attack(turning):
+    head = motion.judge_frames(*turning["head"], SETTINGS)
+    photo = motion.judge_frames(*turning["photo"], SETTINGS)
     assert photo.call == motion.ATTACK and photo.parallax_pairs == 0
+    assert head.call != motion.ATTACK and head.flat_turn_pairs == 0
+    assert head.max_parallax > 10 * photo.max_parallax and photo.max_parallax < SETTINGS.attack_parallax
+    assert motion.judge_frames(*turning["head"], SENSITIVE).call == motion.LIVE
 
 
-def test_a_still_face_or_one_that_only_comes_closer_is_undecided():
-    still = np.zeros(16)
-    assert motion.judge_landmarks(track(HEAD, still, still, noise=0.5), CLEAN).call == motion.UNDECIDED
-    approach = [project(HEAD, 0.0, 0.0, distance=d) for d in np.linspace(90, 45, 16)]
-    assert motion.judge_landmarks(approach, CLEAN).call == motion.UNDECIDED
-    assert motion.judge_landmarks(track(HEAD, TURN, TURN, noise=0.5)[:3], CLEAN).call == motion.UNDECIDED  # too few
+def test_a_still_face_or_one_that_only_comes_closer_is_undecided(turning):
+    assert motion.judge_frames(*clip(STILL, STILL, flat=False), SETTINGS).call == motion.UNDECIDED
+    approach = [render(0.0, 0.0, True, distance=d, seed=i) for i, d in enumerate(np.linspace(80, 50, 8))]
+    assert motion.judge_frames([f for f, _ in approach], [m for _, m in approach], SETTINGS).call == motion.UNDECIDED
+    head = turning["head"]
+    assert motion.judge_frames(head[0][:3], head[1][:3], SETTINGS).call == motion.UNDECIDED  # too few frames
 
 
-def test_the_clip_call_from_measures_is_the_tracks_call():
-    for points, seed in ((HEAD, 0), (HEAD * [1, 1, 0], 1), (HEAD, 2)):
-        landmarks = track(points, TURN if seed < 2 else np.zeros(16), TURN / 3, noise=0.6, seed=seed)
-        history, measures = [], []
-        for current in landmarks:
-            measures.append(motion.frame_measures(history, current))
-            history.append(current)
-        assert motion.clip_calls(measures, CLEAN) == motion.judge_landmarks(landmarks, CLEAN).call
+def test_the_clip_call_from_measures_is_the_tracks_call(turning):
+    for frames, landmarks in (*turning.values(), clip(STILL[:6], STILL[:6], flat=False)):
+        measures = motion.clip_measures(frames, landmarks)
+        assert motion.clip_calls(measures, SETTINGS) == motion.judge_frames(frames, landmarks, SETTINGS).call
     never = motion.MotionSettings.from_manifest({"live_parallax": None})
     assert never.live_parallax == math.inf and never.as_manifest()["live_parallax"] is None
 
 
+def test_a_face_turning_like_a_plane_is_held_until_the_cue_decides_or_time_runs_out():
+    settings = motion.MotionSettings(min_pairs=4, hold_pairs=2, min_frames=3, max_frames=6)
+    plane = [(0.05, 0.0)]  # one pair turned without parallax
+    held = [[], plane, plane, [], [], [], [], []]
+    track, calls = motion.MotionTrack(settings), []
+    for pairs in held:
+        for turn, parallax in pairs:
+            track.count(turn, parallax)
+        track.frames += 1
+        calls.append(track.verdict().call)
+    U, D = motion.UNDECIDED, motion.DECIDING
+    assert calls == [U, U, D, D, D, U, U, U]  # from min_frames until max_frames, then let go
+    assert motion.passive_call(held, settings) == (U, 6)
+    assert motion.passive_call([[], plane, plane, plane, plane, []], settings) == (motion.ATTACK, 5)
+    assert motion.passive_call([[]] * 8, settings) == (U, 3)  # nothing seen: the door may open at min_frames
+    head = [[], plane, plane] + [[(0.05, 0.2)]] * 4
+    assert motion.passive_call(head, replace(settings, max_frames=10)) == (motion.LIVE, 7)  # parallax ends the hold
+    assert motion.passive_call(held, replace(settings, hold_pairs=None)) == (U, 3)
+
+
+def test_the_judge_holds_a_face_that_turns_like_a_plane(turning):
+    settings = motion.MotionSettings(min_pairs=1000, hold_pairs=2, min_frames=5, max_frames=10)  # never an attack
+    frames, landmarks = turning["photo"]
+    verdicts = judge_track(Scripted([{}] * 40, motion=settings, window=3),
+                           [(f, Face((0, 0, 10, 10), lm)) for f, lm in zip(frames, landmarks)])
+    held = verdicts[settings.min_frames - 1:settings.max_frames - 1]
+    assert all(not v.live and v.refused_by == "motion" and "deciding" in v.reason for v in held)
+    assert verdicts[settings.max_frames - 1].live  # time ran out: the other cues decide
+
+
 def test_pair_measures_of_a_pure_homography_have_no_parallax():
-    a = face_landmarks()
-    h = np.array([[1.1, 0.08, 5], [-0.05, 0.9, 3], [2e-4, -1e-4, 1]])
+    frame, a = render(0.0, 0.0, flat=False)
+    h = np.array([[1.08, 0.06, -20], [-0.04, 0.93, 15], [1.5e-4, -1e-4, 1]])
+    warped = cv2.warpPerspective(frame, h, (640, 480))
     b = cv2.perspectiveTransform(a[None].astype(np.float64), h)[0]
-    turn, parallax = motion.pair_measures(a, b)
-    assert parallax < 1e-6 and turn > 0.01
+    turn, parallax = motion.pair_measures(motion.sample(frame, a), motion.sample(warped, b))
+    assert parallax < 0.005 and turn > 0.01
+    assert motion.sample(frame, np.zeros((5, 2))) is None  # no face to cut
+
+
+def test_the_homography_fit_recovers_a_known_one():
+    rng = np.random.default_rng(3)
+    src = rng.uniform(0, 128, (60, 2))
+    h = np.array([[0.9, 0.1, 4.0], [-0.05, 1.1, -3.0], [1e-4, 2e-4, 1.0]])
+    dst = cv2.perspectiveTransform(src[None], h)[0]
+    np.testing.assert_allclose(motion.fit_homography(src, dst), h, atol=1e-6)
+    assert motion.fit_homography(src[:5], dst[:5]) is None
 
 
 # -- judging per track ----------------------------------------------------------------------------
@@ -200,35 +290,37 @@ def test_the_window_mean_decides_and_the_refusing_cue_is_named():
     assert both[-1].refused_by == "texture"  # several refuse: the first in CUES order is named
 
 
-def test_motion_calling_an_attack_refuses_the_track_for_good():
-    card = HEAD * [1, 1, 0]
-    held_still = track(card, np.zeros(6), np.zeros(6), noise=0.3)
-    turned = track(card, TURN, TURN / 3, noise=0.5, seed=2)
-    settings = CLEAN
-    liveness = Scripted([{}] * 40, motion=settings, window=3)
-    frames = np.concatenate([held_still, turned, held_still])
-    verdicts = judge_track(liveness, [(None, Face((0, 0, 10, 10), lm)) for lm in frames])
+def test_motion_calling_an_attack_refuses_the_track_for_good(turning):
+    still = SETTINGS.min_frames + 2
+    held_still = clip(STILL[:still], STILL[:still], flat=True)
+    frames = held_still[0] + turning["photo"][0] + held_still[0]
+    landmarks = held_still[1] + turning["photo"][1] + held_still[1]
+    liveness = Scripted([{}] * 60, motion=SETTINGS, window=3)
+    verdicts = judge_track(liveness, [(f, Face((0, 0, 10, 10), lm)) for f, lm in zip(frames, landmarks)])
     # still, the card says nothing to the motion cue (nor would a still head): the other cues decide
-    assert [v.live for v in verdicts[:6]] == [False] * (settings.min_frames - 1) + [True] * (7 - settings.min_frames)
+    assert [v.live for v in verdicts[:still]] == [False] * (SETTINGS.min_frames - 1) + [True] * 3
     first = next(i for i, v in enumerate(verdicts) if v.refused_by == "motion")
-    assert 6 < first < 6 + len(turned)
+    assert still < first < still + len(TURN)
     assert all(v.refused_by == "motion" and v.reason == "attack" for v in verdicts[first:])  # still again: refused
 
 
 def test_with_the_motion_cue_no_track_is_live_before_it_has_seen_enough_frames():
-    head = track(HEAD, np.zeros(8), np.zeros(8), noise=0.3)
-    liveness = Scripted([{}] * 8, motion=CLEAN, window=2)
-    verdicts = judge_track(liveness, [(None, Face((0, 0, 10, 10), lm)) for lm in head])
-    assert [v.live for v in verdicts] == [False] * 4 + [True] * 4
+    count = SETTINGS.min_frames + 3
+    frames, landmarks = clip(STILL[:count], STILL[:count], flat=False)
+    liveness = Scripted([{}] * count, motion=SETTINGS, window=2)
+    verdicts = judge_track(liveness, [(f, Face((0, 0, 10, 10), lm)) for f, lm in zip(frames, landmarks)])
+    assert [v.live for v in verdicts] == [False] * (SETTINGS.min_frames - 1) + [True] * 4
     assert verdicts[2].reason == "too few frames"
 
 
-def test_the_active_check_waits_for_a_head_turn():
-    still = track(HEAD, np.zeros(8), np.zeros(8), noise=0.3)
-    turning = track(HEAD, TURN, TURN / 3, noise=0.3, seed=1)
-    liveness = Scripted([{}] * 40, motion=CLEAN, window=3, active=True)
-    verdicts = judge_track(liveness, [(None, Face((0, 0, 10, 10), lm)) for lm in np.concatenate([still, turning])])
-    assert all(v.reason == "waiting for a head turn" and v.refused_by == "motion" for v in verdicts[5:8])
+def test_the_active_check_waits_for_a_head_turn(turning):
+    count = SETTINGS.min_frames + 3
+    still = clip(STILL[:count], STILL[:count], flat=False)
+    frames, landmarks = still[0] + turning["head"][0], still[1] + turning["head"][1]
+    liveness = Scripted([{}] * 60, motion=SENSITIVE, window=3, active=True)
+    verdicts = judge_track(liveness, [(f, Face((0, 0, 10, 10), lm)) for f, lm in zip(frames, landmarks)])
+    waiting = verdicts[SENSITIVE.min_frames - 1:count]
+    assert waiting and all(v.reason == "waiting for a head turn" and v.refused_by == "motion" for v in waiting)
     assert verdicts[-1].live
 
 

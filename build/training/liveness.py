@@ -38,7 +38,7 @@ from edge.liveness.model import FORMAT, model_path, write_model
 from edge.pipeline import FacePipeline
 from edge.vision.image import load_image
 from edge_build.training import liveness_fit as fit
-from edge_build.training.liveness_clips import MIN_CLIP, captured_clips, synthetic_clips
+from edge_build.training.liveness_clips import MIN_CLIP, captured_clips, measured, synthetic_clips
 from edge_build.training.liveness_data import detect_all, load_frames
 from edge_build.training.liveness_features import cached
 
@@ -153,15 +153,18 @@ def held_out_figures(folders: list[Folder], config: LivenessConfig, cache: Path)
 
 def tally(calls) -> dict:
     calls = list(calls)
-    return {name: sum(1 for c in calls if c == name) for name in (motion.LIVE, motion.ATTACK, motion.UNDECIDED)} | {
-        "clips": len(calls)}
+    return {name: sum(1 for c in calls if c == name)
+            for name in (motion.LIVE, motion.ATTACK, motion.UNDECIDED, motion.DECIDING)} | {"clips": len(calls)}
 
 
 def motion_figures(folders: list[Folder], config: LivenessConfig, echo) -> dict:
     """The motion settings on the folders' captured clips and on synthetic flat attacks of their real frames."""
     settings = config.motion
-    judge = lambda clip: motion.judge_landmarks(np.asarray(clip["landmarks"]), settings).call  # noqa: E731
-    figures = {"protocol": "clips of 15 frames; synthetic: real frames moved as planes (prints and phones)"}
+    # the call at the frame a track may first be live: an attack called later comes after a door opened
+    judge = lambda clip: motion.passive_call(measured(clip), settings)[0]  # noqa: E731
+    figures = {"protocol": f"clips of 15 frames, as called when the door could first open (frame {settings.min_frames}, "
+                           f"or up to {settings.max_frames} while a face turns like a plane); "
+                           "synthetic: real frames moved as planes (prints and phones)"}
     captured = [c for folder in folders for c in captured_clips(folder.frames, folder.faces)]
     figures["real"] = tally(judge(c) for c in captured if c["live"])
     for attack_type in sorted({c["attack"] for c in captured if not c["live"]}):

@@ -1,7 +1,9 @@
 """Clips for the motion cue: runs of consecutive frames of one capture, and synthetic flat attacks.
 
-A clip is a dict with its ``landmarks`` ((T, 5, 2) list, in frame order) and
-where it came from. Captured clips cut each sequence of a liveness folder
+A clip is a dict with its ``landmarks`` ((T, 5, 2) list, in frame order), where
+it came from, and the motion cue's per-frame ``measures`` (``measured``: the cue
+reads the pixels, so captured clips keep their frames' ``paths`` and synthetic
+clips are measured while their frames exist). Captured clips cut each sequence of a liveness folder
 (edge_build.training.liveness_data) into runs of ``length`` frames with a face
 (at least ``min_length``). Synthetic clips mount a face photo as a print or a
 phone, move it as a plane (edge_build.training.liveness_synth) and run the
@@ -14,7 +16,9 @@ import sys
 import numpy as np
 from tqdm import tqdm
 
+from edge.liveness import motion
 from edge.pipeline import choose_main_face
+from edge.vision.image import load_image
 from edge_build.training import liveness_synth as synth
 from edge_build.training.liveness_data import Faces, Frame
 
@@ -34,7 +38,8 @@ def captured_clips(frames: list[Frame], faces: Faces, length: int = CLIP, min_le
             if len(run) >= min_length:
                 first = frames[run[0]]
                 clips.append({"live": first.live, "group": first.group, "dataset": first.dataset,
-                              "attack": first.attack, "sequence": sequence, "landmarks": faces.landmarks[run].tolist()})
+                              "attack": first.attack, "sequence": sequence, "landmarks": faces.landmarks[run].tolist(),
+                              "paths": [str(frames[i].path) for i in run], "rows": run})
     return clips
 
 
@@ -57,10 +62,19 @@ def synthetic_clips(photos: list[tuple[str, np.ndarray, tuple]], pipeline, rng: 
                                                      file=sys.stderr, disable=not progress, leave=False)):
         kind = "print" if number % 2 == 0 else "phone"
         frames, _ = synth.flat_attack(face_crop(image, box, rng), rng, length, kind=kind)
-        track = []
+        track, seen = [], []
         for frame in frames:
             face = choose_main_face(pipeline.detect(frame), frame.shape)
             if face is not None:
                 track.append(np.asarray(face.landmarks, float).tolist())
-        clips.append({"number": number, "source": name, "kind": kind, "live": False, "landmarks": track})
+                seen.append(frame)
+        clips.append({"number": number, "source": name, "kind": kind, "live": False, "landmarks": track,
+                      "measures": motion.clip_measures(seen, track)})
     return clips
+
+
+def measured(clip: dict) -> list:
+    """The motion cue's measures of a clip's frames, computed once (captured clips read their frames)."""
+    if "measures" not in clip:
+        clip["measures"] = motion.clip_measures((load_image(path) for path in clip["paths"]), clip["landmarks"])
+    return clip["measures"]

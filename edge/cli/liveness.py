@@ -19,14 +19,15 @@ refuses, and the verdict names it.
 A photo (IMG: .jpg, .png, ...) is one frame: the frame cues judge it alone. A clip (file://clip.avi,
 a video path, or dir://FOLDER of frames) is read frame by frame and judged per track (the main face
 of consecutive frames whose boxes overlap), as the daemon judges: a track is live on a frame when its
-last frames' mean scores pass every frame cue and the motion cue has not seen it move like a plane.
+last frames' mean scores pass every frame cue and the motion cue has not seen it move like a plane
+(a face that has begun to turn like one is held for a few frames while the cue decides).
 
 Prints one line per photo or track; with --json one object per input:
   photo: {{image, face, live, refused_by, reason, scores}}
   clip:  {{clip, frames, faces, tracks: [{{track, first_frame, last_frame, frames, live, live_frames,
           refused_by, last}}]}}
 Scores are attack scores (higher: more like an attack) for texture and context, the probability
-of `live` for colour, and the call (live, attack, undecided) for motion.
+of `live` for colour, and the call (live, attack, deciding, undecided) for motion.
 Cues: {', '.join(CUES)}. Exit status: 0 when every input was read, 1 when one is unreadable.
 """
 

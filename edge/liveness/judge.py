@@ -107,7 +107,8 @@ class Liveness:
 def describe_settings(name: str, entry: dict) -> str:
     if name == "motion":
         return (f"parallax >= {entry.get('live_parallax')} is a head, a turn >= {entry.get('attack_turn')} with "
-                f"parallax < {entry.get('attack_parallax')} is a plane")
+                f"parallax < {entry.get('attack_parallax')} is a plane, decided by frame {entry.get('min_frames')} "
+                f"(up to {entry.get('max_frames')} while a face turns like a plane)")
     return f"threshold {entry.get('threshold', float('nan')):.4g}"
 
 
@@ -118,7 +119,8 @@ def describe_figures(validated: dict) -> str:
         if not isinstance(figures, dict):
             continue
         bits = [f"{key.upper()} {100 * figures[key]:.1f} %" for key in ("apcer", "bpcer") if figures.get(key) is not None]
-        bits += [f"{key} {figures[key]}" for key in ("attack", "live", "undecided", "clips") if key in figures]
+        bits += [f"{key} {figures[key]}" for key in ("attack", "live", "undecided", "deciding", "clips")
+                 if figures.get(key) or (key != "deciding" and key in figures)]
         if bits:
             parts.append(f"{label} " + " ".join(bits))
     protocol = validated.get("protocol")
@@ -152,7 +154,7 @@ class TrackJudge:
                 refused.append(name)
         call = None
         if self.motion_track is not None:
-            call = self.motion_track.add(main.landmarks).call
+            call = self.motion_track.add(image, main.landmarks).call
             self.attack_by_motion = self.attack_by_motion or call == motion.ATTACK
             scores["motion"] = motion.ATTACK if self.attack_by_motion else call
             if self.attack_by_motion:
@@ -167,6 +169,8 @@ class TrackJudge:
             return LiveVerdict(False, refusing[0], "attack", scores, self.frames, refusing)
         if not full:
             return LiveVerdict(False, None, "too few frames", scores, self.frames)
+        if call == motion.DECIDING:
+            return LiveVerdict(False, "motion", "turning like a plane: the motion cue is deciding", scores, self.frames)
         if liveness.active and call != motion.LIVE:
             return LiveVerdict(False, "motion", "waiting for a head turn", scores, self.frames)
         return LiveVerdict(True, None, "live", scores, self.frames)

@@ -32,9 +32,7 @@ def liveness_model(models: Path, texture_bias: float, context_threshold: float =
         "texture": {"features": texture.FEATURES, "mean": [0.0] * n, "scale": [1.0] * n, "weights": [0.0] * n,
                     "bias": texture_bias, "threshold": 0.5, "validated": {"print": {"apcer": 0.1}}},
         "context": {"features": context.FEATURES, "threshold": context_threshold},
-        # motion settings sensitive enough for this clean synthetic turn (the shipped ones are stricter)
-        "motion": {"features": motion.FEATURES, "live_parallax": 0.12, "attack_turn": 0.03, "attack_parallax": 0.06,
-                   "min_pairs": 3, "min_frames": 5}}}, models / "liveness.json")
+        "motion": {"features": motion.FEATURES, **motion.MotionSettings().as_manifest()}}}, models / "liveness.json")
 
 
 def phone_attack(path, name: str = ENROLLED[0], frames: int = 20):

@@ -232,10 +232,7 @@ def clip_live_frames(clip: dict, scores: dict, thresholds: dict, settings: motio
     for frame, (row, pairs) in enumerate(zip(clip["rows"], clip["measures"]), start=1):
         for name in thresholds:
             windows[name] = (windows[name] + [scores[name][row]])[-WINDOW:]
-        for turn, parallax in pairs:
-            track.count(turn, parallax)
-        track.frames = frame
-        call = track.verdict().call
+        call = track.feed(pairs).call
         attacked = attacked or call == motion.ATTACK
         passes = all(np.nanmean(values) < thresholds[name] for name, values in windows.items())
         live.append(frame >= max(WINDOW, settings.min_frames) and passes and not attacked and call != motion.DECIDING)

@@ -213,12 +213,8 @@ def test_a_face_turning_like_a_plane_is_held_until_the_cue_decides_or_time_runs_
     settings = motion.MotionSettings(min_pairs=4, hold_pairs=2, min_frames=3, max_frames=6)
     plane = [(0.05, 0.0)]  # one pair turned without parallax
     held = [[], plane, plane, [], [], [], [], []]
-    track, calls = motion.MotionTrack(settings), []
-    for pairs in held:
-        for turn, parallax in pairs:
-            track.count(turn, parallax)
-        track.frames += 1
-        calls.append(track.verdict().call)
+    track = motion.MotionTrack(settings)
+    calls = [track.feed(pairs).call for pairs in held]
     U, D = motion.UNDECIDED, motion.DECIDING
     assert calls == [U, U, D, D, D, U, U, U]  # from min_frames until max_frames, then let go
     assert motion.passive_call(held, settings) == (U, 6)

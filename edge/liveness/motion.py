@@ -272,10 +272,7 @@ def passive_call(measures: list, settings: MotionSettings) -> tuple[str, int]:
     track = MotionTrack(settings)
     call = UNDECIDED
     for pairs in measures:
-        for turn, parallax in pairs:
-            track.count(turn, parallax)
-        track.frames += 1
-        call = track.verdict().call
+        call = track.feed(pairs).call
         if call == ATTACK or (track.frames >= settings.min_frames and call != DECIDING):
             break
     return call, track.frames
@@ -287,10 +284,7 @@ def clip_calls(measures: list, settings: MotionSettings) -> str:
     track = MotionTrack(settings)
     call = UNDECIDED
     for pairs in measures:
-        for turn, parallax in pairs:
-            track.count(turn, parallax)
-        track.frames += 1
-        call = track.verdict().call
+        call = track.feed(pairs).call
         if call == ATTACK:
             return ATTACK
     return call
@@ -310,10 +304,16 @@ class MotionTrack:
 
     def add(self, image: np.ndarray, landmarks) -> MotionVerdict:
         current = sample(image, landmarks)
+        pairs = []
         if current is not None:
-            for turn, parallax in frame_measures(self.history, current):
-                self.count(turn, parallax)
+            pairs = frame_measures(self.history, current)
             self.history.append(current)
+        return self.feed(pairs)
+
+    def feed(self, pairs) -> MotionVerdict:
+        """One more frame, given its measured (turn, parallax) pairs (benchmarks replay stored measures)."""
+        for turn, parallax in pairs:
+            self.count(turn, parallax)
         self.frames += 1
         return self.verdict()
 

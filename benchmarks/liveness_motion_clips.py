@@ -78,6 +78,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--min-frames", type=int, default=motion.MotionSettings.min_frames,
                         help="frames before a track may be live: the cue's time to call an attack (default %(default)s)")
+    parser.add_argument("--clip-frames", type=int, default=CLIP,
+                        help="frames of a synthetic clip: its hand motion (0.5-1.2 swings) is spread over them, so "
+                             "more frames is a slower hand (default %(default)s: one second at 15 fps)")
+    parser.add_argument("--shipped", action="store_true",
+                        help="judge with the shipped MotionSettings instead of choosing them")
     parser.add_argument("--max-frames", type=int, default=motion.MotionSettings.max_frames,
                         help="frames a face turning like a plane may be held for the cue to decide (default %(default)s)")
     parser.add_argument("--json", type=Path, help="write the figures here")
@@ -103,12 +108,12 @@ def source_photos(args, pipeline, rng, count: int) -> list[tuple[str, np.ndarray
 
 def synthetic(args, pipeline, cache: Path) -> list[dict]:
     """Landmark tracks of the synthetic flat attacks (cached: detection is the slow part)."""
-    key = file_key([], f"synthetic|{args.seed}|{args.clips}|{CLIP}|{motion.FEATURES}")
+    key = file_key([], f"synthetic|{args.seed}|{args.clips}|{args.clip_frames}|{motion.FEATURES}")
     stored = cache / f"motion-synthetic-{key}.json"
     if stored.exists():
         return json.loads(stored.read_text())
     rng = np.random.default_rng(args.seed)
-    clips = synthetic_clips(source_photos(args, pipeline, rng, args.clips), pipeline, rng)
+    clips = synthetic_clips(source_photos(args, pipeline, rng, args.clips), pipeline, rng, length=args.clip_frames)
     cache.mkdir(parents=True, exist_ok=True)
     stored.write_text(json.dumps(clips))
     return clips
@@ -177,7 +182,10 @@ def main(argv=None) -> int:
     # clips alternate print, phone: pairs of numbers go to one half, so both halves hold both kinds
     validation_flat = [c for c in flat if c["number"] % 4 < 2]
     validation_real = [c for c in real if c["dataset"] == args.nuaa.name and c["group"] in VALIDATION_SUBJECTS]
-    settings, chosen_on = choose(validation_flat, validation_real, args.min_frames, args.max_frames)
+    if args.shipped:
+        settings, chosen_on = motion.MotionSettings(), {"shipped": True}
+    else:
+        settings, chosen_on = choose(validation_flat, validation_real, args.min_frames, args.max_frames)
     report_flat = [c for c in flat if c["number"] % 4 >= 2]
     report_real = [c for c in real if c not in validation_real]
     figures = {"settings": {k: (None if v == math.inf else v) for k, v in settings.__dict__.items()}, "validation": chosen_on | {"flat": len(validation_flat),

@@ -53,6 +53,7 @@ landmark version of this cue called 2 % and 5 % attacks at any time. The optiona
 from __future__ import annotations
 
 import math
+import threading
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Optional
@@ -184,17 +185,17 @@ def fit_homography(src: np.ndarray, dst: np.ndarray) -> Optional[np.ndarray]:
 
 
 _GRID = np.stack(np.mgrid[0:PATCH, 0:PATCH][::-1], axis=-1).astype(np.float64)  # (y, x) -> (x, y)
-_FLOW = None
+_FLOW = threading.local()  # one DIS object per thread: it reuses its buffers between calls
 
 
 def _flow(later: np.ndarray, earlier: np.ndarray) -> np.ndarray:
-    global _FLOW
-    if _FLOW is None:  # made on first use, never at import
-        _FLOW = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
+    flow = getattr(_FLOW, "dis", None)
+    if flow is None:  # made on first use, never at import
+        flow = _FLOW.dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
         # the preset stops at a quarter of the patch's resolution, which smooths a nose's parallax away
         # (a 7 px nose offset came out as 0.6 px); half resolution keeps it (3.5 px over the nose region)
-        _FLOW.setFinestScale(1)
-    return _FLOW.calc(later, earlier, None)
+        flow.setFinestScale(1)
+    return flow.calc(later, earlier, None)
 
 
 def regions(landmarks_in_patch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from edge import paths
 from edge.bench.lfw import lfw_subset_scorer
 from edge.exc import ConfigError, DatasetError
+from edge.liveness import motion
 from edge_build.backends.onnxruntime.backend import resolve_precision
 from edge_build.gate import GateLimits
 from edge_build.recipe import BuildOptions, Injected, build_part
@@ -105,7 +106,8 @@ def run_liveness(args) -> int:
         raise ConfigError("--window must be 1 to 100 frames")
     config = liveness.LivenessConfig(data=args.data, out=args.out, target_bpcer=args.target_bpcer,
                                      augment=args.augment, window=args.window, synthetic_clips=args.synthetic_clips,
-                                     seed=args.seed, cache=args.cache, progress=not args.quiet)
+                                     seed=args.seed, cache=args.cache, progress=not args.quiet,
+                                     motion=motion.WAITS[args.motion_wait])
     return liveness.run(config, echo=to_stderr)
 
 

@@ -51,7 +51,7 @@ def folder(tmp_path, face_images):
 def test_train_liveness_writes_a_model_with_held_out_figures_and_the_cli_uses_it(kiosk_home, folder, tmp_path,
                                                                                face_images, capsys):
     code = main(["train", "liveness", "--data", f"{folder}=print", "--augment", "1", "--synthetic-clips", "2",
-                 "--quiet", "--cache", str(tmp_path / "cache")])
+                 "--motion-wait", "8", "--quiet", "--cache", str(tmp_path / "cache")])
     err = capsys.readouterr().err
     assert code == 0, err
     model = read_model(kiosk_home / "models" / "liveness.json")
@@ -61,6 +61,9 @@ def test_train_liveness_writes_a_model_with_held_out_figures_and_the_cli_uses_it
     assert texture["print"]["attacks"] == 32 and texture["real"]["real"] == 32
     assert 0.0 <= texture["real"]["bpcer"] <= 1.0 and "leave one group out over 8 groups" in texture["protocol"]
     assert model["cues"]["motion"]["validated"]["synthetic flat"]["clips"] <= 2
+    # the longer wait and the settings chosen for it
+    assert {k: model["cues"]["motion"][k] for k in ("min_frames", "max_frames", "min_pairs")} == \
+        {"min_frames": 8, "max_frames": 12, "min_pairs": 8}
     assert "held out, texture:" in err and "wrote" in err
 
     photos = [str(folder / "real" / "ColinPowell_0000.jpg"), str(folder / "fake" / "ColinPowell_0001.jpg")]

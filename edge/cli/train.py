@@ -164,6 +164,10 @@ def add_liveness(kinds) -> None:
                         help="frames of one face whose mean score is judged (default 5)")
     parser.add_argument("--synthetic-clips", type=int, default=40, metavar="N",
                         help="synthetic flat-attack clips to check the motion cue on (default 40; 0: none)")
+    parser.add_argument("--motion-wait", type=int, default=5, choices=(5, 8), metavar="FRAMES",
+                        help="frames before a face may be let in, the motion cue's time to see a flat picture "
+                             "turn: 5 (default: no wait beyond the frame cues' window) or 8 (more print "
+                             "attacks refused, every unlock 3 frames later; see the README)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--cache", type=Path, metavar="DIR", help="face and feature cache "
                         "(default $EDGE_VERIFY_HOME/cache/liveness)")

@@ -106,6 +106,13 @@ class MotionSettings:
         return {name: (None if value == math.inf else value) for name, value in self.__dict__.items()}
 
 
+# How long a face is kept from the door while the cue looks for a plane -> the settings that
+# benchmarks/liveness_motion_clips.py chose for that wait on its validation half (`--min-frames`,
+# `--max-frames`). 8 frames refuse more attacks per clip but every unlock waits 3 frames longer.
+WAITS = {5: MotionSettings(),
+         8: MotionSettings(live_parallax=0.06, min_pairs=8, min_frames=8, hold_pairs=3, max_frames=12)}
+
+
 @dataclass(frozen=True)
 class MotionVerdict:
     call: str  # LIVE, ATTACK, DECIDING (held: turning like a plane so far) or UNDECIDED

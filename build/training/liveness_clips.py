@@ -2,10 +2,10 @@
 
 A clip is a dict with its ``landmarks`` ((T, 5, 2) list, in frame order), where
 it came from, and the motion cue's per-frame ``measures`` (``measured``: the cue
-reads the pixels, so captured clips keep their frames' ``paths`` and synthetic
-clips are measured while their frames exist). Captured clips cut each sequence of a liveness folder
-(edge_build.training.liveness_data) into runs of ``length`` frames with a face
-(at least ``min_length``). Synthetic clips mount a face photo as a print or a
+reads the pixels, so captured clips keep their frames' ``paths`` and ``rows``,
+and synthetic clips are measured while their frames exist). Captured clips cut
+each sequence of a liveness folder (edge_build.training.liveness_data) into runs
+of ``length`` frames with a face (at least ``min_length``). Synthetic clips mount a face photo as a print or a
 phone, move it as a plane (edge_build.training.liveness_synth) and run the
 product's detector on every frame.
 """

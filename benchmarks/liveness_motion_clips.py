@@ -62,10 +62,10 @@ from edge_build.training.liveness_data import detect_all, file_key, load_frames
 LIVE_MARGIN = 1.25
 VALIDATION_SUBJECTS = {"0001", "0002", "0003", "0004", "0005"}
 # inf: never call a track live (then the cue can only refuse)
-GRID = {"live_parallax": (0.04, 0.05, 0.06, 0.08, 0.1, math.inf),
-        "attack_turn": (0.005, 0.0075, 0.01, 0.015, 0.02),
-        "attack_parallax": (0.005, 0.0075, 0.01, 0.015, 0.02), "min_pairs": (2, 3, 4, 6, 8, 12),
-        "hold_pairs": (None, 1, 2, 3)}
+GRID = {"live_parallax": (0.06, 0.1, math.inf), "attack_turn": (0.005, 0.0075, 0.01),
+        "attack_parallax": (0.005, 0.0075, 0.01), "min_pairs": (3, 4, 6, 8), "hold_pairs": (None, 2, 3),
+        # largest first: of equally good settings the first found is kept, so the more cautious shift wins
+        "attack_shift": (math.inf, 0.04, 0.03, 0.02, 0.015, 0.01)}
 MAX_HELD = 0.1  # validation real clips that may be held past min_frames (each waits up to max_frames)
 
 

@@ -235,13 +235,27 @@ def test_the_judge_holds_a_face_that_turns_like_a_plane(turning):
     assert verdicts[settings.max_frames - 1].live  # time ran out: the other cues decide
 
 
+def test_a_photo_carried_across_the_view_is_flat_and_a_head_is_not():
+    shifts = np.concatenate([np.linspace(-8, 8, 8), np.linspace(8, -8, 8)])  # cm, 50 cm from the camera
+    settings = replace(SETTINGS, attack_shift=0.03)
+    for flat in (True, False):
+        frames = [render(0.0, 0.0, flat, shift=(x, 0.0), seed=i) for i, x in enumerate(shifts)]
+        images, landmarks = [f for f, _ in frames], [m for _, m in frames]
+        verdict = motion.judge_frames(images, landmarks, settings)
+        assert (verdict.call == motion.ATTACK) == flat, (flat, verdict)
+        # without the shift rule nothing turned: the photo says nothing either
+        assert motion.judge_frames(images, landmarks, replace(settings, attack_shift=math.inf)).call != motion.ATTACK
+
+
 def test_pair_measures_of_a_pure_homography_have_no_parallax():
     frame, a = render(0.0, 0.0, flat=False)
     h = np.array([[1.08, 0.06, -20], [-0.04, 0.93, 15], [1.5e-4, -1e-4, 1]])
     warped = cv2.warpPerspective(frame, h, (640, 480))
     b = cv2.perspectiveTransform(a[None].astype(np.float64), h)[0]
-    turn, parallax = motion.pair_measures(motion.sample(frame, a), motion.sample(warped, b))
+    turn, parallax, shift = motion.pair_measures(motion.sample(frame, a), motion.sample(warped, b))
     assert parallax < 0.005 and turn > 0.01
+    moved = np.linalg.norm(b[[0, 1, 4, 3]].mean(axis=0) - a[[0, 1, 4, 3]].mean(axis=0))
+    assert shift == pytest.approx(moved / 640)
     assert motion.sample(frame, np.zeros((5, 2))) is None  # no face to cut
 
 

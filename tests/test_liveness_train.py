@@ -62,8 +62,8 @@ def test_train_liveness_writes_a_model_with_held_out_figures_and_the_cli_uses_it
     assert 0.0 <= texture["real"]["bpcer"] <= 1.0 and "leave one group out over 8 groups" in texture["protocol"]
     assert model["cues"]["motion"]["validated"]["synthetic flat"]["clips"] <= 2
     # the longer wait and the settings chosen for it
-    assert {k: model["cues"]["motion"][k] for k in ("min_frames", "max_frames", "min_pairs")} == \
-        {"min_frames": 8, "max_frames": 12, "min_pairs": 8}
+    assert {k: model["cues"]["motion"][k] for k in ("min_frames", "max_frames", "hold_pairs", "attack_shift")} == \
+        {"min_frames": 8, "max_frames": 12, "hold_pairs": 3, "attack_shift": 0.02}
     assert "held out, texture:" in err and "wrote" in err
 
     photos = [str(folder / "real" / "ColinPowell_0000.jpg"), str(folder / "fake" / "ColinPowell_0001.jpg")]

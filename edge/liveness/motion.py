@@ -21,7 +21,10 @@ the longer baseline, the nearer one a turn that has not yet reversed):
    ``parallax`` is how far the nose region's median flow lies from it;
    ``turn`` is how far the whole motion is from a similarity (shift, rotation,
    scale) at the four corners: foreshortening, i.e. the face turned out of the
-   image plane. Both are shares of the face's size.
+   image plane. Both are shares of the face's size;
+4. ``shift`` is how far the face moved across the view, as a share of the
+   frame's width: a face carried sideways is seen from another angle, so a head
+   shows parallax then too, while a photo carried sideways need not turn.
 
 A bent print is a smooth surface through its nose, which the homography fitted
 around the nose nearly follows; a head's nose stands out of it (none of NUAA's
@@ -30,9 +33,9 @@ hand-held, bending print clips was called live).
 Verdict of a track (``MotionSettings``), from its ``min_frames``-th frame on:
 
 * ``live``: at least ``min_pairs`` pairs show parallax >= ``live_parallax``;
-* ``attack``: at least ``min_pairs`` pairs turned by >= ``attack_turn`` while
-  their parallax stayed below ``attack_parallax``, and it was not called live:
-  it turned like a plane;
+* ``attack``: at least ``min_pairs`` pairs turned by >= ``attack_turn`` (or
+  moved across the view by >= ``attack_shift``) while their parallax stayed
+  below ``attack_parallax``, and it was not called live: it moved like a plane;
 * ``undecided``: anything else, e.g. a still face (a still head and a still
   photo look alike to this cue: it says nothing about them).
 
@@ -44,7 +47,7 @@ unlock waits for it. A face that has begun to turn like a plane by then
 attack, or ``max_frames`` pass; a head shows parallax and is rarely held.
 
 On held-out clips (benchmarks/liveness_motion_clips.py) the shipped settings
-refused 82 % of synthetic flat attacks and 42 % of NUAA's captured prints before
+refused 89 % of synthetic flat attacks and 52 % of NUAA's captured prints before
 a door could open, and no real head (2 of 75 were held for a few frames); the
 landmark version of this cue called 2 % and 5 % attacks at any time. The optional *active* check
 (``[liveness] active``) asks the person for a small head turn and accepts only
@@ -61,7 +64,7 @@ from typing import Optional
 import cv2
 import numpy as np
 
-FEATURES = "dense-parallax-v2"
+FEATURES = "dense-parallax-v3"  # v3: each pair also measures how far the face moved across the view
 PLANE = (0, 1, 4, 3)  # eyes and mouth corners, in order around the quadrilateral
 NOSE = 2
 HISTORY = 30  # frames of a track kept
@@ -81,13 +84,16 @@ class MotionSettings:
     attacks and NUAA real sequences) for ``min_frames`` 5 and ``max_frames`` 9: a track may be live from
     its 5th frame (9th while it turns like a plane), so an attack must be called by then. 5 is the frame
     cues' window, so a face that does not turn like a plane waits no longer than without this cue;
-    waiting 8 frames caught 90 % of the validation flat attacks against 85 %, at 3 more frames for every
-    unlock. Held out: 82 % of synthetic flat attacks and 42 % of NUAA's captured prints refused, no real
+    waiting 8 frames (``WAITS[8]``) caught 97.5 % of the validation flat attacks against 94 %, at 3 more
+    frames for every unlock. Held out: 89 % of synthetic flat attacks and 52 % of NUAA's captured prints refused, no real
     head refused, 2 of 75 held. ``live_parallax`` None in a manifest: never call a track live."""
 
     live_parallax: float = 0.1
     attack_turn: float = 0.005
     attack_parallax: float = 0.005
+    # a pair whose face moved this share of the frame's width across the view also counts as turned (the
+    # camera sees it from a new angle, about 2 degrees at 3 % of a 60-degree view); inf: only turns count
+    attack_shift: float = 0.03
     min_pairs: int = 6
     min_frames: int = 5  # a track may be live from here: the frame cues' window, so no unlock waits longer
     # a face that has begun to turn like a plane (hold_pairs such pairs) and is not yet called live is held,
@@ -98,8 +104,9 @@ class MotionSettings:
     @classmethod
     def from_manifest(cls, entry: dict) -> "MotionSettings":
         known = {name: entry[name] for name in cls.__dataclass_fields__ if name in entry}
-        if "live_parallax" in known and known["live_parallax"] is None:
-            known["live_parallax"] = math.inf
+        for name in ("live_parallax", "attack_shift"):
+            if name in known and known[name] is None:
+                known[name] = math.inf
         return cls(**known)
 
     def as_manifest(self) -> dict:
@@ -110,7 +117,7 @@ class MotionSettings:
 # benchmarks/liveness_motion_clips.py chose for that wait on its validation half (`--min-frames`,
 # `--max-frames`). 8 frames refuse more attacks per clip but every unlock waits 3 frames longer.
 WAITS = {5: MotionSettings(),
-         8: MotionSettings(live_parallax=0.06, min_pairs=8, min_frames=8, hold_pairs=3, max_frames=12)}
+         8: MotionSettings(attack_shift=0.02, min_frames=8, hold_pairs=3, max_frames=12)}
 
 
 @dataclass(frozen=True)
@@ -133,6 +140,8 @@ class FaceSample:
     nose: np.ndarray  # patch px of the nose region, (N, 2)
     fit: np.ndarray  # patch px the face's homography is fitted on (the face less its nose, thinned), (M, 2)
     quad: np.ndarray  # the eye-mouth quadrilateral in patch px, (4, 2)
+    centre: np.ndarray  # the quadrilateral's centre, image px
+    width: float  # the frame's width, px
 
 
 def quad_scale(points: np.ndarray) -> float:
@@ -163,7 +172,8 @@ def sample(image: np.ndarray, landmarks) -> Optional[FaceSample]:
     nose, rest = regions(in_patch)
     thinned = np.zeros_like(rest)
     thinned[::FIT_STEP, ::FIT_STEP] = True
-    return FaceSample(points, patch, to_patch, _GRID[nose], _GRID[rest & thinned], in_patch[list(PLANE)])
+    return FaceSample(points, patch, to_patch, _GRID[nose], _GRID[rest & thinned], in_patch[list(PLANE)], centre,
+                      float(np.asarray(image).shape[1]))
 
 
 def _apply(homography: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -215,9 +225,10 @@ def regions(landmarks_in_patch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return from_nose < NOSE_RADIUS * QUAD, face & (from_nose > NOSE_CLEARANCE * QUAD)
 
 
-def pair_measures(earlier: FaceSample, later: FaceSample) -> tuple[float, float]:
-    """(turn, parallax) between two frames of one face, as shares of the face's size (0, 0 when the
-    pair cannot be measured)."""
+def pair_measures(earlier: FaceSample, later: FaceSample) -> tuple[float, float, float]:
+    """(turn, parallax, shift) between two frames of one face: turn and parallax as shares of the face's
+    size, shift (how far the face moved across the view) as a share of the frame's width; zeros when
+    the pair cannot be measured."""
     src = earlier.landmarks[list(PLANE)].astype(np.float32)
     dst = later.landmarks[list(PLANE)].astype(np.float32)
     try:
@@ -225,19 +236,20 @@ def pair_measures(earlier: FaceSample, later: FaceSample) -> tuple[float, float]
         # later patch px -> earlier patch px, through the images
         to_earlier = earlier.to_patch @ np.linalg.inv(corners) @ np.linalg.inv(later.to_patch)
     except (cv2.error, np.linalg.LinAlgError):
-        return 0.0, 0.0
+        return 0.0, 0.0, 0.0
     warped = cv2.warpPerspective(earlier.patch, to_earlier, (PATCH, PATCH),
                                  flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
     flow = _flow(later.patch, warped)  # later(x) ~ warped(x + flow(x))
     fit, nose = later.fit, later.nose
     residual_fit = fit_homography(fit, fit + flow[fit[:, 1].astype(int), fit[:, 0].astype(int)])
     if residual_fit is None or not len(nose):
-        return 0.0, 0.0
+        return 0.0, 0.0, 0.0
     seen = nose + flow[nose[:, 1].astype(int), nose[:, 0].astype(int)]
     parallax = float(np.linalg.norm(np.median(seen - _apply(residual_fit, nose), axis=0))) / QUAD
     whole = to_earlier @ residual_fit  # later patch px -> earlier patch px: the plane's whole motion
     turn = similarity_residual(later.quad, _apply(whole, later.quad)) / QUAD
-    return (turn, parallax) if math.isfinite(turn) and math.isfinite(parallax) else (0.0, 0.0)
+    shift = float(np.linalg.norm(later.centre - earlier.centre)) / max(later.width, 1.0)
+    return (turn, parallax, shift) if math.isfinite(turn) and math.isfinite(parallax) else (0.0, 0.0, 0.0)
 
 
 def similarity_residual(src: np.ndarray, dst: np.ndarray) -> float:
@@ -250,7 +262,7 @@ def similarity_residual(src: np.ndarray, dst: np.ndarray) -> float:
 
 
 def frame_measures(history, current: FaceSample) -> list[tuple[float, float]]:
-    """(turn, parallax) of a new frame against up to PAIRS_PER_FRAME earlier ones, spread over the
+    """(turn, parallax, shift) of a new frame against up to PAIRS_PER_FRAME earlier ones, spread over the
     history (newest first)."""
     earlier = list(history)[::-1]
     if not earlier:
@@ -319,19 +331,21 @@ class MotionTrack:
         return self.feed(pairs)
 
     def feed(self, pairs) -> MotionVerdict:
-        """One more frame, given its measured (turn, parallax) pairs (benchmarks replay stored measures)."""
-        for turn, parallax in pairs:
-            self.count(turn, parallax)
+        """One more frame, given its measured (turn, parallax, shift) pairs (benchmarks replay stored measures)."""
+        for measures in pairs:
+            self.count(*measures)
         self.frames += 1
         return self.verdict()
 
-    def count(self, turn: float, parallax: float) -> None:
+    def count(self, turn: float, parallax: float, shift: float = 0.0) -> None:
+        """One measured pair. Flat: it turned, or moved across the view (the camera then sees it from
+        another angle, and a head shows parallax), with no parallax."""
         s = self.settings
         self.max_parallax = max(self.max_parallax, parallax)
         self.max_turn = max(self.max_turn, turn)
         if parallax >= s.live_parallax:
             self.parallax_pairs += 1
-        elif turn >= s.attack_turn and parallax < s.attack_parallax:
+        elif (turn >= s.attack_turn or shift >= s.attack_shift) and parallax < s.attack_parallax:
             self.flat_turn_pairs += 1
 
     def verdict(self) -> MotionVerdict:

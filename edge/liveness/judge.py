@@ -106,9 +106,10 @@ class Liveness:
 
 def describe_settings(name: str, entry: dict) -> str:
     if name == "motion":
-        return (f"parallax >= {entry.get('live_parallax')} is a head, a turn >= {entry.get('attack_turn')} with "
-                f"parallax < {entry.get('attack_parallax')} is a plane, decided by frame {entry.get('min_frames')} "
-                f"(up to {entry.get('max_frames')} while a face turns like a plane)")
+        return (f"parallax >= {entry.get('live_parallax')} is a head, a turn >= {entry.get('attack_turn')} (or a move "
+                f"across the view >= {entry.get('attack_shift')} of the frame's width) with parallax < "
+                f"{entry.get('attack_parallax')} is a plane, decided by frame {entry.get('min_frames')} "
+                f"(up to {entry.get('max_frames')} while a face moves like a plane)")
     return f"threshold {entry.get('threshold', float('nan')):.4g}"
 
 
@@ -170,7 +171,7 @@ class TrackJudge:
         if not full:
             return LiveVerdict(False, None, "too few frames", scores, self.frames)
         if call == motion.DECIDING:
-            return LiveVerdict(False, "motion", "turning like a plane: the motion cue is deciding", scores, self.frames)
+            return LiveVerdict(False, "motion", "moving like a plane: the motion cue is deciding", scores, self.frames)
         if liveness.active and call != motion.LIVE:
             return LiveVerdict(False, "motion", "waiting for a head turn", scores, self.frames)
         return LiveVerdict(True, None, "live", scores, self.frames)

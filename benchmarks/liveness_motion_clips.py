@@ -129,14 +129,12 @@ def calls(clips: list[dict], settings: motion.MotionSettings) -> np.ndarray:
     return np.array([motion.clip_calls(measured(c), settings) for c in clips])
 
 
-def passive_calls(clips: list[dict], settings: motion.MotionSettings) -> np.ndarray:
-    """The call per clip when the track may first be live: what refuses a passive door."""
-    return np.array([motion.passive_call(measured(c), settings)[0] for c in clips])
-
-
-def held(clips: list[dict], settings: motion.MotionSettings) -> np.ndarray:
-    """Clips whose passive decision came after ``min_frames``: held while they turned like a plane."""
-    return np.array([motion.passive_call(measured(c), settings)[1] > settings.min_frames for c in clips])
+def passive_calls(clips: list[dict], settings: motion.MotionSettings) -> tuple[np.ndarray, np.ndarray]:
+    """(call, held) per clip: the call when the track may first be live (what refuses a passive door), and
+    whether it came after ``min_frames`` (the face was held while it moved like a plane)."""
+    made = [motion.passive_call(measured(c), settings) for c in clips]
+    return (np.array([call for call, _ in made]),
+            np.array([frame > settings.min_frames for _, frame in made], dtype=bool))
 
 
 def tally(called: np.ndarray) -> dict:
@@ -147,8 +145,8 @@ def tally(called: np.ndarray) -> dict:
 
 def both(clips: list[dict], settings: motion.MotionSettings) -> dict:
     """Tallies of the passive call (at ``min_frames``) and the active one (first decisive call)."""
-    return {"passive": tally(passive_calls(clips, settings)), "active": tally(calls(clips, settings)),
-            "held_past_min_frames": int(held(clips, settings).sum())}
+    passive, held = passive_calls(clips, settings)
+    return {"passive": tally(passive), "active": tally(calls(clips, settings)), "held_past_min_frames": int(held.sum())}
 
 
 def choose(flat: list[dict], real: list[dict], min_frames: int, max_frames: int) -> tuple[motion.MotionSettings, dict]:
@@ -162,9 +160,9 @@ def choose(flat: list[dict], real: list[dict], min_frames: int, max_frames: int)
         stricter = motion.MotionSettings(**{**settings.__dict__, "live_parallax": settings.live_parallax / LIVE_MARGIN})
         r = calls(real, settings)
         if np.any(calls(flat, stricter) == motion.LIVE) or np.mean(r == motion.ATTACK) > 0.01 \
-                or np.mean(held(real, settings)) > MAX_HELD:
+                or np.mean(passive_calls(real, settings)[1]) > MAX_HELD:
             continue
-        caught, live_real = np.mean(passive_calls(flat, settings) == motion.ATTACK), np.mean(r == motion.LIVE)
+        caught, live_real = np.mean(passive_calls(flat, settings)[0] == motion.ATTACK), np.mean(r == motion.LIVE)
         if best is None or (caught, live_real) > best[0]:
             best = ((caught, live_real), settings)
     if best is None:
@@ -188,8 +186,8 @@ def main(argv=None) -> int:
         settings, chosen_on = choose(validation_flat, validation_real, args.min_frames, args.max_frames)
     report_flat = [c for c in flat if c["number"] % 4 >= 2]
     report_real = [c for c in real if c not in validation_real]
-    figures = {"settings": {k: (None if v == math.inf else v) for k, v in settings.__dict__.items()}, "validation": chosen_on | {"flat": len(validation_flat),
-                                                                         "real": len(validation_real)},
+    figures = {"settings": settings.as_manifest(),
+               "validation": chosen_on | {"flat": len(validation_flat), "real": len(validation_real)},
                "synthetic_flat": both(report_flat, settings),
                "synthetic_flat_by_kind": {k: both([c for c in report_flat if c["kind"] == k], settings)
                                           for k in ("print", "phone")},

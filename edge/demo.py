@@ -28,7 +28,7 @@ from gpiozero.pins.mock import MockFactory
 
 from edge import paths
 from edge.daemon import config
-from edge.daemon.decision import door_threshold, uses_cohort
+from edge.daemon.decision import ADJUSTED, door_threshold, uses_cohort
 from edge.daemon.loop import Daemon
 from edge.exc import ConfigError, ModelError
 from edge.extras import build_feature
@@ -201,7 +201,7 @@ def threshold_line(manifest: dict, templates: int, stranger_rate: float) -> str:
         value = gallery_threshold(manifest, templates, stranger_rate)  # warns: the 1:1 fallback
         return f"match threshold {value:.3f} (the engine's 1:1 threshold; its manifest has no impostor tail)"
     value = door_threshold(manifest, templates, stranger_rate=stranger_rate, combined=True).threshold
-    adjusted = " (cohort-adjusted distances)" if uses_cohort(manifest) else ""
+    adjusted = ADJUSTED if uses_cohort(manifest) else ""
     return (f"match threshold {value:.3f} for a face's combined frames{adjusted}: the 1:N rule for {templates} "
             f"templates, at "
             f"most 1 stranger in {1 / stranger_rate:,.0f} approaches let in (1:1 threshold "

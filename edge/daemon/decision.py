@@ -137,6 +137,9 @@ def adjusted_nearest(cohort: Cohort, best, probe: np.ndarray, matrix: np.ndarray
     return best.person, first, second - first
 
 
+ADJUSTED = " (cohort-adjusted distances)"  # how a threshold for adjusted distances is labelled wherever it is shown
+
+
 def uses_cohort(manifest: dict) -> bool:
     """Whether combined probes are judged by cohort-adjusted distances: only a manifest that ships both the
     cohort and the impostor tail of adjusted distances does (either alone is unused). Cheap: it does not

@@ -23,7 +23,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from edge.daemon.decision import (DEFAULT_STRANGER_RATE, NO_COMBINED_TAIL, Observation, combined_cohort,
+from edge.daemon.decision import (ADJUSTED, DEFAULT_STRANGER_RATE, NO_COMBINED_TAIL, Observation, combined_cohort,
                                   door_threshold, match_probe)
 from edge.exc import GalleryError
 from edge.gallery.search import PreparedMatrix, prepare
@@ -151,4 +151,4 @@ class LiveGallery:
         people = len(self.names)
         return (f"{people} {'person' if people == 1 else 'people'} ({self.templates} templates), "
                 f"threshold {self.combined_threshold:.3f} for combined frames"
-                f"{' (cohort-adjusted distances)' if self.cohort is not None else ''} ({self.threshold:.3f} for one)")
+                f"{ADJUSTED if self.cohort is not None else ''} ({self.threshold:.3f} for one)")

@@ -55,6 +55,7 @@ landmark version of this cue called 2 % and 5 % attacks at any time. The optiona
 """
 from __future__ import annotations
 
+import functools
 import math
 import threading
 from collections import deque
@@ -172,7 +173,8 @@ def sample(image: np.ndarray, landmarks) -> Optional[FaceSample]:
     nose, rest = regions(in_patch)
     thinned = np.zeros_like(rest)
     thinned[::FIT_STEP, ::FIT_STEP] = True
-    return FaceSample(points, patch, to_patch, _GRID[nose], _GRID[rest & thinned], in_patch[list(PLANE)], centre,
+    grid = patch_grid()
+    return FaceSample(points, patch, to_patch, grid[nose], grid[rest & thinned], in_patch[list(PLANE)], centre,
                       float(np.asarray(image).shape[1]))
 
 
@@ -201,7 +203,12 @@ def fit_homography(src: np.ndarray, dst: np.ndarray) -> Optional[np.ndarray]:
     return fitted / fitted[2, 2] if abs(fitted[2, 2]) > 1e-12 else None
 
 
-_GRID = np.stack(np.mgrid[0:PATCH, 0:PATCH][::-1], axis=-1).astype(np.float64)  # (y, x) -> (x, y)
+@functools.cache
+def patch_grid() -> np.ndarray:
+    """(PATCH, PATCH, 2) float64: each patch pixel's (x, y); made on first use, never at import."""
+    return np.stack(np.mgrid[0:PATCH, 0:PATCH][::-1], axis=-1).astype(np.float64)
+
+
 _FLOW = threading.local()  # one DIS object per thread: it reuses its buffers between calls
 
 
@@ -220,8 +227,9 @@ def regions(landmarks_in_patch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     nose = landmarks_in_patch[NOSE]
     quad = landmarks_in_patch[list(PLANE)]
     centre = quad.mean(axis=0)
-    from_nose = np.hypot(_GRID[..., 0] - nose[0], _GRID[..., 1] - nose[1])
-    face = ((_GRID[..., 0] - centre[0]) / (0.95 * QUAD)) ** 2 + ((_GRID[..., 1] - centre[1]) / (1.2 * QUAD)) ** 2 < 1
+    x, y = patch_grid()[..., 0], patch_grid()[..., 1]
+    from_nose = np.hypot(x - nose[0], y - nose[1])
+    face = ((x - centre[0]) / (0.95 * QUAD)) ** 2 + ((y - centre[1]) / (1.2 * QUAD)) ** 2 < 1
     return from_nose < NOSE_RADIUS * QUAD, face & (from_nose > NOSE_CLEARANCE * QUAD)
 
 

@@ -7,7 +7,7 @@ import stat
 from pathlib import Path
 
 from edge import paths
-from edge.daemon.decision import door_threshold, uses_cohort
+from edge.daemon.decision import ADJUSTED, door_threshold, uses_cohort
 from edge.engines.manifest import read_manifest
 from edge.gallery.audit import audit_path, verify_chain
 from edge.gallery.check import audit_checks
@@ -111,7 +111,7 @@ class GalleryProbe:
         override = decision["threshold"]
         single = choose_threshold(manifest, self.templates, decision["stranger_rate"])
         door = door_threshold(manifest, self.templates, None, decision["stranger_rate"], combined=True)
-        frames = "a face's combined frames" + (" (cohort-adjusted distances)" if uses_cohort(manifest) else "")
+        frames = "a face's combined frames" + (ADJUSTED if uses_cohort(manifest) else "")
         if override is not None:
             return Result.passed(f"threshold {override:g} set in the config ([decision] threshold) replaces the "
                                  f"1:N rule's {door.threshold:.3f} for {frames} "

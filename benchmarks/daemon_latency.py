@@ -13,7 +13,12 @@ Per frame, from the daemon's own events:
 reported as p50 and p95 over all frames after a warm-up; sustained fps is
 frames judged / wall time of the loop.
 
-    OMP_NUM_THREADS=1 python benchmarks/daemon_latency.py --threads 1 --json daemon_latency.json
+    python benchmarks/daemon_latency.py --liveness off auto --json daemon_latency.json
+
+The daemon's own thread settings apply (edge.daemon.parts: engines on half the
+cores, numpy's BLAS on one thread, OpenCV on the engines' count, and a helper
+thread for part of each frame), so no environment variable is needed; --threads
+overrides the engines' count as `[engine] threads` does.
 
 Photos: the demo photos that ship with the package (edge/demo_data); three
 people are enrolled, the clip shows one of them with a photo not enrolled.
@@ -38,7 +43,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=300, help="frames in the clip (default 300)")
     parser.add_argument("--threads", type=int, default=None,
-                        help="CPU threads per engine (default: ONNX Runtime's choice)")
+                        help="CPU threads per engine (default: the daemon's, half the CPU cores)")
     parser.add_argument("--precisions", nargs="+", default=["fp32", "int8"], choices=["fp32", "fp16", "int8"],
                         help="embedding engines to measure; ones not built are reported as missing (default fp32 int8)")
     parser.add_argument("--liveness", nargs="+", default=["auto"], choices=["auto", "off"],
@@ -68,12 +73,12 @@ def write_clip(path: Path, frames: int) -> None:
 def measure(precision: str, threads, clip: Path, folder: Path, liveness: str = "auto") -> dict:
     from gpiozero.pins.mock import MockFactory
 
-    from edge.daemon import config
+    from edge.daemon import config, parts
     from edge.daemon.loop import Daemon
     from edge.demo import enroll
     from edge.pipeline import FacePipeline
 
-    pipeline = FacePipeline.load(precision=precision, threads=threads)
+    pipeline = FacePipeline.load(precision=precision, threads=threads or parts.default_engine_threads())
     enroll(pipeline, folder, log=lambda line: None)
     settings = config.resolve({
         "source.uri": f"file://{clip}", "door.pin": "BOARD11", "door.pulse_s": 1.0,

@@ -161,7 +161,10 @@ class ReplayPipeline:
     def main_face(self, image: np.ndarray, min_face_px: float = 0.0):
         return self.look(image, min_face_px).main
 
-    def embed(self, chips: np.ndarray) -> np.ndarray:
+    def share_thread(self, helper) -> list:
+        return []  # a replayed answer costs nothing to share
+
+    def embed(self, chips: np.ndarray, share: bool = False) -> np.ndarray:
         found = self._chips.pop(id(chips), None)
         if found is None or found[0] is not chips:
             raise RuntimeError("embed() was given a chip this replay did not make")

@@ -129,6 +129,7 @@ class FacePipeline:
         self.normalize = manifest.get("embedding_normalization") == "l2"
         self.threshold = float(manifest["threshold"])
         self.manifest = manifest
+        self.helper = None  # a spare thread the embedding may use (share_thread)
 
     @classmethod
     def load(cls, precision: str = "fp32", backend: str = "onnxruntime", threads: int | None = None,
@@ -166,11 +167,28 @@ class FacePipeline:
         """The main face of an RGB image with its aligned chip, or None when there is none."""
         return self.look(image, min_face_px).main
 
-    def embed(self, chips: np.ndarray) -> np.ndarray:
-        """(N, D) embeddings of aligned chips (flip-averaged when enabled)."""
+    def share_thread(self, helper) -> list[str]:
+        """Give the pipeline a spare thread (a concurrent.futures Executor with one worker) for part of
+        each frame: the detector's (Detector.share_thread) and, in ``embed(chips, share=True)``, the
+        mirror images. Only engines on ONNX Runtime use it: a TensorRT engine's CUDA context is current
+        only on the thread that loaded it. Returns the stages that took it; None takes it back. The
+        results are the same numbers as without it (tests/test_frame_helper.py)."""
+        takers = ["detector"] if self.detector.share_thread(helper) else []
+        if self.manifest.get("backend") == "onnxruntime" and isinstance(self.aligner, CpuAligner):
+            self.helper = helper
+            takers.append("embedding")
+        return takers
+
+    def embed(self, chips: np.ndarray, share: bool = False) -> np.ndarray:
+        """(N, D) embeddings of aligned chips (flip-averaged when enabled). ``share``: run the mirror
+        images on the spare thread (share_thread), which must then be idle."""
         if len(chips) == 0:
             return np.zeros((0, int(self.manifest["outputs"][0]["shape"][-1])), dtype=np.float32)
-        embeddings = self.aligner.embed(self.embedder, chips, self.flip)
+        helper = self.helper if share else None
+        if helper is not None:
+            embeddings = self.aligner.embed(self.embedder, chips, self.flip, helper=helper)
+        else:
+            embeddings = self.aligner.embed(self.embedder, chips, self.flip)
         return l2_normalize(embeddings) if self.normalize else embeddings
 
     def describe(self, image: np.ndarray) -> Described:

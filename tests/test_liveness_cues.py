@@ -284,7 +284,7 @@ class Scripted(Liveness):
         super().__init__(**kw)
         self.script = iter(script)
 
-    def frame_scores(self, image, main):
+    def pixel_scores(self, image, main):
         return dict(next(self.script))
 
 
@@ -386,3 +386,33 @@ def test_a_model_this_runtime_cannot_use_is_refused(tmp_path, change, message):
     path.write_text(json.dumps(model))
     with pytest.raises(ManifestMismatch, match=message):
         read_model(path)
+
+
+# -- measuring apart from recording (the daemon measures on its helper thread) -------------------
+
+def test_measuring_then_recording_judges_exactly_as_adding(turning):
+    liveness = Scripted([{"texture": 0.1}] * 40, motion=SENSITIVE, window=3, texture={"head": None, "threshold": 0.5})
+    added, split = liveness.new_track(), liveness.new_track()
+    frames, landmarks = turning["photo"]
+    for frame, points in zip(frames, landmarks):
+        face = Face((0, 0, 10, 10), points)
+        one = added.add(frame, face)
+        other = split.record(split.measure(frame, face), face)
+        assert (one.live, one.reason, one.scores, one.refusing) == (other.live, other.reason, other.scores, other.refusing)
+    assert one.scores["motion"] == motion.ATTACK  # the frames did decide something
+
+
+def test_a_frame_measured_for_one_track_and_recorded_on_another_is_paired_with_that_track(turning):
+    liveness = Liveness(motion=SENSITIVE, window=3)
+    frames, landmarks = turning["photo"]
+    earlier = liveness.new_track()
+    for frame, points in zip(frames[:4], landmarks[:4]):
+        earlier.add(frame, Face((0, 0, 10, 10), points))
+    face = Face((0, 0, 10, 10), landmarks[4])
+    cues = earlier.measure(frames[4], face)
+    assert cues.pairs and len(earlier.motion_track.history) == 4  # measuring changed nothing
+    fresh = liveness.new_track()  # the face turned out to be someone else: a new track
+    verdict = fresh.record(cues, face)
+    track = fresh.motion_track
+    assert verdict.frames == 1 and len(track.history) == 1
+    assert track.parallax_pairs == track.flat_turn_pairs == 0 and track.max_turn == 0.0  # no pair with the other track's frames

@@ -115,7 +115,8 @@ OPTIONS = (
     Option("engine", "precision", "str", "fp32", f"embedding engine precision: {', '.join(PRECISIONS)}",
            flag="--precision"),
     Option("engine", "backend", "str", "onnxruntime", f"inference backend: {', '.join(BACKENDS)}", flag="--backend"),
-    Option("engine", "threads", "int", None, "CPU threads per engine (default: the runtime's choice)",
+    Option("engine", "threads", "int", None, "CPU threads per engine (default: half the CPU cores, at least 1: "
+           "a helper thread runs part of each frame beside them)",
            flag="--threads", optional=True),
     Option("engine", "flip", "bool", True, "average each face with its mirror image (default; --no-flip is faster "
            "and slightly less accurate)", flag="--flip", negative_flag="--no-flip"),

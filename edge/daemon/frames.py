@@ -8,7 +8,7 @@ the daemon must keep running, with the door locked, whatever a camera sends.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Optional
 
 import numpy as np
@@ -21,7 +21,8 @@ from edge.vision.image import to_rgb
 
 @dataclass(frozen=True)
 class Sighting:
-    """``embedding`` is set only when a face big enough to judge was found (``main``, with its chip);
+    """``main`` (with its chip) is set only when a face big enough to judge was found, and ``embedding``
+    once it is embedded (:func:`embedded`);
     ``faces`` holds every face detected (the tracker follows them all)."""
 
     reason: str  # "face", "no face", "face too small", "unusable frame"
@@ -38,8 +39,9 @@ class Sighting:
         return None if self.face is None else float(min(self.face.width, self.face.height))
 
 
-def analyse(pipeline, bgr: np.ndarray, min_face_px: float, index: int = -1) -> Sighting:
-    """Detect, pick the primary face, align and embed it."""
+def look(pipeline, bgr: np.ndarray, min_face_px: float, index: int = -1) -> Sighting:
+    """Detect, pick the primary face and align it; the embedding comes after (:func:`embedded`), so
+    that the liveness cues can measure the face meanwhile."""
     try:
         rgb = to_rgb(bgr, source=f"frame {index}")
     except ImageError as error:
@@ -51,9 +53,20 @@ def analyse(pipeline, bgr: np.ndarray, min_face_px: float, index: int = -1) -> S
     if scene.main is None:
         largest = max(faces, key=lambda face: min(face.width, face.height))
         return Sighting("face too small", face=largest, faces=faces)
-    embedding = pipeline.embed(scene.main.chip)[0]
-    return Sighting("face", face=scene.main.face, embedding=np.asarray(embedding), chip=scene.main.chip, faces=faces,
-                    rgb=rgb, main=scene.main)
+    return Sighting("face", face=scene.main.face, chip=scene.main.chip, faces=faces, rgb=rgb, main=scene.main)
+
+
+def embedded(pipeline, sighting: Sighting, share: bool = False) -> Sighting:
+    """The sighting with its main face's embedding (unchanged when it has no main face); ``share``:
+    the pipeline's spare thread is idle, the mirror image may run there (FacePipeline.embed)."""
+    if sighting.main is None:
+        return sighting
+    return replace(sighting, embedding=np.asarray(pipeline.embed(sighting.main.chip, share=share)[0]))
+
+
+def analyse(pipeline, bgr: np.ndarray, min_face_px: float, index: int = -1) -> Sighting:
+    """Detect, pick the primary face, align and embed it."""
+    return embedded(pipeline, look(pipeline, bgr, min_face_px, index))
 
 
 def face_crop(bgr: np.ndarray, face, padding: float = 0.25) -> np.ndarray:

@@ -28,6 +28,7 @@ import os
 import signal
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
@@ -36,12 +37,11 @@ from typing import Callable, Optional
 from edge.daemon import notify, parts
 from edge.daemon.config import Settings
 from edge.daemon.decision import Decider, Observation, Verdict, combining_mismatch
-from edge.daemon.frames import analyse, face_crop
+from edge.daemon.frames import embedded, face_crop, look
 from edge.daemon.tracking import frame_weight, usable
 from edge.door import install_signal_handlers, open_door
 from edge.events import event_time, store_face
 from edge.exc import DoorError, SourceError, SourceUnsupported
-from edge.pipeline import MainFace
 from edge.sources import FrameStatus
 
 log = logging.getLogger(__name__)
@@ -89,6 +89,8 @@ class Daemon:
         self.stats = Stats()
         self.door = self.gallery = self.events = self.source = self.liveness = self.fleet = self.share = None
         self.tracker = None
+        self._helper: Optional[ThreadPoolExecutor] = None  # the frame's second thread (see _start)
+        self._restore_threads = None  # gives numpy and OpenCV back their own threads (parts.limit_library_threads)
         self.decider = Decider(settings["decision.k"], settings["decision.n"], settings["decision.cooldown_s"],
                                settings["decision.min_frames"])
         self._previous_handlers: dict = {}
@@ -119,6 +121,13 @@ class Daemon:
             self.pipeline = parts.load_pipeline(self.settings)
         self._stop_if_asked()
         self.liveness = parts.load_liveness(self.settings, self.pipeline)
+        # A second thread for each frame: part of the detection, then either the liveness cues (while
+        # the face is embedded) or, without liveness, the mirror image's embedding. Same results, less
+        # waiting: a frame's latency is what a person at the door feels.
+        self._helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="frame-helper")
+        self._restore_threads = parts.limit_library_threads(self.settings)
+        log.debug("frame helper thread used by: %s", ", ".join(self.pipeline.share_thread(self._helper)
+                                                              + (["liveness"] if self.liveness else [])) or "nothing")
         self.tracker = parts.make_tracker(self.pipeline.manifest, self.settings["decision.combine_frames"])
         mismatch = combining_mismatch(self.pipeline.manifest, self.settings["decision.min_frames"],
                                       self.settings["decision.combine_frames"])
@@ -142,6 +151,11 @@ class Daemon:
             notify.stopping("stopping; door locked")
             if self.fleet is not None:
                 self.fleet.counters(self.stats, force=True)
+            if self._helper is not None:
+                self.pipeline.share_thread(None)  # the pipeline may outlive this daemon (the demo, tests)
+                self._helper.shutdown(wait=True, cancel_futures=True)  # its work finishes in milliseconds
+            if self._restore_threads is not None:
+                self._restore_threads()
             for part in (self.share, self.source, self.events, self.fleet, self.gallery and self.gallery.gallery):
                 if part is not None:
                     try:
@@ -266,9 +280,9 @@ class Daemon:
         self._status(f"camera problem: {frame.detail}", force=True)
 
     def _judge(self, frame, read_started: float) -> None:
-        sighting = analyse(self.pipeline, frame.image, self.settings["decision.min_face_px"], frame.index)
+        sighting = look(self.pipeline, frame.image, self.settings["decision.min_face_px"], frame.index)
         tracks = self.tracker.update(sighting.faces)
-        if sighting.embedding is None:
+        if sighting.main is None:
             if sighting.reason == "unusable frame":
                 log.warning("%s", sighting.detail)
             self.tracker.restart_judges()  # no face judged this frame: liveness starts again with the next
@@ -277,12 +291,14 @@ class Daemon:
             return
         track = tracks[id(sighting.face)]
         self.tracker.restart_judges(keep=track)  # only the main face is judged; the others start over
+        measuring = self._measure_liveness(track, sighting)
+        sighting = embedded(self.pipeline, sighting, share=self.liveness is None)  # else the helper measures cues
         if usable(sighting.embedding):
             track = self._follow(track, sighting)
             observation = self.gallery.match_combined(track.probe(self.tracker.unit))
         else:  # judged on its own (never a match), and kept out of the track's probe
             observation = self.gallery.match(sighting.embedding)
-        live, live_fields = self._liveness(track, sighting)
+        live, live_fields = self._liveness(track, sighting, measuring)
         veto = self._veto()
         verdict = self.decider.observe(observation, self.clock(), live=live, veto=veto, track=track.id,
                                        frames=track.frames)
@@ -325,16 +341,27 @@ class Daemon:
         weight = frame_weight(sighting.main, self.pipeline.mean, self.pipeline.std, self.pipeline.padding)
         return self.tracker.add(track, sighting.rgb, sighting.main, sighting.embedding, weight)
 
-    def _liveness(self, track, sighting) -> tuple[bool, dict]:
-        """(live?, event fields) for this frame's face: its track's verdict from every enabled cue
-        (edge.liveness.judge; each track has its own judge, fed the track's frames). Without liveness
-        (mode 'off', or 'auto' with none trained) every face counts as live and the events carry no
-        liveness fields."""
+    def _measure_liveness(self, track, sighting) -> Optional[Future]:
+        """Start the pixel cues on this frame's main face (edge.liveness.judge.TrackJudge.measure, most of
+        the cues' cost) on the helper thread, so that they run while the face is embedded; None without
+        liveness. They read the track's history, which nothing changes until :meth:`_liveness`."""
         if self.liveness is None:
-            return True, {}
+            return None
         if track.judge is None:
             track.judge = self.liveness.new_track()
-        verdict = track.judge.add(sighting.rgb, MainFace(sighting.face, sighting.chip))
+        return self._helper.submit(track.judge.measure, sighting.rgb, sighting.main)
+
+    def _liveness(self, track, sighting, measuring: Optional[Future]) -> tuple[bool, dict]:
+        """(live?, event fields) for this frame's face: its track's verdict from every enabled cue
+        (edge.liveness.judge; each track has its own judge, fed the track's frames), from the measures
+        :meth:`_measure_liveness` started. Without liveness (mode 'off', or 'auto' with none trained)
+        every face counts as live and the events carry no liveness fields."""
+        if self.liveness is None:
+            return True, {}
+        cues = measuring.result()  # a cue's error is raised here, and the door stays locked
+        if track.judge is None:  # the face turned out to be another person's: a new track
+            track.judge = self.liveness.new_track()
+        verdict = track.judge.record(cues, sighting.main)
         scores = {name: (_rounded(value) if isinstance(value, float) else value) for name, value in verdict.scores.items()}
         fields = {"live": verdict.live, "refused_by": verdict.refused_by, "refusing": list(verdict.refusing),
                   "liveness_reason": verdict.reason, "liveness": scores}

@@ -8,8 +8,9 @@ camera last.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from edge.daemon.config import Settings
 from edge.daemon.share import FrameShare, socket_path
@@ -29,12 +30,44 @@ from edge.sources import FILE_RECONNECT, Reconnect, open_source, parse_uri
 log = logging.getLogger(__name__)
 
 
+def engine_threads(settings: Settings) -> int:
+    """CPU threads per engine: ``[engine] threads``, else half the CPU cores (at least 1). The daemon runs
+    a frame on two threads (its own and a helper, edge.daemon.loop), each calling engines: with more
+    threads than cores they wait for each other and every frame takes longer."""
+    chosen = settings.engine["threads"]
+    return int(chosen) if chosen is not None else default_engine_threads()
+
+
+def default_engine_threads() -> int:
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
+def limit_library_threads(settings: Settings) -> Callable[[], None]:
+    """numpy's BLAS (OpenBLAS) to one thread and OpenCV's to the engines' count; returns what restores
+    them. The daemon parallelises each frame itself (two threads); the libraries' own pools would then
+    fight over the same cores. OpenBLAS's threads spin after every call, stealing the core the frame's
+    other thread works on: measured on a 2-core machine (benchmarks/daemon_latency.py), a frame took
+    31 ms at the median with them instead of 20, though the gallery search is small."""
+    import cv2
+    from threadpoolctl import threadpool_limits
+
+    blas = threadpool_limits(limits=1, user_api="blas")
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(engine_threads(settings))
+
+    def restore() -> None:
+        cv2.setNumThreads(before)
+        blas.restore_original_limits()
+
+    return restore
+
+
 def load_pipeline(settings: Settings) -> FacePipeline:
     """The face pipeline; ``[engine] path`` picks an embedding engine file, else precision and backend do."""
     engine = settings.engine
     path = Path(engine["path"]) if engine["path"] is not None else None
-    pipeline = FacePipeline.load(precision=engine["precision"], backend=engine["backend"], threads=engine["threads"],
-                                 flip=engine["flip"], embedding_path=path)
+    pipeline = FacePipeline.load(precision=engine["precision"], backend=engine["backend"],
+                                 threads=engine_threads(settings), flip=engine["flip"], embedding_path=path)
     if path is not None:
         log.info("embedding engine %s (%s, %s, from its manifest)", path, pipeline.manifest["precision"],
                  pipeline.manifest["backend"])
@@ -62,7 +95,7 @@ def load_liveness(settings: Settings, pipeline) -> Optional[Liveness]:
     engine = settings.engine
     try:
         liveness = load_cues(settings["liveness.cues"], settings["liveness.active"], engine["precision"],
-                             engine["backend"], threads=engine["threads"], default_window=live_window(settings))
+                             engine["backend"], threads=engine_threads(settings), default_window=live_window(settings))
     except NoLivenessCheck as error:
         if mode == "required" or parse_cues(settings["liveness.cues"]) is not None:
             raise
@@ -87,7 +120,7 @@ def liveness_status(settings: Settings) -> dict:
     engine = settings.engine
     try:
         liveness = load_cues(settings["liveness.cues"], settings["liveness.active"], engine["precision"],
-                             engine["backend"], threads=engine["threads"], default_window=live_window(settings))
+                             engine["backend"], threads=engine_threads(settings), default_window=live_window(settings))
     except NoLivenessCheck as error:
         starts = mode != "required" and parse_cues(settings["liveness.cues"]) is None
         return {"enabled": False, "mode": mode, "cues": [], "lines": [], "daemon_starts": starts,

@@ -69,17 +69,21 @@ class Liveness:
         present = {"texture": self.texture, "context": self.context, "motion": self.motion, COLOUR: self.colour}
         return tuple(name for name in CUES if present[name] is not None)
 
-    def frame_scores(self, image: np.ndarray, main) -> dict:
-        """Per frame cue: its score for this frame (RGB image, MainFace)."""
+    def pixel_scores(self, image: np.ndarray, main) -> dict:
+        """This frame's score from each pixel cue (texture, context: numpy and OpenCV, safe on any
+        thread), for an RGB image and its MainFace."""
         scores = {}
         grey = texture.grey(image) if self.texture is not None or self.context is not None else None  # once for both
         if self.texture is not None:
             scores["texture"] = texture.attack_score(texture.face_features(grey, main.landmarks), self.texture["head"])
         if self.context is not None:
             scores["context"] = context.attack_score(context.features(grey, main.box, main.landmarks))
-        if self.colour is not None:
-            scores[COLOUR] = float(live_scores(self.colour, main.chip)[0])
         return scores
+
+    def engine_scores(self, main) -> dict:
+        """This frame's score from the engine cue (colour), on the thread that loaded its engine: a
+        TensorRT engine's CUDA context is current there only."""
+        return {} if self.colour is None else {COLOUR: float(live_scores(self.colour, main.chip)[0])}
 
     def new_track(self) -> "TrackJudge":
         return TrackJudge(self)
@@ -128,6 +132,16 @@ def describe_figures(validated: dict) -> str:
     return "; ".join(parts) + (f" ({protocol})" if protocol else "")
 
 
+@dataclass(frozen=True)
+class FrameCues:
+    """One frame's pixel-cue measures (TrackJudge.measure), before they join a track (TrackJudge.record)."""
+
+    scores: dict  # texture and context scores of this frame
+    sample: Optional[motion.FaceSample] = None  # the motion cue's cut of the face
+    pairs: list = field(default_factory=list)  # its (turn, parallax, shift) against measured_on's history
+    measured_on: Optional[motion.MotionTrack] = None
+
+
 @dataclass
 class TrackJudge:
     """The cues' state for one tracked face."""
@@ -144,9 +158,19 @@ class TrackJudge:
 
     def add(self, image: np.ndarray, main) -> LiveVerdict:
         """Judge the track with one more frame (RGB) and its MainFace."""
+        return self.record(self.measure(image, main), main)
+
+    def measure(self, image: np.ndarray, main) -> "FrameCues":
+        """The pixel cues' measures of one more frame (most of the cues' cost), changing nothing: the
+        daemon runs this on a worker thread while the embedding runs, then records it."""
+        current, pairs = (None, []) if self.motion_track is None else self.motion_track.measure(image, main.landmarks)
+        return FrameCues(self.liveness.pixel_scores(image, main), current, pairs, self.motion_track)
+
+    def record(self, cues: "FrameCues", main) -> LiveVerdict:
+        """Judge the track with one more frame measured by :meth:`measure`; the engine cue runs here."""
         self.frames += 1
         liveness = self.liveness
-        for name, value in liveness.frame_scores(image, main).items():
+        for name, value in {**cues.scores, **liveness.engine_scores(main)}.items():
             self.windows.setdefault(name, deque(maxlen=liveness.window)).append(value)
         scores = {name: float(np.mean(values)) for name, values in self.windows.items()}
         refused = []
@@ -155,7 +179,12 @@ class TrackJudge:
                 refused.append(name)
         call = None
         if self.motion_track is not None:
-            call = self.motion_track.add(image, main.landmarks).call
+            pairs = cues.pairs
+            if cues.measured_on is not self.motion_track and cues.sample is not None:
+                # measured for another track (the face turned out to be someone else's): pair it
+                # with this track's own history instead
+                pairs = motion.frame_measures(self.motion_track.history, cues.sample)
+            call = self.motion_track.take(cues.sample, pairs).call
             self.attack_by_motion = self.attack_by_motion or call == motion.ATTACK
             scores["motion"] = motion.ATTACK if self.attack_by_motion else call
             if self.attack_by_motion:

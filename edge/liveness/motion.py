@@ -331,10 +331,17 @@ class MotionTrack:
     frames: int = 0
 
     def add(self, image: np.ndarray, landmarks) -> MotionVerdict:
+        return self.take(*self.measure(image, landmarks))
+
+    def measure(self, image: np.ndarray, landmarks) -> tuple[Optional[FaceSample], list]:
+        """(this frame's FaceSample, its pairs against the history), changing nothing: the costly part
+        (the flows), which a caller may run on another thread while this track is not being changed."""
         current = sample(image, landmarks)
-        pairs = []
+        return current, ([] if current is None else frame_measures(self.history, current))
+
+    def take(self, current: Optional[FaceSample], pairs) -> MotionVerdict:
+        """One more frame, measured by :meth:`measure` on this track's present history."""
         if current is not None:
-            pairs = frame_measures(self.history, current)
             self.history.append(current)
         return self.feed(pairs)
 

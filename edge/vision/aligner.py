@@ -68,8 +68,14 @@ class CpuAligner:
             align.preprocess_cpu(source, matrix[None], self.size, self.mean, self.std, out=out[index:index + 1])
         return out
 
-    def embed(self, engine, chips: np.ndarray, flip: bool) -> np.ndarray:
-        """(N, D) embeddings of host chips; with ``flip`` each averaged with its mirror image's."""
+    def embed(self, engine, chips: np.ndarray, flip: bool, helper=None) -> np.ndarray:
+        """(N, D) embeddings of host chips; with ``flip`` each averaged with its mirror image's. With
+        ``helper`` (an Executor with an idle worker) the mirror images run there meanwhile: each chip
+        is embedded on its own, so the numbers are those of one batch."""
+        if flip and helper is not None:
+            mirrored = helper.submit(engine.run, align.flip_chips(chips))
+            own = engine.run(chips)[0]
+            return average_with_flip(own, mirrored.result()[0])
         if flip:
             both = engine.run(np.concatenate([chips, align.flip_chips(chips)]))[0]
             return average_with_flip(both[: len(chips)], both[len(chips):])

@@ -66,6 +66,14 @@ class Detector(ABC):
     template: ClassVar[np.ndarray]
     template_weights: ClassVar[Optional[np.ndarray]] = None
 
+    helper = None  # a spare thread (see share_thread), or None
+
     @abstractmethod
     def detect(self, image: np.ndarray) -> list[Face]:
         """Every face in the image, best score first; [] when there is none."""
+
+    def share_thread(self, helper) -> bool:
+        """Offer a spare thread (a concurrent.futures Executor whose worker is idle while ``detect``
+        runs) for part of each detection, which must give exactly the faces it gives alone; True when
+        the detector takes it. By default it does not."""
+        return False

@@ -36,6 +36,7 @@ OUTPUTS = {"pnet": ("prob", "reg"), "rnet": ("prob", "reg"), "onet": ("prob", "r
 # IoU limits of the reference MTCNN: within one pyramid level, across levels, after RNet,
 # and after ONet (there measured against the smaller box, so nested boxes merge too).
 NMS_LEVEL, NMS_PYRAMID, NMS_RNET, NMS_ONET = 0.5, 0.7, 0.7, 0.7
+MIN_SPLIT_BATCH = 8  # RNet crops per half worth a second thread (below, the hand-over costs more than it saves)
 
 # Where MTCNN's five points fall, on average, inside dlib's own 5-point chips, in
 # the unit face box (765 LFW photos of people in no pairs file;
@@ -132,6 +133,16 @@ class MtcnnDetector(Detector):
         self.factor = float(factor)
         self.max_side = max_side
 
+    def share_thread(self, helper) -> bool:
+        """PNet's first pyramid level and half of RNet's crops run on ``helper`` (the same numbers, in
+        the same order), when all three engines run on ONNX Runtime: a TensorRT engine's CUDA context
+        is current only on the thread that loaded it."""
+        stages = (self.pnet, self.rnet, self.onet)
+        if not all(stage.engine.manifest.get("backend") == "onnxruntime" for stage in stages):
+            return False
+        self.helper = helper
+        return True
+
     def detect(self, image: np.ndarray) -> list[Face]:
         """All faces in an RGB (or grey, or RGBA) uint8 image, best score first."""
         image = as_rgb(image)
@@ -165,8 +176,37 @@ class MtcnnDetector(Detector):
 
     def propose(self, octaves: Octaves) -> np.ndarray:
         """Stage 1: candidate boxes (N, 5) = x1, y1, x2, y2, score, already regressed and squared."""
+        levels = self.levels(octaves)
+        if not levels:
+            return np.zeros((0, 5), np.float32)
+        # The first (largest) level is about half of PNet's work: with a helper thread it runs there
+        # while this thread scans the others. Same scans, same order: the same boxes.
+        first = self.helper.submit(self.scan, *levels[0]) if self.helper is not None and len(levels) > 1 else None
+        found = [] if first is not None else [self.scan(*levels[0])]
+        found += [self.scan(*level) for level in levels[1:]]
+        if first is not None:
+            found.insert(0, first.result())
+        found = [boxes for boxes in found if len(boxes)]
+        if not found:
+            return np.zeros((0, 5), np.float32)
+        boxes = np.concatenate(found)
+        boxes = boxes[nms(boxes[:, :4], boxes[:, 4], NMS_PYRAMID)]
+        return square(regress(boxes[:, :5], boxes[:, 5:9]))
+
+    def rnet_scores(self, batch: np.ndarray) -> list:
+        """RNet's (prob, reg) for a batch of crops; with a helper thread, half of the batch runs there
+        (each crop is scored on its own: the halves give the same numbers as the whole)."""
+        half = len(batch) // 2
+        if self.helper is None or half < MIN_SPLIT_BATCH:
+            return self.rnet.run(batch)
+        first = self.helper.submit(self.rnet.run, batch[:half])
+        rest = self.rnet.run(batch[half:])
+        return [np.concatenate(parts) for parts in zip(first.result(), rest)]
+
+    def levels(self, octaves: Octaves) -> list:
+        """The pyramid's (level image, x scale, y scale), largest first."""
         height, width = octaves.shape
-        found, level = [], None
+        levels, level = [], None
         for scale in self.pyramid(height, width):
             size = (max(WINDOW, int(np.ceil(width * scale))), max(WINDOW, int(np.ceil(height * scale))))
             if level is None:
@@ -179,19 +219,18 @@ class MtcnnDetector(Detector):
                 # so the exact scale is carried along.
                 scale_x, scale_y = scale_x * size[0] / level.shape[1], scale_y * size[1] / level.shape[0]
                 level = cv2.resize(level, size, interpolation=cv2.INTER_AREA)
-            prob, reg = self.pnet.run(self.pnet.to_nchw(level[None]))
-            candidates = grid_boxes(prob[0, 1], reg[0], self.thresholds[0], scale_x, scale_y)
-            if len(candidates):
-                found.append(candidates[nms(candidates[:, :4], candidates[:, 4], NMS_LEVEL)])
-        if not found:
-            return np.zeros((0, 5), np.float32)
-        boxes = np.concatenate(found)
-        boxes = boxes[nms(boxes[:, :4], boxes[:, 4], NMS_PYRAMID)]
-        return square(regress(boxes[:, :5], boxes[:, 5:9]))
+            levels.append((level, scale_x, scale_y))
+        return levels
+
+    def scan(self, level: np.ndarray, scale_x: float, scale_y: float) -> np.ndarray:
+        """PNet over one pyramid level: its candidate cells (N, 9) after suppression within the level."""
+        prob, reg = self.pnet.run(self.pnet.to_nchw(level[None]))
+        candidates = grid_boxes(prob[0, 1], reg[0], self.thresholds[0], scale_x, scale_y)
+        return candidates[nms(candidates[:, :4], candidates[:, 4], NMS_LEVEL)] if len(candidates) else candidates
 
     def refine(self, octaves: Octaves, boxes: np.ndarray) -> np.ndarray:
         """Stage 2: RNet re-scores and re-regresses the proposals."""
-        prob, reg = self.rnet.run(crops(octaves, boxes, self.rnet))
+        prob, reg = self.rnet_scores(crops(octaves, boxes, self.rnet))
         keep = prob[:, 1] > self.thresholds[1]
         boxes = boxes[keep].copy()
         boxes[:, 4] = prob[keep, 1]

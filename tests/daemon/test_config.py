@@ -105,3 +105,14 @@ def test_a_missing_config_file_is_a_clear_error(tmp_path):
 def test_bad_setting_exits_2_before_any_hardware_is_touched(capsys):
     assert main(["run", "--no-config", "--k", "9"]) == 2
     assert "error: [decision] k (9) must be at most n (1)" in capsys.readouterr().err
+
+
+def test_engine_threads_default_to_half_the_cores_because_a_helper_thread_runs_beside_them(monkeypatch):
+    from edge.daemon import parts
+
+    chosen = config.resolve({"engine.threads": 3}, {}, origin="the test")
+    unset = config.resolve({}, {}, origin="the test")
+    assert parts.engine_threads(chosen) == 3
+    for cores, threads in ((8, 4), (2, 1), (1, 1), (None, 1)):
+        monkeypatch.setattr(parts.os, "cpu_count", lambda: cores)
+        assert parts.engine_threads(unset) == threads

@@ -152,8 +152,8 @@ def test_broken_embeddings_never_unlock_even_for_an_enrolled_face(tmp_path, enro
         def __getattr__(self, name):
             return getattr(self.real, name)
 
-        def embed(self, chips):
-            vectors = self.real.embed(chips).copy()
+        def embed(self, chips, share=False):
+            vectors = self.real.embed(chips, share).copy()
             vectors[:, ::7] = broken
             return vectors
 

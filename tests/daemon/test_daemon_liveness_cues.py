@@ -124,3 +124,39 @@ def test_without_any_liveness_model_the_daemon_warns_at_start_and_runs(tmp_path,
     assert "no liveness check" in warning and "printed photo or a phone picture" in warning
     assert "edge-verify train liveness" in warning
     assert all("refused_by" not in event for event in events)
+
+
+def test_a_cue_failing_on_the_helper_thread_stops_the_daemon_with_the_door_locked(
+        tmp_path, home, enrolled, pipeline, mock_factory, monkeypatch):
+    from edge.liveness.judge import TrackJudge
+
+    def broken(self, image, main):
+        raise RuntimeError("the context cue broke")
+
+    liveness_model(home, texture_bias=-20.0)
+    monkeypatch.setattr(TrackJudge, "measure", broken)
+    clip = write_clip(tmp_path / "ann.avi", person_frames(ENROLLED[0], 6))
+    with pytest.raises(RuntimeError, match="the context cue broke"):
+        run(tmp_path, enrolled, pipeline, mock_factory, clip)
+    assert levels(mock_factory.pin(PIN)) == [False]
+    # the session's pipeline is handed back without the daemon's helper thread
+    assert pipeline.helper is None and pipeline.detector.helper is None
+
+
+def test_the_daemon_gives_numpy_and_opencv_their_threads_back(tmp_path, home, enrolled, pipeline, mock_factory):
+    before = cv2.getNumThreads()
+    liveness_model(home, texture_bias=-20.0)
+    clip = write_clip(tmp_path / "ann.avi", person_frames(ENROLLED[0], 6))
+    seen = []
+
+    class Watching(Daemon):
+        def _judge(self, frame, read_started):
+            seen.append((cv2.getNumThreads(), self.pipeline.detector.helper is not None))
+            return super()._judge(frame, read_started)
+
+    gallery, key = enrolled
+    values = {"events.file": str(tmp_path / "events.jsonl"), "engine.threads": 1}
+    code = Watching(settings(gallery, key, f"file://{clip}", **values), until_end=True, pin_factory=mock_factory,
+                    pipeline=pipeline).run()
+    assert code == 0 and seen and all(entry == (1, True) for entry in seen)
+    assert cv2.getNumThreads() == before and pipeline.detector.helper is None

@@ -416,3 +416,21 @@ def test_a_frame_measured_for_one_track_and_recorded_on_another_is_paired_with_t
     track = fresh.motion_track
     assert verdict.frames == 1 and len(track.history) == 1
     assert track.parallax_pairs == track.flat_turn_pairs == 0 and track.max_turn == 0.0  # no pair with the other track's frames
+
+
+def test_a_frame_cue_that_refused_a_full_window_refuses_the_rest_of_the_track():
+    settings = dict(texture={"head": None, "threshold": 0.5}, context=0.6, window=3)
+    # the third frame fills the window with a mean of 0.6: refused, and kept although later windows pass
+    script = [{"texture": 0.6, "context": 0.0}] * 3 + [{"texture": 0.1, "context": 0.0}] * 5
+    verdicts = judge_track(Scripted(script, **settings), [(None, Face((0, 0, 10, 10)))] * 8)
+    assert [v.refused_by for v in verdicts] == ["texture"] * 8
+    assert verdicts[2].reason == "attack"
+    assert verdicts[-1].scores["texture"] == pytest.approx(0.1)
+    assert verdicts[-1].reason == "attack, called earlier in this track"  # the event says why a passing window is refused
+    # a refusal before the window is full is not kept (the first frames of an approach are the worst)
+    early = [{"texture": 0.9, "context": 0.0}] + [{"texture": 0.1, "context": 0.0}] * 5
+    verdicts = judge_track(Scripted(early, **settings), [(None, Face((0, 0, 10, 10)))] * 6)
+    assert [v.live for v in verdicts] == [False, False, True, True, True, True]
+    # a new track starts clean
+    fresh = judge_track(Scripted([{"texture": 0.1, "context": 0.0}] * 3, **settings), [(None, Face((0, 0, 10, 10)))] * 3)
+    assert fresh[-1].live

@@ -8,8 +8,10 @@ no enabled cue calls it an attack, and the verdict names the cue that refused.
   frames; the cue refuses when the window's mean reaches its threshold (for
   ``colour``: when the mean probability of `live` stays below its threshold).
   A track is live only once its window is full: one lucky frame of a photo
-  cannot open the door alone;
-* ``motion``: the track's landmarks (edge.liveness.motion). Once it calls the
+  cannot open the door alone. A cue that refuses a full window refuses the
+  rest of the track: a photo caught once does not get in on the frames the
+  cue then misses;
+* ``motion``: the track's face patches (edge.liveness.motion). Once it calls the
   track an attack, the track stays refused. With the active check on, a track is
   live only after the motion cue has seen a head's parallax (the kiosk asks for
   a small head turn).
@@ -45,7 +47,7 @@ class LiveVerdict:
 
     live: bool
     refused_by: Optional[str]  # the first cue (in CUES order) that refused; None when live or still counting
-    reason: str  # "live", "attack", "too few frames", "waiting for a head turn"
+    reason: str  # "live", "attack", "attack, called earlier in this track", "too few frames", "waiting for a head turn", …
     scores: dict  # per cue: window mean attack score (colour: mean probability of live); motion: its call
     frames: int
     refusing: tuple = ()  # every cue that called an attack on this frame, in CUES order
@@ -150,6 +152,7 @@ class TrackJudge:
     windows: dict = field(default_factory=dict)
     motion_track: Optional[motion.MotionTrack] = None
     attack_by_motion: bool = False
+    attack_by_frames: set = field(default_factory=set)  # frame cues that refused a full window: kept
     frames: int = 0
 
     def __post_init__(self):
@@ -194,9 +197,16 @@ class TrackJudge:
         full = self.frames >= liveness.window and (liveness.motion is None or self.frames >= liveness.motion.min_frames)
         if COLOUR in scores and full and scores[COLOUR] < live_threshold(liveness.colour):
             refused.append(COLOUR)
+        # A frame cue's call on a full window is kept for the track, as the motion cue's is: a photo
+        # caught once must not get in by a few frames the cue misses (a new angle, a shadow).
+        if self.frames >= liveness.window:
+            self.attack_by_frames.update(name for name in refused if name != "motion")
+        kept_only = not refused and bool(self.attack_by_frames)  # this window passes: the call is an earlier one
+        refused += [name for name in self.attack_by_frames if name not in refused]
         if refused:
             refusing = tuple(sorted(refused, key=CUES.index))
-            return LiveVerdict(False, refusing[0], "attack", scores, self.frames, refusing)
+            reason = "attack, called earlier in this track" if kept_only else "attack"
+            return LiveVerdict(False, refusing[0], reason, scores, self.frames, refusing)
         if not full:
             return LiveVerdict(False, None, "too few frames", scores, self.frames)
         if call == motion.DECIDING:

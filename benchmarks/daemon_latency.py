@@ -49,6 +49,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--liveness", nargs="+", default=["auto"], choices=["auto", "off"],
                         help="[decision] liveness for each run: auto runs the liveness cues of $EDGE_VERIFY_HOME's "
                              "model when there is one, off measures without them (default auto)")
+    parser.add_argument("--frames-from", type=Path,
+                        help="measure on a clip made of this folder's images instead (name order, 640x480), e.g. "
+                             "../shared/datasets/replay_dev/real: real rooms cost more than the flat synthetic clip")
     parser.add_argument("--json", type=Path, default=Path("daemon_latency.json"), help="write the figures here")
     return parser.parse_args(argv)
 
@@ -68,6 +71,27 @@ def write_clip(path: Path, frames: int) -> None:
         frame[top:top + FACE_SIDE, left:left + FACE_SIDE] = photo
         writer.write(frame)
     writer.release()
+
+
+def write_scene_clip(path: Path, folder: Path) -> int:
+    """An MJPG clip of ``folder``'s images in name order, each scaled to 640x480; returns the frame count."""
+    import cv2
+
+    from edge.demo import FRAME_SIZE
+
+    images = sorted(item for item in folder.iterdir() if item.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 15.0, FRAME_SIZE)
+    written = 0
+    for item in images:
+        image = cv2.imread(str(item))
+        if image is None:
+            continue
+        writer.write(cv2.resize(image, FRAME_SIZE, interpolation=cv2.INTER_AREA))
+        written += 1
+    writer.release()
+    if not written:
+        raise SystemExit(f"{folder}: no readable .jpg or .png images")
+    return written
 
 
 def measure(precision: str, threads, clip: Path, folder: Path, liveness: str = "auto") -> dict:
@@ -127,7 +151,10 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="daemon-latency-") as scratch:
         scratch = Path(scratch)
         clip = scratch / "one_face_640x480.avi"
-        write_clip(clip, args.frames)
+        if args.frames_from is not None:
+            write_scene_clip(clip, args.frames_from)
+        else:
+            write_clip(clip, args.frames)
         for precision in args.precisions:
             if not registry.engine_path(registry.EMBEDDING, precision, "onnxruntime").exists():
                 missing.append(precision)
@@ -137,6 +164,7 @@ def main(argv=None) -> int:
                 folder.mkdir()
                 results.append(measure(precision, args.threads, clip, folder, liveness))
     report = {"machine": machine(), "threads": args.threads, "frame_size": [640, 480], "warmup_frames": WARMUP_FRAMES,
+              "clip": str(args.frames_from) if args.frames_from else "synthetic: one demo photo on a flat background",
               "results": results, "not_built": missing}
     print(f"{'engine':<8} {'liveness':<24} {'p50 ms':>8} {'p95 ms':>8} {'fps':>7} {'decode p50':>11} {'faces':>6} "
           f"{'matched':>8}")

@@ -49,6 +49,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--liveness", nargs="+", default=["auto"], choices=["auto", "off"],
                         help="[decision] liveness for each run: auto runs the liveness cues of $EDGE_VERIFY_HOME's "
                              "model when there is one, off measures without them (default auto)")
+    parser.add_argument("--liveness-cues", help="with --liveness auto, only these cues (as `[liveness] cues`, e.g. "
+                                                "texture,context); default: every cue of the liveness model")
     parser.add_argument("--frames-from", type=Path,
                         help="measure on a clip made of this folder's images instead (name order, 640x480), e.g. "
                              "../shared/datasets/replay_dev/real: real rooms cost more than the flat synthetic clip")
@@ -94,7 +96,7 @@ def write_scene_clip(path: Path, folder: Path) -> int:
     return written
 
 
-def measure(precision: str, threads, clip: Path, folder: Path, liveness: str = "auto") -> dict:
+def measure(precision: str, threads, clip: Path, folder: Path, liveness: str = "auto", cues=None) -> dict:
     from gpiozero.pins.mock import MockFactory
 
     from edge.daemon import config, parts
@@ -108,6 +110,7 @@ def measure(precision: str, threads, clip: Path, folder: Path, liveness: str = "
         "source.uri": f"file://{clip}", "door.pin": "BOARD11", "door.pulse_s": 1.0,
         "gallery.path": str(folder / "gallery.sqlite"), "gallery.key": str(folder / "gallery.key"),
         "events.file": str(folder / "events.jsonl"), "events.stdout": False, "decision.liveness": liveness,
+        **({"liveness.cues": cues} if cues and liveness != "off" else {}),
     }, {}, origin="the benchmark")
     factory = MockFactory()
     daemon = Daemon(settings, until_end=True, pin_factory=factory, pipeline=pipeline)
@@ -162,7 +165,7 @@ def main(argv=None) -> int:
             for run, liveness in enumerate(args.liveness):
                 folder = scratch / f"{precision}-{liveness}-{run}"
                 folder.mkdir()
-                results.append(measure(precision, args.threads, clip, folder, liveness))
+                results.append(measure(precision, args.threads, clip, folder, liveness, args.liveness_cues))
     report = {"machine": machine(), "threads": args.threads, "frame_size": [640, 480], "warmup_frames": WARMUP_FRAMES,
               "clip": str(args.frames_from) if args.frames_from else "synthetic: one demo photo on a flat background",
               "results": results, "not_built": missing}

@@ -64,11 +64,6 @@ def embedded(pipeline, sighting: Sighting, share: bool = False) -> Sighting:
     return replace(sighting, embedding=np.asarray(pipeline.embed(sighting.main.chip, share=share)[0]))
 
 
-def analyse(pipeline, bgr: np.ndarray, min_face_px: float, index: int = -1) -> Sighting:
-    """Detect, pick the primary face, align and embed it."""
-    return embedded(pipeline, look(pipeline, bgr, min_face_px, index))
-
-
 def face_crop(bgr: np.ndarray, face, padding: float = 0.25) -> np.ndarray:
     """The face box with some margin, clipped to the frame (for store_faces)."""
     x1, y1, x2, y2 = face.box

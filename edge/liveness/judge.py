@@ -73,7 +73,7 @@ class Liveness:
 
     def pixel_scores(self, image: np.ndarray, main) -> dict:
         """This frame's score from each pixel cue (texture, context: numpy and OpenCV, safe on any
-        thread), for an RGB image and its MainFace."""
+        thread), for an RGB (or already grey) image and its MainFace."""
         scores = {}
         grey = texture.grey(image) if self.texture is not None or self.context is not None else None  # once for both
         if self.texture is not None:
@@ -165,9 +165,13 @@ class TrackJudge:
 
     def measure(self, image: np.ndarray, main) -> "FrameCues":
         """The pixel cues' measures of one more frame (most of the cues' cost), changing nothing: the
-        daemon runs this on a worker thread while the embedding runs, then records it."""
-        current, pairs = (None, []) if self.motion_track is None else self.motion_track.measure(image, main.landmarks)
-        return FrameCues(self.liveness.pixel_scores(image, main), current, pairs, self.motion_track)
+        daemon runs this on a worker thread while the embedding runs, then records it. The frame is
+        turned grey once for all of them."""
+        if self.motion_track is None:
+            return FrameCues(self.liveness.pixel_scores(image, main))
+        frame = texture.grey(image)
+        current, pairs = self.motion_track.measure(frame, main.landmarks)
+        return FrameCues(self.liveness.pixel_scores(frame, main), current, pairs, self.motion_track)
 
     def record(self, cues: "FrameCues", main) -> LiveVerdict:
         """Judge the track with one more frame measured by :meth:`measure`; the engine cue runs here."""

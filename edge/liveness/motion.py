@@ -65,6 +65,8 @@ from typing import Optional
 import cv2
 import numpy as np
 
+from edge.liveness.texture import grey
+
 FEATURES = "dense-parallax-v3"  # v3: each pair also measures how far the face moved across the view
 PLANE = (0, 1, 4, 3)  # eyes and mouth corners, in order around the quadrilateral
 NOSE = 2
@@ -147,11 +149,6 @@ class FaceSample:
 
 def quad_scale(points: np.ndarray) -> float:
     return float(np.sqrt(abs(cv2.contourArea(points.astype(np.float32)))))
-
-
-def grey(image: np.ndarray) -> np.ndarray:
-    image = np.asarray(image)
-    return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
 
 
 def sample(image: np.ndarray, landmarks) -> Optional[FaceSample]:

@@ -182,10 +182,8 @@ class MtcnnDetector(Detector):
         # The first (largest) level is about half of PNet's work: with a helper thread it runs there
         # while this thread scans the others. Same scans, same order: the same boxes.
         first = self.helper.submit(self.scan, *levels[0]) if self.helper is not None and len(levels) > 1 else None
-        found = [] if first is not None else [self.scan(*levels[0])]
-        found += [self.scan(*level) for level in levels[1:]]
-        if first is not None:
-            found.insert(0, first.result())
+        rest = [self.scan(*level) for level in levels[1:]]
+        found = [first.result() if first is not None else self.scan(*levels[0])] + rest
         found = [boxes for boxes in found if len(boxes)]
         if not found:
             return np.zeros((0, 5), np.float32)

@@ -146,17 +146,18 @@ class FacePipeline:
         check_input_contract(embedder.manifest, {"name": registry.EMBEDDING, "colour": "RGB", "layout": "NCHW"})
         return cls(found, embedder, flip=flip, aligner=aligner_for(embedder, found, flip))
 
-    def detect(self, image: np.ndarray) -> list[Face]:
-        return self.detector.detect(image)
+    def detect(self, image: np.ndarray, smallest: float = 0.0) -> list[Face]:
+        return self.detector.detect(image, smallest)
 
     def align(self, image: np.ndarray, faces) -> np.ndarray:
         """Aligned, normalised (N, 3, size, size) float32 chips, one per face."""
         return self.aligner.align(image, faces)
 
     def look(self, image: np.ndarray, min_face_px: float = 0.0) -> Scene:
-        """Detect every face in an RGB image, choose the main one (:func:`choose_main_face`) and align it."""
+        """Detect the faces of an RGB image, choose the main one (:func:`choose_main_face`) and align it.
+        Faces much smaller than ``min_face_px`` are not searched for (they could not be the main one)."""
         t0 = time.perf_counter()
-        faces = self.detect(image)
+        faces = self.detect(image, min_face_px)
         t1 = time.perf_counter()
         face = choose_main_face(faces, image.shape, min_face_px)
         main = None if face is None else MainFace(face, self.align(image, [face]))

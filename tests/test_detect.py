@@ -378,3 +378,84 @@ def test_the_pipeline_runs_the_detector_the_registry_names(models_ready, monkeyp
     assert default.template is FITTED_TEMPLATE and registry.DETECTOR_NETS == MtcnnDetector.nets
     with pytest.raises(ConfigError, match="unknown face detector 'nope'; known: mtcnn, shifted"):
         FacePipeline.load(detector="nope")
+
+
+# --- searching only for faces the caller judges -------------------------------------------------
+
+
+def on_canvas(image: np.ndarray, size=(640, 480), at=(200, 120)) -> np.ndarray:
+    """The photo pasted on a grey camera-sized frame."""
+    canvas = np.full((size[1], size[0], 3), 90, np.uint8)
+    canvas[at[1]:at[1] + image.shape[0], at[0]:at[0] + image.shape[1]] = image
+    return canvas
+
+
+@pytest.mark.parametrize("name", [path.name for path in FACE_PATHS])
+def test_a_judged_face_is_found_the_same_when_smaller_faces_are_not_searched(name, detector, fixture_faces):
+    image, _ = fixture_faces[name]
+    frame = on_canvas(image)
+    every = choose_main_face(detector.detect(frame), frame.shape, 80)
+    judged = choose_main_face(detector.detect(frame, smallest=80), frame.shape, 80)
+    assert every is not None and judged is not None
+    # The levels still scanned hold the same pixels, so the face comes out the same; only a candidate
+    # from a skipped level could have won a suppression (2 of 1,050 camera frames moved a little).
+    assert np.abs(np.array(judged.box) - np.array(every.box)).max() < 0.05 * every.width
+    assert np.abs(judged.landmarks - every.landmarks).max() < 0.05 * inter_ocular(every)
+
+
+def test_most_judged_faces_come_out_identical(detector, fixture_faces):
+    same = 0
+    for image, _ in fixture_faces.values():
+        frame = on_canvas(image)
+        every = choose_main_face(detector.detect(frame), frame.shape, 80)
+        judged = choose_main_face(detector.detect(frame, smallest=80), frame.shape, 80)
+        same += every.box == judged.box and np.array_equal(every.landmarks, judged.landmarks)
+    assert same >= len(fixture_faces) - 1
+
+
+def test_the_finest_level_is_not_scanned_when_only_larger_faces_count(detector, fixture_faces, monkeypatch):
+    image, _ = fixture_faces["Tony_Blair_0001.jpg"]
+    frame = on_canvas(image)
+    scanned = []
+    scan = detector.scan
+    monkeypatch.setattr(detector, "scan", lambda level, sx, sy: scanned.append(level.shape[:2]) or scan(level, sx, sy))
+    detector.detect(frame)
+    every = list(scanned)
+    scanned.clear()
+    detector.detect(frame, smallest=80)
+    largest = (144, 192)  # 640x480 at 12/40: the level of 40 px faces
+    assert max(every) == largest and largest not in scanned
+    assert sorted(scanned) == sorted(shape for shape in every if shape != largest)
+
+
+def test_smallest_is_in_pixels_of_the_image_not_of_the_shrunk_one(detector, fixture_faces):
+    # A 1280x960 frame is searched at 640x480: a face of ~90 px there is ~45 px in the working image,
+    # and must still be searched for when the caller judges faces of 80 px.
+    image, faces = fixture_faces["Tony_Blair_0001.jpg"]
+    scale = 90.0 / subject(image, faces).width
+    frame = on_canvas(cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA), size=(1280, 960))
+    found = choose_main_face(detector.detect(frame, smallest=80), frame.shape, 80)
+    assert found is not None and 80 <= found.width < 110
+
+
+def test_only_the_finest_levels_are_left_out(detector):
+    from edge.vision.mtcnn import Octaves
+
+    levels = detector.levels(Octaves(np.zeros((480, 640, 3), np.uint8)))
+    windows = [12.0 / level[1] for level in levels]  # the face size each level finds, in px
+    assert windows[0] == pytest.approx(40.0, rel=0.02)
+    kept = MtcnnDetector.searched(levels, 80.0)
+    # the 40 px level goes; the 56 px one stays, a level below 80 px; the levels kept are the same arrays
+    assert len(kept) == len(levels) - 1 and all(a is b for a, b in zip(kept, levels[1:]))
+    assert all(a is b for a, b in zip(MtcnnDetector.searched(levels, 0.0), levels))
+    assert len(MtcnnDetector.searched(levels, 0.0)) == len(levels)
+
+
+def test_the_pipeline_searches_only_for_faces_it_may_choose(pipeline, fixture_faces, monkeypatch):
+    asked = []
+    detect = pipeline.detector.detect
+    monkeypatch.setattr(pipeline.detector, "detect", lambda image, smallest=0.0: asked.append(smallest) or detect(image, smallest))
+    image, _ = fixture_faces["Tony_Blair_0001.jpg"]
+    pipeline.look(image, 80)
+    pipeline.look(image)
+    assert asked == [80, 0.0]

@@ -109,6 +109,18 @@ def test_no_border_or_one_straight_line_is_not_a_card(border):
     assert context.attack_score(context.features(image, box, landmarks)) < 0.2
 
 
+def test_the_looked_up_stretch_gives_the_edges_of_stretching_every_pixel():
+    rng = np.random.default_rng(3)
+    scene, _, _ = framed_scene("card", 0.2)
+    regions = [texture.grey(scene), rng.integers(0, 256, (231, 307), dtype=np.uint8),
+               rng.integers(90, 140, (120, 90), dtype=np.uint8), np.full((60, 80), 77, np.uint8)]
+    for region in regions:
+        low, high = np.percentile(region, (2, 98))
+        by_pixel = np.clip((region.astype(np.float32) - low) * (255.0 / max(high - low, 1.0)), 0, 255).astype(np.uint8)
+        expected = cv2.Canny(cv2.GaussianBlur(by_pixel, (5, 5), 1.0), 25, 75)
+        assert np.array_equal(context.edges(region), expected)
+
+
 # -- motion -------------------------------------------------------------------------------------
 
 # A face as a textured surface in centimetres (x right, y down, z towards the camera), rendered by

@@ -35,6 +35,7 @@ OUTSIDE = 0.03  # a border lies at least this far outside the box (the jaw and h
 MAX_TILT_DEG = 25.0
 MIN_SEGMENT = 0.3  # shortest segment, in face heights
 SIDES = ("left", "right", "top", "bottom")
+GREY_LEVELS = np.arange(256, dtype=np.uint8)
 
 
 def face_roll(landmarks) -> float:
@@ -59,9 +60,17 @@ def region(image: np.ndarray, box) -> tuple[np.ndarray, np.ndarray, float]:
     return resized, face, scale
 
 
+def stretch(grey_levels: np.ndarray, low: float, high: float) -> np.ndarray:
+    """uint8 levels with ``low`` .. ``high`` spread over 0 .. 255 (clipped)."""
+    return np.clip((grey_levels.astype(np.float32) - low) * (255.0 / max(high - low, 1.0)), 0, 255).astype(np.uint8)
+
+
 def edges(region_grey: np.ndarray) -> np.ndarray:
+    """Canny edges of a uint8 grey region after a 2-98 percentile contrast stretch."""
     low, high = np.percentile(region_grey, (2, 98))
-    stretched = np.clip((region_grey.astype(np.float32) - low) * (255.0 / max(high - low, 1.0)), 0, 255).astype(np.uint8)
+    # A stretched pixel depends on its grey level alone, so the 256 levels are stretched once and
+    # looked up: the same numbers as stretching every pixel in float, which took ~1.5 ms a frame.
+    stretched = cv2.LUT(region_grey, stretch(GREY_LEVELS, low, high))
     smooth = cv2.GaussianBlur(stretched, (5, 5), 1.0)
     return cv2.Canny(smooth, 25, 75)
 

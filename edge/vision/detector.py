@@ -69,8 +69,10 @@ class Detector(ABC):
     helper = None  # a spare thread (see share_thread), or None
 
     @abstractmethod
-    def detect(self, image: np.ndarray) -> list[Face]:
-        """Every face in the image, best score first; [] when there is none."""
+    def detect(self, image: np.ndarray, smallest: float = 0.0) -> list[Face]:
+        """Every face in the image, best score first; [] when there is none. ``smallest``: the caller
+        judges only faces whose box is at least this many pixels on its shorter side, so the detector
+        may skip searching for much smaller ones (it may still return some)."""
 
     def share_thread(self, helper) -> bool:
         """Offer a spare thread (a concurrent.futures Executor whose worker is idle while ``detect``

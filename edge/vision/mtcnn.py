@@ -36,6 +36,12 @@ OUTPUTS = {"pnet": ("prob", "reg"), "rnet": ("prob", "reg"), "onet": ("prob", "r
 # IoU limits of the reference MTCNN: within one pyramid level, across levels, after RNet,
 # and after ONet (there measured against the smaller box, so nested boxes merge too).
 NMS_LEVEL, NMS_PYRAMID, NMS_RNET, NMS_ONET = 0.5, 0.7, 0.7, 0.7
+# A pyramid level finds faces from its window's size (WINDOW / scale) up to about one level
+# larger, and a face's final box can come out larger than the window that found it. So when the
+# caller judges only faces of at least ``smallest`` px, levels whose window is under
+# SEARCH_MARGIN * smallest are not scanned: with the daemon's 80 px, the finest level kept is
+# the 56 px one, one whole level below the faces judged (benchmarks/detector_smallest.py).
+SEARCH_MARGIN = 0.6
 MIN_SPLIT_BATCH = 8  # RNet crops per half before a second thread is used (a round number, not tuned: a hand-over costs ~0.1 ms)
 
 # Where MTCNN's five points fall, on average, inside dlib's own 5-point chips, in
@@ -143,14 +149,15 @@ class MtcnnDetector(Detector):
         self.helper = helper
         return True
 
-    def detect(self, image: np.ndarray) -> list[Face]:
-        """All faces in an RGB (or grey, or RGBA) uint8 image, best score first."""
+    def detect(self, image: np.ndarray, smallest: float = 0.0) -> list[Face]:
+        """All faces in an RGB (or grey, or RGBA) uint8 image, best score first; with ``smallest`` (px of
+        ``image``), the pyramid levels that only find faces well under it are not scanned."""
         image = as_rgb(image)
         work, shrink = self.shrink(image)
         if min(work.shape[:2]) < self.min_face:
             return []
         octaves = Octaves(work)
-        boxes = self.propose(octaves)
+        boxes = self.propose(octaves, smallest * min(shrink))
         if len(boxes):
             boxes = self.refine(octaves, boxes)
         if not len(boxes):
@@ -174,9 +181,10 @@ class MtcnnDetector(Detector):
             scale *= self.factor
         return scales
 
-    def propose(self, octaves: Octaves) -> np.ndarray:
-        """Stage 1: candidate boxes (N, 5) = x1, y1, x2, y2, score, already regressed and squared."""
-        levels = self.levels(octaves)
+    def propose(self, octaves: Octaves, smallest: float = 0.0) -> np.ndarray:
+        """Stage 1: candidate boxes (N, 5) = x1, y1, x2, y2, score, already regressed and squared;
+        ``smallest``: in working-image px, see SEARCH_MARGIN."""
+        levels = self.searched(self.levels(octaves), smallest)
         if not levels:
             return np.zeros((0, 5), np.float32)
         # The first (largest) level is about half of PNet's work: with a helper thread it runs there
@@ -219,6 +227,13 @@ class MtcnnDetector(Detector):
                 level = cv2.resize(level, size, interpolation=cv2.INTER_AREA)
             levels.append((level, scale_x, scale_y))
         return levels
+
+    @staticmethod
+    def searched(levels: list, smallest: float) -> list:
+        """The levels worth scanning for faces of at least ``smallest`` working px. The levels are
+        still all made, each from the one before, so the ones scanned hold the same pixels as when
+        every level is scanned."""
+        return [level for level in levels if WINDOW / max(level[1], level[2]) >= SEARCH_MARGIN * smallest]
 
     def scan(self, level: np.ndarray, scale_x: float, scale_y: float) -> np.ndarray:
         """PNet over one pyramid level: its candidate cells (N, 9) after suppression within the level."""

@@ -69,7 +69,8 @@ def edges(region_grey: np.ndarray) -> np.ndarray:
     """Canny edges of a uint8 grey region after a 2-98 percentile contrast stretch."""
     low, high = np.percentile(region_grey, (2, 98))
     # A stretched pixel depends on its grey level alone, so the 256 levels are stretched once and
-    # looked up: the same numbers as stretching every pixel in float, which took ~1.5 ms a frame.
+    # looked up: the same numbers as stretching every pixel in float (identical features on 1,374
+    # replay_dev faces), about 0.25 ms less of the cue's ~5 ms.
     stretched = cv2.LUT(region_grey, stretch(GREY_LEVELS, low, high))
     smooth = cv2.GaussianBlur(stretched, (5, 5), 1.0)
     return cv2.Canny(smooth, 25, 75)

@@ -95,7 +95,8 @@ OPTIONS = (
            "combines", flag="--combine-frames"),
     Option("decision", "k", "int", DEFAULT_K, "decisions on one face that must name the same person ...", flag="--k"),
     Option("decision", "n", "int", DEFAULT_N, "... among its last N decisions", flag="--n"),
-    Option("decision", "min_face_px", "int", 80, "ignore faces whose box is smaller than this (pixels)",
+    Option("decision", "min_face_px", "int", 80, "ignore faces whose box is smaller than this (pixels); the detector does not "
+           "search for faces under 0.6x this",
            flag="--min-face"),
     Option("decision", "cooldown_s", "float", 5.0, "after an unlock, the same person cannot unlock again for "
            "this long (s)", flag="--cooldown"),

@@ -13,7 +13,9 @@ alternation, and reports:
   of about 0.25-0.35).
 
     python benchmarks/detector_smallest.py --folder ../shared/datasets/replay_dev/real \\
-        --folder ../shared/datasets/replay_dev/fake --folder ../shared/datasets/nuaa_train/... [--json out.json]
+        --folder ../shared/datasets/replay_dev/fake --folder ../shared/datasets/nuaa_train/real \\
+        --folder ../shared/datasets/nuaa_train/fake --limit 300 [--json out.json]
+    python benchmarks/detector_smallest.py --lfw ../shared/datasets/lfw --pasted 600
 
 Frames are each folder's .jpg/.png images in name order, resized to 640x480 as the daemon's
 latency benchmark does (benchmarks/daemon_latency.py --frames-from).
@@ -33,8 +35,10 @@ FRAME = (640, 480)
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--folder", type=Path, action="append", required=True,
+    parser.add_argument("--folder", type=Path, action="append", default=[],
                         help="a folder of frames (repeatable)")
+    parser.add_argument("--lfw", type=Path, help="LFW folder: also measure door-like frames pasted from its photos")
+    parser.add_argument("--pasted", type=int, default=600, help="with --lfw, how many door-like frames (default 600)")
     parser.add_argument("--limit", type=int, default=0, help="at most this many frames per folder (0: all)")
     parser.add_argument("--min-face-px", type=float, default=80.0)
     parser.add_argument("--json", type=Path)
@@ -52,6 +56,37 @@ def frames_of(folder: Path, limit: int) -> list:
         image = cv2.imread(str(path))
         if image is not None:
             frames.append(cv2.cvtColor(cv2.resize(image, FRAME, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB))
+    return frames
+
+
+def pasted_frames(lfw: Path, count: int, seed: int = 7) -> list:
+    """Door-like 640x480 frames: a random LFW photo scaled to 170-420 px (faces of ~75-190 px) at a
+    random place on a noisy grey background, under a light level of x0.55-1.35, sensor noise of
+    sigma 2-8, half of them blurred, saved and read back as JPEG (quality 90)."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    people = sorted(path for path in (lfw / "images").iterdir() if path.is_dir())
+    frames = []
+    while len(frames) < count:
+        photos = sorted(people[rng.integers(len(people))].glob("*.jpg"))
+        photo = cv2.imread(str(photos[rng.integers(len(photos))]))
+        if photo is None:
+            continue
+        side = int(rng.uniform(170, 420))
+        photo = cv2.resize(photo, (side, side), interpolation=cv2.INTER_AREA if side < 250 else cv2.INTER_LINEAR)
+        canvas = np.full((FRAME[1], FRAME[0], 3), int(rng.integers(60, 180)), np.uint8)
+        canvas += rng.integers(0, 40, (FRAME[1], FRAME[0], 1), dtype=np.uint8)
+        x, y = int(rng.integers(0, FRAME[0] - side)), int(rng.integers(0, max(1, FRAME[1] - side)))
+        height = min(side, FRAME[1] - y)
+        canvas[y:y + height, x:x + side] = photo[:height]
+        noise = rng.normal(0, rng.uniform(2, 8), canvas.shape)
+        canvas = np.clip(canvas.astype(np.float32) * rng.uniform(0.55, 1.35) + noise, 0, 255).astype(np.uint8)
+        if rng.random() < 0.5:
+            size = int(rng.integers(1, 3)) * 2 + 1
+            canvas = cv2.GaussianBlur(canvas, (size, size), 0)
+        encoded = cv2.imencode(".jpg", canvas, [cv2.IMWRITE_JPEG_QUALITY, 90])[1]
+        frames.append(cv2.cvtColor(cv2.imdecode(encoded, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB))
     return frames
 
 
@@ -97,8 +132,10 @@ def main(argv=None) -> int:
 
     pipeline = FacePipeline.load(threads=1)
     frames = [frame for folder in args.folder for frame in frames_of(folder, args.limit)]
+    if args.lfw is not None:
+        frames += pasted_frames(args.lfw, args.pasted)
     if not frames:
-        raise SystemExit("no readable frames in the folders given")
+        raise SystemExit("no readable frames: give --folder DIR (images) or --lfw DIR")
     print(f"{len(frames)} frames", file=sys.stderr)
     times = {"every level": [], "skipped": []}
     mains = {}

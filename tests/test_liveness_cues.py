@@ -48,6 +48,18 @@ def test_a_print_loses_the_high_band_and_a_screen_grid_peaks_in_it():
     assert texture.spectrum_features(grid)[-1] > spectrum[-1] + 1.0
 
 
+@pytest.mark.parametrize("points", [8, 16])
+def test_the_uniform_pattern_table_is_the_definition(points):
+    table = texture._riu2_table(points)
+    rng = np.random.default_rng(points)
+    for code in list(range(min(300, 1 << points))) + rng.integers(0, 1 << points, 300).tolist() + [(1 << points) - 1]:
+        bits = [(code >> k) & 1 for k in range(points)]
+        transitions = sum(bits[k] != bits[k - 1] for k in range(points))  # circular
+        assert table[code] == (sum(bits) if transitions <= 2 else points + 1), code
+    assert table.dtype == np.int64 and len(table) == 1 << points
+    assert np.bincount(table).tolist()[:points + 1] == [1] + [points] * (points - 1) + [1]
+
+
 def test_lbp_histograms_are_normalised_and_count_flat_patches_as_uniform():
     flat = np.full((32, 32), 100.0, dtype=np.float32)
     for points, radius in texture.LBP_SETS:

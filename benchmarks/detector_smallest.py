@@ -30,7 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-FRAME = (640, 480)
+from edge.demo import FRAME_SIZE as FRAME  # the daemon benchmarks' 640x480
+
 
 
 def parse_args(argv=None) -> argparse.Namespace:

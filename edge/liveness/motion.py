@@ -224,7 +224,8 @@ def regions(landmarks_in_patch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     nose = landmarks_in_patch[NOSE]
     quad = landmarks_in_patch[list(PLANE)]
     centre = quad.mean(axis=0)
-    x, y = patch_grid()[..., 0], patch_grid()[..., 1]
+    grid = patch_grid()
+    x, y = grid[..., 0], grid[..., 1]
     from_nose = np.hypot(x - nose[0], y - nose[1])
     face = ((x - centre[0]) / (0.95 * QUAD)) ** 2 + ((y - centre[1]) / (1.2 * QUAD)) ** 2 < 1
     return from_nose < NOSE_RADIUS * QUAD, face & (from_nose > NOSE_CLEARANCE * QUAD)

@@ -176,7 +176,7 @@ def sample(image: np.ndarray, landmarks) -> Optional[FaceSample]:
 
 
 def _apply(homography: np.ndarray, points: np.ndarray) -> np.ndarray:
-    moved = np.c_[points, np.ones(len(points))] @ homography.T
+    moved = np.column_stack([points, np.ones(len(points))]) @ homography.T  # np.c_: the same, 3x slower
     return moved[:, :2] / moved[:, 2:3]
 
 
@@ -189,8 +189,8 @@ def fit_homography(src: np.ndarray, dst: np.ndarray) -> Optional[np.ndarray]:
     s, d = _apply(norm, src), _apply(norm, dst)
     ones, zeros = np.ones(len(s)), np.zeros(len(s))
     rows = np.concatenate([
-        np.c_[s, ones, zeros, zeros, zeros, -s[:, 0] * d[:, 0], -s[:, 1] * d[:, 0], -d[:, 0]],
-        np.c_[zeros, zeros, zeros, s, ones, -s[:, 0] * d[:, 1], -s[:, 1] * d[:, 1], -d[:, 1]]])
+        np.column_stack([s, ones, zeros, zeros, zeros, -s[:, 0] * d[:, 0], -s[:, 1] * d[:, 0], -d[:, 0]]),
+        np.column_stack([zeros, zeros, zeros, s, ones, -s[:, 0] * d[:, 1], -s[:, 1] * d[:, 1], -d[:, 1]])])
     # the null vector of the rows = the eigenvector of their 9x9 Gram matrix with the least eigenvalue
     # (cheaper than an SVD of all rows: the fit runs for every pair of frames)
     values, vectors = np.linalg.eigh(rows.T @ rows)

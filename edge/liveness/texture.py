@@ -115,15 +115,16 @@ def lbp_histogram(chip: np.ndarray, points: int, radius: float) -> np.ndarray:
     margin = int(math.ceil(radius)) + 1
     height, width = chip.shape
     centre = chip[margin:height - margin, margin:width - margin]
-    code = np.zeros(centre.shape, dtype=np.int64)
+    # a small tolerance: a flat patch (sensor noise only) should not flicker between codes
+    darkest = centre - 0.5
+    code = np.zeros(centre.shape, dtype=np.int32)  # 16 bits at most
     for k, where in enumerate(_neighbour_maps(chip.shape, points, radius)):
         if isinstance(where[0], int):
             ix, iy = where
             neighbour = chip[margin + iy:height - margin + iy, margin + ix:width - margin + ix]
         else:
             neighbour = cv2.remap(chip, where[0], where[1], cv2.INTER_LINEAR)
-        # a small tolerance: a flat patch (sensor noise only) should not flicker between codes
-        code |= (neighbour >= centre - 0.5).astype(np.int64) << k
+        code |= (neighbour >= darkest).astype(np.int32) << k
     histogram = np.bincount(table[code].ravel(), minlength=points + 2).astype(np.float64)
     return histogram / max(histogram.sum(), 1.0)
 

@@ -33,7 +33,6 @@ import numpy as np
 from edge.demo import FRAME_SIZE as FRAME  # the daemon benchmarks' 640x480
 
 
-
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--folder", type=Path, action="append", default=[],

@@ -133,17 +133,18 @@ def test_the_looked_up_stretch_gives_the_edges_of_stretching_every_pixel():
         assert np.array_equal(context.edges(region), expected)
 
 
-
-def test_the_percentile_from_the_histogram_is_numpys():
+def test_the_percentiles_from_the_histogram_are_numpys():
     rng = np.random.default_rng(4)
     regions = [rng.integers(0, 256, (231, 307), dtype=np.uint8), rng.integers(100, 103, (17, 9), dtype=np.uint8),
                np.clip(rng.normal(128, 40, (64, 48)), 0, 255).astype(np.uint8), np.full((3, 5), 200, np.uint8),
                np.array([[7]], np.uint8), rng.integers(0, 256, (40, 60), dtype=np.uint8)[::3, 1::2]]
+    qs = (0, 2, 2.5, 37.3, 50, 98, 99.9, 100)
     for region in regions:
-        for q in (0, 2, 2.5, 37.3, 50, 98, 99.9, 100):
-            got, expected = context.percentile(region, q), np.percentile(region, q)
+        for q, got in zip(qs, context.percentiles(region, *qs), strict=True):
+            expected = np.percentile(region, q)
             # the type matters too: a Python float would make the stretch's arithmetic float32
             assert got == expected and type(got) is type(expected), (region.shape, q, got, expected)
+
 
 # -- motion -------------------------------------------------------------------------------------
 

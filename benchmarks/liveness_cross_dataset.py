@@ -22,6 +22,13 @@ augmentation), ``context`` (border lines around the face), ``texture+context``
 stem colour statistics, logistic L2 0.03, equal-error threshold), trained on the
 training folder's native frames.
 
+``--extra-scores FILE`` adds a cue scored outside this benchmark (a third-party model, run in
+its own environment: benchmarks/registry_face_models.py writes one): an .npz of ``paths`` (the
+frame files, as this benchmark lists them) and ``score`` (higher = more like an attack, NaN
+where it found no face). It is not fitted; its threshold refuses ``--target-bpcer`` of the
+training side's real frames, as the other cues' do, and it is reported alone and with texture
+and context (refused when any of them calls an attack), per frame on the native frames only.
+
 Per frame: APCER (attacks accepted) and BPCER (real faces refused) at the
 threshold chosen in training; frames where no face was found are not counted
 (their numbers are listed). ``window5``: mean score of 5 consecutive frames of
@@ -79,6 +86,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--motion-wait", type=int, default=5, choices=sorted(motion.WAITS),
                         help="the motion settings for this wait, as `train liveness --motion-wait` (default 5)")
     parser.add_argument("--json", type=Path, help="write every figure here")
+    parser.add_argument("--extra-scores", type=Path, help="per-frame attack scores of another model (.npz of "
+                                                          "paths and score; module docstring)")
+    parser.add_argument("--extra-name", default="extra", help="the name that model's columns get")
     return parser.parse_args(argv)
 
 
@@ -204,6 +214,27 @@ def test_scores(cues: dict, folder: Folder, variant: str, colour=None, extractor
     return out
 
 
+class ExtraScores:
+    """Per-frame attack scores of a model run elsewhere, looked up by frame file."""
+
+    def __init__(self, path: Path, name: str):
+        data = np.load(path)
+        self.name = name
+        self.by_path = dict(zip((str(p) for p in data["paths"]), data["score"].astype(np.float64)))
+
+    def of(self, folder) -> np.ndarray:
+        missing = [str(f.path) for f in folder.frames if str(f.path) not in self.by_path]
+        if missing:
+            raise SystemExit(f"--extra-scores has no score for {len(missing)} frames of {folder.root} (first: "
+                             f"{missing[0]}); score every frame of both folders, NaN where no face was found")
+        return np.array([self.by_path[str(f.path)] for f in folder.frames])
+
+    def threshold(self, parts, target_bpcer: float) -> float:
+        """Refuses ``target_bpcer`` of the training side's real frames, as the fitted cues' thresholds do."""
+        real = np.concatenate([self.of(folder)[mask & ~folder.attack] for folder, mask in parts])
+        return float(np.nanquantile(real, 1.0 - target_bpcer))
+
+
 def judge(cues: dict, scores: dict, colour=None) -> dict:
     """{cue: refused (bool per frame)} at the training thresholds, and the combined texture+context."""
     refused = {name: np.nan_to_num(scores[name], nan=-np.inf) >= cues[name]["threshold"]
@@ -211,6 +242,10 @@ def judge(cues: dict, scores: dict, colour=None) -> dict:
     refused["texture+context"] = refused["texture"] | refused["context"]
     if colour is not None:
         refused["colour"] = np.nan_to_num(scores["colour"], nan=-np.inf) >= colour["threshold"]
+    extra = cues.get("extra")
+    if extra is not None and extra["name"] in scores:
+        refused[extra["name"]] = np.nan_to_num(scores[extra["name"]], nan=-np.inf) >= extra["threshold"]
+        refused[f"texture+context+{extra['name']}"] = refused["texture+context"] | refused[extra["name"]]
     return refused
 
 
@@ -275,6 +310,8 @@ def run_protocol(name: str, train_parts, test_parts, args, extractor, report: di
     """Fit on ``train_parts`` [(folder, mask)], measure on ``test_parts`` [(folder, mask)] per shift."""
     rows = trainer.rows(train_parts, trainer.variants(AUGMENT), args.cache_dir, progress=False)
     cues = trainer.fit_cues(rows, args.target_bpcer)
+    if args.extra is not None:
+        cues["extra"] = {"name": args.extra.name, "threshold": args.extra.threshold(train_parts, args.target_bpcer)}
     colour = fit_colour(train_parts, extractor) if extractor is not None else None
     entry = report.setdefault(name, {"settings": {"texture_l2": cues["texture"]["l2"],
                                                   "texture_threshold": cues["texture"]["threshold"],
@@ -284,6 +321,8 @@ def run_protocol(name: str, train_parts, test_parts, args, extractor, report: di
     for variant in args.shifts:
         for folder, mask in test_parts:
             scores = test_scores(cues, folder, variant, colour, extractor)
+            if args.extra is not None and variant == "native":  # scored elsewhere, on the frames as captured
+                scores[args.extra.name] = args.extra.of(folder)
             refused = judge(cues, scores, colour)
             usable = np.isfinite(scores["texture"])
             for cue, flags in refused.items():
@@ -339,8 +378,8 @@ def percent(value) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}"
 
 
-def print_table(summary: dict, shifts_list) -> None:
-    cues = ("texture", "context", "texture+context", "colour")
+def print_table(summary: dict, shifts_list, extra: str | None = None) -> None:
+    cues = ("texture", "context", "texture+context", "colour") + ((extra, f"texture+context+{extra}") if extra else ())
     for name, figures in summary.items():
         print(f"\n### {name}  (settings: {json.dumps(figures['settings'])})")
         present = [c for c in cues if c in figures["shifts"].get("native", {})]
@@ -350,7 +389,7 @@ def print_table(summary: dict, shifts_list) -> None:
             row = figures["shifts"].get(variant)
             if not row:
                 continue
-            cells = [f"{percent(row[c]['apcer'])} / {percent(row[c]['bpcer'])}" for c in present]
+            cells = [f"{percent(row[c]['apcer'])} / {percent(row[c]['bpcer'])}" if c in row else "–" for c in present]
             first = row[present[0]]
             print(f"| {variant} | " + " | ".join(cells) + f" | {first['attacks']}/{first['real']} |")
         for cue, e in figures["window5"].items():
@@ -370,6 +409,7 @@ def print_table(summary: dict, shifts_list) -> None:
 def main(argv=None) -> int:
     args = parse_args(argv)
     cache = args.cache_dir = args.cache or paths.home() / "cache" / "liveness"
+    args.extra = ExtraScores(args.extra_scores, args.extra_name) if args.extra_scores else None
     nuaa = Folder(args.nuaa, "print", cache)
     replay = Folder(args.replay, "screen", cache)
     extractor = None
@@ -396,7 +436,7 @@ def main(argv=None) -> int:
             held = folder.groups == group
             run_protocol(label, [(folder, ~held), (other, everything(other))], [(folder, held)], args, None, report)
     summary = summarise(report)
-    print_table(summary, args.shifts)
+    print_table(summary, args.shifts, args.extra and args.extra.name)
     if args.json:
         args.json.write_text(json.dumps({"target_bpcer": args.target_bpcer, "protocols": summary}, indent=2) + "\n")
     return 0

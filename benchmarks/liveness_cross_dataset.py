@@ -35,8 +35,9 @@ threshold chosen in training; frames where no face was found are not counted
 one sequence (the daemon's window), native frames only.
 
 Per clip: each test sequence cut into clips of 15 frames
-(edge_build.training.liveness_clips), judged frame by frame as the daemon
-judges a track: live at a frame once the mean of the last 5 frames' scores
+(edge_build.training.liveness_clips), judged frame by frame by the daemon's
+own judge (edge.liveness.judge.TrackJudge, fed the stored scores and motion
+measures): live at a frame once the mean of the last 5 frames' scores
 passes texture and context, neither has refused a full window so far, and the
 motion cue (the settings of ``--motion-wait``) neither holds it nor has called
 an attack so far. An attack clip is accepted if any frame is live; a real clip
@@ -58,6 +59,7 @@ import numpy as np
 
 from edge import paths
 from edge.liveness import context, motion, texture
+from edge.liveness.judge import FrameCues, Liveness
 from edge.vision import align
 from edge.vision.mtcnn import FIT_WEIGHTS, FITTED_TEMPLATE
 from edge_build.training import liveness as trainer
@@ -266,8 +268,20 @@ def window_errors(folder: Folder, mask, scores: np.ndarray, threshold: float) ->
 def clip_live_frames(clip: dict, scores: dict, thresholds: dict, settings: motion.MotionSettings | None,
                      keep: bool = True) -> list[bool]:
     """Per frame of a clip: would the daemon call the track live there (texture, context, and motion unless
-    ``settings`` is None)? As the daemon's judge does, a frame cue that refused a full window refuses the
-    rest of the track; ``keep=False`` is the rule before that (a window that passes again lets it in)."""
+    ``settings`` is None)? The daemon's own judge (edge.liveness.judge.TrackJudge) decides, fed the stored
+    scores and motion measures. ``keep=False`` is the rule before a frame cue's refused window was kept
+    for the track (a window that passes again lets it in), for comparison."""
+    if not keep:
+        return rule_before_kept_calls(clip, scores, thresholds, settings)
+    liveness = Liveness(texture={"threshold": thresholds["texture"]} if "texture" in thresholds else None,
+                        context=thresholds.get("context"), motion=settings, window=WINDOW)
+    judge = liveness.new_track()
+    return [judge.record(FrameCues({name: float(scores[name][row]) for name in thresholds}, pairs=pairs,
+                                   measured_on=judge.motion_track), None).live
+            for row, pairs in zip(clip["rows"], clip["measures"])]
+
+
+def rule_before_kept_calls(clip: dict, scores: dict, thresholds: dict, settings) -> list[bool]:
     windows = {name: [] for name in thresholds}
     track = motion.MotionTrack(settings) if settings is not None else None
     first = max(WINDOW, settings.min_frames) if settings is not None else WINDOW
@@ -278,7 +292,6 @@ def clip_live_frames(clip: dict, scores: dict, thresholds: dict, settings: motio
         call = track.feed(pairs).call if track is not None else motion.UNDECIDED
         attacked = attacked or call == motion.ATTACK
         passes = all(np.nanmean(values) < thresholds[name] for name, values in windows.items())
-        attacked = attacked or (keep and frame >= WINDOW and not passes)
         live.append(frame >= first and passes and not attacked and call != motion.DECIDING)
     return live
 

@@ -221,6 +221,8 @@ class ExtraScores:
 
     def __init__(self, path: Path, name: str):
         data = np.load(path)
+        if "paths" not in data or "score" not in data:
+            raise SystemExit(f"{path} holds {sorted(data.files)}; --extra-scores needs an .npz of paths and score")
         self.name = name
         self.by_path = dict(zip((str(p) for p in data["paths"]), data["score"].astype(np.float64)))
 
@@ -282,6 +284,7 @@ def clip_live_frames(clip: dict, scores: dict, thresholds: dict, settings: motio
 
 
 def rule_before_kept_calls(clip: dict, scores: dict, thresholds: dict, settings) -> list[bool]:
+    """clip_live_frames under the judge's earlier rule: only the motion cue's attack call was kept."""
     windows = {name: [] for name in thresholds}
     track = motion.MotionTrack(settings) if settings is not None else None
     first = max(WINDOW, settings.min_frames) if settings is not None else WINDOW
@@ -329,7 +332,9 @@ def run_protocol(name: str, train_parts, test_parts, args, extractor, report: di
     entry = report.setdefault(name, {"settings": {"texture_l2": cues["texture"]["l2"],
                                                   "texture_threshold": cues["texture"]["threshold"],
                                                   "context_threshold": cues["context"]["threshold"],
-                                                  "colour_threshold": colour and colour["threshold"]},
+                                                  "colour_threshold": colour and colour["threshold"],
+                                                  **({"extra_threshold": cues["extra"]["threshold"]}
+                                                     if "extra" in cues else {})},
                                      "shifts": {}})
     for variant in args.shifts:
         for folder, mask in test_parts:
@@ -422,6 +427,8 @@ def print_table(summary: dict, shifts_list, extra: str | None = None) -> None:
 def main(argv=None) -> int:
     args = parse_args(argv)
     cache = args.cache_dir = args.cache or paths.home() / "cache" / "liveness"
+    if args.extra_name in ("texture", "context", "colour", "texture+context"):
+        raise SystemExit(f"--extra-name {args.extra_name} is one of the benchmark's own cues; choose another")
     args.extra = ExtraScores(args.extra_scores, args.extra_name) if args.extra_scores else None
     nuaa = Folder(args.nuaa, "print", cache)
     replay = Folder(args.replay, "screen", cache)

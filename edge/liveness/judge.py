@@ -151,8 +151,7 @@ class TrackJudge:
     liveness: Liveness
     windows: dict = field(default_factory=dict)
     motion_track: Optional[motion.MotionTrack] = None
-    attack_by_motion: bool = False
-    attack_by_frames: set = field(default_factory=set)  # frame cues that refused a full window: kept
+    called: set = field(default_factory=set)  # cues whose attack call is kept for the rest of the track
     frames: int = 0
 
     def __post_init__(self):
@@ -180,42 +179,57 @@ class TrackJudge:
         for name, value in {**cues.scores, **liveness.engine_scores(main)}.items():
             self.windows.setdefault(name, deque(maxlen=liveness.window)).append(value)
         scores = {name: float(np.mean(values)) for name, values in self.windows.items()}
-        refused = []
-        for name in FRAME_CUES:
-            if name in scores and scores[name] >= self._threshold(name):
-                refused.append(name)
-        call = None
-        if self.motion_track is not None:
-            pairs = cues.pairs
-            if cues.measured_on is not self.motion_track and cues.sample is not None:
-                # measured for another track (the face turned out to be someone else's): pair it
-                # with this track's own history instead
-                pairs = motion.frame_measures(self.motion_track.history, cues.sample)
-            call = self.motion_track.take(cues.sample, pairs).call
-            self.attack_by_motion = self.attack_by_motion or call == motion.ATTACK
-            scores["motion"] = motion.ATTACK if self.attack_by_motion else call
-            if self.attack_by_motion:
-                refused.append("motion")
-        # a track is judged only after a full window, and after the motion cue has seen enough frames to
-        # have a say: until then a photo held up would look like a still head to it
-        full = self.frames >= liveness.window and (liveness.motion is None or self.frames >= liveness.motion.min_frames)
-        if COLOUR in scores and full and scores[COLOUR] < live_threshold(liveness.colour):
-            refused.append(COLOUR)
+        fresh = self._frame_calls(scores)
+        call = self._motion_call(cues)
+        if call is not None:
+            scores["motion"] = motion.ATTACK if "motion" in self.called else call
         # A frame cue's call on a full window is kept for the track, as the motion cue's is: a photo
         # caught once must not get in by a few frames the cue misses (a new angle, a shadow).
         if self.frames >= liveness.window:
-            self.attack_by_frames.update(name for name in refused if name != "motion")
-        kept_only = not refused and bool(self.attack_by_frames)  # this window passes: the call is an earlier one
-        refused += [name for name in self.attack_by_frames if name not in refused]
-        if refused:
-            refusing = tuple(sorted(refused, key=CUES.index))
-            reason = "attack, called earlier in this track" if kept_only else "attack"
-            return LiveVerdict(False, refusing[0], reason, scores, self.frames, refusing)
-        if not full:
+            self.called.update(fresh)
+        return self._verdict(scores, fresh, call)
+
+    def _frame_calls(self, scores: dict) -> list[str]:
+        """The frame cues (and the colour head, once the track is judged) whose window calls an attack now."""
+        calls = [name for name in FRAME_CUES if name in scores and scores[name] >= self._threshold(name)]
+        if COLOUR in scores and self._full() and scores[COLOUR] < live_threshold(self.liveness.colour):
+            calls.append(COLOUR)
+        return calls
+
+    def _motion_call(self, cues: "FrameCues") -> Optional[str]:
+        """The motion cue's call with this frame (None without the cue); an attack call is kept."""
+        if self.motion_track is None:
+            return None
+        pairs = cues.pairs
+        if cues.measured_on is not self.motion_track and cues.sample is not None:
+            # measured for another track (the face turned out to be someone else's): pair it
+            # with this track's own history instead
+            pairs = motion.frame_measures(self.motion_track.history, cues.sample)
+        call = self.motion_track.take(cues.sample, pairs).call
+        if call == motion.ATTACK:
+            self.called.add("motion")
+        return call
+
+    def _full(self) -> bool:
+        # a track is judged only after a full window, and after the motion cue has seen enough frames to
+        # have a say: until then a photo held up would look like a still head to it
+        motion_settings = self.liveness.motion
+        return self.frames >= self.liveness.window and (motion_settings is None
+                                                        or self.frames >= motion_settings.min_frames)
+
+    def _verdict(self, scores: dict, fresh: list[str], call: Optional[str]) -> LiveVerdict:
+        refusing = set(fresh) | self.called
+        if refusing:
+            ordered = tuple(sorted(refusing, key=CUES.index))
+            # no cue calls an attack on this window: the track is refused by a call made earlier
+            earlier = not fresh and "motion" not in self.called
+            reason = "attack, called earlier in this track" if earlier else "attack"
+            return LiveVerdict(False, ordered[0], reason, scores, self.frames, ordered)
+        if not self._full():
             return LiveVerdict(False, None, "too few frames", scores, self.frames)
         if call == motion.DECIDING:
             return LiveVerdict(False, "motion", "moving like a plane: the motion cue is deciding", scores, self.frames)
-        if liveness.active and call != motion.LIVE:
+        if self.liveness.active and call != motion.LIVE:
             return LiveVerdict(False, "motion", "waiting for a head turn", scores, self.frames)
         return LiveVerdict(True, None, "live", scores, self.frames)
 

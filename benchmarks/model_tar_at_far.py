@@ -34,6 +34,12 @@ def photo_number(name: str) -> int:
     return int(Path(name).stem.rsplit("_", 1)[1])
 
 
+def person_half(people: np.ndarray, seed: int) -> np.ndarray:
+    """Rows whose person is in the measured half: the people (one integer per face) split in two by ``seed``."""
+    faces = int(people.max()) + 1
+    return np.isin(people, np.random.default_rng(seed).permutation(faces)[: faces // 2])
+
+
 def accepted_at(embeddings: np.ndarray, people: np.ndarray, rates=RATES, cohort=None) -> dict:
     """{rate: (distance, share of genuine pairs at or within it)} over all pairs of rows (adjusted
     distances with a ``cohort``: edge.gallery.cohort)."""
@@ -69,9 +75,7 @@ def main(argv=None) -> int:
     found = identification.embed_all(pipeline, args.lfw, names, identification.cache_file(args.cache, pipeline))
     names = [name for name in names if found.get(name) is not None and photo_number(name) <= PER_PERSON]
     people = lfw_same_faces.face_ids(name.split("/")[0] for name in names)
-    faces = int(people.max()) + 1
-    half = np.random.default_rng(args.seed).permutation(faces)[: faces // 2]
-    chosen = np.isin(people, half)
+    chosen = person_half(people, args.seed)
     if args.door:
         cohort_people = set(json.loads((args.door / "plan.json").read_text())["split"]["calibration"])
         chosen &= np.array([name.split("/")[0] not in cohort_people for name in names])

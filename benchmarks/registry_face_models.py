@@ -146,11 +146,11 @@ def unit(vectors: np.ndarray) -> np.ndarray:
 def recognition(faces: dict, runs: dict, door: Path | None) -> dict:
     import door_cohort
     import lfw_same_faces
-    from model_tar_at_far import accepted_at
+    from model_tar_at_far import accepted_at, person_half
 
     names = [str(name) for name in faces["lfw_names"]]
     people = lfw_same_faces.face_ids(name.split("/")[0] for name in names)
-    half = np.isin(people, np.random.default_rng(0).permutation(people.max() + 1)[: (people.max() + 1) // 2])
+    half = person_half(people, 0)
     calibration = np.zeros(len(names), bool)
     plan = None
     if door is not None:
@@ -158,14 +158,13 @@ def recognition(faces: dict, runs: dict, door: Path | None) -> dict:
         calibration = np.array([name.split("/")[0] in set(plan["split"]["calibration"]) for name in names])
     test, other = half & ~calibration, ~half & ~calibration
 
+    counts = {}  # the highest photo number seen: door_cohort.build takes photos 1 to min(count, its cap)
+    for name in names:
+        person, number = name.split("/")[0], int(Path(name).stem.rsplit("_", 1)[1])
+        counts[person] = max(counts.get(person, 0), number)
+
     def cohort_of(vectors):
-        if plan is None:
-            return None
-        counts = {}  # the highest photo number seen: door_cohort.build takes photos 1 to min(count, its cap)
-        for name in names:
-            person, number = name.split("/")[0], int(Path(name).stem.rsplit("_", 1)[1])
-            counts[person] = max(counts.get(person, 0), number)
-        return door_cohort.build(plan, counts, dict(zip(names, vectors)), {})[0]
+        return None if plan is None else door_cohort.build(plan, counts, dict(zip(names, vectors)), {})[0]
 
     def rates(vectors, rows):
         cohort = cohort_of(vectors)

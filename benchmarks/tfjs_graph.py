@@ -87,7 +87,7 @@ def split_fused(tf, node, fused: list[str]) -> list:
     del base.input[2:]
     dropped = FUSION_ATTRS + (CONV_ONLY_ATTRS if node.op == "_FusedMatMul" else ())
     for key in dropped:
-        if key in base.attr and not (key == "explicit_paddings" and node.op == "_FusedConv2D"):
+        if key in base.attr:
             del base.attr[key]
     out, last = [base], base.name
     for position, op in enumerate(fused):

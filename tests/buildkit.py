@@ -2,6 +2,7 @@
 real fixture photos turned into network inputs."""
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -83,3 +84,12 @@ def link_photos(paths, folder: Path) -> Path:
     for path in paths:
         (folder / Path(path).name).symlink_to(Path(path).resolve())
     return folder
+
+
+def load_benchmark(name: str):
+    """A script under benchmarks/ as a module (the folder is not a package)."""
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

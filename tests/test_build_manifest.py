@@ -1,13 +1,10 @@
 """Manifests: written with every field, read back, and the runtime's refusals."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from buildkit import FACES, TINY_CONTRACT, link_photos, photo_batch, photo_inputs, tiny_net
+from buildkit import FACES, TINY_CONTRACT, link_photos, load_benchmark, photo_batch, photo_inputs, tiny_net
 from edge.engines import load_engine
 from edge.engines.manifest import (check_file_hash, check_input_contract, check_runtime, read_manifest)
 from edge.exc import ManifestMismatch, PrecisionUnsupported
@@ -18,15 +15,6 @@ FIELDS = {"schema", "name", "model", "source_sha256", "engine_sha256", "inputs",
           "requested_precision", "fallback", "calibration", "backend", "backend_version", "device", "threshold", "metric",
           "accuracy_gate", "built_at", "build_seconds"}
 ORIN = {"gpu": "Orin", "compute_capability": "8.7", "source": "pycuda", "dla_core": None}
-
-
-def load_benchmark(name: str):
-    """A script under benchmarks/ as a module (the folder is not a package)."""
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def tiny_part() -> Part:

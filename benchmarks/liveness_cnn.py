@@ -1,0 +1,342 @@
+"""Experiment (issue 14): a small grey CNN as the texture cue, across datasets.
+
+The shipped texture cue is a logistic head on hand-made grey features (LBP,
+spectrum bands, blur ratios); across folders it catches almost nothing. This
+benchmark asks whether a learned one does better: a four-block CNN (16-32-64-64
+channels, batch norm, global average pool, 60,465 weights) reads a 64 px
+grey chip of the face and says attack or real. Two chips:
+
+* ``inner``: the texture cue's own chip (edge.liveness.texture.grey_chip: the
+  inner face aligned on the five landmarks, area-shrunk first);
+* ``wide``: the face box's centre, 2.2 box widths across, area-shrunk to 64 px:
+  the face and what is around it (a phone's bezel, a sheet's edge, fingers).
+
+Each chip is standardised on its own (mean 0, deviation 1), so gain and offset
+cannot drive it; training adds four random camera shifts per frame
+(edge_build.training.liveness_shifts.random_shift: resolution, colour gains,
+tone, contrast, blur, noise, JPEG), mirror images and shifts of up to 3 px,
+and weighs each (folder, real/attack) cell equally.
+
+Settings are chosen on the training side only. The threshold refuses
+``--target-bpcer`` of the real frames of validation groups kept out of the
+CNN's training (the training side's cues use the same budget per cue):
+
+* ``nuaa->replay``: train on NUAA less its last subject (the validation
+  group), test on replay_dev (phone screens);
+* ``replay->nuaa``: train on the first half (in time) of each replay source's
+  real frames and all its attacks, validate on the later halves, test on NUAA (prints);
+* ``both, group out``: five folds (NUAA subjects 1,4,7 / 2,5,8 / 3,6,9 and
+  each replay source), each trained on both folders less the fold and a
+  validation set (one more NUAA subject and the later half of the other
+  replay source's real frames); test frames pooled per attack type.
+
+Reported per frame, native frames, APCER (attacks accepted) / BPCER (real faces
+refused): ``cnn`` alone; ``texture+context`` (the shipped cues, fitted on the
+same training side by `edge-verify train liveness`'s recipe); ``cnn+context``
+and ``cnn+texture+context`` (refused when any cue refuses: the daemon's rule).
+``--diagnostic`` adds the ROC AUC and the APCER at the test side's own 5 %
+BPCER threshold, which no kiosk could choose: they say how far a threshold
+chosen elsewhere is from what the scores could separate.
+
+    EDGE_VERIFY_HOME=... python benchmarks/liveness_cnn.py --nuaa ../shared/datasets/nuaa_train \\
+        --replay ../shared/datasets/replay_dev --json liveness-cnn.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch import nn
+
+from edge import paths
+from edge.liveness import context, texture
+from edge_build.training import liveness as trainer
+from edge_build.training import liveness_fit as fit
+from edge_build.training.liveness_data import file_key
+from edge_build.training.liveness_features import cached, shifted
+
+CHIPS = "cnn-chips-v1"  # cache name of the chips below: change it when they change
+KINDS = ("inner", "wide")
+WIDE_SCALE = 2.2  # box widths across the wide chip
+BATCH = 64
+FOLDS = (("nuaa_train", ("0001", "0004", "0007")), ("nuaa_train", ("0002", "0005", "0008")),
+         ("nuaa_train", ("0003", "0006", "0009")), ("replay_dev", ("Dracarys261",)),
+         ("replay_dev", ("code-with-prabhu",)))
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--nuaa", type=Path, required=True, help="NUAA-style folder (prints)")
+    parser.add_argument("--replay", type=Path, required=True, help="replay-style folder (phone screens)")
+    parser.add_argument("--kinds", nargs="+", default=list(KINDS), choices=KINDS, help="chips to train on")
+    parser.add_argument("--augment", type=int, default=4, help="random camera shifts per training frame (default 4)")
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--target-bpcer", type=float, default=0.025,
+                        help="real frames each cue may refuse on the validation groups (default 0.025)")
+    parser.add_argument("--cache", type=Path, help="cache (default $EDGE_VERIFY_HOME/cache/liveness)")
+    parser.add_argument("--diagnostic", action="store_true", help="add AUC and the test side's own 5 %% threshold")
+    parser.add_argument("--json", type=Path, help="write every figure here")
+    return parser.parse_args(argv)
+
+
+# -- chips --------------------------------------------------------------------------------------
+
+def wide_chip(image: np.ndarray, box: np.ndarray, size: int = texture.CHIP_SIZE) -> np.ndarray:
+    """(size, size) uint8 grey square around the box's centre, WIDE_SCALE box widths across,
+    area-shrunk first like the texture chip; outside the frame is black."""
+    source = texture.grey(image)
+    x0, y0, x1, y1 = box
+    side = max(x1 - x0, y1 - y0) * WIDE_SCALE
+    left, top = (x0 + x1 - side) / 2, (y0 + y1 - side) / 2
+    step = side / size  # frame pixels per chip pixel
+    if step > 1.25:
+        shrink = (max(int(round(source.shape[1] / step)), 1), max(int(round(source.shape[0] / step)), 1))
+        factor = np.array(shrink) / np.array(source.shape[1::-1])
+        source = cv2.resize(source, shrink, interpolation=cv2.INTER_AREA)
+    else:
+        factor = np.ones(2)
+    matrix = np.array([[step * factor[0], 0, left * factor[0]], [0, step * factor[1], top * factor[1]]])
+    return cv2.warpAffine(source, matrix, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+def chips(folder, variant: str, cache: Path) -> dict:
+    """Both chips of every frame's main face under ``variant`` (named shift or augment-<k>), cached."""
+    path = cache / f"{CHIPS}-{file_key([f.path for f in folder.frames], variant)}.npz"
+    if path.exists():
+        with np.load(path) as stored:
+            return dict(stored)
+    n = len(folder.frames)
+    out = {"ok": np.zeros(n, bool), "inner": np.zeros((n, texture.CHIP_SIZE, texture.CHIP_SIZE), np.uint8),
+           "wide": np.zeros((n, texture.CHIP_SIZE, texture.CHIP_SIZE), np.uint8)}
+    for index in range(n):
+        if not folder.faces.found[index]:
+            continue
+        shot = shifted(folder.frames[index], folder.faces, index, variant)
+        if not shot.inside:
+            continue
+        out["ok"][index] = True
+        out["inner"][index] = np.clip(np.rint(texture.grey_chip(shot.image, shot.landmarks)), 0, 255)
+        out["wide"][index] = wide_chip(shot.image, shot.box)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path.with_suffix(".tmp.npz"), **out)
+    path.with_suffix(".tmp.npz").replace(path)
+    return out
+
+
+def standardised(x: np.ndarray) -> torch.Tensor:
+    x = x.astype(np.float32)
+    mean, deviation = x.mean(axis=(1, 2), keepdims=True), x.std(axis=(1, 2), keepdims=True) + 1e-3
+    return torch.from_numpy(((x - mean) / deviation)[:, None])
+
+
+# -- the network ----------------------------------------------------------------------------------
+
+def network(width: int = 16) -> nn.Module:
+    def block(inputs, outputs):
+        return [nn.Conv2d(inputs, outputs, 3, padding=1, bias=False), nn.BatchNorm2d(outputs), nn.ReLU()]
+    return nn.Sequential(*block(1, width), nn.MaxPool2d(2), *block(width, 2 * width), nn.MaxPool2d(2),
+                         *block(2 * width, 4 * width), nn.MaxPool2d(2), *block(4 * width, 4 * width),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.3), nn.Linear(4 * width, 1))
+
+
+def train(x: np.ndarray, attack: np.ndarray, weights: np.ndarray, epochs: int, seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    net = network()
+    inputs, target = standardised(x), torch.from_numpy(attack.astype(np.float32))
+    weight = torch.from_numpy(weights.astype(np.float32))
+    optimiser = torch.optim.Adam(net.parameters(), 1e-3, weight_decay=1e-4)
+    steps = (len(inputs) + BATCH - 1) // BATCH
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, 3e-3, total_steps=epochs * steps)
+    for epoch in range(epochs):
+        net.train()
+        order, total = rng.permutation(len(inputs)), 0.0
+        for start in range(0, len(inputs), BATCH):
+            rows = order[start:start + BATCH]
+            batch = inputs[rows]
+            if rng.random() < 0.5:
+                batch = batch.flip(3)
+            dy, dx = (int(v) for v in rng.integers(-3, 4, 2))
+            batch = torch.roll(batch, (dy, dx), (2, 3))
+            losses = nn.functional.binary_cross_entropy_with_logits(net(batch).squeeze(1), target[rows], reduction="none")
+            loss = (losses * weight[rows]).sum() / weight[rows].sum()
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            total += loss.item() * len(rows)
+        print(f"    epoch {epoch + 1}/{epochs}: loss {total / len(inputs):.4f}", file=sys.stderr, flush=True)
+    return net.eval()
+
+
+def scores(net: nn.Module, x: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        inputs = standardised(x)
+        return torch.cat([net(inputs[i:i + 512]).squeeze(1) for i in range(0, len(inputs), 512)]).numpy()
+
+
+# -- protocols ----------------------------------------------------------------------------------
+
+def later_half_real(folder) -> np.ndarray:
+    """The later half (in time) of each group's real frames."""
+    out = np.zeros(len(folder.frames), bool)
+    live = ~folder.attack
+    for group in np.unique(folder.groups[live]):
+        rows = np.where(live & (folder.groups == group))[0]
+        rows = rows[np.argsort([folder.frames[i].order for i in rows], kind="stable")]
+        out[rows[len(rows) // 2:]] = True
+    return out
+
+
+def splits(folders: dict) -> list[dict]:
+    """[{name, test: {folder: mask}, valid: {folder: mask}}]: the protocols' train/validation/test cuts."""
+    nuaa, replay = folders["nuaa_train"], folders["replay_dev"]
+    none = {name: np.zeros(len(f.frames), bool) for name, f in folders.items()}
+    every = {name: np.ones(len(f.frames), bool) for name, f in folders.items()}
+    subjects = sorted(np.unique(nuaa.groups))
+    out = [{"name": "nuaa->replay", "train_only": "nuaa_train", "test": {**none, "replay_dev": every["replay_dev"]},
+            "valid": {**none, "nuaa_train": nuaa.groups == subjects[-1]}},
+           {"name": "replay->nuaa", "train_only": "replay_dev", "test": {**none, "nuaa_train": every["nuaa_train"]},
+            "valid": {**none, "replay_dev": later_half_real(replay)}}]
+    for folder_name, groups in FOLDS:
+        tested = {**none, folder_name: np.isin(folders[folder_name].groups, [f"{folder_name}/{g}" for g in groups])}
+        spare = next(g for g in subjects if not tested["nuaa_train"][nuaa.groups == g].any())
+        other_sources = later_half_real(replay) & ~np.isin(replay.groups, replay.groups[tested["replay_dev"]])
+        out.append({"name": "both, group out", "fold": f"{folder_name} {'/'.join(groups)}", "train_only": None,
+                    "test": tested, "valid": {"nuaa_train": nuaa.groups == spare, "replay_dev": other_sources}})
+    return out
+
+
+def training_rows(folders: dict, split: dict, kind: str, variants, cache: Path):
+    x, attack, cells = [], [], []
+    for name, folder in folders.items():
+        if split["train_only"] not in (None, name):
+            continue
+        keep = ~split["test"][name] & ~split["valid"][name]
+        for variant in variants:
+            chip = chips(folder, variant, cache)
+            rows = keep & chip["ok"]
+            x.append(chip[kind][rows])
+            attack.append(folder.attack[rows])
+            cells.append(np.char.add(f"{name}/", np.where(folder.attack[rows], "attack", "real")))
+    x, attack, cells = np.concatenate(x), np.concatenate(attack), np.concatenate(cells)
+    return x, attack, fit.balanced_weights(cells)
+
+
+def native_scores(net: nn.Module, folder, kind: str, cache: Path) -> np.ndarray:
+    chip = chips(folder, "native", cache)
+    out = np.full(len(folder.frames), np.nan)
+    out[chip["ok"]] = scores(net, chip[kind][chip["ok"]])
+    return out
+
+
+def shipped_cues(folders: dict, split: dict, cache: Path, target: float) -> dict:
+    """texture and context scores of every frame, fitted on the split's training side (validation groups included:
+    the shipped recipe chooses its own settings by leave-one-group-out folds inside it)."""
+    parts = [(folder, ~split["test"][name]) for name, folder in folders.items()
+             if split["train_only"] in (None, name)]
+    cues = trainer.fit_cues(trainer.rows(parts, trainer.variants(2), cache, progress=False), target)
+    out = {}
+    for name, folder in folders.items():
+        features = cached(folder.frames, folder.faces, "native", cache, progress=False)
+        out[name] = {"texture": np.array([texture.attack_score(v, cues["texture"]["head"]) if ok else np.nan
+                                          for v, ok in zip(features.texture, features.ok)]),
+                     "context": np.array([context.attack_score(c) if ok else np.nan
+                                          for c, ok in zip(features.context, features.ok)])}
+    return {"scores": out, "thresholds": {"texture": cues["texture"]["threshold"],
+                                          "context": cues["context"]["threshold"]}}
+
+
+def auc(score: np.ndarray, attack: np.ndarray) -> float:
+    order = np.argsort(score, kind="mergesort")
+    ranks = np.empty(len(score))
+    ranks[order] = np.arange(1, len(score) + 1)
+    positives = attack.sum()
+    return float((ranks[attack].sum() - positives * (positives + 1) / 2) / (positives * (len(score) - positives)))
+
+
+def run_split(folders: dict, split: dict, kind: str, args, seed: int, fitted: dict) -> dict:
+    """Test-side scores of every cue and their thresholds for one split; ``fitted`` keeps the shipped cues
+    fitted per split (seed), which do not depend on the chip."""
+    started = time.time()
+    x, attack, weights = training_rows(folders, split, kind, trainer.variants(args.augment), args.cache_dir)
+    print(f"  {split['name']} {split.get('fold', '')} ({kind}): {len(x)} training chips", file=sys.stderr, flush=True)
+    net = train(x, attack, weights, args.epochs, seed)
+    cnn = {name: native_scores(net, folder, kind, args.cache_dir) for name, folder in folders.items()}
+    valid = np.concatenate([cnn[name][split["valid"][name]] for name in folders])
+    valid_attack = np.concatenate([folders[name].attack[split["valid"][name]] for name in folders])
+    found = ~np.isnan(valid)
+    if seed not in fitted:
+        fitted[seed] = shipped_cues(folders, split, args.cache_dir, args.target_bpcer)
+    shipped = fitted[seed]
+    thresholds = {"cnn": fit.threshold_for_bpcer(valid[found], valid_attack[found], args.target_bpcer),
+                  **shipped["thresholds"]}
+    tested = {name: mask for name, mask in split["test"].items() if mask.any()}
+    (name, mask), = tested.items()
+    rows = mask & ~np.isnan(cnn[name])
+    return {"folder": name, "attack": folders[name].attack[rows], "type": folders[name].attack_type,
+            "scores": {"cnn": cnn[name][rows], **{cue: shipped["scores"][name][cue][rows] for cue in ("texture", "context")}},
+            "thresholds": thresholds, "seconds": round(time.time() - started, 1)}
+
+
+COMBINATIONS = (("cnn",), ("texture", "context"), ("cnn", "context"), ("cnn", "texture", "context"))
+
+
+def figures(parts: list[dict], diagnostic: bool) -> dict:
+    """APCER/BPCER of each combination over the parts (each with its own thresholds), pooled."""
+    attack = np.concatenate([p["attack"] for p in parts])
+    out = {"attack_frames": int(attack.sum()), "real_frames": int((~attack).sum())}
+    for combination in COMBINATIONS:
+        refused = np.concatenate([np.any([p["scores"][c] >= p["thresholds"][c] for c in combination], axis=0)
+                                  for p in parts])
+        out["+".join(combination)] = {"apcer": float(np.mean(~refused[attack])), "bpcer": float(np.mean(refused[~attack]))}
+    if diagnostic:
+        cnn = np.concatenate([p["scores"]["cnn"] for p in parts])
+        own = np.quantile(cnn[~attack], 0.95)  # the test side's own threshold: diagnostic only
+        out["cnn_auc"] = auc(cnn, attack) if len(parts) == 1 else None  # folds' scores are not on one scale
+        out["cnn_apcer_at_own_5pct"] = float(np.mean(cnn[attack] < own)) if len(parts) == 1 else None
+    return out
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    args.cache_dir = args.cache or paths.home() / "cache" / "liveness"
+    torch.set_num_threads(max(torch.get_num_threads(), 1))
+    folders = {f.name: f for f in trainer.open_folders([(args.nuaa, "print"), (args.replay, "screen")],
+                                                        args.cache_dir)}
+    if set(folders) != {"nuaa_train", "replay_dev"}:
+        raise SystemExit("the folds name nuaa_train's subjects and replay_dev's sources: pass those two folders")
+    report = {"settings": {"augment": args.augment, "epochs": args.epochs, "target_bpcer": args.target_bpcer,
+                           "chips": CHIPS, "wide_scale": WIDE_SCALE}, "protocols": {}}
+    fitted = {}
+    for kind in args.kinds:
+        parts_by = {}
+        for seed, split in enumerate(splits(folders)):
+            part = run_split(folders, split, kind, args, seed, fitted)
+            parts_by.setdefault(split["name"], []).append(part)
+            print(f"  {split['name']} {split.get('fold', '')} ({kind}): {part['seconds']} s; thresholds "
+                  + ", ".join(f"{k} {v:.3g}" for k, v in part["thresholds"].items()), file=sys.stderr, flush=True)
+        for name, parts in parts_by.items():
+            for attack_type in sorted({p["type"] for p in parts}):
+                chosen = [p for p in parts if p["type"] == attack_type]
+                row = figures(chosen, args.diagnostic)
+                report["protocols"].setdefault(f"{name} ({attack_type})", {})[kind] = row
+                cells = "  ".join(f"{c} {row[c]['apcer'] * 100:.1f}/{row[c]['bpcer'] * 100:.1f}"
+                                  for c in ("+".join(x) for x in COMBINATIONS))
+                extra = (f"  AUC {row['cnn_auc']:.3f}, own-5% APCER {row['cnn_apcer_at_own_5pct'] * 100:.1f}"
+                         if args.diagnostic and row.get("cnn_auc") is not None else "")
+                print(f"{name} ({attack_type}), {kind} chip, APCER/BPCER %: {cells}{extra}", flush=True)
+        if args.json:  # after each chip: a run stopped during the next one keeps these figures
+            args.json.write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -308,7 +308,6 @@ def figures(parts: list[dict], diagnostic: bool) -> dict:
 def main(argv=None) -> int:
     args = parse_args(argv)
     args.cache_dir = args.cache or paths.home() / "cache" / "liveness"
-    torch.set_num_threads(max(torch.get_num_threads(), 1))
     folders = {f.name: f for f in trainer.open_folders([(args.nuaa, "print"), (args.replay, "screen")],
                                                         args.cache_dir)}
     if set(folders) != {"nuaa_train", "replay_dev"}:

@@ -27,8 +27,8 @@ CNN's training (the training side's cues use the same budget per cue):
   real frames and all its attacks, validate on the later halves, test on NUAA (prints);
 * ``both, group out``: five folds (NUAA subjects 1,4,7 / 2,5,8 / 3,6,9 and
   each replay source), each trained on both folders less the fold and a
-  validation set (one more NUAA subject and the later half of the other
-  replay source's real frames); test frames pooled per attack type.
+  validation set (one more NUAA subject, and the later half of the real
+  frames of each replay source not tested); test frames pooled per attack type.
 
 Reported per frame, native frames, APCER (attacks accepted) / BPCER (real faces
 refused): ``cnn`` alone; ``texture+context`` (the shipped cues, fitted on the

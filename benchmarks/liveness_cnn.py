@@ -55,6 +55,7 @@ import torch
 from torch import nn
 
 from edge import paths
+from edge.bench.metrics import roc_auc
 from edge.liveness import context, texture
 from edge_build.training import liveness as trainer
 from edge_build.training import liveness_fit as fit
@@ -237,29 +238,26 @@ def native_scores(net: nn.Module, folder, kind: str, cache: Path) -> np.ndarray:
     return out
 
 
+def tested(split: dict) -> tuple[str, np.ndarray]:
+    """The one folder a split tests, and its test rows."""
+    (name, mask), = ((name, mask) for name, mask in split["test"].items() if mask.any())
+    return name, mask
+
+
 def shipped_cues(folders: dict, split: dict, cache: Path, target: float) -> dict:
-    """texture and context scores of every frame, fitted on the split's training side (validation groups included:
-    the shipped recipe chooses its own settings by leave-one-group-out folds inside it)."""
+    """texture and context scores of the tested folder's frames, fitted on the split's training side (validation
+    groups included: the shipped recipe chooses its own settings by leave-one-group-out folds inside it)."""
     parts = [(folder, ~split["test"][name]) for name, folder in folders.items()
              if split["train_only"] in (None, name)]
     cues = trainer.fit_cues(trainer.rows(parts, trainer.variants(2), cache, progress=False), target)
-    out = {}
-    for name, folder in folders.items():
-        features = cached(folder.frames, folder.faces, "native", cache, progress=False)
-        out[name] = {"texture": np.array([texture.attack_score(v, cues["texture"]["head"]) if ok else np.nan
-                                          for v, ok in zip(features.texture, features.ok)]),
-                     "context": np.array([context.attack_score(c) if ok else np.nan
-                                          for c, ok in zip(features.context, features.ok)])}
-    return {"scores": out, "thresholds": {"texture": cues["texture"]["threshold"],
-                                          "context": cues["context"]["threshold"]}}
-
-
-def auc(score: np.ndarray, attack: np.ndarray) -> float:
-    order = np.argsort(score, kind="mergesort")
-    ranks = np.empty(len(score))
-    ranks[order] = np.arange(1, len(score) + 1)
-    positives = attack.sum()
-    return float((ranks[attack].sum() - positives * (positives + 1) / 2) / (positives * (len(score) - positives)))
+    folder = folders[tested(split)[0]]
+    features = cached(folder.frames, folder.faces, "native", cache, progress=False)
+    scores = {"texture": np.array([texture.attack_score(v, cues["texture"]["head"]) if ok else np.nan
+                                   for v, ok in zip(features.texture, features.ok)]),
+              "context": np.array([context.attack_score(c) if ok else np.nan
+                                   for c, ok in zip(features.context, features.ok)])}
+    return {"scores": scores, "thresholds": {"texture": cues["texture"]["threshold"],
+                                             "context": cues["context"]["threshold"]}}
 
 
 def run_split(folders: dict, split: dict, kind: str, args, seed: int, fitted: dict) -> dict:
@@ -278,11 +276,10 @@ def run_split(folders: dict, split: dict, kind: str, args, seed: int, fitted: di
     shipped = fitted[seed]
     thresholds = {"cnn": fit.threshold_for_bpcer(valid[found], valid_attack[found], args.target_bpcer),
                   **shipped["thresholds"]}
-    tested = {name: mask for name, mask in split["test"].items() if mask.any()}
-    (name, mask), = tested.items()
+    name, mask = tested(split)
     rows = mask & ~np.isnan(cnn[name])
     return {"folder": name, "attack": folders[name].attack[rows], "type": folders[name].attack_type,
-            "scores": {"cnn": cnn[name][rows], **{cue: shipped["scores"][name][cue][rows] for cue in ("texture", "context")}},
+            "scores": {"cnn": cnn[name][rows], **{cue: shipped["scores"][cue][rows] for cue in ("texture", "context")}},
             "thresholds": thresholds, "seconds": round(time.time() - started, 1)}
 
 
@@ -300,7 +297,8 @@ def figures(parts: list[dict], diagnostic: bool) -> dict:
     if diagnostic:
         cnn = np.concatenate([p["scores"]["cnn"] for p in parts])
         own = np.quantile(cnn[~attack], 0.95)  # the test side's own threshold: diagnostic only
-        out["cnn_auc"] = auc(cnn, attack) if len(parts) == 1 else None  # folds' scores are not on one scale
+        # attack scores read as distances from real: roc_auc is then the chance an attack scores above a real face
+        out["cnn_auc"] = roc_auc(-cnn, attack) if len(parts) == 1 else None  # folds' scores are not on one scale
         out["cnn_apcer_at_own_5pct"] = float(np.mean(cnn[attack] < own)) if len(parts) == 1 else None
     return out
 

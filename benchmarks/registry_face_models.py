@@ -197,24 +197,20 @@ def share(result: dict) -> dict:
 
 
 def spoofing(faces: dict, runs: dict, scores_out: Path | None) -> dict:
+    from edge.bench.metrics import roc_auc
+
     found, attack = faces["pad_found"], faces["pad_attack"].astype(bool)
     report = {}
     for folder in ("nuaa", "replay"):
         rows = (faces["pad_folder"] == folder) & found
         report[folder] = {"frames": int(rows.sum()),
-                          "antispoof AUC": round(auc(runs["antispoof"][rows], attack[rows]), 4),
-                          "liveness AUC (its 'fake' output)": round(auc(runs["liveness"][rows, 1], attack[rows]), 4)}
+                          # attack scores read as distances from real: the chance an attack scores above a real face
+                          "antispoof AUC": round(roc_auc(-runs["antispoof"][rows], attack[rows]), 4),
+                          "liveness AUC (its 'fake' output)": round(roc_auc(-runs["liveness"][rows, 1], attack[rows]), 4)}
     if scores_out is not None:
         score = np.where(found, runs["antispoof"], np.nan)
         np.savez(scores_out, paths=faces["pad_paths"], score=score)
     return report
-
-
-def auc(scores: np.ndarray, attack: np.ndarray) -> float:
-    """Chance that an attack scores above a real face (ties count half): 1 separates, 0.5 is chance."""
-    attacks, real = scores[attack], scores[~attack]
-    above = (attacks[:, None] > real[None, :]).mean() + 0.5 * (attacks[:, None] == real[None, :]).mean()
-    return float(above)
 
 
 def main(argv=None) -> int:

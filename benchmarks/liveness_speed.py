@@ -2,8 +2,8 @@
 
 Cues (--cues-from DIR, frames with a face, e.g. a replay folder's real/): each
 enabled cue of the liveness model (`edge-verify train liveness`) timed alone on
-one thread over the frames: texture (grey chip, features, head), context
-(region, edges, lines), motion (one more frame of a track: its face patch and
+one thread over the frames: texture (grey chip, features, head), cnn (grey
+chip, network; when the model has it), context (region, edges, lines), motion (one more frame of a track: its face patch and
 the dense flow against 2 earlier frames).
 
 Speed: one aligned chip per call (the daemon's case: one face per frame), ONNX
@@ -32,6 +32,7 @@ import numpy as np
 
 from edge.liveness import live_scores, live_threshold, load_attributes_engine
 from edge.liveness.judge import Liveness, load_liveness
+from edge.liveness.model import read_model
 from edge_build.training.attribute_metrics import apcer_bpcer
 from edge.pipeline import FacePipeline
 from edge.vision.image import load_image
@@ -55,7 +56,8 @@ def time_cues(folder: Path, limit: int = 60) -> dict:
     ``folder``. CPU time of this thread, not wall time: on a shared machine another process's turn on
     the core is not the cue's cost."""
     cv2.setNumThreads(1)
-    liveness = load_liveness("texture,context,motion")
+    liveness = load_liveness(",".join(name for name in ("texture", "cnn", "context", "motion")
+                                      if name in read_model()["cues"]))
     pipeline = FacePipeline.load(flip=False, threads=1)
     observations = []
     for path in sorted(folder.rglob("*.jpg"))[:limit]:
@@ -65,7 +67,7 @@ def time_cues(folder: Path, limit: int = 60) -> dict:
             observations.append((image, main))
     figures = {"frames": len(observations)}
     for name in liveness.cues:
-        alone = Liveness(**{**liveness.__dict__, **{other: None for other in ("texture", "context", "motion", "colour")
+        alone = Liveness(**{**liveness.__dict__, **{other: None for other in ("texture", "cnn", "context", "motion", "colour")
                                                     if other != name}})
         judge = alone.new_track()
         for image, main in observations[:5]:

@@ -107,7 +107,8 @@ def run_liveness(args) -> int:
     config = liveness.LivenessConfig(data=args.data, out=args.out, target_bpcer=args.target_bpcer,
                                      augment=args.augment, window=args.window, synthetic_clips=args.synthetic_clips,
                                      seed=args.seed, cache=args.cache, progress=not args.quiet,
-                                     motion=motion.WAITS[args.motion_wait])
+                                     motion=motion.WAITS[args.motion_wait], cnn=args.cnn, cnn_epochs=args.cnn_epochs,
+                                     cnn_augment=args.cnn_augment, cnn_folds=args.cnn_folds)
     return liveness.run(config, echo=to_stderr)
 
 

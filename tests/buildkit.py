@@ -93,3 +93,20 @@ def load_benchmark(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def constant_cnn(models: Path, logit: float) -> dict:
+    """The cnn cue's network exported beside a liveness model in ``models``, made to say ``logit`` for
+    every chip (last layer's weights zero, its bias the logit); returns the model's cnn entry."""
+    import torch
+
+    from edge.liveness import cnn
+    from edge_build.training import liveness_cnn
+
+    net = liveness_cnn.network()
+    with torch.no_grad():
+        net[-1].weight.zero_()
+        net[-1].bias.fill_(logit)
+    path = liveness_cnn.export(net.eval(), Path(models) / cnn.FILE_NAME)
+    return {"features": cnn.FEATURES, "file": path.name, "sha256": cnn.sha256(path), "input": cnn.INPUT,
+            "output": cnn.OUTPUT, "threshold": 0.0, "validated": {"print": {"apcer": 0.1}}}

@@ -386,7 +386,7 @@ def test_a_face_elsewhere_starts_a_new_track():
 
 def test_cue_lists_are_checked():
     assert parse_cues("auto") is None and parse_cues("texture, motion") == ("texture", "motion")
-    with pytest.raises(ConfigError, match="texture, context, motion, colour"):
+    with pytest.raises(ConfigError, match="texture, cnn, context, motion, colour"):
         parse_cues("texture,moire")
 
 

@@ -6,6 +6,7 @@ photos mounted as a print or a phone and held up to the camera (edge_build.train
 Eight people, one group each."""
 from __future__ import annotations
 
+import hashlib
 import json
 
 import cv2
@@ -94,3 +95,37 @@ def test_train_liveness_writes_a_model_with_held_out_figures_and_the_cli_uses_it
     assert set(longest["last"]["scores"]) == {"texture", "context", "motion"}
     assert longest["last"]["scores"]["motion"] in ("live", "attack", "undecided")
     assert longest["live_frames"] <= longest["frames"] - 4, tracks
+
+
+def test_train_liveness_cnn_writes_its_network_beside_the_model_and_the_cli_scores_with_it(kiosk_home, folder,
+                                                                                         tmp_path, capsys):
+    code = main(["train", "liveness", "--data", f"{folder}=print", "--augment", "0", "--synthetic-clips", "0",
+                 "--cnn", "--cnn-epochs", "1", "--cnn-augment", "1", "--cnn-folds", "2", "--quiet",
+                 "--cache", str(tmp_path / "cache")])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    model = read_model(kiosk_home / "models" / "liveness.json")
+    entry = model["cues"]["cnn"]
+    network = kiosk_home / "models" / entry["file"]
+    assert network.is_file() and entry["threshold"] == 0.0
+    assert entry["sha256"] == hashlib.sha256(network.read_bytes()).hexdigest()
+    # every group was judged by a network that had not seen it: 2 folds of the 8 groups
+    validated = entry["validated"]
+    assert validated["print"]["attacks"] == 32 and validated["real"]["real"] == 32
+    assert "2 folds" in validated["protocol"] and "held out, cnn:" in err
+    assert err.count("cnn cue, fold") == 2 and "the shipped network on all 128 chips" in err  # as captured and 1 shift
+
+    photo = str(folder / "fake" / "ColinPowell_0001.jpg")
+    assert main(["liveness", photo, "--json"]) == 0
+    result, = json.loads(capsys.readouterr().out)
+    assert sorted(result["scores"]) == ["cnn", "context", "texture"]
+    # the CLI's score is the shipped network's logit for that photo's chip
+    from edge.liveness import cnn
+    from edge.pipeline import FacePipeline
+    from edge.vision.image import load_image
+    image = load_image(photo)
+    main_face = FacePipeline.load(flip=False, threads=1).main_face(image)
+    expected = cnn.Network(network, entry).attack_score(cnn.face_chip(image, main_face.landmarks))
+    assert result["scores"]["cnn"] == pytest.approx(expected, abs=1e-5)
+    assert result["live"] is (not any(result["scores"][c] >= model["cues"][c]["threshold"]
+                                      for c in ("texture", "cnn", "context")))

@@ -16,7 +16,10 @@ Settings and figures (edge_build.training.liveness_fit):
 * context: no weights; its threshold refuses ``target_bpcer`` of the real frames;
 * motion: the settings validated by benchmarks/liveness_motion_clips.py, checked
   here on the folders' real sequences (clips of 15 frames) and on synthetic flat
-  attacks made from their real frames.
+  attacks made from their real frames;
+* cnn (with ``cnn``): a small grey CNN (edge_build.training.liveness_cnn) fitted
+  on every frame, written as ONNX beside the model; its figures come from
+  ``cnn_folds`` networks, each fitted without a fold of every folder's groups.
 
 ``validated`` figures per cue and attack type come from groups the cue's
 settings did not see (each group scored at a threshold chosen on the others),
@@ -33,11 +36,12 @@ import numpy as np
 
 from edge import paths
 from edge.exc import ConfigError
-from edge.liveness import context, motion, texture
+from edge.liveness import cnn, context, motion, texture
 from edge.liveness.model import FORMAT, model_path, write_model
 from edge.pipeline import FacePipeline
 from edge.vision.image import load_image
 from edge_build.training import liveness_fit as fit
+from edge_build.training import liveness_cnn
 from edge_build.training.liveness_clips import MIN_CLIP, captured_clips, measured, synthetic_clips
 from edge_build.training.liveness_data import detect_all, load_frames
 from edge_build.training.liveness_features import cached
@@ -57,6 +61,10 @@ class LivenessConfig:
     cache: Path | None = None
     progress: bool = True
     motion: motion.MotionSettings = field(default_factory=motion.MotionSettings)
+    cnn: bool = False  # also fit the cnn cue (minutes per network on a CPU)
+    cnn_epochs: int = 8
+    cnn_augment: int = 4  # random camera shifts per frame for the network
+    cnn_folds: int = 3  # networks fitted without a fold of groups, for its figures
 
 
 @dataclass
@@ -151,6 +159,49 @@ def held_out_figures(folders: list[Folder], config: LivenessConfig, cache: Path)
     return out
 
 
+def cnn_figures(folders: list[Folder], config: LivenessConfig, cache: Path, echo) -> dict:
+    """Per attack type: each fold's frames judged by a network fitted without that fold (native frames)."""
+    refused, types = [], []
+    for k in range(config.cnn_folds):
+        train = [(folder, liveness_cnn.fold_of(folder, config.cnn_folds) != k) for folder in folders]
+        test = [(folder, liveness_cnn.fold_of(folder, config.cnn_folds) == k) for folder in folders]
+        x, attack, weights, _ = liveness_cnn.rows(train, variants(config.cnn_augment), cache, config.progress)
+        held, _, _, held_types = liveness_cnn.rows(test, ("native",), cache)
+        if not len(held) or len(set(attack)) < 2:
+            continue
+        echo(f"cnn cue, fold {k + 1}/{config.cnn_folds}: {len(x)} training chips, {len(held)} held out")
+        net = liveness_cnn.train(x, attack, weights, config.cnn_epochs, config.seed + 1 + k, echo)
+        refused.append(liveness_cnn.scores(net, held) >= liveness_cnn.BOUNDARY)
+        types.append(held_types)
+    if not refused:
+        raise ConfigError("the cnn cue's folds left no fold with both real and attack frames to fit on; "
+                          "give more groups (subjects or sources) or fewer --cnn-folds")
+    flags, types = np.concatenate(refused), np.concatenate(types)
+    entry = {"protocol": f"{config.cnn_folds} folds of every folder's groups (subjects or sources), each judged by "
+                         "a network fitted without it, frames as captured, threshold at the decision boundary"}
+    for attack_type in sorted(set(types) - {"none"}):
+        attacks = types == attack_type
+        entry[attack_type] = {"apcer": float(np.mean(~flags[attacks])), "attacks": int(attacks.sum())}
+    real = types == "none"
+    entry["real"] = {"bpcer": float(np.mean(flags[real])), "real": int(real.sum())}
+    return entry
+
+
+def fit_cnn(folders: list[Folder], config: LivenessConfig, cache: Path, network_path: Path, echo) -> dict:
+    """The cnn cue's model entry; its network is written to ``network_path`` (atomically)."""
+    validated = cnn_figures(folders, config, cache, echo)
+    everything = [(folder, np.ones(len(folder.frames), bool)) for folder in folders]
+    x, attack, weights, _ = liveness_cnn.rows(everything, variants(config.cnn_augment), cache, config.progress)
+    echo(f"cnn cue: the shipped network on all {len(x)} chips")
+    net = liveness_cnn.train(x, attack, weights, config.cnn_epochs, config.seed, echo)
+    scratch = network_path.with_name(network_path.name + ".tmp")
+    liveness_cnn.export(net, scratch)
+    scratch.replace(network_path)
+    return {"features": cnn.FEATURES, "file": network_path.name, "sha256": cnn.sha256(network_path),
+            "input": cnn.INPUT, "output": cnn.OUTPUT, "threshold": liveness_cnn.BOUNDARY, "epochs": config.cnn_epochs,
+            "augment": config.cnn_augment, "validated": validated}
+
+
 def tally(calls) -> dict:
     calls = list(calls)
     return {name: sum(1 for c in calls if c == name)
@@ -190,6 +241,8 @@ def train(config: LivenessConfig, echo=print) -> dict:
         raise ConfigError(f"--target-bpcer must be between 0 and 0.5, got {config.target_bpcer:g}")
     if config.augment < 0:
         raise ConfigError("--augment must be 0 or more")
+    if config.cnn and (config.cnn_epochs < 1 or config.cnn_augment < 0 or config.cnn_folds < 2):
+        raise ConfigError("--cnn-epochs must be 1 or more, --cnn-augment 0 or more and --cnn-folds 2 or more")
     cache = Path(config.cache or paths.home() / "cache" / "liveness")
     folders = open_folders(config.data, cache, config.progress)
     for folder in folders:
@@ -206,6 +259,9 @@ def train(config: LivenessConfig, echo=print) -> dict:
     echo("validating on held-out groups ...")
     validated = held_out_figures(folders, config, cache)
     motion_validated = motion_figures(folders, config, echo)
+    out = Path(config.out or model_path())
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cnn_entry = fit_cnn(folders, config, cache, out.with_name(cnn.FILE_NAME), echo) if config.cnn else None
     head = cues["texture"]["head"]
     model = {
         "format": FORMAT, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "window": config.window,
@@ -222,13 +278,19 @@ def train(config: LivenessConfig, echo=print) -> dict:
         },
         "combined_validated": validated["texture+context"],
     }
-    out = write_model(model, config.out or model_path())
+    if cnn_entry is not None:
+        model["cues"]["cnn"] = cnn_entry
+    out = write_model(model, out)
     echo(f"wrote {out}")
     for cue in ("texture", "context", "texture+context"):
         entry = validated[cue]
         text = ", ".join(f"{k} APCER {v['apcer']:.1%}" for k, v in entry.items() if isinstance(v, dict) and "apcer" in v)
         echo(f"held out, {cue}: {text}; BPCER {entry['real']['bpcer']:.1%}")
     echo("held out, motion: " + ", ".join(f"{k} {v}" for k, v in motion_validated.items() if isinstance(v, dict)))
+    if cnn_entry is not None:
+        entry = cnn_entry["validated"]
+        text = ", ".join(f"{k} APCER {v['apcer']:.1%}" for k, v in entry.items() if isinstance(v, dict) and "apcer" in v)
+        echo(f"held out, cnn: {text}; BPCER {entry['real']['bpcer']:.1%}")
     return model
 
 

@@ -12,7 +12,7 @@ from edge.vision.image import load_image
 
 HELP = f"""\
 Judge the main face of photos and clips with the liveness cues the daemon uses: the liveness
-model (`edge-verify train liveness`: texture, context and motion cues) and, when one is built,
+model (`edge-verify train liveness`: texture, context and motion cues, cnn with --cnn) and, when one is built,
 the attributes engine's `live` head (the colour cue). Any enabled cue that calls an attack
 refuses, and the verdict names it.
 
@@ -26,7 +26,8 @@ Prints one line per photo or track; with --json one object per input:
   photo: {{image, face, live, refused_by, reason, scores}}
   clip:  {{clip, frames, faces, tracks: [{{track, first_frame, last_frame, frames, live, live_frames,
           refused_by, last}}]}}
-Scores are attack scores (higher: more like an attack) for texture and context, the probability
+Scores are attack scores (higher: more like an attack) for texture and context, the attack logit
+for cnn, the probability
 of `live` for colour, and the call (live, attack, deciding, undecided) for motion.
 Cues: {', '.join(CUES)}. Exit status: 0 when every input was read, 1 when one is unreadable.
 """

@@ -69,7 +69,7 @@ real faces rejected). The figures are printed and stored in the checkpoint and t
 
 
 LIVENESS_HELP = """\
-Fit the liveness cues (texture, context, motion) on folders of real and attack frames, and
+Fit the liveness cues (texture, context, motion; cnn with --cnn) on folders of real and attack frames, and
 write the liveness model the daemon and `edge-verify liveness` use:
 
   edge-verify train liveness --data ../shared/datasets/nuaa_train=print \\
@@ -85,7 +85,10 @@ noise, JPEG), all cached.
 The texture head's weight decay and both frame cues' thresholds are chosen on groups held out
 from fitting (each cue refuses --target-bpcer of those real frames); the printed and stored
 figures come from groups the settings did not see. The motion cue is checked on the folders'
-real sequences and on --synthetic-clips flat attacks made from their real frames. The model goes
+real sequences and on --synthetic-clips flat attacks made from their real frames. With --cnn, a
+small grey network (the cnn cue) is fitted too and written as liveness-cnn.onnx beside the model;
+its threshold is its training loss's decision boundary, and its figures come from --cnn-folds
+networks each fitted without a fold of every folder's groups. The model goes
 to $EDGE_VERIFY_HOME/models/liveness.json (or --out), with its figures: `edge-verify selftest`
 shows them. Needs `edge-verify models fetch` (the detector). Minutes on 2 cores the first time.
 """
@@ -150,7 +153,7 @@ def data_with_attack(text: str) -> tuple[Path, str]:
 
 
 def add_liveness(kinds) -> None:
-    parser = kinds.add_parser("liveness", help="liveness cues (texture, context, motion) for prints and screens",
+    parser = kinds.add_parser("liveness", help="liveness cues (texture, context, motion; cnn) for prints and screens",
                               description=LIVENESS_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=data_with_attack, action="append", required=True, metavar="DIR=ATTACK",
                         help="a folder with real/ and fake/, and what its fakes are (repeat for more folders)")
@@ -168,6 +171,14 @@ def add_liveness(kinds) -> None:
                         help="frames before a face may be let in, the motion cue's time to see a flat picture "
                              "turn: 5 (default: no wait beyond the frame cues' window) or 8 (more print "
                              "attacks refused, every unlock 3 frames later; see the README)")
+    parser.add_argument("--cnn", action="store_true",
+                        help="also fit the cnn cue, a small grey network (about 10 minutes per network on 2 cores "
+                             "for both shared folders: --cnn-folds + 1 networks); see the README for its figures")
+    parser.add_argument("--cnn-epochs", type=int, default=8, metavar="N", help="the network's epochs (default 8)")
+    parser.add_argument("--cnn-augment", type=int, default=4, metavar="N",
+                        help="random camera shifts per frame for the network (default 4)")
+    parser.add_argument("--cnn-folds", type=int, default=3, metavar="K",
+                        help="networks fitted without a fold of every folder's groups, for its figures (default 3)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--cache", type=Path, metavar="DIR", help="face and feature cache "
                         "(default $EDGE_VERIFY_HOME/cache/liveness)")

@@ -106,7 +106,7 @@ OPTIONS = (
            "cues whenever a liveness model or an attributes engine is there (and warns at start when none is), "
            "'required' refuses to start without one, 'off' never checks", flag="--liveness"),
     Option("liveness", "cues", "str", "auto", "liveness cues to run: 'auto' (every cue whose model is there) or a "
-           "comma-separated list of texture, context, motion, colour; a listed cue without its model refuses to start",
+           "comma-separated list of texture, cnn, context, motion, colour; a listed cue without its model refuses to start",
            flag="--liveness-cues"),
     Option("liveness", "active", "bool", False, "active check for kiosks that can ask for a small head turn: a face "
            "is live only after the motion cue sees a head's parallax (off by default)", flag="--active-liveness",

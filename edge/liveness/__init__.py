@@ -1,9 +1,11 @@
 """Liveness: is the face at the kiosk a real, present person, or a print or a screen?
 
-Cues, each a small module (numpy and OpenCV only), each judged on cameras and
+Cues, each a small module (numpy and OpenCV; ONNX Runtime for cnn), each judged on cameras and
 attacks it was not fitted on (benchmarks/liveness_cross_dataset.py):
 
 * ``texture``: micro-texture and frequency content of the grey face chip;
+* ``cnn`` (optional): a small grey network on the same chip, an ONNX file
+  beside the liveness model;
 * ``context``: straight edges of a sheet, phone or screen around the face box;
 * ``motion``: over the frames of one tracked face, does it move like a plane
   (the eyes and mouth corners explain the nose by one homography) or like a

@@ -3,8 +3,8 @@
 One rule for `edge-verify liveness` and the daemon: a face is live only when
 no enabled cue calls it an attack, and the verdict names the cue that refused.
 
-* frame cues (``texture``, ``context``; ``colour`` when an attributes engine is
-  used): each frame's score joins the track's window of the last ``window``
+* frame cues (``texture``, ``cnn``, ``context``; ``colour`` when an attributes
+  engine is used): each frame's score joins the track's window of the last ``window``
   frames; the cue refuses when the window's mean reaches its threshold (for
   ``colour``: when the mean probability of `live` stays below its threshold).
   A track is live only once its window is full: one lucky frame of a photo
@@ -31,13 +31,13 @@ from typing import Iterable, Optional
 import numpy as np
 
 from edge.exc import ConfigError, NoAttributesEngine, NoLivenessCheck, NoLivenessModel
-from edge.liveness import context, motion, texture
+from edge.liveness import cnn, context, motion, texture
 from edge.liveness.attributes import check_same_chips, live_scores, live_threshold, load_attributes_engine
-from edge.liveness.model import DEFAULT_WINDOW, model_path, read_model, texture_head, train_hint
+from edge.liveness.model import DEFAULT_WINDOW, cnn_network, model_path, read_model, texture_head, train_hint
 
 COLOUR = "colour"
-CUES = ("texture", "context", "motion", COLOUR)  # the order a verdict names refusing cues in
-FRAME_CUES = ("texture", "context")
+CUES = ("texture", "cnn", "context", "motion", COLOUR)  # the order a verdict names refusing cues in
+FRAME_CUES = ("texture", "cnn", "context")
 MIN_OVERLAP = 0.3  # intersection over union of consecutive boxes of one track
 
 
@@ -59,6 +59,7 @@ class Liveness:
 
     texture: Optional[dict] = None  # {"head": {...}, "threshold": t}
     context: Optional[float] = None  # threshold
+    cnn: Optional[dict] = None  # {"network": edge.liveness.cnn.Network, "threshold": t}
     motion: Optional[motion.MotionSettings] = None
     colour: object = None  # an attributes engine with a `live` head
     window: int = DEFAULT_WINDOW
@@ -68,16 +69,22 @@ class Liveness:
 
     @property
     def cues(self) -> tuple:
-        present = {"texture": self.texture, "context": self.context, "motion": self.motion, COLOUR: self.colour}
+        present = {"texture": self.texture, "cnn": self.cnn, "context": self.context, "motion": self.motion,
+                   COLOUR: self.colour}
         return tuple(name for name in CUES if present[name] is not None)
 
     def pixel_scores(self, image: np.ndarray, main) -> dict:
-        """This frame's score from each pixel cue (texture, context: numpy and OpenCV, safe on any
-        thread), for an RGB (or already grey) image and its MainFace."""
+        """This frame's score from each pixel cue (texture, cnn, context: numpy, OpenCV and ONNX Runtime's
+        CPU provider, safe on any thread), for an RGB (or already grey) image and its MainFace."""
         scores = {}
-        grey = texture.grey(image) if self.texture is not None or self.context is not None else None  # once for both
+        if self.texture is None and self.cnn is None and self.context is None:
+            return scores
+        grey = texture.grey(image)  # once for every cue
+        chip = texture.grey_chip(grey, main.landmarks) if self.texture is not None or self.cnn is not None else None
         if self.texture is not None:
-            scores["texture"] = texture.attack_score(texture.face_features(grey, main.landmarks), self.texture["head"])
+            scores["texture"] = texture.attack_score(texture.features(chip), self.texture["head"])
+        if self.cnn is not None:
+            scores["cnn"] = self.cnn["network"].attack_score(cnn.chip_of(chip))
         if self.context is not None:
             scores["context"] = context.attack_score(context.features(grey, main.box, main.landmarks))
         return scores
@@ -116,6 +123,8 @@ def describe_settings(name: str, entry: dict) -> str:
                 f"across the view >= {entry.get('attack_shift')} of the frame's width) with parallax < "
                 f"{entry.get('attack_parallax')} is a plane, decided by frame {entry.get('min_frames')} "
                 f"(up to {entry.get('max_frames')} while a face moves like a plane)")
+    if name == "cnn":
+        return f"attack logit >= {entry.get('threshold', float('nan')):.4g} ({entry.get('file')})"
     return f"threshold {entry.get('threshold', float('nan')):.4g}"
 
 
@@ -234,7 +243,9 @@ class TrackJudge:
         return LiveVerdict(True, None, "live", scores, self.frames)
 
     def _threshold(self, name: str) -> float:
-        return self.liveness.texture["threshold"] if name == "texture" else self.liveness.context
+        if name == "context":
+            return self.liveness.context
+        return getattr(self.liveness, name)["threshold"]
 
 
 def judge_track(liveness: Liveness, observations: Iterable) -> list[LiveVerdict]:
@@ -324,6 +335,8 @@ def load_liveness(cues: str | None = "auto", active: bool = False, precision: st
     return Liveness(
         texture={"head": texture_head(entry), "threshold": float(entry["threshold"])} if "texture" in wanted else None,
         context=float(available["context"]["threshold"]) if "context" in wanted else None,
+        cnn={"network": cnn_network(available["cnn"], source), "threshold": float(available["cnn"]["threshold"])}
+        if "cnn" in wanted else None,
         motion=motion.MotionSettings.from_manifest(available["motion"]) if "motion" in wanted else None,
         colour=colour if COLOUR in wanted else None,
         window=int(model.get("window", DEFAULT_WINDOW)) if model else int(default_window),

@@ -1,14 +1,17 @@
 """The liveness model: which cues a kiosk runs, their settings and the figures they were validated with.
 
 One JSON file, ``$EDGE_VERIFY_HOME/models/liveness.json``, written by
-`edge-verify train liveness` (edge_build.training.liveness). Plain numbers, no
-inference engine: the texture cue's linear head is a few dozen weights, the
-context and motion cues have a threshold or four. Layout::
+`edge-verify train liveness` (edge_build.training.liveness). Plain numbers: the
+texture cue's linear head is a few dozen weights, the context and motion cues
+have a threshold or four. The one exception, the optional ``cnn`` cue, is an
+ONNX network in a file beside it, named with its SHA-256. Layout::
 
     {"format": "edge-verify-liveness/1", "created": "...", "trained_on": [...],
      "window": 5,
      "cues": {"texture": {"features": "grey-lbp-fft-v1", "mean": [...], "scale": [...],
                           "weights": [...], "bias": b, "threshold": t, "validated": {...}},
+              "cnn":     {"features": "grey-chip-cnn-v1", "file": "liveness-cnn.onnx", "sha256": "...",
+                          "input": "chip", "output": "attack_logit", "threshold": t, "validated": {...}},
               "context": {"features": "border-lines-v1", "threshold": t, "validated": {...}},
               "motion":  {"features": "landmark-parallax-v1", "live_parallax": ..., ..., "validated": {...}}}}
 
@@ -26,11 +29,11 @@ import numpy as np
 
 from edge import paths
 from edge.exc import ManifestMismatch, NoLivenessModel
-from edge.liveness import context, motion, texture
+from edge.liveness import cnn, context, motion, texture
 
 FORMAT = "edge-verify-liveness/1"
 FILE_NAME = "liveness.json"
-FEATURES = {"texture": texture.FEATURES, "context": context.FEATURES, "motion": motion.FEATURES}
+FEATURES = {"texture": texture.FEATURES, "cnn": cnn.FEATURES, "context": context.FEATURES, "motion": motion.FEATURES}
 CUES = tuple(FEATURES)  # the cues a liveness model can carry, in the order verdicts name them
 DEFAULT_WINDOW = 5
 
@@ -75,12 +78,32 @@ def check_model(data: dict, path: Path | str = "liveness model") -> None:
         for key in ("mean", "scale", "weights"):
             if len(head.get(key) or []) != texture.FEATURE_COUNT:
                 raise ManifestMismatch(f"{path}: texture {key} must hold {texture.FEATURE_COUNT} numbers")
-    for name in ("texture", "context"):
+    for name in ("texture", "cnn", "context"):
         if name in cues and not _finite(cues[name].get("threshold")):
             raise ManifestMismatch(f"{path}: the {name} cue states no threshold")
+    if "cnn" in cues:
+        check_cnn_entry(cues["cnn"], path)
     window = data.get("window", DEFAULT_WINDOW)
     if not isinstance(window, int) or not 1 <= window <= 100:
         raise ManifestMismatch(f"{path}: window must be a whole number of frames from 1 to 100, got {window!r}")
+
+
+def check_cnn_entry(entry: dict, path: Path | str) -> None:
+    """The cnn cue's network file: a plain name beside the model, its SHA-256, the runtime's tensor names."""
+    name = entry.get("file")
+    if not isinstance(name, str) or not name or Path(name).name != name:
+        raise ManifestMismatch(f"{path}: the cnn cue must name its network file beside the model, got {name!r}")
+    digest = entry.get("sha256")
+    if not isinstance(digest, str) or len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise ManifestMismatch(f"{path}: the cnn cue states no SHA-256 of {name}")
+    if (entry.get("input"), entry.get("output")) != (cnn.INPUT, cnn.OUTPUT):
+        raise ManifestMismatch(f"{path}: the cnn cue's network takes {entry.get('input')!r} and gives "
+                               f"{entry.get('output')!r}; this runtime feeds {cnn.INPUT!r} and reads {cnn.OUTPUT!r}")
+
+
+def cnn_network(entry: dict, model_file: Path, threads: int = 1) -> cnn.Network:
+    """The cnn cue's network, from the file beside ``model_file``, checked against ``entry``."""
+    return cnn.Network(Path(model_file).parent / entry["file"], entry, threads)
 
 
 def _finite(value) -> bool:

@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from buildkit import constant_cnn
 from daemonkit import ENROLLED, PIN, SIZE, levels, person_frames, photo, read_events, settings, write_clip
 
 from edge.daemon.loop import Daemon
@@ -25,14 +26,18 @@ def home(fetched_home):
     return fetched_home / "models"
 
 
-def liveness_model(models: Path, texture_bias: float, context_threshold: float = 0.5, window: int = 3) -> None:
-    """A model whose texture head says ``texture_bias`` (logit) for every face."""
+def liveness_model(models: Path, texture_bias: float, context_threshold: float = 0.5, window: int = 3,
+                   cnn_logit: float | None = None) -> None:
+    """A model whose texture head says ``texture_bias`` (logit) for every face; with ``cnn_logit``, a cnn
+    cue whose network says that logit for every face."""
     n = texture.FEATURE_COUNT
-    write_model({"format": FORMAT, "window": window, "cues": {
-        "texture": {"features": texture.FEATURES, "mean": [0.0] * n, "scale": [1.0] * n, "weights": [0.0] * n,
-                    "bias": texture_bias, "threshold": 0.5, "validated": {"print": {"apcer": 0.1}}},
-        "context": {"features": context.FEATURES, "threshold": context_threshold},
-        "motion": {"features": motion.FEATURES, **motion.MotionSettings().as_manifest()}}}, models / "liveness.json")
+    cues = {"texture": {"features": texture.FEATURES, "mean": [0.0] * n, "scale": [1.0] * n, "weights": [0.0] * n,
+                        "bias": texture_bias, "threshold": 0.5, "validated": {"print": {"apcer": 0.1}}},
+            "context": {"features": context.FEATURES, "threshold": context_threshold},
+            "motion": {"features": motion.FEATURES, **motion.MotionSettings().as_manifest()}}
+    if cnn_logit is not None:
+        cues["cnn"] = constant_cnn(models, cnn_logit)
+    write_model({"format": FORMAT, "window": window, "cues": cues}, models / "liveness.json")
 
 
 def phone_attack(path, name: str = ENROLLED[0], frames: int = 20):
@@ -93,6 +98,34 @@ def test_a_face_the_cues_cannot_fault_still_opens_the_door(tmp_path, home, enrol
     assert code == 0 and [e["person"] for e in events if e["unlock"]] == [ENROLLED[0]]
     unlock = next(e for e in events if e["unlock"])
     assert unlock["live"] is True and unlock["refused_by"] is None and unlock["liveness"]["motion"] == "undecided"
+
+
+def test_the_cnn_cue_refusing_every_face_keeps_the_door_shut_for_a_real_one_and_is_named(
+        tmp_path, home, enrolled, pipeline, mock_factory):
+    # the face the other cues cannot fault (the test above opens for it), with a network that calls it an attack
+    liveness_model(home, texture_bias=-20.0, context_threshold=1.01, cnn_logit=20.0)
+    clip = write_clip(tmp_path / "ann.avi", person_frames(ENROLLED[0], 8, number=3))
+    daemon, code, events = run(tmp_path, enrolled, pipeline, mock_factory, clip)
+    assert code == 0 and daemon.liveness.cues == ("texture", "cnn", "context", "motion")
+    faces = [e for e in events if e["person"] == ENROLLED[0]]
+    assert len(faces) >= 5 and not any(e["unlock"] for e in events)
+    assert all(e["refused_by"] == "cnn" for e in faces[2:])  # from the full window (3 frames) on
+    assert all(e["liveness"]["cnn"] == pytest.approx(20.0, abs=1e-3) for e in faces)
+    assert levels(mock_factory.pin(PIN)) == [False]
+
+
+def test_a_cnn_network_that_is_not_the_models_refuses_to_start_locked(tmp_path, home, enrolled, pipeline,
+                                                                       mock_factory):
+    from edge.exc import ManifestMismatch
+    from edge.liveness import cnn
+
+    liveness_model(home, texture_bias=-20.0, cnn_logit=-20.0)
+    network = home / cnn.FILE_NAME
+    network.write_bytes(network.read_bytes() + b"\0")  # replaced after the model was written
+    clip = write_clip(tmp_path / "ann.avi", person_frames(ENROLLED[0], 3, number=3))
+    with pytest.raises(ManifestMismatch, match="SHA-256"):
+        run(tmp_path, enrolled, pipeline, mock_factory, clip)
+    assert levels(mock_factory.pin(PIN)) == [False]
 
 
 def test_active_liveness_waits_for_a_head_turn_a_still_face_never_gets_in(tmp_path, home, enrolled, pipeline,

@@ -51,21 +51,20 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
-from torch import nn
 
 from edge import paths
 from edge.bench.metrics import roc_auc
-from edge.liveness import context, texture
+from edge.liveness import context, motion, texture
+from edge.liveness.judge import FrameCues, Liveness
 from edge_build.training import liveness as trainer
+from edge_build.training import liveness_cnn as recipe
 from edge_build.training import liveness_fit as fit
-from edge_build.training.liveness_data import file_key
-from edge_build.training.liveness_features import cached, shifted
+from edge_build.training.liveness_clips import captured_clips, measured
+from edge_build.training.liveness_features import cached
 
-CHIPS = "cnn-chips-v1"  # cache name of the chips below: change it when they change
 KINDS = ("inner", "wide")
 WIDE_SCALE = 2.2  # box widths across the wide chip
-BATCH = 64
+WINDOW = 5  # frames whose mean score a frame cue judges (the liveness model's default window)
 FOLDS = (("nuaa_train", ("0001", "0004", "0007")), ("nuaa_train", ("0002", "0005", "0008")),
          ("nuaa_train", ("0003", "0006", "0009")), ("replay_dev", ("Dracarys261",)),
          ("replay_dev", ("code-with-prabhu",)))
@@ -81,7 +80,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--target-bpcer", type=float, default=0.025,
                         help="real frames each cue may refuse on the validation groups (default 0.025)")
     parser.add_argument("--cache", type=Path, help="cache (default $EDGE_VERIFY_HOME/cache/liveness)")
+    parser.add_argument("--boundary", type=float, default=0.0,
+                        help="the fixed threshold of cnn@boundary, in logits (default 0: the decision boundary of "
+                             "the balanced training loss)")
     parser.add_argument("--diagnostic", action="store_true", help="add AUC and the test side's own 5 %% threshold")
+    parser.add_argument("--scores", type=Path, help="write every split's CNN scores of both folders here (.npz)")
+    parser.add_argument("--from-scores", type=Path, metavar="NPZ",
+                        help="take the networks' scores from an earlier run's --scores instead of training")
+    parser.add_argument("--clips", action="store_true",
+                        help="also judge captured clips of 15 frames per track, as the daemon does (motion cue too)")
     parser.add_argument("--json", type=Path, help="write every figure here")
     return parser.parse_args(argv)
 
@@ -109,78 +116,8 @@ def wide_chip(image: np.ndarray, box: np.ndarray, size: int = texture.CHIP_SIZE)
 
 def chips(folder, variant: str, cache: Path) -> dict:
     """Both chips of every frame's main face under ``variant`` (named shift or augment-<k>), cached."""
-    path = cache / f"{CHIPS}-{file_key([f.path for f in folder.frames], variant)}.npz"
-    if path.exists():
-        with np.load(path) as stored:
-            return dict(stored)
-    n = len(folder.frames)
-    out = {"ok": np.zeros(n, bool), "inner": np.zeros((n, texture.CHIP_SIZE, texture.CHIP_SIZE), np.uint8),
-           "wide": np.zeros((n, texture.CHIP_SIZE, texture.CHIP_SIZE), np.uint8)}
-    for index in range(n):
-        if not folder.faces.found[index]:
-            continue
-        shot = shifted(folder.frames[index], folder.faces, index, variant)
-        if not shot.inside:
-            continue
-        out["ok"][index] = True
-        out["inner"][index] = np.clip(np.rint(texture.grey_chip(shot.image, shot.landmarks)), 0, 255)
-        out["wide"][index] = wide_chip(shot.image, shot.box)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path.with_suffix(".tmp.npz"), **out)
-    path.with_suffix(".tmp.npz").replace(path)
-    return out
-
-
-def standardised(x: np.ndarray) -> torch.Tensor:
-    x = x.astype(np.float32)
-    mean, deviation = x.mean(axis=(1, 2), keepdims=True), x.std(axis=(1, 2), keepdims=True) + 1e-3
-    return torch.from_numpy(((x - mean) / deviation)[:, None])
-
-
-# -- the network ----------------------------------------------------------------------------------
-
-def network(width: int = 16) -> nn.Module:
-    def block(inputs, outputs):
-        return [nn.Conv2d(inputs, outputs, 3, padding=1, bias=False), nn.BatchNorm2d(outputs), nn.ReLU()]
-    return nn.Sequential(*block(1, width), nn.MaxPool2d(2), *block(width, 2 * width), nn.MaxPool2d(2),
-                         *block(2 * width, 4 * width), nn.MaxPool2d(2), *block(4 * width, 4 * width),
-                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.3), nn.Linear(4 * width, 1))
-
-
-def train(x: np.ndarray, attack: np.ndarray, weights: np.ndarray, epochs: int, seed: int) -> nn.Module:
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    net = network()
-    inputs, target = standardised(x), torch.from_numpy(attack.astype(np.float32))
-    weight = torch.from_numpy(weights.astype(np.float32))
-    optimiser = torch.optim.Adam(net.parameters(), 1e-3, weight_decay=1e-4)
-    steps = (len(inputs) + BATCH - 1) // BATCH
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, 3e-3, total_steps=epochs * steps)
-    for epoch in range(epochs):
-        net.train()
-        order, total = rng.permutation(len(inputs)), 0.0
-        for start in range(0, len(inputs), BATCH):
-            rows = order[start:start + BATCH]
-            batch = inputs[rows]
-            if rng.random() < 0.5:
-                batch = batch.flip(3)
-            dy, dx = (int(v) for v in rng.integers(-3, 4, 2))
-            batch = torch.roll(batch, (dy, dx), (2, 3))
-            losses = nn.functional.binary_cross_entropy_with_logits(net(batch).squeeze(1), target[rows], reduction="none")
-            loss = (losses * weight[rows]).sum() / weight[rows].sum()
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            schedule.step()
-            total += loss.item() * len(rows)
-        print(f"    epoch {epoch + 1}/{epochs}: loss {total / len(inputs):.4f}", file=sys.stderr, flush=True)
-    return net.eval()
-
-
-def scores(net: nn.Module, x: np.ndarray) -> np.ndarray:
-    with torch.no_grad():
-        inputs = standardised(x)
-        return torch.cat([net(inputs[i:i + 512]).squeeze(1) for i in range(0, len(inputs), 512)]).numpy()
+    return recipe.chips(folder, variant, cache, makers={"inner": recipe.inner_chip,
+                                                        "wide": lambda shot: wide_chip(shot.image, shot.box)})
 
 
 # -- protocols ----------------------------------------------------------------------------------
@@ -231,10 +168,10 @@ def training_rows(folders: dict, split: dict, kind: str, variants, cache: Path):
     return x, attack, fit.balanced_weights(cells)
 
 
-def native_scores(net: nn.Module, folder, kind: str, cache: Path) -> np.ndarray:
+def native_scores(net, folder, kind: str, cache: Path) -> np.ndarray:
     chip = chips(folder, "native", cache)
     out = np.full(len(folder.frames), np.nan)
-    out[chip["ok"]] = scores(net, chip[kind][chip["ok"]])
+    out[chip["ok"]] = recipe.scores(net, chip[kind][chip["ok"]])
     return out
 
 
@@ -260,14 +197,23 @@ def shipped_cues(folders: dict, split: dict, cache: Path, target: float) -> dict
                                              "context": cues["context"]["threshold"]}}
 
 
+def network_scores(folders: dict, split: dict, kind: str, args, seed: int) -> dict:
+    """{folder: CNN score per frame (NaN without a face)} of the split's network, trained here or read
+    from ``--from-scores``."""
+    if args.from_scores is not None:
+        with np.load(args.from_scores) as saved:
+            return {name: saved[f"{kind}/{seed}/{name}"] for name in folders}
+    x, attack, weights = training_rows(folders, split, kind, trainer.variants(args.augment), args.cache_dir)
+    print(f"  {split['name']} {split.get('fold', '')} ({kind}): {len(x)} training chips", file=sys.stderr, flush=True)
+    net = recipe.train(x, attack, weights, args.epochs, seed)
+    return {name: native_scores(net, folder, kind, args.cache_dir) for name, folder in folders.items()}
+
+
 def run_split(folders: dict, split: dict, kind: str, args, seed: int, fitted: dict) -> dict:
     """Test-side scores of every cue and their thresholds for one split; ``fitted`` keeps the shipped cues
     fitted per split (seed), which do not depend on the chip."""
     started = time.time()
-    x, attack, weights = training_rows(folders, split, kind, trainer.variants(args.augment), args.cache_dir)
-    print(f"  {split['name']} {split.get('fold', '')} ({kind}): {len(x)} training chips", file=sys.stderr, flush=True)
-    net = train(x, attack, weights, args.epochs, seed)
-    cnn = {name: native_scores(net, folder, kind, args.cache_dir) for name, folder in folders.items()}
+    cnn = network_scores(folders, split, kind, args, seed)
     valid = np.concatenate([cnn[name][split["valid"][name]] for name in folders])
     valid_attack = np.concatenate([folders[name].attack[split["valid"][name]] for name in folders])
     found = ~np.isnan(valid)
@@ -275,15 +221,62 @@ def run_split(folders: dict, split: dict, kind: str, args, seed: int, fitted: di
         fitted[seed] = shipped_cues(folders, split, args.cache_dir, args.target_bpcer)
     shipped = fitted[seed]
     thresholds = {"cnn": fit.threshold_for_bpcer(valid[found], valid_attack[found], args.target_bpcer),
-                  **shipped["thresholds"]}
+                  "cnn@boundary": args.boundary, **shipped["thresholds"]}
     name, mask = tested(split)
     rows = mask & ~np.isnan(cnn[name])
-    return {"folder": name, "attack": folders[name].attack[rows], "type": folders[name].attack_type,
-            "scores": {"cnn": cnn[name][rows], **{cue: shipped["scores"][cue][rows] for cue in ("texture", "context")}},
-            "thresholds": thresholds, "seconds": round(time.time() - started, 1)}
+    part = {"folder": name, "attack": folders[name].attack[rows], "type": folders[name].attack_type,
+            "scores": {"cnn": cnn[name][rows], "cnn@boundary": cnn[name][rows],
+                       **{cue: shipped["scores"][cue][rows] for cue in ("texture", "context")}},
+            "thresholds": thresholds, "seconds": round(time.time() - started, 1), "all_scores": cnn}
+    if args.clips:
+        frame_scores = {"cnn": cnn[name], **shipped["scores"]}
+        part["clips"] = clip_counts(folders[name], mask, frame_scores, thresholds, args.boundary)
+    return part
 
 
-COMBINATIONS = (("cnn",), ("texture", "context"), ("cnn", "context"), ("cnn", "texture", "context"))
+CLIP_COMBINATIONS = (("texture", "context", "motion"), ("cnn", "motion"), ("cnn", "context", "motion"),
+                     ("cnn", "texture", "context", "motion"))
+_clips = {}
+
+
+def folder_clips(folder) -> list[dict]:
+    """The folder's captured clips of 15 frames with the motion cue's measures (computed once)."""
+    if folder.name not in _clips:
+        _clips[folder.name] = captured_clips(folder.frames, folder.faces)
+        for clip in _clips[folder.name]:
+            measured(clip)
+    return _clips[folder.name]
+
+
+def clip_counts(folder, mask, scores: dict, thresholds: dict, boundary: float) -> dict:
+    """Per combination of cues: attack clips accepted (live on any frame) and real clips refused (live on
+    none) among the tested clips, judged frame by frame by the daemon's own TrackJudge; the CNN at the
+    fixed boundary, the other frame cues at their fitted thresholds, motion at its shipped settings."""
+    levels = {"texture": thresholds["texture"], "context": thresholds["context"], "cnn": boundary}
+    out = {}
+    for combination in CLIP_COMBINATIONS:
+        frame_cues = [c for c in combination if c != "motion"]
+        liveness = Liveness(texture={"threshold": levels["texture"]} if "texture" in frame_cues else None,
+                            cnn={"threshold": levels["cnn"]} if "cnn" in frame_cues else None,
+                            context=levels["context"] if "context" in frame_cues else None,
+                            motion=motion.MotionSettings() if "motion" in combination else None, window=WINDOW)
+        counts = dict.fromkeys(("attacks", "attacks_accepted", "real", "real_refused"), 0)
+        for clip in folder_clips(folder):
+            if not mask[clip["rows"][0]]:
+                continue
+            judge = liveness.new_track()
+            live = [judge.record(FrameCues({c: float(scores[c][row]) for c in frame_cues}, pairs=pairs,
+                                           measured_on=judge.motion_track), None).live
+                    for row, pairs in zip(clip["rows"], clip["measures"])]
+            key = ("real", "real_refused") if clip["live"] else ("attacks", "attacks_accepted")
+            counts[key[0]] += 1
+            counts[key[1]] += (not any(live)) if clip["live"] else any(live)
+        out["+".join(combination)] = counts
+    return out
+
+
+COMBINATIONS = (("cnn",), ("texture", "context"), ("cnn", "context"), ("cnn", "texture", "context"),
+                ("cnn@boundary",), ("cnn@boundary", "context"), ("cnn@boundary", "texture", "context"))
 
 
 def figures(parts: list[dict], diagnostic: bool) -> dict:
@@ -300,6 +293,10 @@ def figures(parts: list[dict], diagnostic: bool) -> dict:
         # attack scores read as distances from real: roc_auc is then the chance an attack scores above a real face
         out["cnn_auc"] = roc_auc(-cnn, attack) if len(parts) == 1 else None  # folds' scores are not on one scale
         out["cnn_apcer_at_own_5pct"] = float(np.mean(cnn[attack] < own)) if len(parts) == 1 else None
+        out["cnn_auc_per_part"] = [roc_auc(-p["scores"]["cnn"], p["attack"]) for p in parts]
+    if all("clips" in p for p in parts):
+        out["clips"] = {label: {key: sum(p["clips"][label][key] for p in parts) for key in counts}
+                        for label, counts in parts[0]["clips"].items()}
     return out
 
 
@@ -311,13 +308,17 @@ def main(argv=None) -> int:
     if set(folders) != {"nuaa_train", "replay_dev"}:
         raise SystemExit("the folds name nuaa_train's subjects and replay_dev's sources: pass those two folders")
     report = {"settings": {"augment": args.augment, "epochs": args.epochs, "target_bpcer": args.target_bpcer,
-                           "chips": CHIPS, "wide_scale": WIDE_SCALE}, "protocols": {}}
-    fitted = {}
+                           "chips": recipe.CHIPS, "wide_scale": WIDE_SCALE}, "protocols": {}}
+    fitted, saved = {}, {}
     for kind in args.kinds:
         parts_by = {}
         for seed, split in enumerate(splits(folders)):
             part = run_split(folders, split, kind, args, seed, fitted)
             parts_by.setdefault(split["name"], []).append(part)
+            for folder_name, values in part.pop("all_scores").items():
+                saved[f"{kind}/{seed}/{folder_name}"] = values
+            if args.scores:
+                np.savez(args.scores, **saved)
             print(f"  {split['name']} {split.get('fold', '')} ({kind}): {part['seconds']} s; thresholds "
                   + ", ".join(f"{k} {v:.3g}" for k, v in part["thresholds"].items()), file=sys.stderr, flush=True)
         for name, parts in parts_by.items():
@@ -330,6 +331,9 @@ def main(argv=None) -> int:
                 extra = (f"  AUC {row['cnn_auc']:.3f}, own-5% APCER {row['cnn_apcer_at_own_5pct'] * 100:.1f}"
                          if args.diagnostic and row.get("cnn_auc") is not None else "")
                 print(f"{name} ({attack_type}), {kind} chip, APCER/BPCER %: {cells}{extra}", flush=True)
+                for label, c in row.get("clips", {}).items():
+                    print(f"    per clip, {label}: attack clips accepted {c['attacks_accepted']}/{c['attacks']}, "
+                          f"real clips refused {c['real_refused']}/{c['real']}", flush=True)
         if args.json:  # after each chip: a run stopped during the next one keeps these figures
             args.json.write_text(json.dumps(report, indent=2))
     return 0

@@ -67,8 +67,8 @@ def time_cues(folder: Path, limit: int = 60) -> dict:
             observations.append((image, main))
     figures = {"frames": len(observations)}
     for name in liveness.cues:
-        alone = Liveness(**{**liveness.__dict__, **{other: None for other in ("texture", "cnn", "context", "motion", "colour")
-                                                    if other != name}})
+        others = ("texture", "cnn", "context", "motion", "colour")
+        alone = Liveness(**{**liveness.__dict__, **{other: None for other in others if other != name}})
         judge = alone.new_track()
         for image, main in observations[:5]:
             judge.add(image, main)  # warm-up: caches, first allocations

@@ -283,15 +283,17 @@ def train(config: LivenessConfig, echo=print) -> dict:
     out = write_model(model, out)
     echo(f"wrote {out}")
     for cue in ("texture", "context", "texture+context"):
-        entry = validated[cue]
-        text = ", ".join(f"{k} APCER {v['apcer']:.1%}" for k, v in entry.items() if isinstance(v, dict) and "apcer" in v)
-        echo(f"held out, {cue}: {text}; BPCER {entry['real']['bpcer']:.1%}")
+        echo(f"held out, {cue}: {rates(validated[cue])}")
     echo("held out, motion: " + ", ".join(f"{k} {v}" for k, v in motion_validated.items() if isinstance(v, dict)))
     if cnn_entry is not None:
-        entry = cnn_entry["validated"]
-        text = ", ".join(f"{k} APCER {v['apcer']:.1%}" for k, v in entry.items() if isinstance(v, dict) and "apcer" in v)
-        echo(f"held out, cnn: {text}; BPCER {entry['real']['bpcer']:.1%}")
+        echo(f"held out, cnn: {rates(cnn_entry['validated'])}")
     return model
+
+
+def rates(entry: dict) -> str:
+    """'print APCER 1.2%, screen APCER 3.4%; BPCER 5.6%' of a cue's validated figures."""
+    attacks = ", ".join(f"{k} APCER {v['apcer']:.1%}" for k, v in entry.items() if isinstance(v, dict) and "apcer" in v)
+    return f"{attacks}; BPCER {entry['real']['bpcer']:.1%}"
 
 
 def run(config: LivenessConfig, echo=print) -> int:

@@ -51,6 +51,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import torch
 
 from edge import paths
 from edge.bench.metrics import roc_auc
@@ -59,11 +60,13 @@ from edge.liveness.judge import FrameCues, Liveness
 from edge_build.training import liveness as trainer
 from edge_build.training import liveness_cnn as recipe
 from edge_build.training import liveness_fit as fit
+from edge_build.training import liveness_shifts as shifts
 from edge_build.training.liveness_clips import captured_clips, measured
 from edge_build.training.liveness_features import cached
 
 KINDS = ("inner", "wide")
 WIDE_SCALE = 2.2  # box widths across the wide chip
+PROTOCOLS = ("nuaa->replay", "replay->nuaa", "both, group out")
 WINDOW = 5  # frames whose mean score a frame cue judges (the liveness model's default window)
 FOLDS = (("nuaa_train", ("0001", "0004", "0007")), ("nuaa_train", ("0002", "0005", "0008")),
          ("nuaa_train", ("0003", "0006", "0009")), ("replay_dev", ("Dracarys261",)),
@@ -87,6 +90,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--scores", type=Path, help="write every split's CNN scores of both folders here (.npz)")
     parser.add_argument("--from-scores", type=Path, metavar="NPZ",
                         help="take the networks' scores from an earlier run's --scores instead of training")
+    parser.add_argument("--networks", type=Path, metavar="DIR",
+                        help="keep each split's network here (KIND-SPLIT.pt) and reuse one that is there")
+    parser.add_argument("--shifts", nargs="+", default=[], metavar="SHIFT",
+                        choices=[name for name in shifts.SHIFTS if name != "native"],
+                        help="also judge the tested frames under these camera shifts (needs the networks: "
+                             "trained here or kept with --networks)")
+    parser.add_argument("--protocols", nargs="+", choices=PROTOCOLS, default=list(PROTOCOLS), metavar="NAME",
+                        help="run only these protocols (default all: " + ", ".join(PROTOCOLS) + ")")
     parser.add_argument("--clips", action="store_true",
                         help="also judge captured clips of 15 frames per track, as the daemon does (motion cue too)")
     parser.add_argument("--json", type=Path, help="write every figure here")
@@ -193,27 +204,54 @@ def shipped_cues(folders: dict, split: dict, cache: Path, target: float) -> dict
                                    for v, ok in zip(features.texture, features.ok)]),
               "context": np.array([context.attack_score(c) if ok else np.nan
                                    for c, ok in zip(features.context, features.ok)])}
-    return {"scores": scores, "thresholds": {"texture": cues["texture"]["threshold"],
-                                             "context": cues["context"]["threshold"]}}
+    return {"scores": scores, "cues": cues, "thresholds": {"texture": cues["texture"]["threshold"],
+                                                           "context": cues["context"]["threshold"]}}
 
 
-def network_scores(folders: dict, split: dict, kind: str, args, seed: int) -> dict:
-    """{folder: CNN score per frame (NaN without a face)} of the split's network, trained here or read
-    from ``--from-scores``."""
-    if args.from_scores is not None:
-        with np.load(args.from_scores) as saved:
-            return {name: saved[f"{kind}/{seed}/{name}"] for name in folders}
+def split_network(folders: dict, split: dict, kind: str, args, seed: int):
+    """The split's network: kept in ``--networks`` from an earlier run, or trained here (and kept there)."""
+    kept = args.networks / f"{kind}-{seed}.pt" if args.networks is not None else None
+    if kept is not None and kept.exists():
+        net = recipe.network()
+        net.load_state_dict(torch.load(kept))
+        return net.eval()
     x, attack, weights = training_rows(folders, split, kind, trainer.variants(args.augment), args.cache_dir)
     print(f"  {split['name']} {split.get('fold', '')} ({kind}): {len(x)} training chips", file=sys.stderr, flush=True)
     net = recipe.train(x, attack, weights, args.epochs, seed)
+    if kept is not None:
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(net.state_dict(), kept)
+    return net
+
+
+def network_scores(folders: dict, net, kind: str, args, seed: int) -> dict:
+    """{folder: CNN score per frame (NaN without a face)} of the split's network, or read from ``--from-scores``."""
+    if args.from_scores is not None:
+        with np.load(args.from_scores) as saved:
+            return {name: saved[f"{kind}/{seed}/{name}"] for name in folders}
     return {name: native_scores(net, folder, kind, args.cache_dir) for name, folder in folders.items()}
+
+
+def shifted_parts(folder, mask, net, kind: str, cues: dict, args) -> dict:
+    """{shift: {attack, scores: {cnn, texture, context}}} of the tested frames under each ``--shifts``."""
+    out = {}
+    for shift in args.shifts:
+        chip = chips(folder, shift, args.cache_dir)
+        features = cached(folder.frames, folder.faces, shift, args.cache_dir, progress=False)
+        rows = mask & chip["ok"] & features.ok
+        out[shift] = {"attack": folder.attack[rows], "scores": {
+            "cnn": recipe.scores(net, chip[kind][rows]),
+            "texture": np.array([texture.attack_score(v, cues["texture"]["head"]) for v in features.texture[rows]]),
+            "context": np.array([context.attack_score(c) for c in features.context[rows]])}}
+    return out
 
 
 def run_split(folders: dict, split: dict, kind: str, args, seed: int, fitted: dict) -> dict:
     """Test-side scores of every cue and their thresholds for one split; ``fitted`` keeps the shipped cues
     fitted per split (seed), which do not depend on the chip."""
     started = time.time()
-    cnn = network_scores(folders, split, kind, args, seed)
+    net = split_network(folders, split, kind, args, seed) if args.from_scores is None or args.shifts else None
+    cnn = network_scores(folders, net, kind, args, seed)
     valid = np.concatenate([cnn[name][split["valid"][name]] for name in folders])
     valid_attack = np.concatenate([folders[name].attack[split["valid"][name]] for name in folders])
     found = ~np.isnan(valid)
@@ -228,10 +266,20 @@ def run_split(folders: dict, split: dict, kind: str, args, seed: int, fitted: di
             "scores": {"cnn": cnn[name][rows], "cnn@boundary": cnn[name][rows],
                        **{cue: shipped["scores"][cue][rows] for cue in ("texture", "context")}},
             "thresholds": thresholds, "seconds": round(time.time() - started, 1), "all_scores": cnn}
+    if args.shifts:
+        part["shifts"] = shifted_parts(folders[name], mask, net, kind, shipped["cues"], args)
     if args.clips:
         frame_scores = {"cnn": cnn[name], **shipped["scores"]}
         part["clips"] = clip_counts(folders[name], mask, frame_scores, thresholds, args.boundary)
     return part
+
+
+SHIFT_COMBINATIONS = (("cnn",), ("texture", "context"), ("cnn", "texture", "context"))
+
+
+def level(part: dict, cue: str) -> float:
+    """The threshold a shifted frame is judged at: the CNN's boundary, the fitted cues' own."""
+    return part["thresholds"]["cnn@boundary" if cue == "cnn" else cue]
 
 
 CLIP_COMBINATIONS = (("texture", "context", "motion"), ("cnn", "motion"), ("cnn", "context", "motion"),
@@ -294,6 +342,15 @@ def figures(parts: list[dict], diagnostic: bool) -> dict:
         out["cnn_auc"] = roc_auc(-cnn, attack) if len(parts) == 1 else None  # folds' scores are not on one scale
         out["cnn_apcer_at_own_5pct"] = float(np.mean(cnn[attack] < own)) if len(parts) == 1 else None
         out["cnn_auc_per_part"] = [roc_auc(-p["scores"]["cnn"], p["attack"]) for p in parts]
+    for shift in parts[0].get("shifts", {}):
+        attack = np.concatenate([p["shifts"][shift]["attack"] for p in parts])
+        row = {}
+        for combination in SHIFT_COMBINATIONS:
+            refused = np.concatenate([np.any([p["shifts"][shift]["scores"][c] >= level(p, c) for c in combination],
+                                             axis=0) for p in parts])
+            row["+".join(combination)] = {"apcer": float(np.mean(~refused[attack])),
+                                          "bpcer": float(np.mean(refused[~attack]))}
+        out.setdefault("shifts", {})[shift] = row
     if all("clips" in p for p in parts):
         out["clips"] = {label: {key: sum(p["clips"][label][key] for p in parts) for key in counts}
                         for label, counts in parts[0]["clips"].items()}
@@ -313,6 +370,8 @@ def main(argv=None) -> int:
     for kind in args.kinds:
         parts_by = {}
         for seed, split in enumerate(splits(folders)):
+            if split["name"] not in args.protocols:
+                continue
             part = run_split(folders, split, kind, args, seed, fitted)
             parts_by.setdefault(split["name"], []).append(part)
             for folder_name, values in part.pop("all_scores").items():
@@ -331,6 +390,9 @@ def main(argv=None) -> int:
                 extra = (f"  AUC {row['cnn_auc']:.3f}, own-5% APCER {row['cnn_apcer_at_own_5pct'] * 100:.1f}"
                          if args.diagnostic and row.get("cnn_auc") is not None else "")
                 print(f"{name} ({attack_type}), {kind} chip, APCER/BPCER %: {cells}{extra}", flush=True)
+                for shift, cells in row.get("shifts", {}).items():
+                    print(f"    {shift}: " + "  ".join(f"{c.replace('cnn', 'cnn@boundary')} {v['apcer'] * 100:.1f}/"
+                                                       f"{v['bpcer'] * 100:.1f}" for c, v in cells.items()), flush=True)
                 for label, c in row.get("clips", {}).items():
                     print(f"    per clip, {label}: attack clips accepted {c['attacks_accepted']}/{c['attacks']}, "
                           f"real clips refused {c['real_refused']}/{c['real']}", flush=True)

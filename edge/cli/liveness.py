@@ -1,6 +1,7 @@
 """`edge-verify liveness IMG|CLIP...`: a real person, or a print or a screen?"""
 from __future__ import annotations
 
+import argparse
 import json
 
 from edge.cli.common import positive_int
@@ -12,9 +13,9 @@ from edge.vision.image import load_image
 
 HELP = f"""\
 Judge the main face of photos and clips with the liveness cues the daemon uses: the liveness
-model (`edge-verify train liveness`: texture, context and motion cues, cnn with --cnn) and, when one is built,
-the attributes engine's `live` head (the colour cue). Any enabled cue that calls an attack
-refuses, and the verdict names it.
+model (`edge-verify train liveness`: texture, context and motion cues, and cnn with --cnn) and,
+when one is built, the attributes engine's `live` head (the colour cue). Any enabled cue that
+calls an attack refuses, and the verdict names it.
 
 A photo (IMG: .jpg, .png, ...) is one frame: the frame cues judge it alone. A clip (file://clip.avi,
 a video path, or dir://FOLDER of frames) is read frame by frame and judged per track (the main face
@@ -27,15 +28,15 @@ Prints one line per photo or track; with --json one object per input:
   clip:  {{clip, frames, faces, tracks: [{{track, first_frame, last_frame, frames, live, live_frames,
           refused_by, last}}]}}
 Scores are attack scores (higher: more like an attack) for texture and context, the attack logit
-for cnn, the probability
-of `live` for colour, and the call (live, attack, deciding, undecided) for motion.
-Cues: {', '.join(CUES)}. Exit status: 0 when every input was read, 1 when one is unreadable.
+for cnn, the probability of `live` for colour, and the call (live, attack, deciding, undecided)
+for motion. Cues: {', '.join(CUES)}.
+Exit status: 0 when every input was read, 1 when one is unreadable.
 """
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("liveness", help="is the face a real person, or a print or a screen?",
-                                   description=HELP)
+                                   description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("inputs", nargs="+", metavar="IMG|CLIP", help="photos, video files or file:// / dir:// URIs")
     parser.add_argument("--json", action="store_true", help="print JSON (see above)")
     parser.add_argument("--cues", default="auto", metavar="LIST",

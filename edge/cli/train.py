@@ -69,8 +69,8 @@ real faces rejected). The figures are printed and stored in the checkpoint and t
 
 
 LIVENESS_HELP = """\
-Fit the liveness cues (texture, context, motion; cnn with --cnn) on folders of real and attack frames, and
-write the liveness model the daemon and `edge-verify liveness` use:
+Fit the liveness cues (texture, context, motion; cnn with --cnn) on folders of real and attack
+frames, and write the liveness model the daemon and `edge-verify liveness` use:
 
   edge-verify train liveness --data ../shared/datasets/nuaa_train=print \\
                              --data ../shared/datasets/replay_dev=screen

@@ -1,10 +1,11 @@
-"""Experiment (issue 14): a small grey CNN as the texture cue, across datasets.
+"""The cnn liveness cue (issue 14) across datasets: a small grey CNN beside the texture cue.
 
-The shipped texture cue is a logistic head on hand-made grey features (LBP,
-spectrum bands, blur ratios); across folders it catches almost nothing. This
-benchmark asks whether a learned one does better: a four-block CNN (16-32-64-64
-channels, batch norm, global average pool, 60,465 weights) reads a 64 px
-grey chip of the face and says attack or real. Two chips:
+The texture cue is a logistic head on hand-made grey features (LBP, spectrum
+bands, blur ratios); across folders it catches almost nothing. This benchmark
+measures the learned one (its recipe: edge_build.training.liveness_cnn): a
+four-block CNN (16-32-64-64 channels, batch norm, global average pool, 60,465
+weights) reads a 64 px grey chip of the face and says attack or real. Two
+chips (the shipped cue reads ``inner``):
 
 * ``inner``: the texture cue's own chip (edge.liveness.texture.grey_chip: the
   inner face aligned on the five landmarks, area-shrunk first);
@@ -31,15 +32,20 @@ CNN's training (the training side's cues use the same budget per cue):
   frames of each replay source not tested); test frames pooled per attack type.
 
 Reported per frame, native frames, APCER (attacks accepted) / BPCER (real faces
-refused): ``cnn`` alone; ``texture+context`` (the shipped cues, fitted on the
-same training side by `edge-verify train liveness`'s recipe); ``cnn+context``
-and ``cnn+texture+context`` (refused when any cue refuses: the daemon's rule).
-``--diagnostic`` adds the ROC AUC and the APCER at the test side's own 5 %
-BPCER threshold, which no kiosk could choose: they say how far a threshold
-chosen elsewhere is from what the scores could separate.
+refused): ``cnn`` alone at that validation threshold; ``cnn@boundary`` alone at
+``--boundary`` (logit 0, the balanced loss's decision boundary: the shipped cue's
+threshold); ``texture+context`` (the shipped cues, fitted on the same training
+side by `edge-verify train liveness`'s recipe); and the CNN with them (refused
+when any cue refuses: the daemon's rule). ``--diagnostic`` adds the ROC AUC and
+the APCER at the test side's own 5 % BPCER threshold, which no kiosk could
+choose: they say how far a threshold chosen elsewhere is from what the scores
+could separate. ``--shifts`` judges the tested frames under camera shifts,
+``--clips`` judges captured clips of 15 frames with the daemon's track judge
+(the CNN at the boundary, texture, context, motion). ``--scores``/``--from-scores``
+and ``--networks`` keep a run's scores or networks for such later runs.
 
     EDGE_VERIFY_HOME=... python benchmarks/liveness_cnn.py --nuaa ../shared/datasets/nuaa_train \\
-        --replay ../shared/datasets/replay_dev --json liveness-cnn.json
+        --replay ../shared/datasets/replay_dev --kinds inner --networks nets --json liveness-cnn.json
 """
 from __future__ import annotations
 

@@ -131,10 +131,16 @@ def wide_chip(image: np.ndarray, box: np.ndarray, size: int = texture.CHIP_SIZE)
                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
+def wide_of(shot) -> np.ndarray:
+    return wide_chip(shot.image, shot.box)
+
+
+MAKERS = {"inner": recipe.inner_chip, "wide": wide_of}  # both chips, cached together
+
+
 def chips(folder, variant: str, cache: Path) -> dict:
     """Both chips of every frame's main face under ``variant`` (named shift or augment-<k>), cached."""
-    return recipe.chips(folder, variant, cache, makers={"inner": recipe.inner_chip,
-                                                        "wide": lambda shot: wide_chip(shot.image, shot.box)})
+    return recipe.chips(folder, variant, cache, makers=MAKERS)
 
 
 # -- protocols ----------------------------------------------------------------------------------
@@ -170,19 +176,11 @@ def splits(folders: dict) -> list[dict]:
 
 
 def training_rows(folders: dict, split: dict, kind: str, variants, cache: Path):
-    x, attack, cells = [], [], []
-    for name, folder in folders.items():
-        if split["train_only"] not in (None, name):
-            continue
-        keep = ~split["test"][name] & ~split["valid"][name]
-        for variant in variants:
-            chip = chips(folder, variant, cache)
-            rows = keep & chip["ok"]
-            x.append(chip[kind][rows])
-            attack.append(folder.attack[rows])
-            cells.append(np.char.add(f"{name}/", np.where(folder.attack[rows], "attack", "real")))
-    x, attack, cells = np.concatenate(x), np.concatenate(attack), np.concatenate(cells)
-    return x, attack, fit.balanced_weights(cells)
+    """Chips, attack flags and balanced weights of the split's training side (neither tested nor validation)."""
+    parts = [(folder, ~split["test"][name] & ~split["valid"][name]) for name, folder in folders.items()
+             if split["train_only"] in (None, name)]
+    x, attack, weights, _ = recipe.rows(parts, variants, cache, kind=kind, makers=MAKERS)
+    return x, attack, weights
 
 
 def native_scores(net, folder, kind: str, cache: Path) -> np.ndarray:

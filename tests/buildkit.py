@@ -108,5 +108,4 @@ def constant_cnn(models: Path, logit: float) -> dict:
         net[-1].weight.zero_()
         net[-1].bias.fill_(logit)
     path = liveness_cnn.export(net.eval(), Path(models) / cnn.FILE_NAME)
-    return {"features": cnn.FEATURES, "file": path.name, "sha256": cnn.sha256(path), "input": cnn.INPUT,
-            "output": cnn.OUTPUT, "threshold": 0.0, "validated": {"print": {"apcer": 0.1}}}
+    return liveness_cnn.model_entry(path, 0.0, validated={"print": {"apcer": 0.1}})

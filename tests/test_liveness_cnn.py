@@ -28,8 +28,7 @@ def trained(tmp_path_factory):
     net = liveness_cnn.train(x, attack, np.ones(80), epochs=6, seed=0, echo=lambda text: None)
     folder = tmp_path_factory.mktemp("cnn")
     path = liveness_cnn.export(net, folder / cnn.FILE_NAME)
-    entry = {"features": cnn.FEATURES, "file": path.name, "sha256": cnn.sha256(path), "input": cnn.INPUT,
-             "output": cnn.OUTPUT, "threshold": 0.0}
+    entry = liveness_cnn.model_entry(path, 0.0)
     return net, path, entry, x
 
 

@@ -130,7 +130,7 @@ def held_out_figures(folders: list[Folder], config: LivenessConfig, cache: Path)
     """Per cue and attack type: each group judged by cues fitted and thresholded without it (native frames)."""
     groups = sorted(set(np.concatenate([folder.groups for folder in folders])))
     refused = {"texture": [], "context": [], "texture+context": []}
-    truth, types = [], []
+    types = []
     for group in groups:
         train = [(folder, folder.groups != group) for folder in folders]
         test = [(folder, folder.groups == group) for folder in folders]
@@ -143,20 +143,22 @@ def held_out_figures(folders: list[Folder], config: LivenessConfig, cache: Path)
         refused["texture"].append(tex)
         refused["context"].append(ctx)
         refused["texture+context"].append(tex | ctx)
-        truth.append(held["attack"])
         types.append(held["types"])
-    truth, types = np.concatenate(truth), np.concatenate(types)
-    out = {}
-    for cue, flags in refused.items():
-        flags = np.concatenate(flags)
-        entry = {"protocol": f"leave one group out over {len(groups)} groups (subjects or sources), frames as captured"}
-        for attack_type in sorted(set(types) - {"none"}):
-            attacks = types == attack_type
-            entry[attack_type] = {"apcer": float(np.mean(~flags[attacks])), "attacks": int(attacks.sum())}
-        real = types == "none"
-        entry["real"] = {"bpcer": float(np.mean(flags[real])), "real": int(real.sum())}
-        out[cue] = entry
-    return out
+    types = np.concatenate(types)
+    protocol = f"leave one group out over {len(groups)} groups (subjects or sources), frames as captured"
+    return {cue: by_attack_type(np.concatenate(flags), types, protocol) for cue, flags in refused.items()}
+
+
+def by_attack_type(refused: np.ndarray, types: np.ndarray, protocol: str) -> dict:
+    """A cue's validated entry: APCER per attack type and BPCER of the frames it ``refused`` (bool per frame;
+    ``types``: each frame's attack type, "none" for real)."""
+    entry = {"protocol": protocol}
+    for attack_type in sorted(set(types) - {"none"}):
+        attacks = types == attack_type
+        entry[attack_type] = {"apcer": float(np.mean(~refused[attacks])), "attacks": int(attacks.sum())}
+    real = types == "none"
+    entry["real"] = {"bpcer": float(np.mean(refused[real])), "real": int(real.sum())}
+    return entry
 
 
 def cnn_figures(folders: list[Folder], config: LivenessConfig, cache: Path, echo) -> dict:
@@ -176,15 +178,9 @@ def cnn_figures(folders: list[Folder], config: LivenessConfig, cache: Path, echo
     if not refused:
         raise ConfigError("the cnn cue's folds left no fold with both real and attack frames to fit on; "
                           "give more groups (subjects or sources) or fewer --cnn-folds")
-    flags, types = np.concatenate(refused), np.concatenate(types)
-    entry = {"protocol": f"{config.cnn_folds} folds of every folder's groups (subjects or sources), each judged by "
-                         "a network fitted without it, frames as captured, threshold at the decision boundary"}
-    for attack_type in sorted(set(types) - {"none"}):
-        attacks = types == attack_type
-        entry[attack_type] = {"apcer": float(np.mean(~flags[attacks])), "attacks": int(attacks.sum())}
-    real = types == "none"
-    entry["real"] = {"bpcer": float(np.mean(flags[real])), "real": int(real.sum())}
-    return entry
+    return by_attack_type(np.concatenate(refused), np.concatenate(types),
+                          f"{config.cnn_folds} folds of every folder's groups (subjects or sources), each judged by "
+                          "a network fitted without it, frames as captured, threshold at the decision boundary")
 
 
 def fit_cnn(folders: list[Folder], config: LivenessConfig, cache: Path, network_path: Path, echo) -> dict:
@@ -197,9 +193,8 @@ def fit_cnn(folders: list[Folder], config: LivenessConfig, cache: Path, network_
     scratch = network_path.with_name(network_path.name + ".tmp")
     liveness_cnn.export(net, scratch)
     scratch.replace(network_path)
-    return {"features": cnn.FEATURES, "file": network_path.name, "sha256": cnn.sha256(network_path),
-            "input": cnn.INPUT, "output": cnn.OUTPUT, "threshold": liveness_cnn.BOUNDARY, "epochs": config.cnn_epochs,
-            "augment": config.cnn_augment, "validated": validated}
+    return liveness_cnn.model_entry(network_path, epochs=config.cnn_epochs, augment=config.cnn_augment,
+                                    validated=validated)
 
 
 def tally(calls) -> dict:

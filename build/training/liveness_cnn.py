@@ -34,6 +34,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from edge.engines.manifest import file_sha256
 from edge.liveness import cnn as runtime
 from edge_build import onnx_export
 from edge_build.training import liveness_fit as fit
@@ -145,17 +146,24 @@ def export(net: nn.Module, path: Path) -> Path:
     return onnx_export.export_onnx(net, CONTRACT, path)
 
 
+def model_entry(network_path: Path, threshold: float = BOUNDARY, **extra) -> dict:
+    """The liveness model's ``cnn`` entry for the network file at ``network_path`` (named with its SHA-256)."""
+    return {"features": runtime.FEATURES, "file": Path(network_path).name, "sha256": file_sha256(network_path),
+            "input": runtime.INPUT, "output": runtime.OUTPUT, "threshold": threshold, **extra}
+
+
 # -- training rows ------------------------------------------------------------------------------------
 
-def rows(parts, variants, cache: Path, progress: bool = False) -> tuple:
-    """Chips, attack flags, balanced weights and attack types ("none" for real) of [(Folder, row mask)]
-    over ``variants``."""
+def rows(parts, variants, cache: Path, progress: bool = False, kind: str = "inner",
+         makers: dict | None = None) -> tuple:
+    """Chips of ``kind`` (made by ``makers``, see chips), attack flags, balanced weights and attack types
+    ("none" for real) of [(Folder, row mask)] over ``variants``."""
     x, attack, cells, types = [], [], [], []
     for folder, mask in parts:
         for variant in variants:
-            chip = chips(folder, variant, cache, progress=progress)
+            chip = chips(folder, variant, cache, makers, progress)
             keep = mask & chip["ok"]
-            x.append(chip["inner"][keep])
+            x.append(chip[kind][keep])
             attack.append(folder.attack[keep])
             cells.append(np.char.add(f"{folder.name}/", np.where(folder.attack[keep], "attack", "real")))
             types.append(np.where(folder.attack[keep], folder.attack_type, "none"))

@@ -22,6 +22,16 @@ def session_options(threads: int | None):
     return options
 
 
+def cpu_session(path: str | os.PathLike, threads: int | None):
+    """An ONNX Runtime session of ``path`` on the CPU provider, or EngineError saying why not."""
+    import onnxruntime as ort
+
+    try:
+        return ort.InferenceSession(os.fspath(path), session_options(threads), providers=["CPUExecutionProvider"])
+    except Exception as error:  # onnxruntime raises its own untyped errors
+        raise EngineError(f"onnxruntime cannot load {path}: {error}") from error
+
+
 class OnnxRuntimeEngine:
     """One ONNX model on the CPU. ``run`` takes the inputs in manifest order and
     returns the outputs in manifest order."""
@@ -32,10 +42,7 @@ class OnnxRuntimeEngine:
         if manifest.get("backend") != "onnxruntime":
             raise ManifestMismatch(f"{path}: manifest backend is {manifest.get('backend')!r}, not onnxruntime")
         check_runtime(manifest, running_version=ort.__version__)
-        try:
-            self.session = ort.InferenceSession(os.fspath(path), session_options(threads), providers=["CPUExecutionProvider"])
-        except Exception as error:  # onnxruntime raises its own untyped errors
-            raise EngineError(f"onnxruntime cannot load {path}: {error}") from error
+        self.session = cpu_session(path, threads)
         self.manifest = manifest
         self.input_names = [spec["name"] for spec in manifest["inputs"]]
         self.output_names = [spec["name"] for spec in manifest["outputs"]]

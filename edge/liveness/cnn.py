@@ -17,13 +17,12 @@ that a Jetson needs no TensorRT engine for it.
 """
 from __future__ import annotations
 
-import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
 
-from edge.exc import EngineError, ManifestMismatch
+from edge.engines.manifest import file_sha256
+from edge.exc import ManifestMismatch
 from edge.liveness import texture
 
 FEATURES = "grey-chip-cnn-v1"  # the chip, its rounding and standardisation, one attack logit
@@ -49,34 +48,20 @@ def standardise(chips: np.ndarray) -> np.ndarray:
     return ((x - mean) / deviation)[:, None]
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 class Network:
     """The cue's ONNX network, checked against the liveness model's entry."""
 
     def __init__(self, path: Path, entry: dict, threads: int = 1):
-        import onnxruntime as ort
-
-        from edge.engines.onnxrt import session_options
+        from edge.engines.onnxrt import cpu_session
 
         path = Path(path)
         if not path.is_file():
             raise ManifestMismatch(f"the liveness model's cnn cue needs {path}, which is missing; train the model "
                                    "again with `edge-verify train liveness --cnn` (the file and the model go together)")
-        if sha256(path) != entry.get("sha256"):
+        if file_sha256(path) != entry.get("sha256"):
             raise ManifestMismatch(f"{path} is not the network the liveness model's cnn threshold was chosen for "
                                    "(SHA-256 differs); train again with `edge-verify train liveness --cnn`")
-        try:
-            self.session = ort.InferenceSession(os.fspath(path), session_options(threads),
-                                                providers=["CPUExecutionProvider"])
-        except Exception as error:  # onnxruntime raises its own untyped errors
-            raise EngineError(f"onnxruntime cannot load {path}: {error}") from error
+        self.session = cpu_session(path, threads)
         inputs = [(i.name, list(i.shape)[1:]) for i in self.session.get_inputs()]
         outputs = [o.name for o in self.session.get_outputs()]
         if inputs != [(INPUT, [1, CHIP_SIZE, CHIP_SIZE])] or outputs != [OUTPUT]:

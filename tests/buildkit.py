@@ -109,3 +109,13 @@ def constant_cnn(models: Path, logit: float) -> dict:
         net[-1].bias.fill_(logit)
     path = liveness_cnn.export(net.eval(), Path(models) / cnn.FILE_NAME)
     return liveness_cnn.model_entry(path, 0.0, validated={"print": {"apcer": 0.1}})
+
+
+def cnn_only_liveness(models: Path, logit: float) -> Path:
+    """A liveness model in ``models`` with the cnn cue alone, its network saying ``logit`` (>= 0: an attack)
+    for every face; returns the model's path."""
+    from edge.liveness.model import FORMAT, write_model
+
+    Path(models).mkdir(parents=True, exist_ok=True)
+    return write_model({"format": FORMAT, "window": 5, "cues": {"cnn": constant_cnn(models, logit)}},
+                       Path(models) / "liveness.json")

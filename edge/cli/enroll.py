@@ -13,6 +13,7 @@ from edge.daemon import config
 from edge.daemon.share import socket_path
 from edge.enroll.capture import MIN_GOOD, enroll, image_shots
 from edge.enroll.kiosk import kiosk_frames
+from edge.enroll.liveness_check import door_cues
 from edge.enroll.poses import PER_POSE, pose_plan
 from edge.exc import ConfigError
 from edge.gallery import authorise, open_gallery
@@ -49,6 +50,13 @@ under another name; --force is recorded in the audit log). Frames that show more
 than one person are always refused; --force does not change that. An enrolled
 NAME is refused unless --append (more templates for that person, e.g. with
 glasses); appended frames that do not look like that person are refused.
+
+At the camera, each good frame is also judged by the door's liveness cues (the
+liveness model and [liveness] cues of the config, as the daemon loads them).
+When at least half of the stored frames are called attacks, enrollment warns
+that the door will likely refuse this person at this camera and in this light,
+naming the cue, and stores them anyway; each template's quality note keeps its
+frame's verdict (`gallery show NAME`). Photos are not judged.
 The gallery and its key are created on first use under $EDGE_VERIFY_HOME
 (or --gallery/--key); keep the key file private and backed up.
 """
@@ -108,7 +116,7 @@ def run(args) -> int:
             open_gallery(gallery_path, args.key, create=True, actor=actor) as gallery:
         result = enroll(args.name, pipeline, gallery, frames, count=args.count, force=args.force, append=args.append,
                         actor=actor, min_count=args.min_count, report=progress, decision=settings.decision,
-                        poses=poses_for(args), per_pose=args.per_pose)
+                        poses=poses_for(args), per_pose=args.per_pose, liveness=liveness_for(args, settings, pipeline))
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
     else:
@@ -125,6 +133,11 @@ def frames_for(args, actor: str, settings):
     path = args.daemon_socket or socket_path(settings)
     return kiosk_frames(args.camera, path, actor, f"enrollment of {args.name}", args.timeout, args.interval,
                         report=progress)
+
+
+def liveness_for(args, settings, pipeline):
+    """The door's frame cues, to judge camera frames with; photos are not judged (a scan is a print)."""
+    return None if args.images else door_cues(settings, pipeline, progress)
 
 
 def poses_for(args):

@@ -43,6 +43,7 @@ from edge.enroll.capture import DEFAULT_COUNT, enroll
 from edge.enroll.coverage import describe, person_coverage, verdict_words
 from edge.enroll.identify import identify_rgb
 from edge.enroll.kiosk import DAEMON, kiosk_frames
+from edge.enroll.liveness_check import door_cues
 from edge.enroll.poses import PER_POSE, PoseProgress, pose_plan
 from edge.enroll.quality import MAX_YAW_DEG, MIN_SHARPNESS
 from edge.exc import EdgeVerifyError, GalleryError, SourceError
@@ -265,7 +266,8 @@ class KioskConsole(ConsoleApp):
                           ENROLL_INTERVAL_S, report=report, stop=stop) as frames, \
                 open_gallery(self.gallery_path, self.key_path, create=True, actor=actor) as gallery:
             result = enroll(name, pipeline, gallery, frames, count=count, actor=actor, report=report,
-                            decision=self.settings.decision, poses=plan, per_pose=PER_POSE, progress=poses)
+                            decision=self.settings.decision, poses=plan, per_pose=PER_POSE, progress=poses,
+                            liveness=door_cues(self.settings, pipeline, report))
             return result, self.coverage(gallery, [result.name])[result.name]
 
     def enroll_cancel(self, request: Request) -> Response:

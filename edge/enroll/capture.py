@@ -36,6 +36,7 @@ import numpy as np
 
 from edge.daemon.decision import DEFAULT_STRANGER_RATE, combined_cohort, door_threshold, match_probe
 from edge.daemon.tracking import combine
+from edge.enroll.liveness_check import frame_note, refusal_warning
 from edge.enroll.one_person import check_frames
 from edge.enroll.poses import PER_POSE, PoseProgress, choose_templates
 from edge.enroll.quality import assess, pose
@@ -101,7 +102,7 @@ def quiet(message: str) -> None:
 def enroll(name: str, pipeline, gallery, frames: Iterable, count: int = DEFAULT_COUNT, force: bool = False,
            append: bool = False, actor: str | None = None, min_count: int = MIN_GOOD,
            report: Callable[[str], None] = quiet, decision: dict | None = None, poses: list | None = None,
-           per_pose: int = PER_POSE, progress: PoseProgress | None = None) -> EnrollResult:
+           per_pose: int = PER_POSE, progress: PoseProgress | None = None, liveness=None) -> EnrollResult:
     """Capture ``count`` good frames from ``frames`` and enroll them as ``name`` in one transaction.
 
     ``frames``: Shots, (label, RGB image) pairs, or bare RGB images. Stops at
@@ -114,7 +115,9 @@ def enroll(name: str, pipeline, gallery, frames: Iterable, count: int = DEFAULT_
     kiosk's door would do; None: the defaults. ``poses`` (edge.enroll.poses.pose_plan): ask for
     these poses in turn, ``per_pose`` good frames each, and keep the ``count`` that add the most
     (edge.enroll.poses.choose_templates); a pose not given is a warning. ``progress``: a PoseProgress of
-    ``poses`` that the capture keeps up to date, for a screen to show (the console's).
+    ``poses`` that the capture keeps up to date, for a screen to show (the console's). ``liveness``: the
+    door's cues (edge.liveness.judge.Liveness), to judge each good frame and warn when the door would
+    likely refuse this person (edge.enroll.liveness_check); None for photos.
     """
     name = check_name(name)
     if count < 1:
@@ -126,12 +129,13 @@ def enroll(name: str, pipeline, gallery, frames: Iterable, count: int = DEFAULT_
                            "or remove the person first (`edge-verify gallery remove`)")
     warnings: list[str] = []
     if poses:
-        vectors, quality, rejected, seen, missed = capture_poses(pipeline, frames, poses, report, per_pose, progress)
+        vectors, quality, rejected, seen, missed = capture_poses(pipeline, frames, poses, report, per_pose, progress,
+                                                                 liveness)
         if missed:
             warnings.append(f"not covered: {', '.join(missed)} (add them later with --append)")
             report(f"warning: {warnings[-1]}")
     else:
-        vectors, quality, rejected, seen = capture(pipeline, frames, count, report)
+        vectors, quality, rejected, seen = capture(pipeline, frames, count, report, liveness)
     if len(vectors) < needed:
         raise EnrollmentError(shortfall(len(vectors), needed, seen, rejected))
     threshold = float(pipeline.threshold)
@@ -145,6 +149,11 @@ def enroll(name: str, pipeline, gallery, frames: Iterable, count: int = DEFAULT_
         report(f"keeping the {count} of {len(matrix)} good frames that cover the face best: "
                f"{', '.join(quality[row]['frame'] for row in kept)}")
         matrix, quality = matrix[kept], [quality[row] for row in kept]
+    if liveness is not None:
+        refusal = refusal_warning(name, [note.get("liveness") for note in quality])
+        if refusal is not None:
+            warnings.append(refusal)
+            report(f"warning: {refusal}")
     details: dict = {}
     names, index, gallery_matrix = gallery.load_matrix(embedding_space(pipeline.manifest))
     if append and name in names:
@@ -166,7 +175,7 @@ def enroll(name: str, pipeline, gallery, frames: Iterable, count: int = DEFAULT_
     return EnrollResult(name, stored, seen, append and name in enrolled, rejected, quality, warnings)
 
 
-def capture(pipeline, frames: Iterable, count: int, report) -> tuple[list, list, list, int]:
+def capture(pipeline, frames: Iterable, count: int, report, liveness=None) -> tuple[list, list, list, int]:
     """Judge frames until ``count`` pass: (embeddings, quality notes, rejections, frames seen)."""
     vectors, quality, rejected, seen = [], [], [], 0
     for seen, shot in enumerate(as_shots(frames), start=1):
@@ -181,7 +190,7 @@ def capture(pipeline, frames: Iterable, count: int, report) -> tuple[list, list,
             report(f"{shot.label}: rejected: {reason}")
             continue
         vectors.append(vector)
-        quality.append({"frame": shot.note or shot.label, **verdict.measures})
+        quality.append({"frame": shot.note or shot.label, **verdict.measures, **live_note(liveness, shot, verdict)})
         report(f"{shot.label}: good ({len(vectors)}/{count} good frames)")
         if len(vectors) >= count:
             break
@@ -203,7 +212,7 @@ def judge_shot(pipeline, shot, rejected: list, report: Callable[[str], None]):
 
 
 def capture_poses(pipeline, shots: Iterable, plan: list, report: Callable[[str], None], per_pose: int = PER_POSE,
-                  progress: PoseProgress | None = None) -> tuple[list, list, list, int, list]:
+                  progress: PoseProgress | None = None, liveness=None) -> tuple[list, list, list, int, list]:
     """Take ``per_pose`` good frames of each pose in turn from ``shots`` (edge.enroll.capture.Shot).
 
     Returns (embeddings, quality notes with "pose", rejections, frames seen, poses missed). A good frame
@@ -247,7 +256,8 @@ def capture_poses(pipeline, shots: Iterable, plan: list, report: Callable[[str],
                 rejected.append(Rejection(shot.label, [f"the same picture as good frame {copy + 1}"]))
                 continue
             vectors.append(vector)
-            quality.append({"frame": shot.note or shot.label, "pose": wanted.name, **verdict.measures})
+            quality.append({"frame": shot.note or shot.label, "pose": wanted.name, **verdict.measures,
+                            **live_note(liveness, shot, verdict)})
             taken += 1
             progress.took(number - 1)
             report(f"{shot.label}: good, {wanted.name} ({taken}/{per_pose})")
@@ -258,6 +268,13 @@ def capture_poses(pipeline, shots: Iterable, plan: list, report: Callable[[str],
             report(f"no frame of {wanted.name} ({why}): going on without it")
         progress.ended(number - 1, why)
     return vectors, quality, rejected, seen, missed
+
+
+def live_note(liveness, shot: Shot, verdict) -> dict:
+    """{"liveness": the door's frame cues on this good frame} when asked, else nothing."""
+    if liveness is None:
+        return {}
+    return {"liveness": frame_note(liveness, shot.image, verdict.face, verdict.chip)}
 
 
 def same_picture(vector: np.ndarray, kept: list) -> int | None:

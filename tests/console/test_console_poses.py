@@ -14,6 +14,7 @@ from pathlib import Path
 
 import cv2
 import pytest
+from buildkit import cnn_only_liveness
 from consolekit import Client, kiosk_settings, serve_console
 from daemonkit import face_frame
 
@@ -35,9 +36,11 @@ def looks(photo: int, count: int, first: int = 0) -> list[tuple[int, int]]:
     return [(photo, SHIFTS[first + index]) for index in range(count)]
 
 
-def enroll_through_console(tmp_path, gallery_files, pipeline, camera: str, form: dict) -> tuple[dict, Client]:
+def enroll_through_console(tmp_path, gallery_files, pipeline, camera: str, form: dict,
+                           **settings) -> tuple[dict, Client]:
     gallery, key = gallery_files
-    running = serve_console(tmp_path, kiosk_settings(tmp_path, gallery, key, source=camera), pipeline=pipeline)
+    running = serve_console(tmp_path, kiosk_settings(tmp_path, gallery, key, source=camera, **settings),
+                            pipeline=pipeline)
     try:
         client = Client(running)
         client.login()
@@ -114,6 +117,18 @@ def test_a_clip_that_never_turns_reports_the_missing_poses_in_words(tmp_path, ga
     assert f'<p id="person-coverage" class="coverage partial">{verdict}</p>' in progress["person"].replace(
         "&#x27;", "'")
     assert add.strip().removeprefix("add: ") in progress["person"].replace("&#x27;", "'").replace("&quot;", '"')
+
+
+def test_the_console_warns_when_the_doors_liveness_cues_would_refuse_the_person(tmp_path, gallery_files, pipeline,
+                                                                              fetched_home):
+    cnn_only_liveness(fetched_home / "models", 6.0)  # the door's cnn cue calls every face an attack
+    camera = stills(tmp_path / "camera", looks(FRONT, 3) + looks(LEFT, 3) + looks(RIGHT, 3))
+    progress, _ = enroll_through_console(tmp_path, gallery_files, pipeline, camera,
+                                         {"name": "George Bush", "count": "5"}, **{"decision.liveness": "auto"})
+    assert progress["state"] == "done", progress.get("error")
+    warnings = [line for line in progress["verdicts"] if line.startswith("Warning: the door's liveness cues")]
+    assert warnings and warnings[0].startswith("Warning: the door's liveness cues call 5 of 5 of George Bush's "
+                                               "frames an attack (cnn on 5)")
 
 
 def test_the_console_keeps_no_coverage_measure_of_its_own():

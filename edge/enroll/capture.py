@@ -25,6 +25,10 @@ Checks before writing:
     have taken none of them for anyone;
   * with ``append``, they look like the person already enrolled under that name
     (always refused otherwise: remove the person and enroll them again).
+
+Camera frames are also judged by the door's liveness cues when the caller
+passes them: a warning, never a refusal, when the door would likely refuse
+this person at this camera (edge.enroll.liveness_check).
 """
 from __future__ import annotations
 

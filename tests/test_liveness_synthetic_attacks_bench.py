@@ -1,0 +1,55 @@
+"""benchmarks/liveness_synthetic_attacks.py counts what the product's own judgement says, clip by clip.
+
+A folder laid out as LFW (images/<person>/<photo>.jpg) of the committed fixture photos; the home's
+liveness model is a cnn cue whose network says one logit for every face (tests/buildkit.py), so each
+count is known: an attack network refuses every clip and photo, a live one passes them."""
+from __future__ import annotations
+
+import json
+
+import pytest
+from buildkit import cnn_only_liveness, load_benchmark
+
+BENCH = load_benchmark("liveness_synthetic_attacks")
+
+
+@pytest.fixture
+def lfw(tmp_path, face_images):
+    for person, paths in face_images.items():
+        folder = tmp_path / "lfw" / "images" / person
+        folder.mkdir(parents=True)
+        for path in paths:
+            (folder / path.name).symlink_to(path)
+    return tmp_path / "lfw"
+
+
+def run(tmp_path, lfw, logit: float) -> dict:
+    cnn_only_liveness(tmp_path / "home" / "models", logit)
+    out = tmp_path / f"figures{logit}.json"
+    assert BENCH.main(["--lfw", str(lfw), "--clips", "4", "--frames", "8", "--photos", "2", "--json", str(out)]) == 0
+    return json.loads(out.read_text())["cue_sets"]["auto"]
+
+
+def test_an_attack_network_refuses_every_clip_and_photo(fetched_home, tmp_path, lfw):
+    result = run(tmp_path, lfw, 6.0)
+    assert result["cues"] == ["cnn"]
+    tally = result["tally"]
+    assert sorted(tally) == ["phone moving", "phone still", "print moving", "print still"]
+    assert all(counts["clips"] == 1 and counts["accepted"] == 0 for counts in tally.values())
+    assert all(clip["refused_by"].get("cnn", 0) >= 1 for clip in result["clips"] if clip["faces"])
+    assert result["photo_tally"] == {"photos": 2, "refused": 2, "refused_by": {"cnn": 2}}
+    # every clip and photo is another person: the photos are of people no clip shows
+    shown = {clip["source"].rsplit("_", 1)[0] for clip in result["clips"]}
+    assert len(shown) == 4 and not shown & {photo["photo"].rsplit("_", 1)[0] for photo in result["photos"]}
+
+
+def test_a_live_network_passes_every_clip_with_a_face(fetched_home, tmp_path, lfw):
+    result = run(tmp_path, lfw, -6.0)
+    window = 5  # the model's
+    judged = [clip for clip in result["clips"] if clip["longest_track"] >= window]
+    assert {clip["hand"] for clip in judged} >= {"still"}, "no still clip gave a full track"
+    assert all(clip["live"] for clip in judged)
+    short = [clip for clip in result["clips"] if clip["longest_track"] < window]
+    assert not any(clip["live"] for clip in short)
+    assert sum(counts["short"] for counts in result["tally"].values()) == len(short)
+    assert result["photo_tally"]["refused"] == 0

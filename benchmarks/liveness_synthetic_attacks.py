@@ -49,7 +49,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from edge.exc import EdgeVerifyError
+from edge.exc import EdgeVerifyError, ImageError
 from edge.liveness.check import judge_clip, judge_photo
 from edge.liveness.judge import load_liveness
 from edge.pipeline import FacePipeline
@@ -74,6 +74,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--groups", help="comma-separated groups of --real (subjects or sources) to judge")
     parser.add_argument("--photos", type=int, default=0,
                         help="also judge this many LFW photos of other people as single real frames (default 0)")
+    parser.add_argument("--exclude", type=Path, action="append", default=[], metavar="DIR",
+                        help="leave out LFW people with a photo in DIR (e.g. a model's --cnn-real folder), so every "
+                             "clip and photo shows someone the model never saw")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", type=Path, help="write the figures and every clip's verdict here")
     return parser.parse_args(argv)
@@ -85,11 +88,12 @@ def still_hand(rng: np.random.Generator) -> synth.Motion:
                         shift=rng.uniform(0.0, 0.005), depth=rng.uniform(0.0, 0.01))
 
 
-def lfw_people(folder: Path, rng: np.random.Generator) -> list[Path]:
-    """LFW's person folders in a random order."""
-    people = sorted(path for path in (folder / "images").iterdir() if path.is_dir())
+def lfw_people(folder: Path, rng: np.random.Generator, exclude: list[Path] = ()) -> list[Path]:
+    """LFW's person folders in a random order, less the people with a photo (LFW file name) in ``exclude``."""
+    seen = {image.stem.rsplit("_", 1)[0] for root in exclude for image in Path(root).rglob("*.jpg")}
+    people = sorted(path for path in (folder / "images").iterdir() if path.is_dir() and path.name not in seen)
     if not people:
-        raise SystemExit(f"{folder}/images: no person folders (is this LFW?)")
+        raise SystemExit(f"{folder}/images: no person folders left (is this LFW?)")
     return [people[index] for index in rng.permutation(len(people))]
 
 
@@ -103,7 +107,11 @@ def lfw_photos(people: list[Path], pipeline, rng: np.random.Generator, count: in
         if not shots:
             continue
         path = shots[int(rng.integers(len(shots)))]
-        image = load_image(path)
+        try:
+            image = load_image(path)
+        except ImageError as error:  # a few LFW files are truncated
+            print(f"skipped: {error}", file=sys.stderr)
+            continue
         face = pipeline.main_face(image)
         if face is not None:
             photos.append((path.name, image, face.box))
@@ -215,10 +223,11 @@ def main(argv=None) -> int:
             cue_sets[text] = load_liveness(text)
         except EdgeVerifyError as error:
             raise SystemExit(f"--cues {text}: {error}") from error
-    report = {"seed": args.seed, "frames": args.frames, "cue_sets": {}}
+    report = {"seed": args.seed, "frames": args.frames, "excluded": [str(path) for path in args.exclude],
+              "cue_sets": {}}
     with tempfile.TemporaryDirectory(prefix="synthetic-attacks-") as scratch:
         scratch = Path(scratch)
-        people = lfw_people(args.lfw, rng)
+        people = lfw_people(args.lfw, rng, args.exclude)
         clips = attack_clips(lfw_photos(people, pipeline, rng, args.clips), rng, args.frames, scratch)
         real_photos = lfw_photos(people, pipeline, rng, args.photos) if args.photos else []
         if args.real is not None:

@@ -53,3 +53,14 @@ def test_a_live_network_passes_every_clip_with_a_face(fetched_home, tmp_path, lf
     assert not any(clip["live"] for clip in short)
     assert sum(counts["short"] for counts in result["tally"].values()) == len(short)
     assert result["photo_tally"]["refused"] == 0
+
+
+def test_people_in_an_excluded_folder_are_never_drawn(tmp_path, face_images, lfw):
+    import numpy as np
+
+    trained = tmp_path / "trained"
+    trained.mkdir()
+    for person in ("Colin_Powell", "Serena_Williams"):
+        (trained / face_images[person][0].name).symlink_to(face_images[person][0])
+    people = BENCH.lfw_people(lfw, np.random.default_rng(0), [trained])
+    assert sorted(path.name for path in people) == sorted(set(face_images) - {"Colin_Powell", "Serena_Williams"})

@@ -129,3 +129,50 @@ def test_train_liveness_cnn_writes_its_network_beside_the_model_and_the_cli_scor
     assert result["scores"]["cnn"] == pytest.approx(expected, abs=1e-5)
     assert result["live"] is (not any(result["scores"][c] >= model["cues"][c]["threshold"]
                                       for c in ("texture", "cnn", "context")))
+
+
+def test_train_liveness_cnn_real_learns_a_folder_of_real_faces_and_reports_it_apart(kiosk_home, folder, tmp_path,
+                                                                                    face_images, capsys):
+    # real faces only, from "another camera": the fixture photos as they are (250x250 news photos), one group
+    # per person (the file names' first part)
+    real = tmp_path / "press"
+    real.mkdir()
+    for person, paths in sorted(face_images.items()):
+        for number, path in enumerate(paths[:2]):
+            (real / f"{person.replace('_', '')}_{number:04d}.jpg").symlink_to(path)
+    code = main(["train", "liveness", "--data", f"{folder}=print", "--augment", "0", "--synthetic-clips", "0",
+                 "--cnn", "--cnn-real", str(real), "--cnn-epochs", "1", "--cnn-augment", "1", "--cnn-folds", "2",
+                 "--quiet", "--cache", str(tmp_path / "cache")])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    entry = read_model(kiosk_home / "models" / "liveness.json")["cues"]["cnn"]
+    assert entry["real_only"] == [{"folder": str(real), "frames": 16, "groups": 8}]
+    validated = entry["validated"]
+    # the liveness folder's figures keep their meaning; the real-only folder's held-out frames are apart
+    assert validated["print"]["attacks"] == 32 and validated["real"]["real"] == 32
+    assert validated["real press"]["real"] == 16 and 0.0 <= validated["real press"]["bpcer"] <= 1.0
+    assert "(real faces only, for the cnn cue)" in err and "press BPCER" in err
+    assert "the shipped network on all 160 chips" in err  # (64 + 16) frames, as captured and 1 shift
+    # the texture and context cues never see it
+    assert read_model(kiosk_home / "models" / "liveness.json")["cues"]["texture"]["validated"]["real"]["real"] == 32
+
+
+def test_cnn_real_needs_cnn(kiosk_home, folder, tmp_path, capsys):
+    assert main(["train", "liveness", "--data", f"{folder}=print", "--cnn-real", str(folder), "--quiet",
+                 "--cache", str(tmp_path / "cache")]) != 0
+    assert "--cnn-real adds real faces to the cnn cue's training: give --cnn too" in capsys.readouterr().err
+
+
+def test_real_only_cells_do_not_move_the_boundary():
+    from edge_build.training.liveness_cnn import class_balanced_weights
+    from edge_build.training.liveness_fit import balanced_weights
+
+    cells = np.array(["a/real"] * 10 + ["a/attack"] * 30 + ["b/real"] * 20 + ["b/attack"] * 5 + ["c/real"] * 100)
+    attack = np.char.endswith(cells, "attack")
+    weights = class_balanced_weights(cells, attack)
+    assert weights[attack].sum() == pytest.approx(weights[~attack].sum())  # the classes weigh the same
+    for cell in ("a/real", "b/real", "c/real"):  # and each real cell a third of its class
+        assert weights[cells == cell].sum() == pytest.approx(weights[~attack].sum() / 3)
+    assert weights.mean() == pytest.approx(1.0)
+    two = ~np.isin(cells, ["c/real"])  # as many real cells as attack cells: every cell the same, as before
+    assert np.array_equal(class_balanced_weights(cells[two], attack[two]), balanced_weights(cells[two]))

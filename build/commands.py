@@ -102,17 +102,13 @@ def run_attributes(args) -> int:
 def run_liveness(args) -> int:
     for folder, _ in args.data:
         check_data(folder)
-    for folder in args.cnn_real or []:
-        if not folder.is_dir():
-            raise DatasetError(f"--cnn-real {folder}: no such folder")
     if not 1 <= args.window <= 100:
         raise ConfigError("--window must be 1 to 100 frames")
     config = liveness.LivenessConfig(data=args.data, out=args.out, target_bpcer=args.target_bpcer,
                                      augment=args.augment, window=args.window, synthetic_clips=args.synthetic_clips,
                                      seed=args.seed, cache=args.cache, progress=not args.quiet,
                                      motion=motion.WAITS[args.motion_wait], cnn=args.cnn, cnn_epochs=args.cnn_epochs,
-                                     cnn_augment=args.cnn_augment, cnn_folds=args.cnn_folds,
-                                     cnn_real=args.cnn_real or [])
+                                     cnn_augment=args.cnn_augment, cnn_folds=args.cnn_folds)
     return liveness.run(config, echo=to_stderr)
 
 

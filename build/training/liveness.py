@@ -20,8 +20,6 @@ Settings and figures (edge_build.training.liveness_fit):
 * cnn (with ``cnn``): a small grey CNN (edge_build.training.liveness_cnn) fitted
   on every frame, written as ONNX beside the model; its figures come from
   ``cnn_folds`` networks, each fitted without a fold of every folder's groups.
-  ``cnn_real`` folders (photos of real people from other cameras, no attacks)
-  join its training as real faces, and their held-out BPCER is reported apart.
 
 ``validated`` figures per cue and attack type come from groups the cue's
 settings did not see (each group scored at a threshold chosen on the others),
@@ -45,7 +43,7 @@ from edge.vision.image import load_image
 from edge_build.training import liveness_fit as fit
 from edge_build.training import liveness_cnn
 from edge_build.training.liveness_clips import MIN_CLIP, captured_clips, measured, synthetic_clips
-from edge_build.training.liveness_data import detect_all, load_frames, load_real_frames
+from edge_build.training.liveness_data import detect_all, load_frames
 from edge_build.training.liveness_features import cached
 
 DEFAULT_TARGET_BPCER = 0.025
@@ -67,7 +65,6 @@ class LivenessConfig:
     cnn_epochs: int = 8
     cnn_augment: int = 4  # random camera shifts per frame for the network
     cnn_folds: int = 3  # networks fitted without a fold of groups, for its figures
-    cnn_real: list = field(default_factory=list)  # folders of real face photos only, for the cnn cue
 
 
 @dataclass
@@ -95,15 +92,6 @@ def open_folders(data, cache: Path, progress: bool = True) -> list[Folder]:
     for root, attack in data:
         frames = load_frames(Path(root), attack)
         folders.append(Folder(Path(root), attack, frames, detect_all(frames, cache, progress=progress)))
-    return folders
-
-
-def open_real_folders(roots, cache: Path, progress: bool = True) -> list[Folder]:
-    """Folders of real face photos only (attack type "none"), for the cnn cue."""
-    folders = []
-    for root in roots:
-        frames = load_real_frames(Path(root))
-        folders.append(Folder(Path(root), "none", frames, detect_all(frames, cache, progress=progress)))
     return folders
 
 
@@ -173,59 +161,40 @@ def by_attack_type(refused: np.ndarray, types: np.ndarray, protocol: str) -> dic
     return entry
 
 
-def cnn_figures(folders: list[Folder], config: LivenessConfig, cache: Path, echo, extra: list[Folder] = ()) -> dict:
-    """Per attack type: each fold's frames judged by a network fitted without that fold (native frames).
-    ``extra``: folders of real faces only (--cnn-real), dealt into the folds too; their held-out real frames
-    are reported apart ("real <folder>"), so the pooled BPCER keeps meaning the liveness folders' own."""
-    every = [*folders, *extra]
-    refused, types, extra_refused = [], [], {folder.name: [] for folder in extra}
+def cnn_figures(folders: list[Folder], config: LivenessConfig, cache: Path, echo) -> dict:
+    """Per attack type: each fold's frames judged by a network fitted without that fold (native frames)."""
+    refused, types = [], []
     for k in range(config.cnn_folds):
-        train = [(folder, liveness_cnn.fold_of(folder, config.cnn_folds) != k) for folder in every]
-        test = [(folder, liveness_cnn.fold_of(folder, config.cnn_folds) == k) for folder in every]
+        train = [(folder, liveness_cnn.fold_of(folder, config.cnn_folds) != k) for folder in folders]
+        test = [(folder, liveness_cnn.fold_of(folder, config.cnn_folds) == k) for folder in folders]
         x, attack, weights, _ = liveness_cnn.rows(train, variants(config.cnn_augment), cache, config.progress)
-        held = [(folder, liveness_cnn.rows([(folder, mask)], ("native",), cache)) for folder, mask in test if mask.any()]
-        count = sum(len(chips[0]) for _, chips in held)
-        if not count or len(set(attack)) < 2:
+        held, _, _, held_types = liveness_cnn.rows(test, ("native",), cache)
+        if not len(held) or len(set(attack)) < 2:
             continue
-        echo(f"cnn cue, fold {k + 1}/{config.cnn_folds}: {len(x)} training chips, {count} held out")
+        echo(f"cnn cue, fold {k + 1}/{config.cnn_folds}: {len(x)} training chips, {len(held)} held out")
         net = liveness_cnn.train(x, attack, weights, config.cnn_epochs, config.seed + 1 + k, echo)
-        for folder, (chips, _, _, chip_types) in held:
-            if not len(chips):
-                continue
-            called = liveness_cnn.scores(net, chips) >= liveness_cnn.BOUNDARY
-            if folder in extra:
-                extra_refused[folder.name].append(called)
-            else:
-                refused.append(called)
-                types.append(chip_types)
+        refused.append(liveness_cnn.scores(net, held) >= liveness_cnn.BOUNDARY)
+        types.append(held_types)
     if not refused:
         raise ConfigError("the cnn cue's folds left no fold with both real and attack frames to fit on; "
                           "give more groups (subjects or sources) or fewer --cnn-folds")
-    entry = by_attack_type(np.concatenate(refused), np.concatenate(types),
-                           f"{config.cnn_folds} folds of every folder's groups (subjects or sources), each judged by "
-                           "a network fitted without it, frames as captured, threshold at the decision boundary")
-    for name, flags in extra_refused.items():
-        if flags:
-            flags = np.concatenate(flags)
-            entry[f"real {name}"] = {"bpcer": float(np.mean(flags)), "real": int(len(flags))}
-    return entry
+    return by_attack_type(np.concatenate(refused), np.concatenate(types),
+                          f"{config.cnn_folds} folds of every folder's groups (subjects or sources), each judged by "
+                          "a network fitted without it, frames as captured, threshold at the decision boundary")
 
 
-def fit_cnn(folders: list[Folder], config: LivenessConfig, cache: Path, network_path: Path, echo,
-            extra: list[Folder] = ()) -> dict:
-    """The cnn cue's model entry; its network is written to ``network_path`` (atomically). ``extra``: folders
-    of real faces only (--cnn-real), in its training and its figures."""
-    validated = cnn_figures(folders, config, cache, echo, extra)
-    everything = [(folder, np.ones(len(folder.frames), bool)) for folder in [*folders, *extra]]
+def fit_cnn(folders: list[Folder], config: LivenessConfig, cache: Path, network_path: Path, echo) -> dict:
+    """The cnn cue's model entry; its network is written to ``network_path`` (atomically)."""
+    validated = cnn_figures(folders, config, cache, echo)
+    everything = [(folder, np.ones(len(folder.frames), bool)) for folder in folders]
     x, attack, weights, _ = liveness_cnn.rows(everything, variants(config.cnn_augment), cache, config.progress)
     echo(f"cnn cue: the shipped network on all {len(x)} chips")
     net = liveness_cnn.train(x, attack, weights, config.cnn_epochs, config.seed, echo)
     scratch = network_path.with_name(network_path.name + ".tmp")
     liveness_cnn.export(net, scratch)
     scratch.replace(network_path)
-    real_only = [{"folder": str(f.root), "frames": len(f.frames), "groups": len(set(f.groups))} for f in extra]
     return liveness_cnn.model_entry(network_path, epochs=config.cnn_epochs, augment=config.cnn_augment,
-                                    validated=validated, **({"real_only": real_only} if real_only else {}))
+                                    validated=validated)
 
 
 def tally(calls) -> dict:
@@ -269,15 +238,11 @@ def train(config: LivenessConfig, echo=print) -> dict:
         raise ConfigError("--augment must be 0 or more")
     if config.cnn and (config.cnn_epochs < 1 or config.cnn_augment < 0 or config.cnn_folds < 2):
         raise ConfigError("--cnn-epochs must be 1 or more, --cnn-augment 0 or more and --cnn-folds 2 or more")
-    if config.cnn_real and not config.cnn:
-        raise ConfigError("--cnn-real adds real faces to the cnn cue's training: give --cnn too")
     cache = Path(config.cache or paths.home() / "cache" / "liveness")
     folders = open_folders(config.data, cache, config.progress)
-    extra = open_real_folders(config.cnn_real, cache, config.progress)
-    for folder in [*folders, *extra]:
+    for folder in folders:
         echo(f"{folder.root}: {len(folder.frames)} frames ({int(folder.faces.found.sum())} with a face), "
-             f"{len(set(folder.groups))} groups, attacks: {folder.attack_type}"
-             + (" (real faces only, for the cnn cue)" if folder in extra else ""))
+             f"{len(set(folder.groups))} groups, attacks: {folder.attack_type}")
     if len(set(np.concatenate([folder.groups for folder in folders]))) < 2:
         raise ConfigError("liveness training needs at least two groups (subjects or sources) to validate on")
     everything = [(folder, np.ones(len(folder.frames), bool)) for folder in folders]
@@ -291,7 +256,7 @@ def train(config: LivenessConfig, echo=print) -> dict:
     motion_validated = motion_figures(folders, config, echo)
     out = Path(config.out or model_path())
     out.parent.mkdir(parents=True, exist_ok=True)
-    cnn_entry = fit_cnn(folders, config, cache, out.with_name(cnn.FILE_NAME), echo, extra) if config.cnn else None
+    cnn_entry = fit_cnn(folders, config, cache, out.with_name(cnn.FILE_NAME), echo) if config.cnn else None
     head = cues["texture"]["head"]
     model = {
         "format": FORMAT, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "window": config.window,
@@ -323,8 +288,7 @@ def train(config: LivenessConfig, echo=print) -> dict:
 def rates(entry: dict) -> str:
     """'print APCER 1.2%, screen APCER 3.4%; BPCER 5.6%' of a cue's validated figures."""
     attacks = ", ".join(f"{k} APCER {v['apcer']:.1%}" for k, v in entry.items() if isinstance(v, dict) and "apcer" in v)
-    others = "".join(f"; {k[len('real '):]} BPCER {v['bpcer']:.1%}" for k, v in entry.items() if k.startswith("real "))
-    return f"{attacks}; BPCER {entry['real']['bpcer']:.1%}{others}"
+    return f"{attacks}; BPCER {entry['real']['bpcer']:.1%}"
 
 
 def run(config: LivenessConfig, echo=print) -> int:

@@ -168,19 +168,7 @@ def rows(parts, variants, cache: Path, progress: bool = False, kind: str = "inne
             cells.append(np.char.add(f"{folder.name}/", np.where(folder.attack[keep], "attack", "real")))
             types.append(np.where(folder.attack[keep], folder.attack_type, "none"))
     x, attack, cells, types = (np.concatenate(v) for v in (x, attack, cells, types))
-    return x, attack, class_balanced_weights(cells, attack), types
-
-
-def class_balanced_weights(cells: np.ndarray, attack: np.ndarray) -> np.ndarray:
-    """Every (folder, class) cell weighs the same within its class, and the two classes weigh the same: so
-    the decision boundary stays at logit 0 when folders of real faces only (--cnn-real) add real cells.
-    With as many real cells as attack cells that is every cell weighing the same (fit.balanced_weights)."""
-    weights = fit.balanced_weights(cells)
-    real_cells, attack_cells = len(set(cells[~attack])), len(set(cells[attack]))
-    if real_cells == attack_cells or not real_cells or not attack_cells:
-        return weights
-    weights = np.where(attack, weights / attack_cells, weights / real_cells)
-    return weights * (len(weights) / weights.sum())
+    return x, attack, fit.balanced_weights(cells), types
 
 
 def fold_of(folder, folds: int) -> np.ndarray:

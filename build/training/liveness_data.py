@@ -90,21 +90,6 @@ def load_frames(root: Path, attack: str = "attack") -> list[Frame]:
     return frames
 
 
-def load_real_frames(root: Path) -> list[Frame]:
-    """Every image under ``root``, in any layout, as a real face: photos of real people taken by other
-    cameras (e.g. LFW's news photos), which the cnn cue learns from as real (``train liveness --cnn-real``).
-    Groups and sequences as load_frames names them: for LFW-style names the group is the first name,
-    so one person's photos always share a group."""
-    root = Path(root)
-    if not root.is_dir():
-        raise DatasetError(f"{root}: no such folder of real face photos")
-    found = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
-    if not found:
-        raise DatasetError(f"{root}: no images ({', '.join(IMAGE_EXTENSIONS)}) under it")
-    return [Frame(path, root.name, group, True, "none", sequence, order)
-            for path in found for group, sequence, order in [_describe(path, "real")]]
-
-
 @dataclass
 class Faces:
     """The main face per frame: ``found`` (N,), ``boxes`` (N, 4), ``landmarks`` (N, 5, 2), ``scores`` (N,)."""

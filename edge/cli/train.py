@@ -179,10 +179,6 @@ def add_liveness(kinds) -> None:
                         help="random camera shifts per frame for the network (default 4)")
     parser.add_argument("--cnn-folds", type=int, default=3, metavar="K",
                         help="networks fitted without a fold of every folder's groups, for its figures (default 3)")
-    parser.add_argument("--cnn-real", type=Path, action="append", metavar="DIR",
-                        help="with --cnn: a folder of photos of real people from other cameras (any layout, no "
-                             "attacks), learnt as real faces so the network does not take an unseen camera's "
-                             "faces for attacks; its held-out BPCER is reported apart (repeatable; see the README)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--cache", type=Path, metavar="DIR", help="face and feature cache "
                         "(default $EDGE_VERIFY_HOME/cache/liveness)")

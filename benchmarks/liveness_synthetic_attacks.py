@@ -75,7 +75,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--photos", type=int, default=0,
                         help="also judge this many LFW photos of other people as single real frames (default 0)")
     parser.add_argument("--exclude", type=Path, action="append", default=[], metavar="DIR",
-                        help="leave out LFW people with a photo in DIR (e.g. a model's --cnn-real folder), so every "
+                        help="leave out LFW people with a photo in DIR (e.g. photos a model was trained on), so every "
                              "clip and photo shows someone the model never saw")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", type=Path, help="write the figures and every clip's verdict here")

@@ -19,7 +19,8 @@ Checks the kiosk part by part and says which part is at fault, one line per chec
 
 Groups ({', '.join(GROUPS)}):
   camera   opens the configured source; frame size and rate; frames neither black nor frozen;
-           with --with-face, a face in front of the camera is found
+           with --with-face, a face in front of the camera is found, and the door's liveness cues
+           must not call it an attack (a real person stands there: else the door refuses real people)
   compute  every engine loads and its manifest matches this device; embedding latency within
            --latency-budget-ms; on a GPU the CUDA preprocessing matches the CPU reference
   door     door sensor and exit button states; one short (1 s) relay pulse (asked first, unless --yes),

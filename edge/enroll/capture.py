@@ -47,6 +47,7 @@ from edge.enroll.quality import assess, pose
 from edge.exc import DuplicateFaceError, EnrollmentError, GalleryError, ImageError
 from edge.gallery.inputs import check_name
 from edge.gallery.search import person_distances
+from edge.pipeline import MainFace
 from edge.sources import FrameStatus, open_source, parse_uri
 from edge.verify.api import embedding_space
 from edge.vision.image import decode_image, load_image, to_rgb
@@ -278,7 +279,7 @@ def live_note(liveness, shot: Shot, verdict) -> dict:
     """{"liveness": the door's frame cues on this good frame} when asked, else nothing."""
     if liveness is None:
         return {}
-    return {"liveness": frame_note(liveness, shot.image, verdict.face, verdict.chip)}
+    return {"liveness": frame_note(liveness, shot.image, MainFace(verdict.face, verdict.chip[None]))}
 
 
 def same_picture(vector: np.ndarray, kept: list) -> int | None:

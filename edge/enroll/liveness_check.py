@@ -54,23 +54,34 @@ def door_cues(settings, pipeline, report):
     return liveness
 
 
-def frame_note(liveness, image, face, chip) -> dict:
-    """{"live", "refused_by"} of one RGB enrollment frame, its face and its embedding chip (C, S, S)."""
-    verdict = single_frame(liveness).new_track().add(image, MainFace(face, chip[None]))
+def frame_note(liveness, image, main: MainFace) -> dict:
+    """{"live", "refused_by"} of one RGB frame and its MainFace, judged alone by the frame cues."""
+    verdict = single_frame(liveness).new_track().add(image, main)
     return {"live": bool(verdict.live), "refused_by": verdict.refused_by}
+
+
+def refusals(notes: list) -> tuple[int, int, str]:
+    """(frames judged, frames refused, "cnn on 4, texture on 1") of liveness notes (None: not judged)."""
+    judged = [note for note in notes if note is not None]
+    cues: dict = {}
+    for note in judged:
+        if not note["live"]:
+            cues[note["refused_by"]] = cues.get(note["refused_by"], 0) + 1
+    by = ", ".join(f"{cue} on {count}" for cue, count in sorted(cues.items(), key=lambda item: -item[1]))
+    return len(judged), sum(cues.values()), by
+
+
+def refused_mostly(judged: int, refused: int) -> bool:
+    """Half or more of the judged frames called attacks: the door would refuse this face most visits."""
+    return judged > 0 and refused >= WARN_SHARE * judged
 
 
 def refusal_warning(name: str, notes: list) -> str | None:
     """The warning for the stored frames' liveness notes (None entries: frames not judged), or None."""
-    judged = [note for note in notes if note is not None]
-    refused = [note for note in judged if not note["live"]]
-    if not judged or len(refused) < WARN_SHARE * len(judged):
+    judged, refused, by = refusals(notes)
+    if not refused_mostly(judged, refused):
         return None
-    cues: dict = {}
-    for note in refused:
-        cues[note["refused_by"]] = cues.get(note["refused_by"], 0) + 1
-    by = ", ".join(f"{cue} on {count}" for cue, count in sorted(cues.items(), key=lambda item: -item[1]))
-    return (f"the door's liveness cues call {len(refused)} of {len(judged)} of {name}'s frames an attack ({by}): "
+    return (f"the door's liveness cues call {refused} of {judged} of {name}'s frames an attack ({by}): "
             f"at this camera and in this light the door will likely refuse {name}. {name} was enrolled; check the "
             f"light on the face (no strong light behind, no glare, not too dark), then judge a clip of {name} at the "
             f"door with `edge-verify liveness CLIP`. If most people get this warning here, the liveness model does "

@@ -1,5 +1,8 @@
 """Camera checks: it opens, gives frames of the configured size and rate, and
-the frames show a scene (not black, not frozen), and with --with-face a face.
+the frames show a scene (not black, not frozen), and with --with-face a face,
+which the door's liveness cues must not call an attack (a real person stands
+there: if the cues refuse them, the door refuses real people at this camera;
+edge.enroll.liveness_check asks the same at enrollment).
 
 About 1.5 s of frames are read without reconnecting, so a flaky camera shows up
 as a failed read instead of being papered over by the source's reconnect logic.
@@ -12,7 +15,9 @@ import time
 import cv2
 import numpy as np
 
-from edge.pipeline import open_detector
+from edge.enroll.liveness_check import door_cues, frame_note, refusals, refused_mostly
+from edge.liveness.check import single_frame
+from edge.pipeline import FacePipeline, open_detector
 from edge.selftest.runner import Result
 from edge.selftest.service import STOP_HINT
 from edge.sources import FrameStatus, open_source, parse_uri
@@ -30,6 +35,7 @@ FROZEN_SHARE = 0.9
 FPS_TOLERANCE = 0.8  # a live camera may deliver this share of its configured rate
 FACE_FRAMES = 12  # sampled frames searched for a face before watching a live camera longer
 FACE_WAIT_S = 10.0  # with --with-face, how long a live camera is watched for a face
+LIVENESS_FRAMES = 10  # frames of the face in view judged by the door's liveness cues
 
 
 class CameraProbe:
@@ -167,6 +173,35 @@ class CameraProbe:
         return Result.failed(f"no face in {watched:.1f} s of frames: stand 0.5-1 m in front of the camera facing it; "
                              "check focus, light on the face, and the camera's aim")
 
+    def check_liveness(self, min_face_px: int) -> Result:
+        """The door's frame cues on the face in view, each frame judged alone as at enrollment."""
+        engine = self.daemon.engine
+        pipeline = FacePipeline.load(precision=engine["precision"], backend=engine["backend"],
+                                     threads=self.daemon["engine.threads"], flip=False)
+        liveness = door_cues(self.daemon, pipeline, report=lambda line: None)
+        if liveness is None:
+            return Result.skipped("no liveness cues to run (off, none trained, or not loadable: see compute.liveness)")
+        notes = []
+        for index, frame in enumerate(self._frames_to_search()):
+            rgb = to_rgb(frame, f"frame {index}")
+            main = pipeline.main_face(rgb)
+            if main is not None and main.face_px >= min_face_px:
+                notes.append(frame_note(liveness, rgb, main))
+            if len(notes) >= LIVENESS_FRAMES:
+                break
+        judged, refused, by = refusals(notes)
+        if not judged:
+            return Result.skipped(f"no face of {min_face_px} px or more to judge (see camera.face)")
+        cues = ", ".join(single_frame(liveness).cues)  # motion needs a track: not judged here
+        if refused_mostly(judged, refused):
+            return Result.failed(f"the door's liveness cues ({cues}) call {refused} of {judged} frames of the face in "
+                                 f"view an attack ({by}): if a real person stood there, the door refuses them at this "
+                                 "camera and in this light; check the light on the face (no strong light behind, no "
+                                 "glare, not too dark), and if everyone is refused, the liveness model does not know "
+                                 "this camera: train it on this camera's real and attack frames (README, liveness)")
+        return Result.passed(f"the door's liveness cues ({cues}) let the face in view pass on {judged - refused} of "
+                             f"{judged} frames" + (f" (refused: {by})" if refused else ""))
+
     def close(self) -> None:
         if self.source is not None:
             self.source.close()
@@ -224,7 +259,7 @@ def picture_stats(frame: np.ndarray) -> tuple[float, float]:
     return float(grey.mean()), float(grey.std())
 
 
-AFTER_OPEN = ("frames", "format", "picture", "frozen", "face")
+AFTER_OPEN = ("frames", "format", "picture", "frozen", "face", "liveness")
 
 
 def run(context, step) -> None:
@@ -244,9 +279,15 @@ def run(context, step) -> None:
         step("format", probe.check_format)
         step("picture", probe.check_picture)
         step("frozen", probe.check_frozen)
+        min_face_px = context.settings.daemon["decision.min_face_px"]
         if context.with_face:
-            step("face", lambda: probe.check_face(context.settings.daemon["decision.min_face_px"]))
+            face = step("face", lambda: probe.check_face(min_face_px))
+            if face.status == "PASS":
+                step("liveness", lambda: probe.check_liveness(min_face_px))
+            else:
+                step.skip("liveness", "no face to judge (see camera.face)")
         else:
             step.skip("face", "not asked: rerun with --with-face and stand in front of the camera")
+            step.skip("liveness", "not asked: rerun with --with-face and stand in front of the camera")
     finally:
         probe.close()

@@ -24,7 +24,8 @@ def test_missing_camera_file_fails_open_and_skips_the_rest(kiosk, tmp_path):
     assert code == 1 and report["summary"]["failures"] == ["camera.open"]
     assert checks["camera.open"]["detail"] == f"no such video file: {missing} (from 'file://{missing}')"
     assert {name for name, status in statuses(report, "camera.").items() if status == "SKIP"} == {
-        "camera.frames", "camera.format", "camera.picture", "camera.frozen", "camera.face"}
+        "camera.frames", "camera.format", "camera.picture", "camera.frozen", "camera.face",
+        "camera.liveness"}
 
 
 def test_garbage_camera_file_fails_open(kiosk, tmp_path):

@@ -66,7 +66,8 @@ def refusals(notes: list) -> tuple[int, int, str]:
     cues: dict = {}
     for note in judged:
         if not note["live"]:
-            cues[note["refused_by"]] = cues.get(note["refused_by"], 0) + 1
+            cue = note["refused_by"] or "no cue named"
+            cues[cue] = cues.get(cue, 0) + 1
     by = ", ".join(f"{cue} on {count}" for cue, count in sorted(cues.items(), key=lambda item: -item[1]))
     return len(judged), sum(cues.values()), by
 

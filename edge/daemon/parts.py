@@ -80,6 +80,15 @@ def live_window(settings: Settings) -> int:
     return max(settings["decision.k"], settings["decision.min_frames"])
 
 
+def configured_cues(settings: Settings, active: Optional[bool] = None) -> Liveness:
+    """The cues of [liveness] cues (or every one trained), loaded with the engine settings; NoLivenessCheck
+    when none is there. ``active``: instead of [liveness] active."""
+    engine = settings.engine
+    return load_cues(settings["liveness.cues"], settings["liveness.active"] if active is None else active,
+                     engine["precision"], engine["backend"], threads=engine_threads(settings),
+                     default_window=live_window(settings))
+
+
 def load_liveness(settings: Settings, pipeline) -> Optional[Liveness]:
     """The liveness cues that must pass before an unlock, or None.
 
@@ -92,10 +101,8 @@ def load_liveness(settings: Settings, pipeline) -> Optional[Liveness]:
     if mode == "off":
         log.warning("liveness check off: a printed photo or a phone picture of an enrolled person can open the door")
         return None
-    engine = settings.engine
     try:
-        liveness = load_cues(settings["liveness.cues"], settings["liveness.active"], engine["precision"],
-                             engine["backend"], threads=engine_threads(settings), default_window=live_window(settings))
+        liveness = configured_cues(settings)
     except NoLivenessCheck as error:
         if mode == "required" or parse_cues(settings["liveness.cues"]) is not None:
             raise
@@ -117,10 +124,8 @@ def liveness_status(settings: Settings) -> dict:
         return {"enabled": False, "mode": mode, "cues": [], "lines": [],
                 "warning": "liveness off in the config: a printed photo or a phone picture of an enrolled person "
                            "can open the door"}
-    engine = settings.engine
     try:
-        liveness = load_cues(settings["liveness.cues"], settings["liveness.active"], engine["precision"],
-                             engine["backend"], threads=engine_threads(settings), default_window=live_window(settings))
+        liveness = configured_cues(settings)
     except NoLivenessCheck as error:
         starts = mode != "required" and parse_cues(settings["liveness.cues"]) is None
         return {"enabled": False, "mode": mode, "cues": [], "lines": [], "daemon_starts": starts,

@@ -25,10 +25,10 @@ scan or a print, which the cues rightly call an attack.
 """
 from __future__ import annotations
 
-from edge.daemon.parts import engine_threads
+from edge.daemon.parts import configured_cues
 from edge.exc import EdgeVerifyError, NoLivenessCheck
-from edge.liveness.check import single_frame
-from edge.liveness.judge import check_colour_chips, load_liveness
+from edge.liveness.check import judge_alone
+from edge.liveness.judge import check_colour_chips
 from edge.pipeline import MainFace
 
 WARN_SHARE = 0.5
@@ -37,13 +37,12 @@ WARN_SHARE = 0.5
 def door_cues(settings, pipeline, report):
     """The frame cues the door runs with these daemon settings (edge.liveness.judge.Liveness), or None:
     liveness off, none trained (then the door refuses no real face for liveness), or cues that cannot be
-    loaded (said through ``report``: the daemon would say it too, and the enrollment goes on without)."""
+    loaded (said through ``report``: the daemon would say it too, and the caller goes on without)."""
     if settings["decision.liveness"] == "off":
         return None
-    engine = settings.engine
     try:
-        liveness = load_liveness(settings["liveness.cues"], False, engine["precision"], engine["backend"],
-                                 threads=engine_threads(settings))
+        # each frame is judged alone: the active check (a head turn over frames) does not apply
+        liveness = configured_cues(settings, active=False)
         check_colour_chips(liveness, pipeline.manifest)
     except NoLivenessCheck:
         return None
@@ -56,7 +55,7 @@ def door_cues(settings, pipeline, report):
 
 def frame_note(liveness, image, main: MainFace) -> dict:
     """{"live", "refused_by"} of one RGB frame and its MainFace, judged alone by the frame cues."""
-    verdict = single_frame(liveness).new_track().add(image, main)
+    verdict = judge_alone(liveness, image, main)
     return {"live": bool(verdict.live), "refused_by": verdict.refused_by}
 
 

@@ -35,12 +35,17 @@ def verdict_dict(verdict: LiveVerdict) -> dict:
     return {"live": verdict.live, "refused_by": verdict.refused_by, "reason": verdict.reason, "scores": scores}
 
 
+def judge_alone(liveness: Liveness, image: np.ndarray, main) -> LiveVerdict:
+    """The frame cues' verdict on one RGB frame and its MainFace, the frame judged on its own."""
+    return single_frame(liveness).new_track().add(image, main)
+
+
 def judge_photo(pipeline, liveness: Liveness, image: np.ndarray) -> dict:
     """{face, live, refused_by, reason, scores} for the main face of one RGB photo."""
     main = pipeline.main_face(image)
     if main is None:
         return {"face": False, "live": False, "refused_by": None, "reason": "no face", "scores": {}}
-    return {"face": True, **verdict_dict(single_frame(liveness).new_track().add(image, main))}
+    return {"face": True, **verdict_dict(judge_alone(liveness, image, main))}
 
 
 def judge_clip(pipeline, liveness: Liveness, uri: str, min_face_px: float = 0.0) -> dict:

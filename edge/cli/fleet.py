@@ -11,7 +11,9 @@ from pathlib import Path
 
 from edge import paths
 from edge.cli.common import add_engine_arguments, load_pipeline
+from edge.daemon import config
 from edge.enroll.capture import camera_shots, enroll, image_shots
+from edge.enroll.liveness_check import door_cues
 from edge.fleet.bundle import read_bundle
 from edge.fleet.metrics import parse_address
 from edge.fleet.status import kiosk_status
@@ -30,7 +32,10 @@ daemon's events go to the hub, the kiosk reports online/offline.
 `fleet enroll` takes the frames here (same gates and one-person check as `enroll`), and the
 hub decides for the whole site (duplicate face, name taken by another door: refused); the
 person then reaches every kiosk, this one included, within seconds. Needs this kiosk's
-admin token, like `enroll`.
+admin token, like `enroll`. At the camera, as with `enroll`, each good frame is judged by
+this door's liveness cues (the liveness model and the config's [liveness] cues): when half
+or more are called attacks it warns that this door will likely refuse the person here, and
+enrolls them anyway. Photos are not judged.
 
 The bundle comes from `edge-verify hub add-device NAME` (keep it mode 0600). Set
 [fleet] state to the same folder in the daemon's config.toml, so the daemon spools
@@ -63,6 +68,10 @@ def register(subparsers) -> None:
     enroll.add_argument("--token", metavar="T", help="this kiosk's admin token (default: $EDGE_VERIFY_ADMIN_TOKEN)")
     enroll.add_argument("--gallery", metavar="PATH", type=Path, help="the gallery whose admin token applies")
     enroll.add_argument("--timeout", type=float, default=30.0, metavar="S", help="--camera: give up after S seconds")
+    enroll.add_argument("--config", metavar="FILE",
+                        help=f"this kiosk's daemon config, for its liveness settings (default: {config.DEFAULT_PATH} "
+                        "when it exists)")
+    enroll.add_argument("--no-config", action="store_true", help="ignore the default config file: built-in defaults")
     add_engine_arguments(enroll)
     enroll.set_defaults(func=run_enroll)
     status = commands.add_parser("status", help="what the agent last heard from the hub, spool depth")
@@ -98,10 +107,18 @@ def run_enroll(args) -> int:
     require_token(token_path(args.gallery or paths.gallery_path()), token_from(args.token))
     bundle = read_bundle(args.bundle)
     site = HubSite(bundle, args.state or args.bundle.parent / f".{bundle.device}-enroll", force=args.force)
+    settings = config.from_command_line(args.config, args.no_config)
     frames = image_shots(args.images) if args.images else camera_shots(args.camera, args.timeout)
     actor = f"{default_actor()} with admin token at {bundle.device}"
-    result = enroll(args.name, load_pipeline(args), site, frames, force=args.force, actor=actor,
-                    report=lambda line: print(line, file=sys.stderr, flush=True))
+    pipeline = load_pipeline(args)
+    # this door's cues judge its own camera's frames; photos are not judged (a scan is a print)
+    liveness = None if args.images else door_cues(settings, pipeline, progress)
+    result = enroll(args.name, pipeline, site, frames, force=args.force, actor=actor, report=progress,
+                    liveness=liveness)
     print(f"enrolled {result.name} for site {bundle.site}: {result.templates} templates (change "
           f"{site.answer['seq']}); every kiosk gets it within seconds")
     return 0
+
+
+def progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)

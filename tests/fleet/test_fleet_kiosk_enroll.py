@@ -2,6 +2,7 @@
 every kiosk, the enrolling one included."""
 from __future__ import annotations
 
+import re
 import sys
 import threading
 from pathlib import Path
@@ -54,3 +55,42 @@ def test_a_kiosk_enrollment_reaches_every_kiosk_and_conflicts_are_refused(hub, p
         assert actions.count("conflict") == 1 and actions.count("enroll") == 2
     for kiosk in (door_1, door_2):
         wait_for(lambda: kiosk.people() == ["Colin", "Serena"], 30, what=f"{kiosk.name} has Serena")
+
+
+def test_fleet_enroll_at_the_camera_asks_this_doors_liveness_cues(hub, fetched_home, face_images, capsys, monkeypatch,
+                                                                  tmp_path):
+    """A site enrollment taken at a kiosk's camera warns, as `enroll` does, when this door's cues call the
+    frames attacks (here a cnn network that calls every face one), and the person is enrolled anyway;
+    photos are not judged."""
+    import io
+
+    import cv2
+    from buildkit import cnn_only_liveness
+
+    from edge.cli import main
+
+    cnn_only_liveness(fetched_home / "models", 6.0)
+    kiosk = hub.kiosk("door-1", start=False)
+    gallery = tmp_path / "gallery.sqlite"
+    monkeypatch.delenv("EDGE_VERIFY_ADMIN_TOKEN", raising=False)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("fleet-test-token\n"))
+    assert main(["admin", "set-token", "--gallery", str(gallery)]) == 0
+    stills = [cv2.imread(str(path)) for path in face_images["Jennifer_Aniston"]]
+    video = tmp_path / "kiosk.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, stills[0].shape[1::-1])
+    for still in stills:
+        for _ in range(3):
+            writer.write(still)
+    writer.release()
+    common = ["--bundle", str(kiosk.bundle), "--state", str(tmp_path / "state"), "--no-config",
+              "--token", "fleet-test-token", "--gallery", str(gallery), "--threads", "1"]
+    capsys.readouterr()
+    assert main(["fleet", "enroll", "Jennifer", "--camera", f"file://{video}", "--timeout", "20", *common]) == 0
+    err = capsys.readouterr().err
+    # how many good frames a paced file gives depends on the machine's speed; each one is an attack here
+    assert re.search(r"warning: the door's liveness cues call (\d) of \1 of Jennifer's frames an attack "
+                     r"\(cnn on \1\)", err), err
+    assert main(["fleet", "enroll", "Serena", "--images", *map(str, face_images["Serena_Williams"][:3]), *common]) == 0
+    assert "liveness" not in capsys.readouterr().err
+    with hub.db() as db:
+        assert [person["name"] for person in db.people("main")] == ["Jennifer", "Serena"]

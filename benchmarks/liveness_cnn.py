@@ -104,6 +104,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "trained here or kept with --networks)")
     parser.add_argument("--protocols", nargs="+", choices=PROTOCOLS, default=list(PROTOCOLS), metavar="NAME",
                         help="run only these protocols (default all: " + ", ".join(PROTOCOLS) + ")")
+    parser.add_argument("--members", type=int, default=1,
+                        help="networks per split, each from its own seed, judged by their mean logit (default 1); "
+                             "each member's own figures at the boundary are printed beside the mean's")
     parser.add_argument("--clips", action="store_true",
                         help="also judge captured clips of 15 frames per track, as the daemon does (motion cue too)")
     parser.add_argument("--json", type=Path, help="write every figure here")
@@ -254,8 +257,11 @@ def run_split(folders: dict, split: dict, kind: str, args, seed: int, fitted: di
     """Test-side scores of every cue and their thresholds for one split; ``fitted`` keeps the shipped cues
     fitted per split (seed), which do not depend on the chip."""
     started = time.time()
-    net = split_network(folders, split, kind, args, seed) if args.from_scores is None or args.shifts else None
-    cnn = network_scores(folders, net, kind, args, seed)
+    seeds = recipe.member_seeds(seed, args.members)
+    nets = ([split_network(folders, split, kind, args, s) for s in seeds]
+            if args.from_scores is None or args.shifts else [None] * len(seeds))
+    members = [network_scores(folders, net, kind, args, s) for net, s in zip(nets, seeds)]
+    cnn = {name: np.mean([m[name] for m in members], axis=0) for name in folders}
     valid = np.concatenate([cnn[name][split["valid"][name]] for name in folders])
     valid_attack = np.concatenate([folders[name].attack[split["valid"][name]] for name in folders])
     found = ~np.isnan(valid)
@@ -269,9 +275,12 @@ def run_split(folders: dict, split: dict, kind: str, args, seed: int, fitted: di
     part = {"folder": name, "attack": folders[name].attack[rows], "type": folders[name].attack_type,
             "scores": {"cnn": cnn[name][rows], "cnn@boundary": cnn[name][rows],
                        **{cue: shipped["scores"][cue][rows] for cue in ("texture", "context")}},
-            "thresholds": thresholds, "seconds": round(time.time() - started, 1), "all_scores": cnn}
+            "thresholds": thresholds, "seconds": round(time.time() - started, 1),
+            "all_scores": {s: m for s, m in zip(seeds, members)},
+            "members": [m[name][rows] for m in members]}
     if args.shifts:
-        part["shifts"] = shifted_parts(folders[name], mask, net, kind, shipped["cues"], args)
+        scorer = nets[0] if len(nets) == 1 else recipe.Ensemble(nets).eval()
+        part["shifts"] = shifted_parts(folders[name], mask, scorer, kind, shipped["cues"], args)
     if args.clips:
         frame_scores = {"cnn": cnn[name], **shipped["scores"]}
         part["clips"] = clip_counts(folders[name], mask, frame_scores, thresholds, args.boundary)
@@ -355,6 +364,13 @@ def figures(parts: list[dict], diagnostic: bool) -> dict:
             row["+".join(combination)] = {"apcer": float(np.mean(~refused[attack])),
                                           "bpcer": float(np.mean(refused[~attack]))}
         out.setdefault("shifts", {})[shift] = row
+    if len(parts[0]["members"]) > 1:  # each member alone at the boundary: how far one training can land
+        out["members@boundary"] = []
+        attack = np.concatenate([p["attack"] for p in parts])
+        for k in range(len(parts[0]["members"])):
+            refused = np.concatenate([p["members"][k] >= p["thresholds"]["cnn@boundary"] for p in parts])
+            out["members@boundary"].append({"apcer": float(np.mean(~refused[attack])),
+                                            "bpcer": float(np.mean(refused[~attack]))})
     if all("clips" in p for p in parts):
         out["clips"] = {label: {key: sum(p["clips"][label][key] for p in parts) for key in counts}
                         for label, counts in parts[0]["clips"].items()}
@@ -369,7 +385,8 @@ def main(argv=None) -> int:
     if set(folders) != {"nuaa_train", "replay_dev"}:
         raise SystemExit("the folds name nuaa_train's subjects and replay_dev's sources: pass those two folders")
     report = {"settings": {"augment": args.augment, "epochs": args.epochs, "target_bpcer": args.target_bpcer,
-                           "chips": recipe.CHIPS, "wide_scale": WIDE_SCALE}, "protocols": {}}
+                           "chips": recipe.CHIPS, "wide_scale": WIDE_SCALE,
+                           "members": args.members}, "protocols": {}}
     fitted, saved = {}, {}
     for kind in args.kinds:
         parts_by = {}
@@ -378,8 +395,9 @@ def main(argv=None) -> int:
                 continue
             part = run_split(folders, split, kind, args, seed, fitted)
             parts_by.setdefault(split["name"], []).append(part)
-            for folder_name, values in part.pop("all_scores").items():
-                saved[f"{kind}/{seed}/{folder_name}"] = values
+            for member_seed, scores in part.pop("all_scores").items():
+                for folder_name, values in scores.items():
+                    saved[f"{kind}/{member_seed}/{folder_name}"] = values
             if args.scores:
                 np.savez(args.scores, **saved)
             print(f"  {split['name']} {split.get('fold', '')} ({kind}): {part['seconds']} s; thresholds "
@@ -394,6 +412,9 @@ def main(argv=None) -> int:
                 extra = (f"  AUC {row['cnn_auc']:.3f}, own-5% APCER {row['cnn_apcer_at_own_5pct'] * 100:.1f}"
                          if args.diagnostic and row.get("cnn_auc") is not None else "")
                 print(f"{name} ({attack_type}), {kind} chip, APCER/BPCER %: {cells}{extra}", flush=True)
+                if row.get("members@boundary"):
+                    print("    each member alone, cnn@boundary: " + "  ".join(
+                        f"{m['apcer'] * 100:.1f}/{m['bpcer'] * 100:.1f}" for m in row["members@boundary"]), flush=True)
                 for shift, cells in row.get("shifts", {}).items():
                     print(f"    {shift}: " + "  ".join(f"{c.replace('cnn', 'cnn@boundary')} {v['apcer'] * 100:.1f}/"
                                                        f"{v['bpcer'] * 100:.1f}" for c, v in cells.items()), flush=True)

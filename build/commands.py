@@ -108,7 +108,8 @@ def run_liveness(args) -> int:
                                      augment=args.augment, window=args.window, synthetic_clips=args.synthetic_clips,
                                      seed=args.seed, cache=args.cache, progress=not args.quiet,
                                      motion=motion.WAITS[args.motion_wait], cnn=args.cnn, cnn_epochs=args.cnn_epochs,
-                                     cnn_augment=args.cnn_augment, cnn_folds=args.cnn_folds)
+                                     cnn_augment=args.cnn_augment, cnn_folds=args.cnn_folds,
+                                     cnn_members=args.cnn_members)
     return liveness.run(config, echo=to_stderr)
 
 

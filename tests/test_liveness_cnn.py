@@ -91,3 +91,21 @@ def test_the_track_judge_refuses_by_the_cnn_cue_and_names_it(tmp_path, face_imag
     assert first.live is False and first.scores["cnn"] == pytest.approx(logit, abs=1e-4)
     assert second.live is (not refused)
     assert second.refused_by == ("cnn" if refused else None)
+
+
+def test_an_ensemble_is_the_mean_of_its_members_and_exports_as_one_network(trained, tmp_path):
+    """--cnn-members: networks from different seeds answer as one, the mean of their logits, through the
+    runtime's unchanged contract."""
+    _, _, _, x = trained
+    attack = np.r_[np.ones(40, bool), np.zeros(40, bool)]
+    ensemble = liveness_cnn.train_members(x, attack, np.ones(80), epochs=2, seed=3, members=3, echo=lambda text: None)
+    members = list(ensemble.members)
+    assert liveness_cnn.member_seeds(3, 3) == [3, 103, 203] and len(members) == 3
+    alone = [liveness_cnn.scores(member, x) for member in members]
+    assert np.abs(alone[0] - alone[1]).max() > 1e-3  # each member from its own seed
+    assert np.allclose(liveness_cnn.scores(ensemble, x), np.mean(alone, axis=0), atol=1e-5)
+    path = liveness_cnn.export(ensemble, tmp_path / cnn.FILE_NAME)
+    network = cnn.Network(path, liveness_cnn.model_entry(path, 0.0, members=3))
+    assert np.abs(network.logits(x) - np.mean(alone, axis=0)).max() < 1e-4
+    single = liveness_cnn.train_members(x, attack, np.ones(80), epochs=2, seed=3, members=1, echo=lambda text: None)
+    assert np.allclose(liveness_cnn.scores(single, x), alone[0], atol=1e-6)  # one member: the plain network

@@ -97,11 +97,12 @@ def test_train_liveness_writes_a_model_with_held_out_figures_and_the_cli_uses_it
     assert longest["live_frames"] <= longest["frames"] - 4, tracks
 
 
+@pytest.mark.parametrize("members", [1, 2])
 def test_train_liveness_cnn_writes_its_network_beside_the_model_and_the_cli_scores_with_it(kiosk_home, folder,
-                                                                                         tmp_path, capsys):
+                                                                                         tmp_path, capsys, members):
     code = main(["train", "liveness", "--data", f"{folder}=print", "--augment", "0", "--synthetic-clips", "0",
                  "--cnn", "--cnn-epochs", "1", "--cnn-augment", "1", "--cnn-folds", "2", "--quiet",
-                 "--cache", str(tmp_path / "cache")])
+                 "--cnn-members", str(members), "--cache", str(tmp_path / "cache")])
     err = capsys.readouterr().err
     assert code == 0, err
     model = read_model(kiosk_home / "models" / "liveness.json")
@@ -114,6 +115,8 @@ def test_train_liveness_cnn_writes_its_network_beside_the_model_and_the_cli_scor
     assert validated["print"]["attacks"] == 32 and validated["real"]["real"] == 32
     assert "2 folds" in validated["protocol"] and "held out, cnn:" in err
     assert err.count("cnn cue, fold") == 2 and "the shipped network on all 128 chips" in err  # as captured and 1 shift
+    # with members, each fold's network and the shipped one are that many networks in one file
+    assert entry["members"] == members and err.count(f"network {members} of {members}") == (3 if members > 1 else 0)
 
     photo = str(folder / "fake" / "ColinPowell_0001.jpg")
     assert main(["liveness", photo, "--json"]) == 0

@@ -65,6 +65,7 @@ class LivenessConfig:
     cnn_epochs: int = 8
     cnn_augment: int = 4  # random camera shifts per frame for the network
     cnn_folds: int = 3  # networks fitted without a fold of groups, for its figures
+    cnn_members: int = 1  # networks from different seeds whose mean logit is the cue (each fold's too)
 
 
 @dataclass
@@ -172,7 +173,8 @@ def cnn_figures(folders: list[Folder], config: LivenessConfig, cache: Path, echo
         if not len(held) or len(set(attack)) < 2:
             continue
         echo(f"cnn cue, fold {k + 1}/{config.cnn_folds}: {len(x)} training chips, {len(held)} held out")
-        net = liveness_cnn.train(x, attack, weights, config.cnn_epochs, config.seed + 1 + k, echo)
+        net = liveness_cnn.train_members(x, attack, weights, config.cnn_epochs, config.seed + 1 + k,
+                                         config.cnn_members, echo)
         refused.append(liveness_cnn.scores(net, held) >= liveness_cnn.BOUNDARY)
         types.append(held_types)
     if not refused:
@@ -189,12 +191,12 @@ def fit_cnn(folders: list[Folder], config: LivenessConfig, cache: Path, network_
     everything = [(folder, np.ones(len(folder.frames), bool)) for folder in folders]
     x, attack, weights, _ = liveness_cnn.rows(everything, variants(config.cnn_augment), cache, config.progress)
     echo(f"cnn cue: the shipped network on all {len(x)} chips")
-    net = liveness_cnn.train(x, attack, weights, config.cnn_epochs, config.seed, echo)
+    net = liveness_cnn.train_members(x, attack, weights, config.cnn_epochs, config.seed, config.cnn_members, echo)
     scratch = network_path.with_name(network_path.name + ".tmp")
     liveness_cnn.export(net, scratch)
     scratch.replace(network_path)
     return liveness_cnn.model_entry(network_path, epochs=config.cnn_epochs, augment=config.cnn_augment,
-                                    validated=validated)
+                                    members=config.cnn_members, validated=validated)
 
 
 def tally(calls) -> dict:
@@ -236,8 +238,10 @@ def train(config: LivenessConfig, echo=print) -> dict:
         raise ConfigError(f"--target-bpcer must be between 0 and 0.5, got {config.target_bpcer:g}")
     if config.augment < 0:
         raise ConfigError("--augment must be 0 or more")
-    if config.cnn and (config.cnn_epochs < 1 or config.cnn_augment < 0 or config.cnn_folds < 2):
-        raise ConfigError("--cnn-epochs must be 1 or more, --cnn-augment 0 or more and --cnn-folds 2 or more")
+    if config.cnn and (config.cnn_epochs < 1 or config.cnn_augment < 0 or config.cnn_folds < 2
+                       or config.cnn_members < 1):
+        raise ConfigError("--cnn-epochs must be 1 or more, --cnn-augment 0 or more, --cnn-folds 2 or more and "
+                          "--cnn-members 1 or more")
     cache = Path(config.cache or paths.home() / "cache" / "liveness")
     folders = open_folders(config.data, cache, config.progress)
     for folder in folders:

@@ -179,6 +179,9 @@ def add_liveness(kinds) -> None:
                         help="random camera shifts per frame for the network (default 4)")
     parser.add_argument("--cnn-folds", type=int, default=3, metavar="K",
                         help="networks fitted without a fold of every folder's groups, for its figures (default 3)")
+    parser.add_argument("--cnn-members", type=int, default=1, metavar="N",
+                        help="networks from different seeds whose mean logit is the cue, in one ONNX file (default "
+                             "1); each fold's figure uses as many, so training takes N times as long")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--cache", type=Path, metavar="DIR", help="face and feature cache "
                         "(default $EDGE_VERIFY_HOME/cache/liveness)")

@@ -109,3 +109,8 @@ def test_an_ensemble_is_the_mean_of_its_members_and_exports_as_one_network(train
     assert np.abs(network.logits(x) - np.mean(alone, axis=0)).max() < 1e-4
     single = liveness_cnn.train_members(x, attack, np.ones(80), epochs=2, seed=3, members=1, echo=lambda text: None)
     assert np.allclose(liveness_cnn.scores(single, x), alone[0], atol=1e-6)  # one member: the plain network
+    # selftest and `gallery show` say what the cue is
+    from edge.liveness.judge import describe_settings
+    entry = liveness_cnn.model_entry(path, 0.0, members=3)
+    assert describe_settings("cnn", entry).endswith(", the mean of 3 networks)")
+    assert "networks" not in describe_settings("cnn", liveness_cnn.model_entry(path, 0.0))

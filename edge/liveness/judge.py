@@ -124,7 +124,9 @@ def describe_settings(name: str, entry: dict) -> str:
                 f"{entry.get('attack_parallax')} is a plane, decided by frame {entry.get('min_frames')} "
                 f"(up to {entry.get('max_frames')} while a face moves like a plane)")
     if name == "cnn":
-        return f"attack logit >= {entry.get('threshold', float('nan')):.4g} ({entry.get('file')})"
+        members = entry.get("members", 1)
+        of = f", the mean of {members} networks" if members > 1 else ""
+        return f"attack logit >= {entry.get('threshold', float('nan')):.4g} ({entry.get('file')}{of})"
     return f"threshold {entry.get('threshold', float('nan')):.4g}"
 
 

@@ -5,15 +5,14 @@ import argparse
 import json
 import logging
 import signal
-import sys
 import threading
 from pathlib import Path
 
 from edge import paths
 from edge.cli.common import add_engine_arguments, load_pipeline
+from edge.cli.enroll import liveness_for, progress
 from edge.daemon import config
 from edge.enroll.capture import camera_shots, enroll, image_shots
-from edge.enroll.liveness_check import door_cues
 from edge.fleet.bundle import read_bundle
 from edge.fleet.metrics import parse_address
 from edge.fleet.status import kiosk_status
@@ -111,14 +110,8 @@ def run_enroll(args) -> int:
     frames = image_shots(args.images) if args.images else camera_shots(args.camera, args.timeout)
     actor = f"{default_actor()} with admin token at {bundle.device}"
     pipeline = load_pipeline(args)
-    # this door's cues judge its own camera's frames; photos are not judged (a scan is a print)
-    liveness = None if args.images else door_cues(settings, pipeline, progress)
     result = enroll(args.name, pipeline, site, frames, force=args.force, actor=actor, report=progress,
-                    liveness=liveness)
+                    liveness=liveness_for(args, settings, pipeline))  # this door's cues, on its own camera
     print(f"enrolled {result.name} for site {bundle.site}: {result.templates} templates (change "
           f"{site.answer['seq']}); every kiosk gets it within seconds")
     return 0
-
-
-def progress(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)

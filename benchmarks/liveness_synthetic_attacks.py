@@ -33,9 +33,14 @@ frame): real faces from press cameras neither folder was captured with. A
 photo is refused when any frame cue calls it an attack.
 
 The room behind the card is plain (a gradient and soft shapes, no other face):
-easier for the context cue than a real room. Photos are drawn with --seed (1 by
-default; liveness_motion_clips.py chose the motion cue's settings on seed 0's
-clips).
+easier for the context cue than a real room. With ``--rooms DIR`` (e.g. a
+folder of real frames of people in their rooms) each card is held up instead
+in one of DIR's frames, over the face of the person in it, as an attacker
+holds a photo over their own face: a real room, shoulders and hair around the
+card. The card is then made ``COVER`` times the size of that face (up to an
+A4 sheet at arm's length) and the hand does not carry it across the view, so
+the real face stays covered. Photos are drawn with --seed (1 by default;
+liveness_motion_clips.py chose the motion cue's settings on seed 0's clips).
 """
 from __future__ import annotations
 
@@ -43,6 +48,7 @@ import argparse
 import json
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -61,6 +67,7 @@ from edge_build.training.liveness_data import load_frames
 FPS = 15.0
 KINDS = ("print", "phone")
 HANDS = ("moving", "still")
+COVER = 1.6  # a card held over a real face is this many times the face's box, so turned by 30 degrees it still covers it
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -77,6 +84,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--exclude", type=Path, action="append", default=[], metavar="DIR",
                         help="leave out LFW people with a photo in DIR (e.g. photos a model was trained on), so every "
                              "clip and photo shows someone the model never saw")
+    parser.add_argument("--rooms", type=Path, metavar="DIR",
+                        help="hold each card over the face of a person in one of DIR's frames (real rooms, e.g. "
+                             "../shared/datasets/replay_dev/real) instead of in a plain room")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", type=Path, help="write the figures and every clip's verdict here")
     return parser.parse_args(argv)
@@ -129,18 +139,55 @@ def write_clip(path: Path, frames: list[np.ndarray]) -> None:
     writer.release()
 
 
-def attack_clips(photos, rng: np.random.Generator, frames: int, scratch: Path) -> list[dict]:
-    """Write one clip per photo: print and phone in turn, the hand moving for two clips, still for the next two."""
+def attack_clips(photos, rng: np.random.Generator, frames: int, scratch: Path, rooms=()) -> list[dict]:
+    """Write one clip per photo: print and phone in turn, the hand moving for two clips, still for the next two;
+    with ``rooms`` ((name, RGB frame, face box), see room_frames), held over the face in one of them in turn."""
     clips = []
     for number, (name, image, box) in enumerate(tqdm(photos, desc="attack clips", unit="clip", file=sys.stderr)):
         kind, hand = KINDS[number % 2], HANDS[(number // 2) % 2]
         motion = synth.random_motion(rng) if hand == "moving" else still_hand(rng)
-        shown, _ = synth.flat_attack(face_crop(image, box, rng), rng, frames, kind=kind, motion=motion)
+        card = face_crop(image, box, rng)
+        place, room = {}, None
+        if rooms:
+            room = rooms[number % len(rooms)]
+            place = over_face(synth.mount(card, kind).shape[:2], room[2], rng)
+            motion = replace(motion, shift=min(motion.shift, 0.01), depth=min(motion.depth, 0.02))
+        shown, _ = synth.flat_attack(card, rng, frames, kind=kind, motion=motion, room=None if room is None else room[1],
+                                     **place)
         path = scratch / f"attack-{number:04d}.avi"
         write_clip(path, shown)
         clips.append({"clip": path.name, "source": name, "kind": kind, "hand": hand, "live": False,
-                      "uri": f"file://{path}"})
+                      "uri": f"file://{path}", **({"room": room[0]} if room else {})})
     return clips
+
+
+def over_face(card_shape: tuple[int, int], box, rng: np.random.Generator, size: tuple[int, int] = (640, 480)) -> dict:
+    """flat_attack's distance, card width and centre for a card (mounted, ``card_shape`` (h, w)) held over the face
+    with this box: centred on it and COVER times its size in the view (focal length = frame width)."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    card_h, card_w = card_shape
+    across_px = COVER * max(x2 - x1, (y2 - y1) * card_w / card_h)
+    distance = rng.uniform(0.28, 0.5)
+    return {"distance_m": distance, "card_width_m": across_px * distance / size[0],
+            "centre": ((x1 + x2) / 2, (y1 + y2) / 2)}
+
+
+def room_frames(folder: Path, pipeline, rng: np.random.Generator, count: int, size: tuple[int, int] = (640, 480)):
+    """Up to ``count`` (name, RGB frame, face box) of ``folder``'s images of ``size`` with a face, drawn at random."""
+    paths = sorted(folder.rglob("*.jpg"))
+    rooms = []
+    for index in rng.permutation(len(paths)):
+        image = load_image(paths[index])
+        if image.shape[1::-1] != size:
+            continue
+        face = pipeline.main_face(image)
+        if face is not None:
+            rooms.append((paths[index].name, image, face.box))
+        if len(rooms) == count:
+            break
+    if not rooms:
+        raise SystemExit(f"--rooms {folder}: no {size[0]}x{size[1]} image with a face")
+    return rooms
 
 
 def real_clips(root: Path, groups: set, frames: int, scratch: Path) -> list[dict]:
@@ -224,11 +271,14 @@ def main(argv=None) -> int:
         except EdgeVerifyError as error:
             raise SystemExit(f"--cues {text}: {error}") from error
     report = {"seed": args.seed, "frames": args.frames, "excluded": [str(path) for path in args.exclude],
+              "rooms": str(args.rooms) if args.rooms else "plain",
               "cue_sets": {}}
     with tempfile.TemporaryDirectory(prefix="synthetic-attacks-") as scratch:
         scratch = Path(scratch)
         people = lfw_people(args.lfw, rng, args.exclude)
-        clips = attack_clips(lfw_photos(people, pipeline, rng, args.clips), rng, args.frames, scratch)
+        photos = lfw_photos(people, pipeline, rng, args.clips)
+        rooms = room_frames(args.rooms, pipeline, rng, args.clips) if args.rooms else ()  # drawn after: same photos
+        clips = attack_clips(photos, rng, args.frames, scratch, rooms)
         real_photos = lfw_photos(people, pipeline, rng, args.photos) if args.photos else []
         if args.real is not None:
             clips += real_clips(args.real, set(args.groups.split(",")), args.frames, scratch)

@@ -64,3 +64,33 @@ def test_people_in_an_excluded_folder_are_never_drawn(tmp_path, face_images, lfw
         (trained / face_images[person][0].name).symlink_to(face_images[person][0])
     people = BENCH.lfw_people(lfw, np.random.default_rng(0), [trained])
     assert sorted(path.name for path in people) == sorted(set(face_images) - {"Colin_Powell", "Serena_Williams"})
+
+
+def test_a_card_held_over_the_face_in_a_real_room_covers_it_in_every_frame(pipeline, face_images):
+    """--rooms: the card is held over the room's person, so the only face the door sees, frame after frame
+    while the hand turns it, is the card's (a different person, by the product's own embedding)."""
+    import numpy as np
+
+    from edge.vision.image import load_image
+    from edge_build.training import liveness_synth as synth
+    from edge_build.training.liveness_clips import face_crop
+
+    rng = np.random.default_rng(2)
+    room = np.full((480, 640, 3), 120, np.uint8)
+    person = load_image(face_images["Colin_Powell"][0])
+    room[100:100 + person.shape[0], 300:300 + person.shape[1]] = person  # the person in the room
+    in_room = pipeline.main_face(room)
+    card_photo = load_image(face_images["Serena_Williams"][0])
+    card = face_crop(card_photo, pipeline.main_face(card_photo).box, rng)
+    place = BENCH.over_face(synth.mount(card, "print").shape[:2], in_room.box, rng)
+    frames, _ = synth.flat_attack(card, rng, 8, kind="print", motion=synth.Motion(yaw_deg=25, pitch_deg=12, shift=0.01),
+                                  room=room, **place)
+    serena, colin = (pipeline.embed_primary(image) for image in (card_photo, person))
+    for frame in frames:
+        faces = pipeline.detect(frame, smallest=40)
+        assert len(faces) == 1, "the room's person shows beside the card"
+        seen = pipeline.embed_primary(frame)
+        # the card's face, not the room's: far nearer Serena than Colin (the door's threshold is about 0.4-0.6)
+        assert np.linalg.norm(seen - serena) + 0.2 < np.linalg.norm(seen - colin)
+    with pytest.raises(ValueError, match="the room is 640x480, the frames 320x240"):
+        synth.flat_attack(card, rng, 2, size=(320, 240), room=room)

@@ -88,14 +88,23 @@ def plane_homography(card_size: tuple[int, int], frame_size: tuple[int, int], ca
 
 def flat_attack(photo: np.ndarray, rng: np.random.Generator, frames: int = 15, size: tuple[int, int] = (640, 480),
                 kind: str = "print", motion: Motion | None = None, card_width_m: float | None = None,
-                distance_m: float | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """(RGB frames, homographies): ``photo`` (RGB) mounted as ``kind`` and moved by ``motion`` over ``frames``."""
+                distance_m: float | None = None, room: np.ndarray | None = None,
+                centre: tuple[float, float] | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """(RGB frames, homographies): ``photo`` (RGB) mounted as ``kind`` and moved by ``motion`` over ``frames``.
+
+    ``room``: an RGB frame of a real room (``size``) to hold the card up in, instead of a plain one;
+    ``centre``: the frame pixel the card's centre is held at (default: the middle of the view)."""
     motion = motion or random_motion(rng)
     card = mount(photo, kind)
     card_h, card_w = card.shape[:2]
     card_width_m = card_width_m or rng.uniform(0.09, 0.16)
     distance_m = distance_m or rng.uniform(0.28, 0.5)
-    room = background(rng, size)
+    room = background(rng, size) if room is None else np.asarray(room, np.uint8)
+    if room.shape[:2] != (size[1], size[0]):
+        raise ValueError(f"the room is {room.shape[1]}x{room.shape[0]}, the frames {size[0]}x{size[1]}")
+    held = np.zeros(3)
+    if centre is not None:  # the card's centre seen at that pixel: its offset across the view, in metres
+        held[:2] = (np.asarray(centre, np.float64) - [size[0] / 2, size[1] / 2]) * distance_m / size[0]
     phases = rng.uniform(0, 2 * math.pi, 6)
     cycles = rng.uniform(0.5, 1.2)
     gain0, gain1 = rng.uniform(0.8, 1.15, 2)
@@ -108,7 +117,7 @@ def flat_attack(photo: np.ndarray, rng: np.random.Generator, frames: int = 15, s
                         math.radians(motion.roll_deg) * math.sin(phase + phases[2]))
         offset = np.array([motion.shift * math.sin(phase + phases[3]), motion.shift * math.sin(phase + phases[4]),
                            motion.depth * math.sin(phase + phases[5])])
-        h = plane_homography((card_w, card_h), size, card_width_m, distance_m, turn, offset)
+        h = plane_homography((card_w, card_h), size, card_width_m, distance_m, turn, held + offset)
         warped = cv2.warpPerspective(card, h, size, flags=cv2.INTER_LINEAR)
         inside = cv2.warpPerspective(np.full((card_h, card_w), 255, np.uint8), h, size, flags=cv2.INTER_NEAREST)
         frame = np.where(inside[..., None] > 0, warped, room).astype(np.float32)

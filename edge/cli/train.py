@@ -86,9 +86,10 @@ The texture head's weight decay and both frame cues' thresholds are chosen on gr
 from fitting (each cue refuses --target-bpcer of those real frames); the printed and stored
 figures come from groups the settings did not see. The motion cue is checked on the folders'
 real sequences and on --synthetic-clips flat attacks made from their real frames. With --cnn, a
-small grey network (the cnn cue) is fitted too and written as liveness-cnn.onnx beside the model;
-its threshold is its training loss's decision boundary, and its figures come from --cnn-folds
-networks each fitted without a fold of every folder's groups. The model goes
+small grey network (the cnn cue) is fitted too and written as liveness-cnn.onnx beside the model:
+the mean logit of --cnn-members networks trained from different seeds (one training lands far
+from another on new people). Its threshold is its training loss's decision boundary, and its
+figures come from --cnn-folds such networks each fitted without a fold of every folder's groups. The model goes
 to $EDGE_VERIFY_HOME/models/liveness.json (or --out), with its figures: `edge-verify selftest`
 shows them. Needs `edge-verify models fetch` (the detector). Minutes on 2 cores the first time.
 """
@@ -172,16 +173,18 @@ def add_liveness(kinds) -> None:
                              "turn: 5 (default: no wait beyond the frame cues' window) or 8 (more print "
                              "attacks refused, every unlock 3 frames later; see the README)")
     parser.add_argument("--cnn", action="store_true",
-                        help="also fit the cnn cue, a small grey network (about 10 minutes per network on 2 cores "
-                             "for both shared folders: --cnn-folds + 1 networks); see the README for its figures")
+                        help="also fit the cnn cue, a small grey network (about 5 minutes per network on 2 cores "
+                             "for both shared folders: (--cnn-folds + 1) x --cnn-members networks, about an hour by "
+                             "default); see the README for its figures")
     parser.add_argument("--cnn-epochs", type=int, default=8, metavar="N", help="the network's epochs (default 8)")
     parser.add_argument("--cnn-augment", type=int, default=4, metavar="N",
                         help="random camera shifts per frame for the network (default 4)")
     parser.add_argument("--cnn-folds", type=int, default=3, metavar="K",
                         help="networks fitted without a fold of every folder's groups, for its figures (default 3)")
-    parser.add_argument("--cnn-members", type=int, default=1, metavar="N",
+    parser.add_argument("--cnn-members", type=int, default=3, metavar="N",
                         help="networks from different seeds whose mean logit is the cue, in one ONNX file (default "
-                             "1); each fold's figure uses as many, so training takes N times as long")
+                             "3: steadier than one training, see the README); each fold's figure uses as many, so "
+                             "training takes N times as long as with 1")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--cache", type=Path, metavar="DIR", help="face and feature cache "
                         "(default $EDGE_VERIFY_HOME/cache/liveness)")

@@ -119,3 +119,15 @@ def cnn_only_liveness(models: Path, logit: float) -> Path:
     Path(models).mkdir(parents=True, exist_ok=True)
     return write_model({"format": FORMAT, "window": 5, "cues": {"cnn": constant_cnn(models, logit)}},
                        Path(models) / "liveness.json")
+
+
+def camera_clip(path: Path, stills, repeat: int = 3) -> Path:
+    """An MJPG file at 10 fps showing each BGR still ``repeat`` times: a camera for `--camera file://...`."""
+    import cv2
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, stills[0].shape[1::-1])
+    for still in stills:
+        for _ in range(repeat):
+            writer.write(still)
+    writer.release()
+    return path

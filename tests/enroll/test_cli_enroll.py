@@ -6,6 +6,7 @@ import stat
 
 import cv2
 import pytest
+from buildkit import camera_clip
 from enroll_frames import rotated
 
 from edge.cli import main
@@ -123,13 +124,7 @@ def test_help_explains_the_gates_and_the_token(capsys):
 
 
 def test_enroll_from_a_camera_uri(models_ready, token, where, gallery_files, face_images, capsys, tmp_path):
-    stills = [cv2.imread(str(path)) for path in face_images["Jennifer_Aniston"]]
-    video = tmp_path / "kiosk.avi"
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, stills[0].shape[1::-1])
-    for still in stills:
-        for _ in range(3):
-            writer.write(still)
-    writer.release()
+    video = camera_clip(tmp_path / "kiosk.avi", [cv2.imread(str(path)) for path in face_images["Jennifer_Aniston"]])
     code, out, err = run(capsys, "enroll", "Jennifer", "--camera", f"file://{video}", "--count", "3", "--no-poses",
                          "--interval", "0.25", "--timeout", "20", "--token", token, "--json", *where)
     assert code == 0, err

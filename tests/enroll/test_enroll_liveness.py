@@ -10,6 +10,7 @@ import json
 
 import cv2
 import pytest
+from buildkit import camera_clip
 from buildkit import cnn_only_liveness as cnn_model
 
 from edge.cli import main
@@ -68,15 +69,6 @@ def test_nothing_judged_gives_no_warning():
     assert refusal_warning("Ada", []) is None and refusal_warning("Ada", [None, None]) is None
 
 
-def write_camera(path, stills, repeat=3):
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, stills[0].shape[1::-1])
-    for still in stills:
-        for _ in range(repeat):
-            writer.write(still)
-    writer.release()
-    return path
-
-
 @pytest.fixture
 def where(gallery_files):
     path, key = gallery_files
@@ -86,7 +78,7 @@ def where(gallery_files):
 def test_cli_camera_enrollment_warns_with_the_homes_liveness_model(fetched_home, token, where, gallery_files,
                                                                     face_images, capsys, tmp_path):
     cnn_model(fetched_home / "models", 6.0)
-    video = write_camera(tmp_path / "kiosk.avi", [cv2.imread(str(p)) for p in face_images["Jennifer_Aniston"]])
+    video = camera_clip(tmp_path / "kiosk.avi", [cv2.imread(str(p)) for p in face_images["Jennifer_Aniston"]])
     code = main(["enroll", "Jennifer", "--camera", f"file://{video}", "--count", "3", "--no-poses", "--no-config",
                  "--interval", "0.25", "--timeout", "20", "--token", token, "--json", *where])
     out, err = capsys.readouterr()
@@ -114,7 +106,7 @@ def test_cli_liveness_off_in_the_config_judges_nothing(fetched_home, token, wher
     cnn_model(fetched_home / "models", 6.0)
     config = tmp_path / "config.toml"
     config.write_text('[decision]\nliveness = "off"\n')
-    video = write_camera(tmp_path / "kiosk.avi", [cv2.imread(str(p)) for p in face_images["Jennifer_Aniston"]])
+    video = camera_clip(tmp_path / "kiosk.avi", [cv2.imread(str(p)) for p in face_images["Jennifer_Aniston"]])
     code = main(["enroll", "Jennifer", "--camera", f"file://{video}", "--count", "3", "--no-poses",
                  "--config", str(config), "--interval", "0.25", "--timeout", "20", "--token", token, "--json", *where])
     out, err = capsys.readouterr()
@@ -127,7 +119,7 @@ def test_cli_a_broken_liveness_model_is_said_and_enrollment_goes_on(fetched_home
     cnn_model(fetched_home / "models", 6.0)
     with open(fetched_home / "models" / "liveness-cnn.onnx", "ab") as handle:
         handle.write(b"\0")
-    video = write_camera(tmp_path / "kiosk.avi", [cv2.imread(str(p)) for p in face_images["Jennifer_Aniston"]])
+    video = camera_clip(tmp_path / "kiosk.avi", [cv2.imread(str(p)) for p in face_images["Jennifer_Aniston"]])
     code = main(["enroll", "Jennifer", "--camera", f"file://{video}", "--count", "3", "--no-poses", "--no-config",
                  "--interval", "0.25", "--timeout", "20", "--token", token, "--json", *where])
     out, err = capsys.readouterr()

@@ -65,7 +65,7 @@ def test_fleet_enroll_at_the_camera_asks_this_doors_liveness_cues(hub, fetched_h
     import io
 
     import cv2
-    from buildkit import cnn_only_liveness
+    from buildkit import camera_clip, cnn_only_liveness
 
     from edge.cli import main
 
@@ -75,13 +75,7 @@ def test_fleet_enroll_at_the_camera_asks_this_doors_liveness_cues(hub, fetched_h
     monkeypatch.delenv("EDGE_VERIFY_ADMIN_TOKEN", raising=False)
     monkeypatch.setattr(sys, "stdin", io.StringIO("fleet-test-token\n"))
     assert main(["admin", "set-token", "--gallery", str(gallery)]) == 0
-    stills = [cv2.imread(str(path)) for path in face_images["Jennifer_Aniston"]]
-    video = tmp_path / "kiosk.avi"
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, stills[0].shape[1::-1])
-    for still in stills:
-        for _ in range(3):
-            writer.write(still)
-    writer.release()
+    video = camera_clip(tmp_path / "kiosk.avi", [cv2.imread(str(path)) for path in face_images["Jennifer_Aniston"]])
     common = ["--bundle", str(kiosk.bundle), "--state", str(tmp_path / "state"), "--no-config",
               "--token", "fleet-test-token", "--gallery", str(gallery), "--threads", "1"]
     capsys.readouterr()

@@ -117,6 +117,8 @@ def test_train_liveness_cnn_writes_its_network_beside_the_model_and_the_cli_scor
     assert err.count("cnn cue, fold") == 2 and "the shipped network on all 128 chips" in err  # as captured and 1 shift
     # with members, each fold's network and the shipped one are that many networks in one file
     assert entry["members"] == members and err.count(f"network {members} of {members}") == (3 if members > 1 else 0)
+    assert ("each judged by the mean of 2 networks fitted without it" if members > 1 else
+            "each judged by a network fitted without it") in validated["protocol"]
 
     photo = str(folder / "fake" / "ColinPowell_0001.jpg")
     assert main(["liveness", photo, "--json"]) == 0

@@ -184,7 +184,12 @@ def cnn_figures(folders: list[Folder], config: LivenessConfig, cache: Path, echo
                           "give more groups (subjects or sources) or fewer --cnn-folds")
     return by_attack_type(np.concatenate(refused), np.concatenate(types),
                           f"{config.cnn_folds} folds of every folder's groups (subjects or sources), each judged by "
-                          "a network fitted without it, frames as captured, threshold at the decision boundary")
+                          f"{judged_by(config.cnn_members)} fitted without it, frames as captured, threshold at the "
+                          "decision boundary")
+
+
+def judged_by(members: int) -> str:
+    return "a network" if members == 1 else f"the mean of {members} networks"
 
 
 def fit_cnn(folders: list[Folder], config: LivenessConfig, cache: Path, network_path: Path, echo) -> dict:

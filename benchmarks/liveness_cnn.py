@@ -110,7 +110,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--clips", action="store_true",
                         help="also judge captured clips of 15 frames per track, as the daemon does (motion cue too)")
     parser.add_argument("--json", type=Path, help="write every figure here")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.members < 1:
+        parser.error("--members must be 1 or more")
+    return args
 
 
 # -- chips --------------------------------------------------------------------------------------

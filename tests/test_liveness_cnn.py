@@ -114,3 +114,5 @@ def test_an_ensemble_is_the_mean_of_its_members_and_exports_as_one_network(train
     entry = liveness_cnn.model_entry(path, 0.0, members=3)
     assert describe_settings("cnn", entry).endswith(", the mean of 3 networks)")
     assert "networks" not in describe_settings("cnn", liveness_cnn.model_entry(path, 0.0))
+    with pytest.raises(ValueError, match="at least one network"):
+        liveness_cnn.train_members(x, attack, np.ones(80), epochs=1, seed=0, members=0)

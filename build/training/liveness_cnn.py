@@ -160,6 +160,8 @@ def member_seeds(seed: int, members: int) -> list[int]:
 def train_members(x: np.ndarray, attack: np.ndarray, weights: np.ndarray, epochs: int, seed: int, members: int = 1,
                   echo=None) -> nn.Module:
     """The network (``members`` 1), or the Ensemble of ``members`` networks from member_seeds(seed)."""
+    if members < 1:
+        raise ValueError(f"an ensemble needs at least one network, got {members}")
     echo = echo or (lambda text: print(text, file=sys.stderr, flush=True))
     nets = []
     for m, member_seed in enumerate(member_seeds(seed, members)):

@@ -282,8 +282,7 @@ def run_split(folders: dict, split: dict, kind: str, args, seed: int, fitted: di
             "all_scores": {s: m for s, m in zip(seeds, members)},
             "members": [m[name][rows] for m in members]}
     if args.shifts:
-        scorer = nets[0] if len(nets) == 1 else recipe.Ensemble(nets).eval()
-        part["shifts"] = shifted_parts(folders[name], mask, scorer, kind, shipped["cues"], args)
+        part["shifts"] = shifted_parts(folders[name], mask, recipe.as_one(nets), kind, shipped["cues"], args)
     if args.clips:
         frame_scores = {"cnn": cnn[name], **shipped["scores"]}
         part["clips"] = clip_counts(folders[name], mask, frame_scores, thresholds, args.boundary)

@@ -168,7 +168,12 @@ def train_members(x: np.ndarray, attack: np.ndarray, weights: np.ndarray, epochs
         if members > 1:
             echo(f"  network {m + 1} of {members}")
         nets.append(train(x, attack, weights, epochs, member_seed, echo))
-    return nets[0] if members == 1 else Ensemble(nets).eval()
+    return as_one(nets)
+
+
+def as_one(nets: list) -> nn.Module:
+    """One trained network as it is; several as their Ensemble (the network the cue ships)."""
+    return nets[0] if len(nets) == 1 else Ensemble(nets).eval()
 
 
 def scores(net: nn.Module, x: np.ndarray) -> np.ndarray:

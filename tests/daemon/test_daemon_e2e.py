@@ -339,6 +339,47 @@ def test_ready_watchdog_and_status_reach_systemd(tmp_path, enrolled, mock_factor
     assert "STOPPING=1" in messages[-1]
 
 
+def test_status_and_stop_log_give_the_recent_frame_latency(tmp_path, enrolled, mock_factory, monkeypatch, caplog):
+    """What `systemctl status` shows a technician: p50 / p95 of the latest frames' decoded-to-decision time, the
+    same numbers the events carry."""
+    import logging
+    import re
+
+    from edge.daemon import loop, notify
+
+    gallery, key = enrolled
+    clip = write_clip(tmp_path / "ann.avi", blanks(2) + person_frames(ENROLLED[0], 6))
+    statuses = []
+    monkeypatch.setattr(loop, "STATUS_EVERY_S", 0.0)
+    monkeypatch.setattr(notify, "status", lambda text: statuses.append(text))
+    events_path = tmp_path / "events.jsonl"
+    with caplog.at_level(logging.INFO, logger="edge.daemon.loop"):
+        assert Daemon(settings(gallery, key, f"file://{clip}", **{"events.file": str(events_path)}), until_end=True,
+                      pin_factory=mock_factory).run() == 0
+    latencies = [event["latency_ms"] for event in read_events(events_path)]
+    assert len(latencies) == 6
+    pattern = r"frame p50 / p95 (\d+) / (\d+) ms \(last (\d+)\)"
+    shown = [re.search(pattern, text) for text in statuses]
+    assert not any(shown[:2])  # no latency before the first judged frame
+    last = shown[-1]
+    assert last is not None and int(last.group(3)) == 6
+    p50, p95 = np.percentile(latencies, [50, 95])
+    assert abs(int(last.group(1)) - p50) <= 1 and abs(int(last.group(2)) - p95) <= 1  # events round to 0.01 ms
+    stopped = next(record.getMessage() for record in caplog.records if record.getMessage().startswith("stopped after"))
+    assert re.search(pattern, stopped).group(0) == last.group(0)
+
+
+def test_recent_latency_is_the_latest_frames_only():
+    from edge.daemon.loop import RECENT_FRAMES, Stats
+
+    stats = Stats()
+    assert stats.latency_summary() == ""
+    for value in [1000.0] + [10.0] * RECENT_FRAMES:  # the slow first frame has left the window
+        stats.record_latency(value)
+    assert stats.latency_summary() == f"frame p50 / p95 10 / 10 ms (last {RECENT_FRAMES})"
+    assert stats.latency_count == RECENT_FRAMES + 1 and stats.latency_sum_ms == 1000.0 + 10.0 * RECENT_FRAMES
+
+
 def test_face_crops_are_stored_only_when_enabled(tmp_path, enrolled, pipeline, mock_factory):
     gallery, key = enrolled
     clip = write_clip(tmp_path / "ann.avi", person_frames(ENROLLED[0], 3))

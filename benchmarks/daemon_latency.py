@@ -60,6 +60,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=1,
                         help="runs per setting (default 1); with more, each frame's latency is the median of its "
                              "runs, so that a busy spell of a shared machine does not set the p95")
+    parser.add_argument("--no-flip", dest="flip", action="store_false",
+                        help="embed each face once, as `[engine] flip = false` does, instead of averaging it with "
+                             "its mirror image (the default)")
     parser.add_argument("--json", type=Path, default=Path("daemon_latency.json"), help="write the figures here")
     return parser.parse_args(argv)
 
@@ -102,7 +105,8 @@ def write_scene_clip(path: Path, folder: Path) -> int:
     return written
 
 
-def measure(precision: str, threads, clip: Path, folder: Path, liveness: str = "auto", cues=None) -> dict:
+def measure(precision: str, threads, clip: Path, folder: Path, liveness: str = "auto", cues=None,
+            flip: bool = True) -> dict:
     from gpiozero.pins.mock import MockFactory
 
     from edge.daemon import config, parts
@@ -110,12 +114,13 @@ def measure(precision: str, threads, clip: Path, folder: Path, liveness: str = "
     from edge.demo import enroll
     from edge.pipeline import FacePipeline
 
-    pipeline = FacePipeline.load(precision=precision, threads=threads or parts.default_engine_threads())
+    pipeline = FacePipeline.load(precision=precision, threads=threads or parts.default_engine_threads(), flip=flip)
     enroll(pipeline, folder, log=lambda line: None)
     settings = config.resolve({
         "source.uri": f"file://{clip}", "door.pin": "BOARD11", "door.pulse_s": 1.0,
         "gallery.path": str(folder / "gallery.sqlite"), "gallery.key": str(folder / "gallery.key"),
         "events.file": str(folder / "events.jsonl"), "events.stdout": False, "decision.liveness": liveness,
+        "engine.flip": flip,
         **({"liveness.cues": cues} if cues and liveness != "off" else {}),
     }, {}, origin="the benchmark")
     factory = MockFactory()
@@ -131,6 +136,7 @@ def measure(precision: str, threads, clip: Path, folder: Path, liveness: str = "
     return {
         "total_ms": total.tolist(),
         "precision": precision,
+        "flip": flip,
         "liveness": ", ".join(daemon.liveness.cues) if daemon.liveness is not None else "off",
         "frames": daemon.stats.frames,
         "frames_with_face": len(events),
@@ -195,9 +201,11 @@ def main(argv=None) -> int:
                 for repeat in range(max(args.repeat, 1)):
                     folder = scratch / f"{precision}-{liveness}-{run}-{repeat}"
                     folder.mkdir()
-                    runs.append(measure(precision, args.threads, clip, folder, liveness, args.liveness_cues))
+                    runs.append(measure(precision, args.threads, clip, folder, liveness, args.liveness_cues,
+                                        args.flip))
                 results.append(over_runs(runs))
-    report = {"machine": machine(), "threads": args.threads, "frame_size": [640, 480], "warmup_frames": WARMUP_FRAMES,
+    report = {"machine": machine(), "threads": args.threads, "flip": args.flip, "frame_size": [640, 480],
+              "warmup_frames": WARMUP_FRAMES,
               "clip": str(args.frames_from) if args.frames_from else "synthetic: one demo photo on a flat background",
               "results": results, "not_built": missing}
     print(f"{'engine':<8} {'liveness':<24} {'p50 ms':>8} {'p95 ms':>8} {'fps':>7} {'decode p50':>11} {'faces':>6} "
@@ -208,7 +216,8 @@ def main(argv=None) -> int:
               f"{row['matched']:>8}")
     for precision in missing:
         print(f"{precision:<8} not built (edge-verify build --model embedding --precision {precision})")
-    print(f"machine: {report['machine']['cpu']}, {report['machine']['cpus']} CPUs, threads={args.threads}")
+    print(f"machine: {report['machine']['cpu']}, {report['machine']['cpus']} CPUs, threads={args.threads}"
+          + ("" if args.flip else ", no mirror image (--no-flip)"))
     for row in results:
         if "each_run_p50_p95" in row:
             print(f"{row['precision']} {row['liveness']}: p50 / p95 of each run "

@@ -326,11 +326,11 @@ class Daemon:
                                        frames=track.frames)
         if verdict.unlock:
             self.door.unlock_pulse()
-        decided = time.monotonic()
+        latency_ms = (time.monotonic() - frame.timestamp) * 1e3
         self._count(verdict)
-        self.stats.record_latency((decided - frame.timestamp) * 1e3)
+        self.stats.record_latency(latency_ms)
         event = self._event(verdict, frame, sighting, read_ms=(frame.timestamp - read_started) * 1e3,
-                            latency_ms=(decided - frame.timestamp) * 1e3)
+                            latency_ms=latency_ms)
         event.update(live_fields)
         self._write(event)
         self._publish(frame, sighting, verdict, live_fields.get("live_score"), event["latency_ms"])

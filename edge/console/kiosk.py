@@ -184,8 +184,9 @@ class KioskConsole(ConsoleApp):
         if status is None:
             return html.notice(f"The door daemon is not running (nothing answers on {self.socket}).", "warning")
         held = f"; {status['held']}" if status.get("held") else ""
+        latency = f" ({status['frame_latency']})" if status.get("frame_latency") else ""  # absent before a face
         return (f'<p class="muted">Daemon pid {esc(status["pid"])}: camera {esc(status["source"])}, '
-                f'{esc(status["fps"])} fps; door {esc(status["door"])} '
+                f'{esc(status["fps"])} fps{esc(latency)}; door {esc(status["door"])} '
                 f'{"locked" if status["locked"] else "OPEN"}; {esc(status["gallery"])}{esc(held)}</p>')
 
     # -- live view --------------------------------------------------------------------------------------

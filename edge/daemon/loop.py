@@ -353,7 +353,8 @@ class Daemon:
         return {"pid": os.getpid(), "source": self.settings["source.uri"], "door": self.door.describe(),
                 "locked": self.door.is_locked, "gallery": self.gallery.describe(),
                 "liveness_mode": self.settings["decision.liveness"], "liveness": liveness,
-                "fps": round(self.stats.fps(), 1), "unlocks": self.stats.unlocks, "last": self._last_decision,
+                "fps": round(self.stats.fps(), 1), "frame_latency": self.stats.latency_summary() or None,
+                "unlocks": self.stats.unlocks, "last": self._last_decision,
                 "store_faces": self.settings["events.store_faces"], "events": self.settings["events.file"]}
 
     def _follow(self, track, sighting):

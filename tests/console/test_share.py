@@ -4,6 +4,7 @@ on a RecordingPin. Frames come with faces, quality verdicts and decisions; a hol
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import cv2
@@ -53,7 +54,10 @@ def test_a_hold_keeps_the_door_locked_until_it_ends(tmp_path, gallery_files):
                     frames.append(frame)
                     seq = frame.seq
             refused = viewer.pulse("the test")
+            status = viewer.status()
         judged = [frame for frame in frames if frame.meta["decision"] is not None]
+        # what the console's daemon line shows beside the frame rate (edge.console.kiosk.daemon_line)
+        assert re.fullmatch(r"frame p50 / p95 \d+ / \d+ ms \(last \d+\)", status["frame_latency"])
         assert len(judged) >= 5
         last = judged[-1]
         assert last.meta["decision"]["person"] == ENROLLED[0] and last.meta["decision"]["reason"] == reason
@@ -138,3 +142,18 @@ def test_enroll_camera_daemon_without_a_daemon_says_so(tmp_path, gallery_files, 
                  "--gallery", str(gallery), "--key", str(key), "--token", TOKEN])
     assert code == 1
     assert "no door daemon answers on" in capsys.readouterr().err
+
+
+def test_the_consoles_daemon_line_gives_the_frame_latency_when_there_is_one(tmp_path, gallery_files):
+    from consolekit import kiosk_settings
+
+    from edge.console.kiosk import KioskConsole
+
+    gallery, key = gallery_files
+    console = KioskConsole(kiosk_settings(tmp_path, gallery, key), 900.0)
+    status = {"pid": 7, "source": "file:///clip.avi", "fps": 14.9, "door": "relay on BOARD11", "locked": True,
+              "gallery": "2 people"}
+    line = console.daemon_line({**status, "frame_latency": "frame p50 / p95 26 / 33 ms (last 300)"})
+    assert "14.9 fps (frame p50 / p95 26 / 33 ms (last 300)); door relay on BOARD11 locked" in line
+    for before_a_face in ({**status, "frame_latency": None}, status):  # a daemon of an older release has no key
+        assert "14.9 fps; door relay on BOARD11 locked" in console.daemon_line(before_a_face)

@@ -242,17 +242,21 @@ def network_scores(folders: dict, net, kind: str, args, seed: int) -> dict:
     return {name: native_scores(net, folder, kind, args.cache_dir) for name, folder in folders.items()}
 
 
-def shifted_parts(folder, mask, net, kind: str, cues: dict, args) -> dict:
-    """{shift: {attack, scores: {cnn, texture, context}}} of the tested frames under each ``--shifts``."""
+def shifted_parts(folder, mask, nets: list, kind: str, cues: dict, args) -> dict:
+    """{shift: {attack, scores: {cnn, texture, context}, members}} of the tested frames under each ``--shifts``;
+    ``members``: each network's own cnn scores when there are several (the cue is their mean)."""
     out = {}
+    net = recipe.as_one(nets)
     for shift in args.shifts:
         chip = chips(folder, shift, args.cache_dir)
         features = cached(folder.frames, folder.faces, shift, args.cache_dir, progress=False)
         rows = mask & chip["ok"] & features.ok
+        tested_chips = chip[kind][rows]
         out[shift] = {"attack": folder.attack[rows], "scores": {
-            "cnn": recipe.scores(net, chip[kind][rows]),
+            "cnn": recipe.scores(net, tested_chips),
             "texture": np.array([texture.attack_score(v, cues["texture"]["head"]) for v in features.texture[rows]]),
-            "context": np.array([context.attack_score(c) for c in features.context[rows]])}}
+            "context": np.array([context.attack_score(c) for c in features.context[rows]])},
+            "members": [recipe.scores(member, tested_chips) for member in nets] if len(nets) > 1 else []}
     return out
 
 
@@ -282,7 +286,7 @@ def run_split(folders: dict, split: dict, kind: str, args, seed: int, fitted: di
             "all_scores": {s: m for s, m in zip(seeds, members)},
             "members": [m[name][rows] for m in members]}
     if args.shifts:
-        part["shifts"] = shifted_parts(folders[name], mask, recipe.as_one(nets), kind, shipped["cues"], args)
+        part["shifts"] = shifted_parts(folders[name], mask, nets, kind, shipped["cues"], args)
     if args.clips:
         frame_scores = {"cnn": cnn[name], **shipped["scores"]}
         part["clips"] = clip_counts(folders[name], mask, frame_scores, thresholds, args.boundary)
@@ -365,17 +369,26 @@ def figures(parts: list[dict], diagnostic: bool) -> dict:
                                              axis=0) for p in parts])
             row["+".join(combination)] = {"apcer": float(np.mean(~refused[attack])),
                                           "bpcer": float(np.mean(refused[~attack]))}
+        if parts[0]["shifts"][shift].get("members"):
+            row["members@boundary"] = members_at_boundary(
+                [(p["shifts"][shift]["members"], p["shifts"][shift]["attack"], level(p, "cnn")) for p in parts])
         out.setdefault("shifts", {})[shift] = row
     if len(parts[0]["members"]) > 1:  # each member alone at the boundary: how far one training can land
-        out["members@boundary"] = []
-        attack = np.concatenate([p["attack"] for p in parts])
-        for k in range(len(parts[0]["members"])):
-            refused = np.concatenate([p["members"][k] >= p["thresholds"]["cnn@boundary"] for p in parts])
-            out["members@boundary"].append({"apcer": float(np.mean(~refused[attack])),
-                                            "bpcer": float(np.mean(refused[~attack]))})
+        out["members@boundary"] = members_at_boundary(
+            [(p["members"], p["attack"], p["thresholds"]["cnn@boundary"]) for p in parts])
     if all("clips" in p for p in parts):
         out["clips"] = {label: {key: sum(p["clips"][label][key] for p in parts) for key in counts}
                         for label, counts in parts[0]["clips"].items()}
+    return out
+
+
+def members_at_boundary(parts: list) -> list[dict]:
+    """APCER/BPCER of each member alone, pooled over the parts' (member scores, attack flags, boundary)."""
+    attack = np.concatenate([flags for _, flags, _ in parts])
+    out = []
+    for k in range(len(parts[0][0])):
+        refused = np.concatenate([members[k] >= boundary for members, _, boundary in parts])
+        out.append({"apcer": float(np.mean(~refused[attack])), "bpcer": float(np.mean(refused[~attack]))})
     return out
 
 
@@ -418,8 +431,12 @@ def main(argv=None) -> int:
                     print("    each member alone, cnn@boundary: " + "  ".join(
                         f"{m['apcer'] * 100:.1f}/{m['bpcer'] * 100:.1f}" for m in row["members@boundary"]), flush=True)
                 for shift, cells in row.get("shifts", {}).items():
+                    each = cells.get("members@boundary", [])
                     print(f"    {shift}: " + "  ".join(f"{c.replace('cnn', 'cnn@boundary')} {v['apcer'] * 100:.1f}/"
-                                                       f"{v['bpcer'] * 100:.1f}" for c, v in cells.items()), flush=True)
+                                                       f"{v['bpcer'] * 100:.1f}" for c, v in cells.items()
+                                                       if c != "members@boundary")
+                          + ("  each member: " + "  ".join(f"{m['apcer'] * 100:.1f}/{m['bpcer'] * 100:.1f}"
+                                                           for m in each) if each else ""), flush=True)
                 for label, c in row.get("clips", {}).items():
                     print(f"    per clip, {label}: attack clips accepted {c['attacks_accepted']}/{c['attacks']}, "
                           f"real clips refused {c['real_refused']}/{c['real']}", flush=True)

@@ -35,3 +35,33 @@ def test_outside_the_frame_is_black():
     chip = BENCH.wide_chip(square(200, (0, 0, 100, 100)), np.array([0.0, 0, 100, 100]))
     assert chip[:5, :5].max() == 0  # the chip's top-left corner lies above and left of the frame
     assert chip[40, 40] == 255
+
+
+def shifted_part(attack, members, boundary=0.0):
+    """One split's part as run_split makes it, with one shift whose cue is the members' mean."""
+    members = [np.asarray(m, float) for m in members]
+    mean = np.mean(members, axis=0)
+    scores = {"cnn": mean, "cnn@boundary": mean, "texture": np.zeros(len(attack)), "context": np.zeros(len(attack))}
+    return {"attack": np.asarray(attack), "scores": scores, "members": members,
+            "thresholds": {"cnn": boundary, "cnn@boundary": boundary, "texture": 1.0, "context": 1.0},
+            "shifts": {"dark": {"attack": np.asarray(attack), "members": members,
+                                "scores": {"cnn": mean, "texture": scores["texture"], "context": scores["context"]}}}}
+
+
+def test_each_member_is_judged_alone_under_a_shift_beside_their_mean():
+    # two splits; attack frames score positive when refused. Member 1 lets every attack of the first split in.
+    first = shifted_part([True, True, False, False], [[2.0, 3.0, -1.0, -2.0], [-1.0, -2.0, -3.0, -1.0]])
+    second = shifted_part([True, False], [[1.0, 1.0], [2.0, -2.0]])
+    row = BENCH.figures([first, second], diagnostic=False)
+    dark = row["shifts"]["dark"]
+    assert [(m["apcer"], m["bpcer"]) for m in dark["members@boundary"]] == [(0.0, 1 / 3), (2 / 3, 0.0)]
+    assert dark["members@boundary"] == row["members@boundary"]  # the same frames, unshifted here
+    # the mean (the shipped cue) as before: first split 0.5, 0.5, -2, -1.5; second 1.5, -0.5
+    assert (dark["cnn"]["apcer"], dark["cnn"]["bpcer"]) == (0.0, 0.0)
+
+
+def test_one_network_has_no_member_figures():
+    part = shifted_part([True, False], [[1.0, -1.0]])
+    part["members"], part["shifts"]["dark"]["members"] = [part["members"][0]], []
+    row = BENCH.figures([part], diagnostic=False)
+    assert "members@boundary" not in row and "members@boundary" not in row["shifts"]["dark"]

@@ -139,6 +139,34 @@ def test_button_press_and_release_reach_gpiozero(world, factory):
         button.close()
 
 
+def test_a_callback_that_raises_does_not_stop_the_lines_later_edges(world, factory, caplog):
+    """The watcher thread outlives a callback that fails (a handler's bug, or a device that gpiozero is closing:
+    it clears its hold thread before its pin): otherwise every later edge of the door sensor or the exit
+    button is lost without a word."""
+    path, offset = line_of("BOARD15")
+    world.drive(path, offset, True)
+    presses = []
+
+    def press():
+        presses.append(time.monotonic())
+        if len(presses) == 1:
+            raise RuntimeError("a handler's bug")
+
+    button = Button("BOARD15", pull_up=True, bounce_time=0.05, pin_factory=factory)
+    try:
+        button.when_pressed = press
+        start = time.monotonic_ns()
+        world.drive(path, offset, False, timestamp_ns=start)
+        assert wait_for(lambda: len(presses) == 1)
+        world.drive(path, offset, True, timestamp_ns=start + 200_000_000)
+        world.drive(path, offset, False, timestamp_ns=start + 400_000_000)
+        assert wait_for(lambda: len(presses) == 2), "the watcher died with the first callback"
+    finally:
+        button.close()
+    assert any("a handler's bug" in record.getMessage() or "a handler's bug" in (record.exc_text or "")
+               for record in caplog.records)
+
+
 def test_button_debounce_is_the_kernels(world, factory):
     """bounce_time goes to the kernel as debounce_period, so the kernel filters bounces."""
     path, offset = line_of("BOARD15")

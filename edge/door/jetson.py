@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import errno
 import glob
+import logging
 import select
 import threading
 import time
@@ -60,6 +61,8 @@ from gpiozero.pins import Factory, Pin
 
 from edge.door.jetson_pins import Board, Line, board_for, board_info, detect_board, line_for
 from edge.exc import DoorError
+
+log = logging.getLogger(__name__)
 
 CONSUMER = "edge-verify"
 WATCH_POLL_S = 0.1  # how often a watcher thread checks whether it should stop
@@ -405,8 +408,15 @@ class JetsonPin(Pin):
 
     def _deliver(self, ticks: float, state: bool) -> None:
         callback = self._get_when_changed()
-        if callback is not None:
+        if callback is None:
+            return
+        try:
             callback(ticks, state)
+        except Exception:
+            # The watcher must outlive a failing callback: a handler's bug, or a device gpiozero is closing
+            # (it clears its hold thread before it closes the pin). Ending this thread would lose every
+            # later edge of the line (the door sensor, the exit button) without a word.
+            log.exception("%s: the handler of an edge failed; the line is still watched", self)
 
 
 def describe_error(error: Exception) -> str:

@@ -286,7 +286,7 @@ class Daemon:
                 ended = True
             else:
                 self._read_problem(frame)
-            self._status(self._running_status())
+            self._status(self._running_status)
 
     def _read_problem(self, frame) -> None:
         self.stats.read_problems += 1
@@ -450,13 +450,15 @@ class Daemon:
         return (f"{self.stats.fps():.1f} fps{', ' + latency if latency else ''}, {self.gallery.describe()}, "
                 f"{self.stats.unlocks} unlocks; last: {self._last_decision}{dropped_note(self.events)}")
 
-    def _status(self, text: str, force: bool = False) -> None:
+    def _status(self, text: "str | Callable[[], str]", force: bool = False) -> None:
+        """Tell systemd ``text`` at most every STATUS_EVERY_S (at once with ``force``); a callable is only
+        called then: the running status summarises the recent frames, which every frame need not pay for."""
         if self.fleet is not None:
             self.fleet.counters(self.stats)
         now = time.monotonic()
         if force or now - self._status_at >= STATUS_EVERY_S:
             self._status_at = now
-            notify.status(text)
+            notify.status(text() if callable(text) else text)
 
 
 def dropped_note(events) -> str:

@@ -85,12 +85,15 @@ class Scene:
     """What the detector saw in one image: every face, and the main one aligned.
 
     ``main`` is None when there is no face, or none at least ``min_face_px``.
-    ``ms``: milliseconds spent detecting and aligning.
+    ``ms``: milliseconds spent detecting and aligning. ``followed``: the main face of the frame before
+    was found again near its box and the rest of the frame was not searched (:class:`Follower`), so
+    ``faces`` holds that face alone.
     """
 
     faces: list
     main: Optional[MainFace]
     ms: dict = field(default_factory=dict)
+    followed: bool = False
 
 
 @dataclass
@@ -164,6 +167,20 @@ class FacePipeline:
         t2 = time.perf_counter()
         return Scene(faces, main, {"detect": (t1 - t0) * 1e3, "align": (t2 - t1) * 1e3})
 
+    def follow(self, image: np.ndarray, face: Face, min_face_px: float = 0.0) -> Optional[Scene]:
+        """This image's scene when ``face``, the main face of the frame before, is found again near its
+        box (Detector.follow) at least ``min_face_px`` large, aligned as :meth:`look` aligns; None when it
+        is not, or the detector cannot follow: then the whole image must be searched."""
+        t0 = time.perf_counter()
+        found = self.detector.follow(image, face.box)
+        t1 = time.perf_counter()
+        chosen = choose_main_face(found, image.shape, min_face_px) if found else None
+        if chosen is None:
+            return None
+        main = MainFace(chosen, self.align(image, [chosen]))
+        t2 = time.perf_counter()
+        return Scene(list(found), main, {"detect": (t1 - t0) * 1e3, "align": (t2 - t1) * 1e3}, followed=True)
+
     def main_face(self, image: np.ndarray, min_face_px: float = 0.0) -> Optional[MainFace]:
         """The main face of an RGB image with its aligned chip, or None when there is none."""
         return self.look(image, min_face_px).main
@@ -210,6 +227,71 @@ class FacePipeline:
         if not described.faces:
             raise NoFaceError(f"{source}: no face found")
         return described.embeddings[0]
+
+
+SEARCH_EVERY = 15  # frames: the whole frame searched at least once a second at 15 fps (Follower)
+
+
+class Follower:
+    """The main face of each frame of one camera, searching the whole frame only every ``search_every``
+    frames while a face is followed.
+
+    Why: a full search runs PNet over an image pyramid of the whole frame, 12-15 ms of a 640x480
+    frame on one core of this 2-core machine, most of the detector's work and the largest step on
+    the daemon's own thread. The person at the door moves a few pixels between two frames, and
+    MTCNN's last two stages find them again from the last box in about 2 ms (Detector.follow). So
+    while the main face of the frame before is found again, near its box and still ``min_face_px``
+    large, it is this frame's main face. The whole frame is searched at once when no face was
+    followed or the followed face is lost; and every ``search_every`` frames it is searched for
+    anyone else, after the frame is judged (:meth:`search_if_due`): the daemon does that search
+    once the door has its decision, so the person at the door does not wait for it, and the next
+    frame follows whichever face that search makes the main one (a newcomer nearer the centre, see
+    :func:`choose_main_face`). What that costs: a second person beside a followed face is seen within
+    ``search_every`` + 1 frames (about 1 s at 15 fps), not at once. ``search_every`` 1 searches
+    every frame before judging it, as :meth:`FacePipeline.look` alone does.
+    """
+
+    def __init__(self, pipeline: FacePipeline, min_face_px: float = 0.0, search_every: int = SEARCH_EVERY) -> None:
+        if search_every < 1:
+            raise ValueError(f"search_every must be 1 or more frames, got {search_every}")
+        self.pipeline = pipeline
+        self.min_face_px = float(min_face_px)
+        self.search_every = int(search_every)
+        self.last: Optional[Face] = None
+        self.since_search = 0  # frames looked at since the whole frame was last searched
+        self.due: Optional[np.ndarray] = None  # a followed frame whose search is due (search_if_due)
+
+    def look(self, image: np.ndarray) -> Scene:
+        """The scene of the next frame (RGB): its followed face, or the whole frame searched."""
+        self.due = None
+        scene = None
+        if self.last is not None and self.search_every > 1:
+            scene = self.pipeline.follow(image, self.last, self.min_face_px)
+        if scene is None:
+            scene = self.pipeline.look(image, self.min_face_px)
+            self.since_search = 0
+        else:
+            self.since_search += 1
+            if self.since_search >= self.search_every:
+                self.due = image
+        self.last = None if scene.main is None else scene.main.face
+        return scene
+
+    def search_if_due(self) -> bool:
+        """Search the whole of the last frame looked at when its search is due (every ``search_every``
+        frames while following), and follow its main face from the next frame on; True when it did."""
+        if self.due is None:
+            return False
+        scene = self.pipeline.look(self.due, self.min_face_px)
+        self.due = None
+        self.since_search = 0
+        self.last = None if scene.main is None else scene.main.face
+        return True
+
+    def forget(self) -> None:
+        """Search the whole of the next frame (after a gap in the frames, the face may be anywhere)."""
+        self.last = None
+        self.due = None
 
 
 def open_detector(name: str = registry.DETECTOR, precision: str = "fp32", backend: str = "onnxruntime",

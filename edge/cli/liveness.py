@@ -8,7 +8,7 @@ from edge.cli.common import positive_int
 from edge.liveness.check import is_photo, judge_clip, judge_photo
 from edge.liveness.judge import CUES, check_colour_chips, load_liveness
 from edge.models.registry import BACKENDS, PRECISIONS
-from edge.pipeline import FacePipeline
+from edge.pipeline import SEARCH_EVERY, FacePipeline
 from edge.vision.image import load_image
 
 HELP = f"""\
@@ -19,7 +19,9 @@ calls an attack refuses, and the verdict names it.
 
 A photo (IMG: .jpg, .png, ...) is one frame: the frame cues judge it alone. A clip (file://clip.avi,
 a video path, or dir://FOLDER of frames) is read frame by frame and judged per track (the main face
-of consecutive frames whose boxes overlap), as the daemon judges: a track is live on a frame when its
+of consecutive frames whose boxes overlap), as the daemon judges (finding the face as it does too:
+the whole frame searched every --search-every frames, the face of the frame before followed in
+between): a track is live on a frame when its
 last frames' mean scores pass every frame cue and the motion cue has not seen it move like a plane
 (a face that has begun to turn like one is held for a few frames while the cue decides).
 
@@ -45,6 +47,10 @@ def register(subparsers) -> None:
                         help="clips: live only after a head turn shows parallax (the daemon's [liveness] active)")
     parser.add_argument("--min-face", type=float, default=0.0, metavar="PX",
                         help="clips: ignore faces smaller than this (the daemon's min_face_px; default 0)")
+    parser.add_argument("--search-every", type=positive_int, default=SEARCH_EVERY, metavar="N",
+                        help="clips: search the whole frame for faces every N frames, following the face of the "
+                             f"frame before in between (the daemon's [engine] search_every; default {SEARCH_EVERY}; "
+                             "1 searches every frame)")
     group = parser.add_argument_group("engines")
     group.add_argument("--precision", choices=PRECISIONS, default="fp32",
                        help="attributes engine precision, as built by `edge-verify build --model attributes` (default fp32)")
@@ -65,7 +71,7 @@ def run(args) -> int:
         if item in photos:
             results.append({"image": item, **judge_photo(pipeline, liveness, photos[item])})
         else:
-            results.append({"clip": item, **judge_clip(pipeline, liveness, item, args.min_face)})
+            results.append({"clip": item, **judge_clip(pipeline, liveness, item, args.min_face, args.search_every)})
     if args.json:
         print(json.dumps(results, indent=2))
         return 0

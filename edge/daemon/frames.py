@@ -33,27 +33,30 @@ class Sighting:
     faces: tuple = ()  # every face the detector found (the tracker follows them all; the shared live view draws them)
     rgb: Optional[np.ndarray] = None  # the frame in RGB: the liveness cues read the face's surroundings too
     main: Optional[MainFace] = None
+    followed: bool = False  # found again near the last main face's box, the rest of the frame not searched
 
     @property
     def face_px(self) -> Optional[float]:
         return None if self.face is None else float(min(self.face.width, self.face.height))
 
 
-def look(pipeline, bgr: np.ndarray, min_face_px: float, index: int = -1) -> Sighting:
-    """Detect, pick the primary face and align it; the embedding comes after (:func:`embedded`), so
-    that the liveness cues can measure the face meanwhile."""
+def look(follower, bgr: np.ndarray, index: int = -1) -> Sighting:
+    """Detect (or follow: edge.pipeline.Follower), pick the primary face and align it; the embedding
+    comes after (:func:`embedded`), so that the liveness cues can measure the face meanwhile."""
     try:
         rgb = to_rgb(bgr, source=f"frame {index}")
     except ImageError as error:
+        follower.forget()
         return Sighting("unusable frame", detail=str(error))
-    scene = pipeline.look(rgb, min_face_px)
+    scene = follower.look(rgb)
     faces = tuple(scene.faces)
     if not faces:
         return Sighting("no face")
     if scene.main is None:
         largest = max(faces, key=lambda face: min(face.width, face.height))
         return Sighting("face too small", face=largest, faces=faces)
-    return Sighting("face", face=scene.main.face, chip=scene.main.chip, faces=faces, rgb=rgb, main=scene.main)
+    return Sighting("face", face=scene.main.face, chip=scene.main.chip, faces=faces, rgb=rgb, main=scene.main,
+                    followed=scene.followed)
 
 
 def embedded(pipeline, sighting: Sighting, share: bool = False) -> Sighting:

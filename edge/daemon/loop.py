@@ -108,7 +108,7 @@ class Daemon:
         self.clock = clock
         self.stats = Stats()
         self.door = self.gallery = self.events = self.source = self.liveness = self.fleet = self.share = None
-        self.tracker = None
+        self.tracker = self.follower = None
         self._helper: Optional[ThreadPoolExecutor] = None  # the frame's second thread (see _start)
         self._restore_threads = None  # gives numpy and OpenCV back their own threads (parts.limit_library_threads)
         self.decider = Decider(settings["decision.k"], settings["decision.n"], settings["decision.cooldown_s"],
@@ -149,6 +149,7 @@ class Daemon:
         log.debug("frame helper thread used by: %s", ", ".join(self.pipeline.share_thread(self._helper)
                                                               + (["liveness"] if self.liveness else [])) or "nothing")
         self.tracker = parts.make_tracker(self.pipeline.manifest, self.settings["decision.combine_frames"])
+        self.follower = parts.make_follower(self.settings, self.pipeline)
         mismatch = combining_mismatch(self.pipeline.manifest, self.settings["decision.min_frames"],
                                       self.settings["decision.combine_frames"])
         if mismatch is not None:
@@ -277,6 +278,7 @@ class Daemon:
             if frame.status is FrameStatus.OK:
                 self.stats.frames += 1
                 self._judge(frame, read_started)
+                self.follower.search_if_due()  # the door has its decision: the person is not kept waiting
             elif frame.status is FrameStatus.END:
                 if self.source.failure is not None:
                     raise SourceError(f"{self.settings['source.uri']}: {self.source.failure}; door locked")
@@ -292,6 +294,7 @@ class Daemon:
         self.stats.read_problems += 1
         self.decider.interrupt()
         self.tracker.end_all()
+        self.follower.forget()
         now = time.monotonic()
         # Every error (a failed reconnect attempt, a bad frame) is logged; a camera that stays
         # away produces a timeout every few seconds, logged only now and then.
@@ -302,7 +305,7 @@ class Daemon:
         self._status(f"camera problem: {frame.detail}", force=True)
 
     def _judge(self, frame, read_started: float) -> None:
-        sighting = look(self.pipeline, frame.image, self.settings["decision.min_face_px"], frame.index)
+        sighting = look(self.follower, frame.image, frame.index)
         tracks = self.tracker.update(sighting.faces)
         if sighting.main is None:
             if sighting.reason == "unusable frame":
@@ -414,6 +417,7 @@ class Daemon:
             "threshold": _rounded(self.gallery.combined_threshold),
             "frame": frame.index,
             "face_px": round(sighting.face_px, 1),
+            "followed": sighting.followed,
             "track": verdict.track,
             "frames_combined": verdict.frames_combined,
         }

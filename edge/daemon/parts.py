@@ -24,7 +24,7 @@ from edge.gallery import open_gallery
 from edge.gallery.check import audit_problems
 from edge.liveness.judge import Liveness, check_colour_chips, parse_cues
 from edge.liveness.judge import load_liveness as load_cues
-from edge.pipeline import FacePipeline
+from edge.pipeline import FacePipeline, Follower
 from edge.sources import FILE_RECONNECT, Reconnect, open_source, parse_uri
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,12 @@ def load_pipeline(settings: Settings) -> FacePipeline:
         log.info("embedding engine %s (%s, %s, from its manifest)", path, pipeline.manifest["precision"],
                  pipeline.manifest["backend"])
     return pipeline
+
+
+def make_follower(settings: Settings, pipeline: FacePipeline) -> Follower:
+    """Finds each frame's main face, searching the whole frame every ``[engine] search_every`` frames while
+    a face is followed (edge.pipeline.Follower)."""
+    return Follower(pipeline, settings["decision.min_face_px"], settings["engine.search_every"])
 
 
 def live_window(settings: Settings) -> int:

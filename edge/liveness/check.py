@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.liveness.judge import Liveness, LiveVerdict, Tracks
+from edge.pipeline import SEARCH_EVERY, Follower
 from edge.sources import FILE_RECONNECT, FrameStatus, open_source
 from edge.sources.still import IMAGE_SUFFIXES
 from edge.vision.image import to_rgb
@@ -48,18 +49,23 @@ def judge_photo(pipeline, liveness: Liveness, image: np.ndarray) -> dict:
     return {"face": True, **verdict_dict(judge_alone(liveness, image, main))}
 
 
-def judge_clip(pipeline, liveness: Liveness, uri: str, min_face_px: float = 0.0) -> dict:
-    """{frames, faces, tracks: [{track, first_frame, last_frame, frames, live, live_frames, refused_by, last}]}."""
+def judge_clip(pipeline, liveness: Liveness, uri: str, min_face_px: float = 0.0,
+               search_every: int = SEARCH_EVERY) -> dict:
+    """{frames, faces, tracks: [{track, first_frame, last_frame, frames, live, live_frames, refused_by, last}]};
+    each frame's face found as the daemon finds it (edge.pipeline.Follower)."""
     tracks = Tracks(liveness)
+    follower = Follower(pipeline, min_face_px, search_every)
     summary, frames, faces = {}, 0, 0
     with open_source(uri, reconnect=FILE_RECONNECT) as source:
         for frame in source.frames():
             if frame.status is not FrameStatus.OK:
                 tracks.forget()
+                follower.forget()
                 continue
             frames += 1
             image = to_rgb(frame.image, source=f"{uri} frame {frame.index}")
-            main = pipeline.look(image, min_face_px).main
+            main = follower.look(image).main
+            follower.search_if_due()  # as the daemon does, once the frame is judged (the same faces)
             if main is None:
                 tracks.forget()
                 continue

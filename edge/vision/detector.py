@@ -74,6 +74,12 @@ class Detector(ABC):
         judges only faces whose box is at least this many pixels on its shorter side, so the detector
         may skip searching for much smaller ones (it may still return some)."""
 
+    def follow(self, image: np.ndarray, box) -> Optional[list[Face]]:
+        """The face that had ``box`` (x1, y1, x2, y2) in the frame before, found again in ``image`` near
+        it by a cheaper search than ``detect``: a list of at most one face ([] when it is not there any
+        more), or None when this detector cannot follow (the caller then runs ``detect``)."""
+        return None
+
     def share_thread(self, helper) -> bool:
         """Offer a spare thread (a concurrent.futures Executor whose worker is idle while ``detect``
         runs) for part of each detection, which must give exactly the faces it gives alone; True when

@@ -61,6 +61,7 @@ def test_without_a_file_the_built_in_defaults_apply():
     (["--combine-frames", "0"], "combine_frames must be at least 1"),
     (["--combine-frames", "101"], "combine_frames must be at most 100"),
     (["--k", "0"], "k must be at least 1"),
+    (["--search-every", "0"], "search_every must be at least 1"),
     (["--n", "2.5"], "--n must be a whole number"),
     (["--threshold", "-0.1"], "threshold must be greater than 0"),
     (["--threshold", "nan"], "must be a finite number"),

@@ -94,6 +94,27 @@ def test_enrolled_people_unlock_and_strangers_never_do(tmp_path, enrolled, env_m
     assert all(len(people) == 1 for people in tracks.values()) and len(tracks) >= len(order)
 
 
+@pytest.mark.parametrize("search_every", [1, 15])
+def test_each_visitor_is_searched_for_then_followed_and_unlocks_the_same(tmp_path, enrolled, mock_factory,
+                                                                         search_every):
+    gallery, key = enrolled
+    shown = visitors_clip(tmp_path / "visitors.avi", [ENROLLED[0], STRANGERS[0], ENROLLED[1]], face_frames=6)
+    events_path = tmp_path / "events.jsonl"
+    daemon = Daemon(settings(gallery, key, f"file://{tmp_path / 'visitors.avi'}",
+                             **{"events.file": str(events_path), "engine.search_every": search_every}),
+                    until_end=True, pin_factory=mock_factory)
+    assert daemon.run() == 0
+    events = read_events(events_path)
+    assert [event["frame"] for event in events] == sorted(shown)  # every visitor's frame judged, nothing else
+    firsts = {frame for frame in shown if frame - 1 not in shown}
+    followed = {event["frame"] for event in events if event["followed"]}
+    if search_every == 1:
+        assert followed == set()
+    else:  # a newcomer is searched for; then followed while in view
+        assert followed == set(shown) - firsts
+    assert [event["person"] for event in events if event["unlock"]] == [ENROLLED[0], ENROLLED[1]]
+
+
 def test_a_clip_of_strangers_never_moves_the_relay(tmp_path, enrolled, mock_factory):
     gallery, key = enrolled
     clip = tmp_path / "strangers.avi"

@@ -63,6 +63,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--no-flip", dest="flip", action="store_false",
                         help="embed each face once, as `[engine] flip = false` does, instead of averaging it with "
                              "its mirror image (the default)")
+    parser.add_argument("--search-every", type=int, nargs="+", default=[None], metavar="N",
+                        help="`[engine] search_every` for each run: the whole frame is searched for faces every N "
+                             "frames while the face of the frame before is followed (1: every frame; default: the "
+                             "daemon's)")
     parser.add_argument("--json", type=Path, default=Path("daemon_latency.json"), help="write the figures here")
     return parser.parse_args(argv)
 
@@ -106,7 +110,7 @@ def write_scene_clip(path: Path, folder: Path) -> int:
 
 
 def measure(precision: str, threads, clip: Path, folder: Path, liveness: str = "auto", cues=None,
-            flip: bool = True) -> dict:
+            flip: bool = True, search_every=None) -> dict:
     from gpiozero.pins.mock import MockFactory
 
     from edge.daemon import config, parts
@@ -121,6 +125,7 @@ def measure(precision: str, threads, clip: Path, folder: Path, liveness: str = "
         "gallery.path": str(folder / "gallery.sqlite"), "gallery.key": str(folder / "gallery.key"),
         "events.file": str(folder / "events.jsonl"), "events.stdout": False, "decision.liveness": liveness,
         "engine.flip": flip,
+        **({"engine.search_every": search_every} if search_every is not None else {}),
         **({"liveness.cues": cues} if cues and liveness != "off" else {}),
     }, {}, origin="the benchmark")
     factory = MockFactory()
@@ -131,6 +136,7 @@ def measure(precision: str, threads, clip: Path, folder: Path, liveness: str = "
     events = [json.loads(line) for line in (folder / "events.jsonl").read_text().splitlines()]
     judged = [event for event in events if event["frame"] >= WARMUP_FRAMES]
     total = np.array([event["read_ms"] + event["latency_ms"] for event in judged])
+    followed = [bool(event.get("followed")) for event in judged]
     decode = np.array([event["read_ms"] for event in judged])
     after = np.array([event["latency_ms"] for event in judged])
     return {
@@ -138,6 +144,10 @@ def measure(precision: str, threads, clip: Path, folder: Path, liveness: str = "
         "precision": precision,
         "flip": flip,
         "liveness": ", ".join(daemon.liveness.cues) if daemon.liveness is not None else "off",
+        "search_every": settings["engine.search_every"],
+        "followed": followed,
+        "followed_frames": sum(followed),
+        **split_by_search(total, followed),
         "frames": daemon.stats.frames,
         "frames_with_face": len(events),
         "unlocks": daemon.stats.unlocks,
@@ -150,6 +160,16 @@ def measure(precision: str, threads, clip: Path, folder: Path, liveness: str = "
     }
 
 
+def split_by_search(total: np.ndarray, followed: list) -> dict:
+    """p50 / p95 of the frames whose face was followed and of those whose whole frame was searched."""
+    out = {}
+    for name, rows in (("followed", np.asarray(followed, bool)), ("searched", ~np.asarray(followed, bool))):
+        if rows.any():
+            out[f"{name}_ms_p50"] = round(float(np.percentile(total[rows], 50)), 2)
+            out[f"{name}_ms_p95"] = round(float(np.percentile(total[rows], 95)), 2)
+    return out
+
+
 def over_runs(runs: list) -> dict:
     """One run's figures as they are; several runs: each frame's latency is the median of its runs
     (frame i of every run is the same picture), the other figures are the runs' medians, and every
@@ -158,14 +178,16 @@ def over_runs(runs: list) -> dict:
         return runs[0]
     count = min(len(run["total_ms"]) for run in runs)
     per_frame = np.median(np.array([run["total_ms"][:count] for run in runs]), axis=0)
-    merged = {key: value for key, value in runs[0].items() if not isinstance(value, (int, float)) or key == "frames"}
-    for key in ("frames_with_face", "unlocks", "matched", "decode_ms_p50", "decided_after_decode_ms_p50",
-                "sustained_fps"):
+    merged = {key: value for key, value in runs[0].items()
+              if not isinstance(value, (int, float)) or key in ("frames", "search_every")}
+    for key in ("frames_with_face", "followed_frames", "unlocks", "matched", "decode_ms_p50",
+                "decided_after_decode_ms_p50", "sustained_fps"):
         merged[key] = float(np.median([run[key] for run in runs]))
     merged.update({
         "total_ms": per_frame.tolist(), "runs": len(runs),
         "latency_ms_p50": round(float(np.percentile(per_frame, 50)), 2),
         "latency_ms_p95": round(float(np.percentile(per_frame, 95)), 2),
+        **split_by_search(per_frame, runs[0]["followed"][:count]),
         "each_run_p50_p95": [[run["latency_ms_p50"], run["latency_ms_p95"]] for run in runs],
     })
     return merged
@@ -196,33 +218,39 @@ def main(argv=None) -> int:
             if not registry.engine_path(registry.EMBEDDING, precision, "onnxruntime").exists():
                 missing.append(precision)
                 continue
-            for run, liveness in enumerate(args.liveness):
+            for run, (liveness, every) in enumerate((l, e) for l in args.liveness for e in args.search_every):
                 runs = []
                 for repeat in range(max(args.repeat, 1)):
                     folder = scratch / f"{precision}-{liveness}-{run}-{repeat}"
                     folder.mkdir()
                     runs.append(measure(precision, args.threads, clip, folder, liveness, args.liveness_cues,
-                                        args.flip))
+                                        args.flip, every))
                 results.append(over_runs(runs))
     report = {"machine": machine(), "threads": args.threads, "flip": args.flip, "frame_size": [640, 480],
               "warmup_frames": WARMUP_FRAMES,
               "clip": str(args.frames_from) if args.frames_from else "synthetic: one demo photo on a flat background",
               "results": results, "not_built": missing}
-    print(f"{'engine':<8} {'liveness':<24} {'p50 ms':>8} {'p95 ms':>8} {'fps':>7} {'decode p50':>11} {'faces':>6} "
-          f"{'matched':>8}")
+    print(f"{'engine':<8} {'liveness':<24} {'search':>6} {'p50 ms':>8} {'p95 ms':>8} {'fps':>7} {'decode p50':>11} "
+          f"{'faces':>6} {'followed':>9} {'matched':>8}")
     for row in results:
-        print(f"{row['precision']:<8} {row['liveness']:<24} {row['latency_ms_p50']:>8.1f} {row['latency_ms_p95']:>8.1f} "
-              f"{row['sustained_fps']:>7.1f} {row['decode_ms_p50']:>11.1f} {row['frames_with_face']:>6} "
-              f"{row['matched']:>8}")
+        print(f"{row['precision']:<8} {row['liveness']:<24} {row['search_every']:>6} {row['latency_ms_p50']:>8.1f} "
+              f"{row['latency_ms_p95']:>8.1f} {row['sustained_fps']:>7.1f} {row['decode_ms_p50']:>11.1f} "
+              f"{row['frames_with_face']:>6} {row['followed_frames']:>9.0f} {row['matched']:>8}")
     for precision in missing:
         print(f"{precision:<8} not built (edge-verify build --model embedding --precision {precision})")
     print(f"machine: {report['machine']['cpu']}, {report['machine']['cpus']} CPUs, threads={args.threads}"
           + ("" if args.flip else ", no mirror image (--no-flip)"))
     for row in results:
+        if "followed_ms_p50" in row:
+            print(f"{row['precision']} {row['liveness']} search every {row['search_every']}: p50 / p95 of the frames "
+                  f"followed {row['followed_ms_p50']:.1f} / {row['followed_ms_p95']:.1f}"
+                  + (f", searched {row['searched_ms_p50']:.1f} / {row['searched_ms_p95']:.1f}"
+                     if "searched_ms_p50" in row else ""))
         if "each_run_p50_p95" in row:
-            print(f"{row['precision']} {row['liveness']}: p50 / p95 of each run "
+            print(f"{row['precision']} {row['liveness']} search every {row['search_every']}: p50 / p95 of each run "
                   + ", ".join(f"{p50:.1f} / {p95:.1f}" for p50, p95 in row["each_run_p50_p95"]))
         row.pop("total_ms", None)
+        row.pop("followed", None)
     args.json.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.json}", file=sys.stderr)
     return 0

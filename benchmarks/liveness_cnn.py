@@ -68,6 +68,7 @@ from edge_build.training import liveness_cnn as recipe
 from edge_build.training import liveness_fit as fit
 from edge_build.training import liveness_shifts as shifts
 from edge_build.training.liveness_clips import captured_clips, measured
+from edge_build.training.liveness_data import follow_all
 from edge_build.training.liveness_features import cached
 
 KINDS = ("inner", "wide")
@@ -109,10 +110,18 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "each member's own figures at the boundary are printed beside the mean's")
     parser.add_argument("--clips", action="store_true",
                         help="also judge captured clips of 15 frames per track, as the daemon does (motion cue too)")
+    parser.add_argument("--search-every", type=int, metavar="N",
+                        help="judge the frames with faces found as the daemon finds them: each sequence in time "
+                             "order, the face of the frame before followed and the whole frame searched every N "
+                             "frames (edge.pipeline.Follower; 1 searches every frame). Training still reads every "
+                             "frame's own search. Default: each frame searched on its own, as before")
     parser.add_argument("--json", type=Path, help="write every figure here")
     args = parser.parse_args(argv)
     if args.members < 1:
         parser.error("--members must be 1 or more")
+    if args.search_every is not None and (args.search_every < 1 or args.shifts or args.from_scores):
+        parser.error("--search-every needs N >= 1, and neither --shifts nor --from-scores (their frames were "
+                     "judged with each frame searched on its own)")
     return args
 
 
@@ -202,14 +211,20 @@ def tested(split: dict) -> tuple[str, np.ndarray]:
     return name, mask
 
 
-def shipped_cues(folders: dict, split: dict, cache: Path, target: float) -> dict:
+def judged(folder, args):
+    """The folder with its faces as the judged frames see them (``--search-every``), else as it is."""
+    return args.judged_folders.get(folder.name, folder)
+
+
+def shipped_cues(folders: dict, split: dict, args) -> dict:
     """texture and context scores of the tested folder's frames, fitted on the split's training side (validation
     groups included: the shipped recipe chooses its own settings by leave-one-group-out folds inside it)."""
     parts = [(folder, ~split["test"][name]) for name, folder in folders.items()
              if split["train_only"] in (None, name)]
-    cues = trainer.fit_cues(trainer.rows(parts, trainer.variants(2), cache, progress=False), target)
-    folder = folders[tested(split)[0]]
-    features = cached(folder.frames, folder.faces, "native", cache, progress=False)
+    cues = trainer.fit_cues(trainer.rows(parts, trainer.variants(2), args.cache_dir, progress=False),
+                            args.target_bpcer)
+    folder = judged(folders[tested(split)[0]], args)
+    features = cached(folder.frames, folder.faces, "native", args.judged_cache, progress=False)
     scores = {"texture": np.array([texture.attack_score(v, cues["texture"]["head"]) if ok else np.nan
                                    for v, ok in zip(features.texture, features.ok)]),
               "context": np.array([context.attack_score(c) if ok else np.nan
@@ -239,7 +254,8 @@ def network_scores(folders: dict, net, kind: str, args, seed: int) -> dict:
     if args.from_scores is not None:
         with np.load(args.from_scores) as saved:
             return {name: saved[f"{kind}/{seed}/{name}"] for name in folders}
-    return {name: native_scores(net, folder, kind, args.cache_dir) for name, folder in folders.items()}
+    return {name: native_scores(net, judged(folder, args), kind, args.judged_cache)
+            for name, folder in folders.items()}
 
 
 def shifted_parts(folder, mask, nets: list, kind: str, cues: dict, args) -> dict:
@@ -273,7 +289,7 @@ def run_split(folders: dict, split: dict, kind: str, args, seed: int, fitted: di
     valid_attack = np.concatenate([folders[name].attack[split["valid"][name]] for name in folders])
     found = ~np.isnan(valid)
     if seed not in fitted:
-        fitted[seed] = shipped_cues(folders, split, args.cache_dir, args.target_bpcer)
+        fitted[seed] = shipped_cues(folders, split, args)
     shipped = fitted[seed]
     thresholds = {"cnn": fit.threshold_for_bpcer(valid[found], valid_attack[found], args.target_bpcer),
                   "cnn@boundary": args.boundary, **shipped["thresholds"]}
@@ -289,7 +305,7 @@ def run_split(folders: dict, split: dict, kind: str, args, seed: int, fitted: di
         part["shifts"] = shifted_parts(folders[name], mask, nets, kind, shipped["cues"], args)
     if args.clips:
         frame_scores = {"cnn": cnn[name], **shipped["scores"]}
-        part["clips"] = clip_counts(folders[name], mask, frame_scores, thresholds, args.boundary)
+        part["clips"] = clip_counts(judged(folders[name], args), mask, frame_scores, thresholds, args.boundary)
     return part
 
 
@@ -392,6 +408,22 @@ def members_at_boundary(parts: list) -> list[dict]:
     return out
 
 
+def followed(folders: dict, args) -> tuple[dict, Path]:
+    """({name: folder with its faces followed as the daemon follows them}, the cache of their chips and features)
+    with ``--search-every``; else ({}, the usual cache)."""
+    if args.search_every is None:
+        return {}, args.cache_dir
+    out = {name: trainer.Folder(folder.root, folder.attack_type, folder.frames,
+                                follow_all(folder.frames, args.cache_dir, args.search_every))
+           for name, folder in folders.items()}
+    for name, folder in out.items():
+        same = np.mean(np.all(np.isclose(folder.faces.landmarks, folders[name].faces.landmarks), axis=(1, 2))
+                       & (folder.faces.found == folders[name].faces.found))
+        print(f"  {name}: faces found {folder.faces.found.sum()} followed / {folders[name].faces.found.sum()} "
+              f"searched; {same * 100:.1f} % of frames with the same landmarks", file=sys.stderr, flush=True)
+    return out, args.cache_dir / f"followed-v2-{args.search_every}"
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     args.cache_dir = args.cache or paths.home() / "cache" / "liveness"
@@ -399,9 +431,10 @@ def main(argv=None) -> int:
                                                         args.cache_dir)}
     if set(folders) != {"nuaa_train", "replay_dev"}:
         raise SystemExit("the folds name nuaa_train's subjects and replay_dev's sources: pass those two folders")
+    args.judged_folders, args.judged_cache = followed(folders, args)
     report = {"settings": {"augment": args.augment, "epochs": args.epochs, "target_bpcer": args.target_bpcer,
                            "chips": recipe.CHIPS, "wide_scale": WIDE_SCALE,
-                           "members": args.members}, "protocols": {}}
+                           "members": args.members, "search_every": args.search_every}, "protocols": {}}
     fitted, saved = {}, {}
     for kind in args.kinds:
         parts_by = {}

@@ -58,7 +58,7 @@ from tqdm import tqdm
 from edge.exc import EdgeVerifyError, ImageError
 from edge.liveness.check import judge_clip, judge_photo
 from edge.liveness.judge import load_liveness
-from edge.pipeline import FacePipeline
+from edge.pipeline import SEARCH_EVERY, FacePipeline
 from edge.vision.image import load_image
 from edge_build.training import liveness_synth as synth
 from edge_build.training.liveness_clips import face_crop
@@ -87,6 +87,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--rooms", type=Path, metavar="DIR",
                         help="hold each card over the face of a person in one of DIR's frames (real rooms, e.g. "
                              "../shared/datasets/replay_dev/real) instead of in a plain room")
+    parser.add_argument("--search-every", type=int, default=SEARCH_EVERY, metavar="N",
+                        help="clips: the whole frame searched for faces every N frames, the face of the frame before "
+                             f"followed in between, as the daemon finds faces (default {SEARCH_EVERY}, the daemon's; "
+                             "1 searches every frame)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", type=Path, help="write the figures and every clip's verdict here")
     return parser.parse_args(argv)
@@ -212,8 +216,8 @@ def real_clips(root: Path, groups: set, frames: int, scratch: Path) -> list[dict
     return clips
 
 
-def verdict(pipeline, liveness, clip: dict) -> dict:
-    judged = judge_clip(pipeline, liveness, clip["uri"])
+def verdict(pipeline, liveness, clip: dict, search_every: int = SEARCH_EVERY) -> dict:
+    judged = judge_clip(pipeline, liveness, clip["uri"], search_every=search_every)
     refused = {}
     for track in judged["tracks"]:
         for cue, count in track["refused_by"].items():
@@ -270,7 +274,8 @@ def main(argv=None) -> int:
             cue_sets[text] = load_liveness(text)
         except EdgeVerifyError as error:
             raise SystemExit(f"--cues {text}: {error}") from error
-    report = {"seed": args.seed, "frames": args.frames, "excluded": [str(path) for path in args.exclude],
+    report = {"seed": args.seed, "frames": args.frames, "search_every": args.search_every,
+              "excluded": [str(path) for path in args.exclude],
               "rooms": str(args.rooms) if args.rooms else "plain",
               "cue_sets": {}}
     with tempfile.TemporaryDirectory(prefix="synthetic-attacks-") as scratch:
@@ -283,7 +288,7 @@ def main(argv=None) -> int:
         if args.real is not None:
             clips += real_clips(args.real, set(args.groups.split(",")), args.frames, scratch)
         for text, liveness in cue_sets.items():
-            rows = [clip | verdict(pipeline, liveness, clip)
+            rows = [clip | verdict(pipeline, liveness, clip, args.search_every)
                     for clip in tqdm(clips, desc=f"judged with {text}", unit="clip", file=sys.stderr)]
             report["cue_sets"][text] = {"cues": list(liveness.cues), "tally": tally(rows, liveness.window),
                                         "clips": [{k: v for k, v in row.items() if k != "uri"} for row in rows]}

@@ -29,7 +29,7 @@ import numpy as np
 from tqdm import tqdm
 
 from edge.exc import DatasetError
-from edge.pipeline import FacePipeline, choose_main_face
+from edge.pipeline import FacePipeline, Follower, choose_main_face
 from edge.vision.image import load_image
 
 BURST_GAP_S = 2.0
@@ -130,7 +130,43 @@ def detect_all(frames: list[Frame], cache_dir: Path, pipeline=None, progress: bo
             faces.boxes[index] = main.box
             faces.landmarks[index] = main.landmarks
             faces.scores[index] = main.score
+    _save(faces, cache)
+    return faces
+
+
+def follow_all(frames: list[Frame], cache_dir: Path, search_every: int, pipeline=None, progress: bool = True) -> Faces:
+    """The main face of every frame as the daemon finds it: each sequence's frames in time order through
+    edge.pipeline.Follower (the whole frame searched at its first frame, after a lost face and every
+    ``search_every`` frames; the face of the frame before followed in between), cached."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    cache = cache_dir / f"faces-followed-v2-{search_every}-{file_key([f.path for f in frames])}.npz"
+    if cache.exists():
+        with np.load(cache) as stored:
+            return Faces(stored["found"], stored["boxes"], stored["landmarks"], stored["scores"])
+    pipeline = pipeline or FacePipeline.load(flip=False, threads=1)
+    n = len(frames)
+    faces = Faces(np.zeros(n, bool), np.zeros((n, 4)), np.zeros((n, 5, 2)), np.zeros(n))
+    by_sequence = {}
+    for index, frame in enumerate(frames):
+        by_sequence.setdefault(frame.sequence, []).append(index)
+    with tqdm(total=n, desc=f"faces, followed (search every {search_every})", unit="frame", file=sys.stderr,
+              disable=not progress) as bar:
+        for rows in by_sequence.values():
+            follower = Follower(pipeline, search_every=search_every)
+            for index in sorted(rows, key=lambda i: frames[i].order):
+                main = follower.look(load_image(frames[index].path)).main
+                follower.search_if_due()  # as the daemon does after judging the frame
+                if main is not None:
+                    faces.found[index] = True
+                    faces.boxes[index] = main.box
+                    faces.landmarks[index] = main.landmarks
+                    faces.scores[index] = main.score
+                bar.update()
+    _save(faces, cache)
+    return faces
+
+
+def _save(faces: Faces, cache: Path) -> None:
     scratch = cache.with_name(cache.stem + ".tmp.npz")
     np.savez(scratch, found=faces.found, boxes=faces.boxes, landmarks=faces.landmarks, scores=faces.scores)
     scratch.replace(cache)
-    return faces

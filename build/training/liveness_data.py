@@ -24,6 +24,7 @@ import hashlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 from tqdm import tqdm
@@ -114,22 +115,15 @@ def file_key(paths, extra: str = "") -> str:
 
 def detect_all(frames: list[Frame], cache_dir: Path, pipeline=None, progress: bool = True) -> Faces:
     """The main face of every frame by the product pipeline, cached by the file list."""
-    cache_dir.mkdir(parents=True, exist_ok=True)
     cache = cache_dir / f"faces-{file_key([f.path for f in frames])}.npz"
-    if cache.exists():
-        with np.load(cache) as stored:
-            return Faces(stored["found"], stored["boxes"], stored["landmarks"], stored["scores"])
+    faces = _stored(cache)
+    if faces is not None:
+        return faces
     pipeline = pipeline or FacePipeline.load(flip=False, threads=1)
-    n = len(frames)
-    faces = Faces(np.zeros(n, bool), np.zeros((n, 4)), np.zeros((n, 5, 2)), np.zeros(n))
+    faces = _none_found(len(frames))
     for index, frame in enumerate(tqdm(frames, desc="faces", unit="frame", file=sys.stderr, disable=not progress)):
         image = load_image(frame.path)
-        main = choose_main_face(pipeline.detect(image), image.shape)
-        if main is not None:
-            faces.found[index] = True
-            faces.boxes[index] = main.box
-            faces.landmarks[index] = main.landmarks
-            faces.scores[index] = main.score
+        _record(faces, index, choose_main_face(pipeline.detect(image), image.shape))
     _save(faces, cache)
     return faces
 
@@ -138,14 +132,13 @@ def follow_all(frames: list[Frame], cache_dir: Path, search_every: int, pipeline
     """The main face of every frame as the daemon finds it: each sequence's frames in time order through
     edge.pipeline.Follower (the whole frame searched at its first frame, after a lost face and every
     ``search_every`` frames; the face of the frame before followed in between), cached."""
-    cache_dir.mkdir(parents=True, exist_ok=True)
     cache = cache_dir / f"faces-followed-v2-{search_every}-{file_key([f.path for f in frames])}.npz"
-    if cache.exists():
-        with np.load(cache) as stored:
-            return Faces(stored["found"], stored["boxes"], stored["landmarks"], stored["scores"])
+    faces = _stored(cache)
+    if faces is not None:
+        return faces
     pipeline = pipeline or FacePipeline.load(flip=False, threads=1)
     n = len(frames)
-    faces = Faces(np.zeros(n, bool), np.zeros((n, 4)), np.zeros((n, 5, 2)), np.zeros(n))
+    faces = _none_found(n)
     by_sequence = {}
     for index, frame in enumerate(frames):
         by_sequence.setdefault(frame.sequence, []).append(index)
@@ -154,16 +147,33 @@ def follow_all(frames: list[Frame], cache_dir: Path, search_every: int, pipeline
         for rows in by_sequence.values():
             follower = Follower(pipeline, search_every=search_every)
             for index in sorted(rows, key=lambda i: frames[i].order):
-                main = follower.look(load_image(frames[index].path)).main
+                _record(faces, index, follower.look(load_image(frames[index].path)).main)
                 follower.search_if_due()  # as the daemon does after judging the frame
-                if main is not None:
-                    faces.found[index] = True
-                    faces.boxes[index] = main.box
-                    faces.landmarks[index] = main.landmarks
-                    faces.scores[index] = main.score
                 bar.update()
     _save(faces, cache)
     return faces
+
+
+def _stored(cache: Path) -> Optional[Faces]:
+    """The faces cached in ``cache``, or None when there are none yet (its folder is made)."""
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    if not cache.exists():
+        return None
+    with np.load(cache) as stored:
+        return Faces(stored["found"], stored["boxes"], stored["landmarks"], stored["scores"])
+
+
+def _none_found(n: int) -> Faces:
+    return Faces(np.zeros(n, bool), np.zeros((n, 4)), np.zeros((n, 5, 2)), np.zeros(n))
+
+
+def _record(faces: Faces, index: int, main) -> None:
+    """Row ``index`` holds ``main`` (a Face or MainFace), or stays "not found" for None."""
+    if main is not None:
+        faces.found[index] = True
+        faces.boxes[index] = main.box
+        faces.landmarks[index] = main.landmarks
+        faces.scores[index] = main.score
 
 
 def _save(faces: Faces, cache: Path) -> None:

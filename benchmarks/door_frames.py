@@ -153,6 +153,12 @@ class ReplayPipeline:
         self._chips = {id(chip): (chip, embedding)}  # one frame at a time
         return Scene(faces, MainFace(faces[chosen], chip), {"detect": 0.0, "align": 0.0})
 
+    def follow(self, image: np.ndarray, face, min_face_px: float = 0.0):
+        """None: the cache holds each frame's whole-frame search, so a replayed daemon searches every frame
+        (edge.pipeline.Follower then looks each frame up once, in order). The door figures made from it are
+        those of `[engine] search_every = 1`."""
+        return None
+
     def _say_mismatches(self) -> None:
         if self.mismatched:
             print(f"replay: {self.mismatched} of {self.looked} frames answered by position (decoded differently)",

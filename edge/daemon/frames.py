@@ -30,7 +30,7 @@ class Sighting:
     embedding: Optional[np.ndarray] = None
     detail: str = ""
     chip: Optional[np.ndarray] = None  # the aligned (1, 3, S, S) chip: the liveness check reads the same face
-    faces: tuple = ()  # every face the detector found (the tracker follows them all; the shared live view draws them)
+    faces: tuple = ()  # every face found, the followed one alone on a followed frame (tracker; live view)
     rgb: Optional[np.ndarray] = None  # the frame in RGB: the liveness cues read the face's surroundings too
     main: Optional[MainFace] = None
     followed: bool = False  # found again near the last main face's box, the rest of the frame not searched

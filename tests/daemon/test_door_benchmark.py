@@ -117,3 +117,27 @@ def test_people_split_keeps_staff_strangers_and_calibration_apart():
     assert len(staff) == 5 and not (staff & strangers or staff & calibration or strangers & calibration)
     distractors = set(door_clips.distractors(split, 400))
     assert not (distractors & (staff | strangers))
+
+
+def test_a_replayed_daemon_searches_every_frame_and_unlocks_as_the_real_one(tmp_path, enrolled, pipeline,
+                                                                            mock_factory):
+    """door_run.py's replay (door_frames.ReplayPipeline) answers each frame with its cached whole-frame search:
+    the daemon must ask it for each frame once, in order, and never for a followed face it cannot give."""
+    import door_frames
+
+    from daemonkit import ENROLLED, blanks, person_frames, read_events, settings, write_clip
+
+    from edge.daemon.loop import Daemon
+
+    clip = write_clip(tmp_path / "door.avi", blanks(2) + person_frames(ENROLLED[0], 6) + blanks(3))
+    door_frames.fill(pipeline, clip, tmp_path / "door.npz")
+    replay = door_frames.ReplayPipeline(pipeline, door_frames.FrameCache([tmp_path / "door.npz"]))
+    gallery, key = enrolled
+    events_path = tmp_path / "events.jsonl"
+    daemon = Daemon(settings(gallery, key, f"file://{clip}", **{"events.file": str(events_path)}),
+                    until_end=True, pin_factory=mock_factory, pipeline=replay)
+    assert daemon.run() == 0
+    events = read_events(events_path)
+    assert replay.looked == 11 and replay.mismatched == 0
+    assert len(events) == 6 and not any(event["followed"] for event in events)
+    assert [event["person"] for event in events if event["unlock"]] == [ENROLLED[0]]

@@ -261,11 +261,12 @@ class Follower:
         self.since_search = 0  # frames looked at since the whole frame was last searched
         self.due: Optional[np.ndarray] = None  # a followed frame whose search is due (search_if_due)
 
-    def look(self, image: np.ndarray) -> Scene:
-        """The scene of the next frame (RGB): its followed face, or the whole frame searched."""
+    def look(self, image: np.ndarray, search: bool = False) -> Scene:
+        """The scene of the next frame (RGB): its followed face, or the whole frame searched; ``search``
+        searches it whatever the schedule."""
         self.due = None
         scene = None
-        if self.last is not None and self.search_every > 1:
+        if self.last is not None and self.search_every > 1 and not search:
             scene = self.pipeline.follow(image, self.last, self.min_face_px)
         if scene is None:
             scene = self.pipeline.look(image, self.min_face_px)

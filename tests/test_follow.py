@@ -107,6 +107,10 @@ def test_the_whole_frame_is_searched_every_n_frames_and_when_the_face_is_lost(pi
     judge(frames[0])
     assert counting.calls == ["search", "search"]
     assert not follower.search_if_due()  # nothing due twice
+    counting.calls.clear()
+    assert not follower.look(frames[1], search=True).followed  # searched whatever the schedule (a held door)
+    assert follower.look(frames[1]).followed
+    assert counting.calls == ["search", "follow"]
 
 
 def test_a_newcomer_nearer_the_centre_becomes_the_main_face_at_the_next_search(pipeline, photos):

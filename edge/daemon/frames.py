@@ -40,15 +40,16 @@ class Sighting:
         return None if self.face is None else float(min(self.face.width, self.face.height))
 
 
-def look(follower, bgr: np.ndarray, index: int = -1) -> Sighting:
-    """Detect (or follow: edge.pipeline.Follower), pick the primary face and align it; the embedding
-    comes after (:func:`embedded`), so that the liveness cues can measure the face meanwhile."""
+def look(follower, bgr: np.ndarray, index: int = -1, search: bool = False) -> Sighting:
+    """Detect (or follow: edge.pipeline.Follower; ``search`` searches the whole frame whatever its
+    schedule), pick the primary face and align it; the embedding comes after (:func:`embedded`), so
+    that the liveness cues can measure the face meanwhile."""
     try:
         rgb = to_rgb(bgr, source=f"frame {index}")
     except ImageError as error:
         follower.forget()
         return Sighting("unusable frame", detail=str(error))
-    scene = follower.look(rgb)
+    scene = follower.look(rgb, search)
     faces = tuple(scene.faces)
     if not faces:
         return Sighting("no face")

@@ -305,7 +305,10 @@ class Daemon:
         self._status(f"camera problem: {frame.detail}", force=True)
 
     def _judge(self, frame, read_started: float) -> None:
-        sighting = look(self.follower, frame.image, frame.index)
+        # While the door is held for an enrollment, every frame is searched: the live view's one-person
+        # check (edge.daemon.share.frame_meta) then sees everyone in view, as the enrollment's own does.
+        held = self.share is not None and self.share.veto() is not None
+        sighting = look(self.follower, frame.image, frame.index, search=held)
         tracks = self.tracker.update(sighting.faces)
         if sighting.main is None:
             if sighting.reason == "unusable frame":

@@ -74,6 +74,11 @@ def test_a_hold_keeps_the_door_locked_until_it_ends(tmp_path, gallery_files):
         released_at = time.monotonic()
         unlocked = wait_for(lambda: [event for event in read_events(tmp_path / "events.jsonl") if event["unlock"]], 6)
         assert unlocked and unlocked[0]["person"] == ENROLLED[0]
+        # while held (an enrollment's live view) every frame is searched for faces; after it, followed
+        events = read_events(tmp_path / "events.jsonl")
+        held_events = [event for event in events if event.get("reason") == reason]
+        assert len(held_events) >= 5 and not any(event["followed"] for event in held_events)
+        assert wait_for(lambda: any(event.get("followed") for event in read_events(tmp_path / "events.jsonl")), 6)
     finally:
         assert stop_daemon(process) == 0
     levels = relay_levels(pin_log)

@@ -159,27 +159,29 @@ class FacePipeline:
     def look(self, image: np.ndarray, min_face_px: float = 0.0) -> Scene:
         """Detect the faces of an RGB image, choose the main one (:func:`choose_main_face`) and align it.
         Faces much smaller than ``min_face_px`` are not searched for (they could not be the main one)."""
-        t0 = time.perf_counter()
-        faces = self.detect(image, min_face_px)
-        t1 = time.perf_counter()
-        face = choose_main_face(faces, image.shape, min_face_px)
-        main = None if face is None else MainFace(face, self.align(image, [face]))
-        t2 = time.perf_counter()
-        return Scene(faces, main, {"detect": (t1 - t0) * 1e3, "align": (t2 - t1) * 1e3})
+        started = time.perf_counter()
+        return self._scene(image, self.detect(image, min_face_px), min_face_px, started)
 
     def follow(self, image: np.ndarray, face: Face, min_face_px: float = 0.0) -> Optional[Scene]:
         """This image's scene when ``face``, the main face of the frame before, is found again near its
         box (Detector.follow) at least ``min_face_px`` large, aligned as :meth:`look` aligns; None when it
         is not, or the detector cannot follow: then the whole image must be searched."""
-        t0 = time.perf_counter()
+        started = time.perf_counter()
         found = self.detector.follow(image, face.box)
-        t1 = time.perf_counter()
-        chosen = choose_main_face(found, image.shape, min_face_px) if found else None
-        if chosen is None:
+        if not found:
             return None
-        main = MainFace(chosen, self.align(image, [chosen]))
-        t2 = time.perf_counter()
-        return Scene(list(found), main, {"detect": (t1 - t0) * 1e3, "align": (t2 - t1) * 1e3}, followed=True)
+        scene = self._scene(image, list(found), min_face_px, started, followed=True)
+        return scene if scene.main is not None else None
+
+    def _scene(self, image: np.ndarray, faces: list, min_face_px: float, started: float,
+               followed: bool = False) -> Scene:
+        """The scene of ``faces``, found since ``started`` (time.perf_counter): the main one chosen and aligned."""
+        detected = time.perf_counter()
+        face = choose_main_face(faces, image.shape, min_face_px)
+        main = None if face is None else MainFace(face, self.align(image, [face]))
+        aligned = time.perf_counter()
+        return Scene(faces, main, {"detect": (detected - started) * 1e3, "align": (aligned - detected) * 1e3},
+                     followed=followed)
 
     def main_face(self, image: np.ndarray, min_face_px: float = 0.0) -> Optional[MainFace]:
         """The main face of an RGB image with its aligned chip, or None when there is none."""

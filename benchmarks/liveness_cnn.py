@@ -39,7 +39,9 @@ side by `edge-verify train liveness`'s recipe); and the CNN with them (refused
 when any cue refuses: the daemon's rule). ``--diagnostic`` adds the ROC AUC and
 the APCER at the test side's own 5 % BPCER threshold, which no kiosk could
 choose: they say how far a threshold chosen elsewhere is from what the scores
-could separate. ``--shifts`` judges the tested frames under camera shifts,
+could separate; on the protocol of several folds it also joins the cnn, texture
+and context scores into one cross-fitted logistic score (``fused_figures``).
+``--shifts`` judges the tested frames under camera shifts,
 ``--clips`` judges captured clips of 15 frames with the daemon's track judge
 (the CNN at the boundary, texture, context, motion). ``--scores``/``--from-scores``
 and ``--networks`` keep a run's scores or networks for such later runs.
@@ -93,7 +95,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--boundary", type=float, default=0.0,
                         help="the fixed threshold of cnn@boundary, in logits (default 0: the decision boundary of "
                              "the balanced training loss)")
-    parser.add_argument("--diagnostic", action="store_true", help="add AUC and the test side's own 5 %% threshold")
+    parser.add_argument("--diagnostic", action="store_true", help="add AUC, the test side's own 5 %% threshold and the cues joined into one "
+                                                                "cross-fitted score")
     parser.add_argument("--scores", type=Path, help="write every split's CNN scores of both folders here (.npz)")
     parser.add_argument("--from-scores", type=Path, metavar="NPZ",
                         help="take the networks' scores from an earlier run's --scores instead of training")
@@ -398,6 +401,46 @@ def figures(parts: list[dict], diagnostic: bool) -> dict:
     return out
 
 
+FUSED = ("cnn", "texture", "context")
+
+
+def fused_figures(parts: list) -> dict:
+    """Diagnostic (--diagnostic, protocols with several folds): the cnn, texture and context scores joined
+    into one logistic score instead of each cue at its own threshold. Cross-fitted: each fold is judged by a
+    fusion fitted on the other folds' held-out scores (every (folder, real/attack) cell weighing the same,
+    as in the cnn's loss), so no frame of the judged fold chooses it. Per attack type: APCER/BPCER at the
+    fusion's boundary, and, for the fusion and the cnn alone, the least APCER one threshold reaches with
+    BPCER <= 5 % (an oracle: that threshold is read off the judged frames themselves, so no cue that
+    ranks frames as these do can do better with any threshold)."""
+    scored = []
+    for k, part in enumerate(parts):
+        others = [q for j, q in enumerate(parts) if j != k]
+        x = np.concatenate([np.column_stack([q["scores"][c] for c in FUSED]) for q in others])
+        attack = np.concatenate([q["attack"] for q in others])
+        cells = np.concatenate([[f"{q['folder']} {flag}" for flag in q["attack"]] for q in others])
+        head = fit.fit_logistic(x, attack, l2=1e-3, weights=fit.balanced_weights(cells))
+        fused = fit.head_scores(np.column_stack([part["scores"][c] for c in FUSED]), head)
+        scored.append((part["type"], fused, part["scores"]["cnn"], part["attack"]))
+    out = {}
+    for attack_type in sorted({row[0] for row in scored}):
+        rows = [row for row in scored if row[0] == attack_type]
+        fused, cnn, attack = (np.concatenate([row[i] for row in rows]) for i in (1, 2, 3))
+        refused = fused >= 0.5
+        out[attack_type] = {"apcer": float(np.mean(~refused[attack])), "bpcer": float(np.mean(refused[~attack])),
+                            "oracle_apcer_at_bpcer_5": {"fused": apcer_at_bpcer(fused, attack, 0.05),
+                                                        "cnn": apcer_at_bpcer(cnn, attack, 0.05)}}
+    return out
+
+
+def apcer_at_bpcer(scores: np.ndarray, attack: np.ndarray, bpcer: float) -> float:
+    """The least share of attacks scoring at or under a threshold above which at most ``bpcer`` of the real
+    frames score (higher scores: attack)."""
+    real = np.sort(scores[~attack])
+    allowed = int(np.floor(bpcer * len(real) + 1e-9))  # real frames that may score above the cut
+    cut = real[len(real) - 1 - allowed]
+    return float(np.mean(scores[attack] <= cut))
+
+
 def members_at_boundary(parts: list) -> list[dict]:
     """APCER/BPCER of each member alone, pooled over the parts' (member scores, attack flags, boundary)."""
     attack = np.concatenate([flags for _, flags, _ in parts])
@@ -473,6 +516,15 @@ def main(argv=None) -> int:
                 for label, c in row.get("clips", {}).items():
                     print(f"    per clip, {label}: attack clips accepted {c['attacks_accepted']}/{c['attacks']}, "
                           f"real clips refused {c['real_refused']}/{c['real']}", flush=True)
+            if args.diagnostic and len(parts) > 1 and len({p["type"] for p in parts}) > 1:
+                fused = fused_figures(parts)
+                report["protocols"].setdefault(f"{name} (fused)", {})[kind] = fused
+                for attack_type, row in fused.items():
+                    oracle = row["oracle_apcer_at_bpcer_5"]
+                    print(f"{name} ({attack_type}), {kind} chip, cnn + texture + context as one cross-fitted score: "
+                          f"APCER/BPCER % {row['apcer'] * 100:.1f}/{row['bpcer'] * 100:.1f}; with the best one "
+                          f"threshold for BPCER <= 5 % (oracle): fused {oracle['fused'] * 100:.1f}, cnn alone "
+                          f"{oracle['cnn'] * 100:.1f} % APCER", flush=True)
         if args.json:  # after each chip: a run stopped during the next one keeps these figures
             args.json.write_text(json.dumps(report, indent=2))
     return 0

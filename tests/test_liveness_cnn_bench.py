@@ -65,3 +65,36 @@ def test_one_network_has_no_member_figures():
     part["members"], part["shifts"]["dark"]["members"] = [part["members"][0]], []
     row = BENCH.figures([part], diagnostic=False)
     assert "members@boundary" not in row and "members@boundary" not in row["shifts"]["dark"]
+
+
+def fold(kind: str, cnn, texture, attack, folder: str = "f") -> dict:
+    attack = np.asarray(attack, bool)
+    return {"type": kind, "folder": folder, "attack": attack,
+            "scores": {"cnn": np.asarray(cnn, float), "texture": np.asarray(texture, float),
+                       "context": np.zeros(len(attack))}}
+
+
+def test_the_fused_score_of_a_fold_is_fitted_on_the_other_folds_alone():
+    rng = np.random.default_rng(0)
+
+    def noisy_fold(kind, folder, flip_texture=False):
+        attack = np.repeat([True, False], 100)
+        texture = np.where(attack, 1.0, -1.0) + rng.normal(0, 0.3, 200)  # texture separates, the cnn does not
+        return fold(kind, rng.normal(0, 1, 200), -texture if flip_texture else texture, attack, folder)
+
+    agreeing = [noisy_fold("print", "a"), noisy_fold("print", "a"), noisy_fold("screen", "b")]
+    row = BENCH.fused_figures(agreeing)
+    assert row["print"]["apcer"] < 0.05 and row["print"]["bpcer"] < 0.05
+    assert row["print"]["oracle_apcer_at_bpcer_5"]["fused"] < 0.05
+    assert row["print"]["oracle_apcer_at_bpcer_5"]["cnn"] > 0.5  # the cnn alone ranks at chance here
+    # a judged fold whose texture says the opposite of the others': fitted on them, the fusion is wrong on it
+    flipped = agreeing[:2] + [noisy_fold("screen", "b", flip_texture=True)]
+    assert BENCH.fused_figures(flipped)["screen"]["apcer"] > 0.9
+
+
+def test_apcer_at_bpcer_reads_the_threshold_off_the_real_frames():
+    scores = np.array([0.0, 1.0, 2.0, 3.0, 10.0, 2.5, 3.5, 11.0])
+    attack = np.array([False] * 5 + [True] * 3)
+    # at most 20 % of the 5 real frames may be refused: the cut is 3.0 (only 10.0 above it)
+    assert BENCH.apcer_at_bpcer(scores, attack, 0.2) == 1 / 3  # 2.5 is accepted
+    assert BENCH.apcer_at_bpcer(scores, attack, 0.0) == 2 / 3  # no real frame refused: the cut is 10.0

@@ -17,7 +17,11 @@ Steps (each writes under --door DIR, the folder benchmarks/door_clips.py made):
              With --cooldown 0: the cooldown runs on the daemon's clock, not the
              clip's, so with it a person's next approach, or a stranger taken for
              them, would fall in it or not depending on how fast this machine
-             replays the clip (every match is an unlock event; the first counts);
+             replays the clip (every match is an unlock event; the first counts).
+             A frame cache made with `door_frames.py --search-every 15` replays
+             the daemon's following of the face between searches (its default);
+             `--flags --search-every 1` replays one that searches every frame,
+             from the same cache;
   report     the table from the events.
 
 Figures, per gallery size and code:
@@ -34,6 +38,7 @@ Figures, per gallery size and code:
 
     python benchmarks/door_measure.py galleries --door /tmp/door --lfw ../shared/datasets/lfw
     python benchmarks/door_measure.py run --door /tmp/door --code after
+    python benchmarks/door_measure.py run --door /tmp/door --code search-every-1 --flags --search-every 1
     python benchmarks/door_measure.py run --door /tmp/door --code before --root /tmp/door-before
     python benchmarks/door_measure.py report --door /tmp/door
 """

@@ -141,3 +141,40 @@ def test_a_replayed_daemon_searches_every_frame_and_unlocks_as_the_real_one(tmp_
     assert replay.looked == 11 and replay.mismatched == 0
     assert len(events) == 6 and not any(event["followed"] for event in events)
     assert [event["person"] for event in events if event["unlock"]] == [ENROLLED[0]]
+
+
+def test_a_replayed_daemon_follows_faces_as_the_real_one(tmp_path, enrolled, pipeline, mock_factory):
+    """A cache made with --search-every (door_frames.fill) replays the daemon's following: the same frames
+    followed and searched as the real daemon with that `[engine] search_every`, the same people unlocked;
+    with `search_every = 1` the same cache replays a daemon that searches every frame."""
+    import door_frames
+
+    from daemonkit import ENROLLED, STRANGERS, blanks, person_frames, read_events, settings, write_clip
+
+    from edge.daemon.loop import Daemon
+
+    clip = write_clip(tmp_path / "door.avi", blanks(2) + person_frames(STRANGERS[0], 7) + blanks(2)
+                      + person_frames(ENROLLED[0], 12) + blanks(2))
+    door_frames.fill(pipeline, clip, tmp_path / "door.npz", search_every=4)
+    cache = door_frames.FrameCache([tmp_path / "door.npz"])
+    assert cache.search_every == 4
+
+    def run(name: str, every: int, replayed: bool) -> list:
+        events_path = tmp_path / f"{name}.jsonl"
+        gallery, key = enrolled
+        daemon = Daemon(settings(gallery, key, f"file://{clip}", **{"events.file": str(events_path),
+                                                                   "engine.search_every": every}),
+                        until_end=True, pin_factory=mock_factory,
+                        pipeline=door_frames.ReplayPipeline(pipeline, cache) if replayed else pipeline)
+        assert daemon.run() == 0
+        return read_events(events_path)
+
+    real, replay = run("real", 4, False), run("replay", 4, True)
+    followed = [event["frame"] for event in real if event["followed"]]
+    assert len(followed) >= 12  # each visitor searched for once, then followed; a search every 4th frame after it
+    assert [(e["frame"], e["followed"], e["person"], e["unlock"]) for e in replay] == \
+           [(e["frame"], e["followed"], e["person"], e["unlock"]) for e in real]
+    assert [event["person"] for event in replay if event["unlock"]] == [ENROLLED[0]]
+    searched = run("searched", 1, True)
+    assert len(searched) == len(real) and not any(event["followed"] for event in searched)
+    assert [event["person"] for event in searched if event["unlock"]] == [ENROLLED[0]]

@@ -18,6 +18,8 @@ Steps (each writes under --door DIR, the folder benchmarks/door_clips.py made):
              clip's, so with it a person's next approach, or a stranger taken for
              them, would fall in it or not depending on how fast this machine
              replays the clip (every match is an unlock event; the first counts).
+             Liveness is off (`--liveness off`; --flags may turn it on): the
+             clips are photos, and these figures are the door's by identity.
              A frame cache made with `door_frames.py --search-every 15` replays
              the daemon's following of the face between searches (its default);
              `--flags --search-every 1` replays one that searches every frame,
@@ -38,7 +40,7 @@ Figures, per gallery size and code:
 
     python benchmarks/door_measure.py galleries --door /tmp/door --lfw ../shared/datasets/lfw
     python benchmarks/door_measure.py run --door /tmp/door --code after
-    python benchmarks/door_measure.py run --door /tmp/door --code search-every-1 --flags --search-every 1
+    python benchmarks/door_measure.py run --door /tmp/door --code search1 --flags --search-every 1
     python benchmarks/door_measure.py run --door /tmp/door --code before --root /tmp/door-before
     python benchmarks/door_measure.py report --door /tmp/door
 """
@@ -169,17 +171,24 @@ def run_all(door: Path, code: str, root: Path | None, sizes, clips: list | None,
             events = out / f"{Path(name).stem}.jsonl"
             if events.exists():
                 events.unlink()
-            cache = door / "frames" / f"{Path(name).stem}.npz"
-            command = [sys.executable, str(HERE / "door_run.py"), "--frames", str(cache),
-                       "--", "run", "--no-config", "--source", f"file://{door / 'clips' / name}", "--until-end",
-                       "--quiet", "--no-events-stdout", "--events", str(events), "--events-max-bytes", str(2**40),
-                       "--gallery", str(gallery / "gallery.sqlite"), "--key", str(gallery / "gallery.key"),
-                       "--pin", "BOARD11", "--pulse", "1", "--cooldown", "0", *extra]
+            command = run_command(door, name, gallery, events, extra)
             started = time.perf_counter()
             done = subprocess.run(command, env=environment, capture_output=True, text=True)
             if done.returncode != 0:
                 raise SystemExit(f"{code} {size} {name}: exit {done.returncode}\n{done.stderr[-3000:]}")
             print(f"{code} {size} {name}: {time.perf_counter() - started:.0f} s", file=sys.stderr)
+
+
+def run_command(door: Path, name: str, gallery: Path, events: Path, extra: list) -> list:
+    """`edge-verify run` over one clip, its face pipeline replayed (door_run.py). Liveness is off unless
+    ``extra`` says otherwise: the clips are photos, which a liveness model rightly refuses, and these
+    figures are the door's by identity (a home with a liveness model would otherwise run it)."""
+    cache = door / "frames" / f"{Path(name).stem}.npz"
+    return [sys.executable, str(HERE / "door_run.py"), "--frames", str(cache),
+            "--", "run", "--no-config", "--source", f"file://{door / 'clips' / name}", "--until-end",
+            "--quiet", "--no-events-stdout", "--events", str(events), "--events-max-bytes", str(2**40),
+            "--gallery", str(gallery / "gallery.sqlite"), "--key", str(gallery / "gallery.key"),
+            "--pin", "BOARD11", "--pulse", "1", "--cooldown", "0", "--liveness", "off", *extra]
 
 
 # ---- report ------------------------------------------------------------------------------------------

@@ -190,3 +190,25 @@ def test_door_runs_judge_identity_alone_unless_the_flags_turn_liveness_on(tmp_pa
                                          ["--liveness", "auto"])
     # the run command's own parser takes the last value given
     assert [flag for flag in turned_on if flag in ("off", "auto")][-1] == "auto"
+
+
+def test_a_replay_that_follows_another_way_than_the_cache_stops(tmp_path, pipeline):
+    import door_frames
+
+    from daemonkit import ENROLLED, blanks, person_frames, write_clip
+
+    from edge.sources import open_source
+    from edge.vision.detector import Face
+
+    clip = write_clip(tmp_path / "door.avi", blanks(1) + person_frames(ENROLLED[0], 4))
+    door_frames.fill(pipeline, clip, tmp_path / "door.npz", search_every=4)
+    replay = door_frames.ReplayPipeline(pipeline, door_frames.FrameCache([tmp_path / "door.npz"]))
+    with open_source(f"file://{clip}", reconnect=False) as source:
+        frames = [to_rgb(source.read().image) for _ in range(3)]
+    assert replay.look(frames[0], 80).main is None
+    with pytest.raises(RuntimeError, match="searched"):  # the cache's Follower had no face to follow here
+        replay.follow(frames[1], Face((1.0, 2.0, 3.0, 4.0), 0.9, np.zeros((5, 2))), 80)
+    found = replay.look(frames[1], 80).main.face
+    moved = Face(tuple(v + 5.0 for v in found.box), found.score, found.landmarks)
+    with pytest.raises(RuntimeError, match="search_every"):  # followed from another box than the cache's
+        replay.follow(frames[2], moved, 80)

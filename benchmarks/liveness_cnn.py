@@ -95,8 +95,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--boundary", type=float, default=0.0,
                         help="the fixed threshold of cnn@boundary, in logits (default 0: the decision boundary of "
                              "the balanced training loss)")
-    parser.add_argument("--diagnostic", action="store_true", help="add AUC, the test side's own 5 %% threshold and the cues joined into one "
-                                                                "cross-fitted score")
+    parser.add_argument("--diagnostic", action="store_true",
+                        help="add AUC, the test side's own 5 %% threshold and the cues joined into one cross-fitted "
+                             "score")
     parser.add_argument("--scores", type=Path, help="write every split's CNN scores of both folders here (.npz)")
     parser.add_argument("--from-scores", type=Path, metavar="NPZ",
                         help="take the networks' scores from an earlier run's --scores instead of training")

@@ -89,8 +89,9 @@ def threshold_for_bpcer(scores, attack, target: float) -> float:
 
 
 def apcer_at(scores, attack, threshold: float) -> float:
+    """The share of attacks accepted: scoring under ``threshold`` (attack when score >= threshold)."""
     attack = np.asarray(attack, dtype=bool)
-    return float(np.mean(np.asarray(scores)[attack] >= threshold)) if attack.any() else float("nan")
+    return float(np.mean(np.asarray(scores)[attack] < threshold)) if attack.any() else float("nan")
 
 
 def choose_l2(x, attack, groups, target: float, weights=None, grid=L2_GRID) -> tuple[float, np.ndarray]:

@@ -434,12 +434,9 @@ def fused_figures(parts: list) -> dict:
 
 
 def apcer_at_bpcer(scores: np.ndarray, attack: np.ndarray, bpcer: float) -> float:
-    """The least share of attacks scoring at or under a threshold above which at most ``bpcer`` of the real
-    frames score (higher scores: attack)."""
-    real = np.sort(scores[~attack])
-    allowed = int(np.floor(bpcer * len(real) + 1e-9))  # real frames that may score above the cut
-    cut = real[len(real) - 1 - allowed]
-    return float(np.mean(scores[attack] <= cut))
+    """The least share of attacks accepted by a threshold that refuses at most ``bpcer`` of the real frames
+    (higher scores: attack), the threshold read off these frames' own real scores."""
+    return fit.apcer_at(scores, attack, fit.threshold_for_bpcer(scores, attack, bpcer))
 
 
 def members_at_boundary(parts: list) -> list[dict]:

@@ -180,6 +180,13 @@ def _following(data: dict, number: int):
             data["follow_embedding"][number], data["follow_chip"][number])
 
 
+def replayed_chip(grey: np.ndarray, mean, std) -> np.ndarray:
+    """The (1, 3, S, S) chip replayed from a cached 8-bit grey chip: that grey in every channel, normalised
+    like the real chip."""
+    return ((grey.astype(np.float32)[None] - np.asarray(mean, np.float32).reshape(3, 1, 1))
+            / np.asarray(std, np.float32).reshape(3, 1, 1))[None]
+
+
 def as_face(row) -> Face:
     return Face(tuple(float(v) for v in row[:4]), float(row[4]), np.asarray(row[5:15], np.float32).reshape(5, 2))
 
@@ -244,8 +251,7 @@ class ReplayPipeline:
     def _scene(self, faces: list, chosen: int, embedding, grey, followed: bool = False) -> Scene:
         if chosen < 0:
             return Scene(faces, None, {"detect": 0.0, "align": 0.0})
-        chip = ((grey.astype(np.float32)[None] - np.asarray(self.mean, np.float32).reshape(3, 1, 1))
-                / np.asarray(self.std, np.float32).reshape(3, 1, 1))[None]
+        chip = replayed_chip(grey, self.mean, self.std)
         self._chips = {id(chip): (chip, embedding)}  # one frame at a time
         return Scene(faces, MainFace(faces[chosen], chip), {"detect": 0.0, "align": 0.0}, followed=followed)
 
@@ -294,8 +300,6 @@ def records(path: Path, pipeline) -> list:
     faces_of: dict = {}
     for row, number in zip(data["faces"], data["face_frame"]):
         faces_of.setdefault(int(number), []).append(as_face(row))
-    mean = np.asarray(pipeline.mean, np.float32).reshape(3, 1, 1)
-    std = np.asarray(pipeline.std, np.float32).reshape(3, 1, 1)
     out = []
     for number in range(len(data["keys"])):
         faces = faces_of.get(number, [])
@@ -303,7 +307,7 @@ def records(path: Path, pipeline) -> list:
         if chosen < 0:
             out.append((faces, None, None))
             continue
-        chip = ((data["chips"][number].astype(np.float32)[None] - mean) / std)[None]
+        chip = replayed_chip(data["chips"][number], pipeline.mean, pipeline.std)
         out.append((faces, MainFace(faces[chosen], chip), data["embeddings"][number]))
     return out
 

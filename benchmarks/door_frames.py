@@ -200,13 +200,17 @@ class ReplayPipeline:
     41 in every replay: the process that made the cache decoded them differently, under
     heavy load); such a frame is answered by its position in the clip all the same, and counted
     (``mismatched``, printed at exit). A run whose frames were not all cached is an error.
-    The daemon's Follower asks for each frame once or twice (follow, then search), always
-    with the same image: a new image is the next frame.
+    The daemon's Follower asks for each frame one to three times (follow; the search before an
+    unlock; the scheduled search), always with the same image: a new image is the next frame.
 
     ``follow`` answers with the cache's following when it has one (made with the daemon's
-    ``search_every``: a replay that asks to follow where the cache's Follower searched, or
-    from another box, has gone another way than the real daemon and stops); without it,
-    None, so a replayed daemon searches every frame.
+    ``search_every``); without it, None, so a replayed daemon searches every frame. A replay
+    that asks to follow where the cache's Follower searched, or from another box, has gone
+    another way than the cache's Follower: after the daemon's search before an unlock found
+    another main face (Follower.confirm), which depends on the gallery, so no cache can hold
+    it. That frame is then followed and embedded for real, as the daemon would, and counted
+    (``followed_for_real``, printed at exit: a cache made with another ``search_every`` shows
+    as most frames followed for real).
     """
 
     def __init__(self, real: FacePipeline, cache: FrameCache):
@@ -221,6 +225,7 @@ class ReplayPipeline:
         self.looked = 0  # frames asked for
         self.mismatched = 0
         self.followed = 0
+        self.followed_for_real = 0
         self._image = None
         self._row = None
         atexit.register(self._say_mismatches)
@@ -267,18 +272,26 @@ class ReplayPipeline:
             return None
         start, found, embedding, grey = following
         if start is None or not np.allclose(start, face.box, atol=1e-3):
-            raise RuntimeError(f"the replay follows {tuple(face.box)} where the cache's Follower "
-                               f"{'searched' if start is None else f'followed {start}'}: make the cache with the "
-                               f"daemon's search_every (the cache's: {self.cache.search_every})")
+            return self._follow_for_real(image, face, min_face_px)
         if found is None:
             return None
         self.followed += 1
         return self._scene([as_face(found)], 0, embedding, grey, followed=True)
 
+    def _follow_for_real(self, image: np.ndarray, face, min_face_px: float):
+        """What the real pipeline finds following ``face`` in ``image``, its chip embedded for real (embed)."""
+        self.followed_for_real += 1
+        scene = self.real.follow(image, face, min_face_px)
+        self._chips = {} if scene is None else {id(scene.main.chip): (scene.main.chip, None)}
+        return scene
+
     def _say_mismatches(self) -> None:
         if self.mismatched:
             print(f"replay: {self.mismatched} of {self.looked} frames answered by position (decoded differently)",
                   file=sys.stderr)
+        if self.followed_for_real:
+            print(f"replay: {self.followed_for_real} of {self.looked} frames followed for real (the cache's "
+                  f"Follower went another way)", file=sys.stderr)
 
     def main_face(self, image: np.ndarray, min_face_px: float = 0.0):
         return self.look(image, min_face_px).main
@@ -290,6 +303,8 @@ class ReplayPipeline:
         found = self._chips.pop(id(chips), None)
         if found is None or found[0] is not chips:
             raise RuntimeError("embed() was given a chip this replay did not make")
+        if found[1] is None:  # followed for real (_follow_for_real)
+            return self.real.embed(chips)
         return found[1][None].copy()
 
 

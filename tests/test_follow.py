@@ -128,6 +128,32 @@ def test_a_newcomer_nearer_the_centre_becomes_the_main_face_at_the_next_search(p
     assert [main.box[0] < 200 for main in mains] == [True, True, True, False, False]
 
 
+def test_confirm_searches_the_frame_and_switches_to_a_newcomer_nearer_the_centre(pipeline, photos):
+    """Follower.confirm, what the daemon asks before it opens the door for a followed face: the frame's own
+    search must make that face its main one. When it does, nothing changes (the schedule goes on); when a
+    newcomer is nearer the centre, the answer is no and the next frame follows the newcomer."""
+    counting = Counting(pipeline)
+    follower = Follower(counting, min_face_px=80, search_every=3)
+    alone = placed(photos[5], 20, 140)  # at the left edge
+    both = alone.copy()
+    both[140:340, 220:420] = photos[6][25:225, 25:225]  # someone else steps in, in the middle
+    follower.look(alone)
+    followed = follower.look(alone)
+    assert followed.followed
+    assert follower.confirm(alone, followed.main.face)  # alone in the frame: the search's main face too
+    assert follower.since_search == 1 and follower.last is followed.main.face  # following goes on as scheduled
+    beside = follower.look(both)
+    assert beside.followed and beside.main.box[0] < 200  # still the face at the edge
+    assert not follower.confirm(both, beside.main.face)
+    assert counting.calls == ["search", "follow", "search", "follow", "search"]
+    after = follower.look(both)
+    assert after.followed and after.main.box[0] > 200  # the newcomer in the middle, followed from the search
+    assert not follower.search_if_due()  # the confirming search restarted the schedule
+    empty = np.full((480, 640, 3), 90, np.uint8)
+    assert not follower.confirm(empty, after.main.face)  # nobody left to confirm
+    assert follower.last is None
+
+
 def test_a_followed_face_smaller_than_min_face_px_sends_the_follower_back_to_searching(pipeline, photos):
     counting = Counting(pipeline)
     follower = Follower(counting, min_face_px=80, search_every=15)

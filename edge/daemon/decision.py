@@ -61,7 +61,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict, deque
 from dataclasses import dataclass, replace
-from typing import Optional
+from typing import Callable, Optional, Union
 
 import numpy as np
 
@@ -208,6 +208,16 @@ class Verdict:
     frames_combined: int = 0
 
 
+Veto = Union[str, Callable[[], Optional[str]], None]  # a reason, a check that may give one, or none
+
+
+def vetoed(veto: "Veto") -> Optional[str]:
+    """The reason a ``veto`` refuses an unlock, or None: the veto itself, or, when it is a check (a
+    callable), what it returns. A check runs only for a frame that would otherwise unlock, so it may
+    cost what no frame could pay every time (the daemon's whole-frame search of a followed frame)."""
+    return veto() if callable(veto) else veto
+
+
 class Decider:
     """When a match opens the door: enough frames combined, K of the last N decisions agreeing, per-person
     cooldown. Times are seconds on any monotonic clock.
@@ -231,11 +241,12 @@ class Decider:
         self._windows: OrderedDict = OrderedDict()
         self._last_unlock: dict = {}
 
-    def observe(self, observation: Observation, now: float, live: bool = True, veto: Optional[str] = None,
+    def observe(self, observation: Observation, now: float, live: bool = True, veto: "Veto" = None,
                 track: Optional[int] = None, frames: int = 1) -> Verdict:
         """``live`` False (the liveness check failed) turns an unlock into "not live",
         without starting the cooldown: the real person may still be let in next frame.
-        ``veto`` (a reason, e.g. the site's offline policy) refuses an unlock the same way.
+        ``veto`` (a reason, e.g. the site's offline policy) refuses an unlock the same way; it may be a
+        check, called only when everything else would unlock (:func:`vetoed`).
         ``track``: the face's track id (None: per-frame deciding); ``frames``: frames combined
         in the probe behind ``observation``."""
         window = self._window(track)
@@ -252,8 +263,8 @@ class Decider:
             reason, unlock = "cooldown", False
         elif not live:
             reason, unlock = "not live", False
-        elif veto is not None:
-            reason, unlock = veto, False
+        elif (refused := vetoed(veto)) is not None:
+            reason, unlock = refused, False
         else:
             reason, unlock = "unlock", True
             self._last_unlock[person] = now

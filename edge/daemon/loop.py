@@ -55,6 +55,8 @@ TIMEOUT_LOG_EVERY_S = 30.0
 # Frames whose latency the status line summarises: 20 s at 15 fps, enough for a p95 that one slow
 # frame does not set, recent enough to show a kiosk that slowed down (heat, another process).
 RECENT_FRAMES = 300
+# The reason of a refused unlock whose followed face the frame's own search did not make its main face.
+MAIN_FACE_CHANGED = "main face changed"
 
 
 @dataclass
@@ -327,7 +329,7 @@ class Daemon:
         else:  # judged on its own (never a match), and kept out of the track's probe
             observation = self.gallery.match(sighting.embedding)
         live, live_fields = self._liveness(track, sighting, measuring)
-        veto = self._veto()
+        veto = self._veto() or self._main_face_check(sighting)
         verdict = self.decider.observe(observation, self.clock(), live=live, veto=veto, track=track.id,
                                        frames=track.frames)
         if verdict.unlock:
@@ -348,6 +350,14 @@ class Daemon:
         if held is not None:
             return held
         return self.fleet.blocked() if self.fleet is not None else None
+
+    def _main_face_check(self, sighting) -> Optional[Callable[[], Optional[str]]]:
+        """On a followed frame, the check the decider runs before it opens the door (edge.daemon.decision
+        ``vetoed``): the whole frame searched, and the door refused when its main face is not the followed
+        one (edge.pipeline.Follower.confirm). A searched frame's main face is already the search's."""
+        if not sighting.followed:
+            return None
+        return lambda: None if self.follower.confirm(sighting.rgb, sighting.face) else MAIN_FACE_CHANGED
 
     def _publish(self, frame, sighting, verdict=None, live_score=None, latency_ms=None) -> None:
         if self.share is not None:

@@ -48,6 +48,7 @@ from typing import Optional
 import numpy as np
 
 from edge.enroll.quality import chip_measures, chip_pixels, pose
+from edge.vision.detector import iou
 
 MIN_IOU = 0.3
 DEFAULT_MAX_MISSED = 5  # frames: at 15 fps a third of a second without the face ends its track
@@ -116,17 +117,6 @@ def combine(embeddings, weights=None, unit: bool = True) -> np.ndarray:
 
 
 # -- tracks -----------------------------------------------------------------------------------------
-
-def iou(a, b) -> float:
-    """Intersection over union of two (x1, y1, x2, y2) boxes."""
-    width = min(a[2], b[2]) - max(a[0], b[0])
-    height = min(a[3], b[3]) - max(a[1], b[1])
-    if width <= 0 or height <= 0:
-        return 0.0
-    inter = width * height
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return float(inter / union) if union > 0 else 0.0
-
 
 def near(a, b) -> bool:
     """Centres within half a face and sizes within a factor 1.5: the same face after a fast move."""

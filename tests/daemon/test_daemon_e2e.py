@@ -23,6 +23,7 @@ from daemonkit import (
     person_frames,
     read_events,
     settings,
+    side_by_side,
     write_clip,
 )
 from gpiozero import Device
@@ -113,6 +114,35 @@ def test_each_visitor_is_searched_for_then_followed_and_unlocks_the_same(tmp_pat
     else:  # a newcomer is searched for; then followed while in view
         assert followed == set(shown) - firsts
     assert [event["person"] for event in events if event["unlock"]] == [ENROLLED[0], ENROLLED[1]]
+
+
+@pytest.mark.parametrize("search_every", [1, 15])
+def test_a_followed_face_beside_a_stranger_nearer_the_centre_does_not_open_the_door(tmp_path, enrolled,
+                                                                                   mock_factory, search_every):
+    """Found at the door benchmark: following kept an enrolled face at the side while a stranger stood at the
+    centre, and the door opened for it. The daemon now searches a followed frame before it opens the door
+    (edge.pipeline.Follower.confirm), and refuses when the search's main face is someone else's: the same
+    people are let in as when every frame is searched. Alone, the same face opens the door."""
+    gallery, key = enrolled
+    clip = write_clip(tmp_path / "beside.avi", [side_by_side([ENROLLED[0]])] + [side_by_side([ENROLLED[0], STRANGERS[0]])] * 8
+                      + blanks(6) + [side_by_side([ENROLLED[0]])] * 4)
+    events_path = tmp_path / "events.jsonl"
+    daemon = Daemon(settings(gallery, key, f"file://{clip}", **{"events.file": str(events_path),
+                                                               "engine.search_every": search_every,
+                                                               "decision.min_face_px": 40}),
+                    until_end=True, pin_factory=mock_factory)
+    assert daemon.run() == 0
+    events = read_events(events_path)
+    assert [event["frame"] for event in events if event["unlock"]] == [17]  # alone, after the blanks (a new track)
+    assert openings(levels(mock_factory.pin(PIN))) == 1
+    refused = [event for event in events if event["reason"] == "main face changed"]
+    if search_every == 1:  # every frame searched: the stranger in the middle is judged from the 2nd frame
+        assert not refused and not any(event["followed"] for event in events)
+    else:
+        assert [(event["frame"], event["person"], event["followed"]) for event in refused] == [(2, ENROLLED[0], True)]
+        assert all(event["person"] is None for event in events if 2 < event["frame"] <= 8)  # the stranger, followed
+    # the enrolled face at the side was seen while the stranger stood in the middle
+    assert any(event["person"] == ENROLLED[0] for event in events if 1 <= event["frame"] <= 8) == (search_every > 1)
 
 
 def test_a_clip_of_strangers_never_moves_the_relay(tmp_path, enrolled, mock_factory):

@@ -170,3 +170,27 @@ def test_a_tail_inside_preprocess_is_read_too():
 def test_a_malformed_tail_refuses_the_engine(tail):
     with pytest.raises(EngineError, match="impostor_tail is malformed"):
         gallery_threshold(manifest_with(tail), 10)
+
+
+def test_a_veto_check_runs_only_for_a_frame_that_would_unlock_and_its_reason_refuses():
+    """The daemon's whole-frame search of a followed face (edge.daemon.loop) is too costly for every frame:
+    the decider calls it only when everything else would open the door."""
+    calls = []
+
+    def check(answer):
+        def run():
+            calls.append(answer)
+            return answer
+        return run
+
+    decider = Decider(k=1, n=1, cooldown_s=5.0, min_frames=2)
+    assert decider.observe(seen(None), 0.0, veto=check("no")).reason == "unknown"
+    assert decider.observe(seen("ann"), 0.1, veto=check("no"), track=1, frames=1).reason == "combining"
+    assert decider.observe(seen("ann"), 0.2, live=False, veto=check("no"), track=1, frames=2).reason == "not live"
+    assert calls == []
+    refused = decider.observe(seen("ann"), 0.3, veto=check("main face changed"), track=1, frames=3)
+    assert not refused.unlock and refused.reason == "main face changed"
+    assert not decider.in_cooldown("ann", 0.4)  # a refusal does not start the cooldown
+    assert decider.observe(seen("ann"), 0.4, veto=check(None), track=1, frames=4).unlock
+    assert decider.observe(seen("ann"), 0.5, veto=check(None), track=1, frames=5).reason == "cooldown"
+    assert calls == ["main face changed", None]

@@ -180,6 +180,37 @@ def test_a_replayed_daemon_follows_faces_as_the_real_one(tmp_path, enrolled, pip
     assert [event["person"] for event in searched if event["unlock"]] == [ENROLLED[0]]
 
 
+def test_a_replayed_daemon_refuses_a_face_beside_the_main_one_as_the_real_one(tmp_path, enrolled, pipeline,
+                                                                               mock_factory):
+    """The daemon's search before an unlock (Follower.confirm) finds a stranger nearer the centre than the
+    followed face; the replay then follows the stranger for real, and decides every frame as the daemon."""
+    import door_frames
+
+    from daemonkit import ENROLLED, STRANGERS, blanks, read_events, settings, side_by_side, write_clip
+
+    from edge.daemon.loop import Daemon
+
+    clip = write_clip(tmp_path / "door.avi", [side_by_side([ENROLLED[0]])] + [side_by_side([ENROLLED[0], STRANGERS[0]])] * 8
+                      + blanks(6) + [side_by_side([ENROLLED[0]])] * 4)
+    door_frames.fill(pipeline, clip, tmp_path / "door.npz", min_face_px=40, search_every=15)
+    replay = door_frames.ReplayPipeline(pipeline, door_frames.FrameCache([tmp_path / "door.npz"]))
+
+    def run(name: str, pipe) -> list:
+        events_path = tmp_path / f"{name}.jsonl"
+        gallery, key = enrolled
+        daemon = Daemon(settings(gallery, key, f"file://{clip}", **{"events.file": str(events_path),
+                                                                   "engine.search_every": 15,
+                                                                   "decision.min_face_px": 40}),
+                        until_end=True, pin_factory=mock_factory, pipeline=pipe)
+        assert daemon.run() == 0
+        return [(e["frame"], e["followed"], e["person"], e["reason"]) for e in read_events(events_path)]
+
+    real = run("real", pipeline)
+    assert (2, True, ENROLLED[0], "main face changed") in real
+    assert run("replay", replay) == real
+    assert replay.followed_for_real == 7  # the stranger, frames 3 to 8, and lost at the first blank
+
+
 def test_door_runs_judge_identity_alone_unless_the_flags_turn_liveness_on(tmp_path):
     """The door clips are photos: a liveness model in the home would refuse them, and the figures would not
     be the door's by identity (found at this stop: 8,829 of 9,000 staff frames refused)."""
@@ -192,7 +223,10 @@ def test_door_runs_judge_identity_alone_unless_the_flags_turn_liveness_on(tmp_pa
     assert [flag for flag in turned_on if flag in ("off", "auto")][-1] == "auto"
 
 
-def test_a_replay_that_follows_another_way_than_the_cache_stops(tmp_path, pipeline):
+def test_a_replay_that_follows_another_way_than_the_cache_follows_for_real(tmp_path, pipeline):
+    """After the daemon's search before an unlock found another main face (Follower.confirm, which depends
+    on the gallery), the replay is asked to follow where the cache's Follower did not: it follows and embeds
+    that frame for real, as the daemon would, and counts it."""
     import door_frames
 
     from daemonkit import ENROLLED, blanks, person_frames, write_clip
@@ -204,11 +238,17 @@ def test_a_replay_that_follows_another_way_than_the_cache_stops(tmp_path, pipeli
     door_frames.fill(pipeline, clip, tmp_path / "door.npz", search_every=4)
     replay = door_frames.ReplayPipeline(pipeline, door_frames.FrameCache([tmp_path / "door.npz"]))
     with open_source(f"file://{clip}", reconnect=False) as source:
-        frames = [to_rgb(source.read().image) for _ in range(3)]
+        frames = [to_rgb(source.read().image) for _ in range(4)]
     assert replay.look(frames[0], 80).main is None
-    with pytest.raises(RuntimeError, match="searched"):  # the cache's Follower had no face to follow here
-        replay.follow(frames[1], Face((1.0, 2.0, 3.0, 4.0), 0.9, np.zeros((5, 2))), 80)
+    assert replay.follow(frames[1], Face((1.0, 2.0, 3.0, 4.0), 0.9, np.zeros((5, 2))), 80) is None  # nothing there
     found = replay.look(frames[1], 80).main.face
-    moved = Face(tuple(v + 5.0 for v in found.box), found.score, found.landmarks)
-    with pytest.raises(RuntimeError, match="search_every"):  # followed from another box than the cache's
-        replay.follow(frames[2], moved, 80)
+    assert replay.followed_for_real == 1
+    cached = replay.follow(frames[2], found, 80)  # as the cache's Follower followed it
+    assert cached.followed and replay.followed_for_real == 1
+    replay.embed(cached.main.chip)
+    moved = Face(tuple(v + 3.0 for v in cached.main.box), cached.main.face.score, cached.main.face.landmarks)
+    real = replay.follow(frames[3], moved, 80)  # from another box than the cache's: for real
+    assert replay.followed_for_real == 2
+    expected = pipeline.follow(frames[3], moved, 80)
+    assert np.array_equal(real.main.face.box, expected.main.face.box)
+    assert np.allclose(replay.embed(real.main.chip), pipeline.embed(expected.main.chip))

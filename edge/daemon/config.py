@@ -124,7 +124,7 @@ OPTIONS = (
            "and slightly less accurate)", flag="--flip", negative_flag="--no-flip"),
     Option("engine", "search_every", "int", SEARCH_EVERY, "while the face of the frame before is found again near its box "
            "(about 10 ms cheaper a frame on a 2-core CPU), search the whole frame for faces only every this many "
-           "frames; 1 searches every frame", flag="--search-every"),
+           "frames, and before the door opens for a followed face; 1 searches every frame", flag="--search-every"),
     Option("gallery", "path", "str", None, "gallery file (default: $EDGE_VERIFY_HOME/gallery.sqlite)",
            flag="--gallery", optional=True),
     Option("gallery", "key", "str", None, "gallery key file (default: $EDGE_VERIFY_HOME/gallery.key)", flag="--key",

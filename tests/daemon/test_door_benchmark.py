@@ -190,8 +190,8 @@ def test_a_replayed_daemon_refuses_a_face_beside_the_main_one_as_the_real_one(tm
 
     from edge.daemon.loop import Daemon
 
-    clip = write_clip(tmp_path / "door.avi", [side_by_side([ENROLLED[0]])] + [side_by_side([ENROLLED[0], STRANGERS[0]])] * 8
-                      + blanks(6) + [side_by_side([ENROLLED[0]])] * 4)
+    alone, beside = side_by_side([ENROLLED[0]]), side_by_side([ENROLLED[0], STRANGERS[0]])
+    clip = write_clip(tmp_path / "door.avi", [alone] + [beside] * 8 + blanks(6) + [alone] * 4)
     door_frames.fill(pipeline, clip, tmp_path / "door.npz", min_face_px=40, search_every=15)
     replay = door_frames.ReplayPipeline(pipeline, door_frames.FrameCache([tmp_path / "door.npz"]))
 

@@ -130,8 +130,8 @@ def test_a_newcomer_nearer_the_centre_becomes_the_main_face_at_the_next_search(p
 
 def test_confirm_searches_the_frame_and_switches_to_a_newcomer_nearer_the_centre(pipeline, photos):
     """Follower.confirm, what the daemon asks before it opens the door for a followed face: the frame's own
-    search must make that face its main one. When it does, nothing changes (the schedule goes on); when a
-    newcomer is nearer the centre, the answer is no and the next frame follows the newcomer."""
+    search must make that face its main one. When it does, the schedule goes on (a search due on that frame is
+    the one done); when a newcomer is nearer the centre, the answer is no and the next frame follows the newcomer."""
     counting = Counting(pipeline)
     follower = Follower(counting, min_face_px=80, search_every=3)
     alone = placed(photos[5], 20, 140)  # at the left edge
@@ -142,10 +142,16 @@ def test_confirm_searches_the_frame_and_switches_to_a_newcomer_nearer_the_centre
     assert followed.followed
     assert follower.confirm(alone, followed.main.face)  # alone in the frame: the search's main face too
     assert follower.since_search == 1 and follower.last is followed.main.face  # following goes on as scheduled
+    follower.look(alone)
+    due = follower.look(alone)
+    assert due.followed and follower.due is not None  # the 3rd frame since the search: its search is due
+    assert follower.confirm(alone, due.main.face)
+    assert not follower.search_if_due() and follower.since_search == 0  # that search was this one
+    assert follower.last is not due.main.face  # following goes on from the search's face, as after search_if_due
     beside = follower.look(both)
     assert beside.followed and beside.main.box[0] < 200  # still the face at the edge
     assert not follower.confirm(both, beside.main.face)
-    assert counting.calls == ["search", "follow", "search", "follow", "search"]
+    assert counting.calls == ["search", "follow", "search", "follow", "follow", "search", "follow", "search"]
     after = follower.look(both)
     assert after.followed and after.main.box[0] > 200  # the newcomer in the middle, followed from the search
     assert not follower.search_if_due()  # the confirming search restarted the schedule

@@ -278,11 +278,11 @@ class Follower:
             scene = self.pipeline.follow(image, self.last, self.min_face_px)
         if scene is None:
             scene = self.pipeline.look(image, self.min_face_px)
-            self.since_search = 0
-        else:
-            self.since_search += 1
-            if self.since_search >= self.search_every:
-                self.due = image
+            self._searched(scene)
+            return scene
+        self.since_search += 1
+        if self.since_search >= self.search_every:
+            self.due = image
         self.last = None if scene.main is None else scene.main.face
         return scene
 
@@ -291,10 +291,7 @@ class Follower:
         frames while following), and follow its main face from the next frame on; True when it did."""
         if self.due is None:
             return False
-        scene = self.pipeline.look(self.due, self.min_face_px)
-        self.due = None
-        self.since_search = 0
-        self.last = None if scene.main is None else scene.main.face
+        self._searched(self.pipeline.look(self.due, self.min_face_px))
         return True
 
     def confirm(self, image: np.ndarray, face: Face) -> bool:
@@ -314,8 +311,14 @@ class Follower:
         searched = None if scene.main is None else scene.main.face
         same = searched is not None and iou(searched.box, face.box) >= SAME_FACE_IOU
         if not same or self.due is not None:  # this frame's scheduled search (search_if_due), done now
-            self.last, self.due, self.since_search = searched, None, 0
+            self._searched(scene)
         return same
+
+    def _searched(self, scene: Scene) -> None:
+        """The whole frame was searched: its main face is followed from the next frame on, and the schedule
+        of searches starts again."""
+        self.last = None if scene.main is None else scene.main.face
+        self.due, self.since_search = None, 0
 
     def forget(self) -> None:
         """Search the whole of the next frame (after a gap in the frames, the face may be anywhere)."""

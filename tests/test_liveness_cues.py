@@ -471,3 +471,77 @@ def test_a_frame_cue_that_refused_a_full_window_refuses_the_rest_of_the_track():
     # a new track starts clean
     fresh = judge_track(Scripted([{"texture": 0.1, "context": 0.0}] * 3, **settings), [(None, Face((0, 0, 10, 10)))] * 3)
     assert fresh[-1].live
+
+
+# -- settling: the daemon stops measuring what can no longer change a track's verdict ---------------
+
+def live_and_named(verdicts) -> list:
+    return [(v.live, v.refused_by) for v in verdicts]
+
+
+def settled_track(liveness: Liveness, observations) -> list:
+    """The daemon's way: each frame measured, then recorded, by a settling judge."""
+    judge = liveness.new_track(settle=True)
+    return [judge.record(judge.measure(image, main), main) for image, main in observations]
+
+
+def test_a_track_refused_for_good_is_not_measured_again_and_stays_refused():
+    settings = dict(texture={"head": None, "threshold": 0.5}, context=0.6, window=3)
+    # three frames fill the window and refuse it for good; a fourth measure would exhaust the script
+    refused = [{"texture": 0.6, "context": 0.0}] * 3
+    faces = [(None, Face((0, 0, 10, 10)))] * 8
+    verdicts = settled_track(Scripted(refused, **settings), faces)
+    everything = judge_track(Scripted(refused + [{"texture": 0.1, "context": 0.0}] * 5, **settings), faces)
+    assert live_and_named(verdicts) == live_and_named(everything) == [(False, "texture")] * 8
+    assert verdicts[-1].reason == "attack, called earlier in this track" and verdicts[-1].frames == 8
+    assert verdicts[-1].scores["texture"] == pytest.approx(0.6)  # the window as it was when it refused
+    # a refusal that is not kept (the window not yet full) does not settle anything
+    early = [{"texture": 0.9, "context": 0.0}] + [{"texture": 0.1, "context": 0.0}] * 5
+    faces = [(None, Face((0, 0, 10, 10)))] * 6
+    assert live_and_named(settled_track(Scripted(early, **settings), faces)) == \
+        live_and_named(judge_track(Scripted(early, **settings), faces)) == [(False, "texture")] * 2 + [(True, None)] * 4
+
+
+class CountedFlows:
+    def __init__(self, monkeypatch):
+        self.calls = 0
+        flow = motion._flow
+
+        def counted(*args):
+            self.calls += 1
+            return flow(*args)
+
+        monkeypatch.setattr(motion, "_flow", counted)
+
+
+@pytest.mark.parametrize("kind, call", [("head", motion.LIVE), ("photo", motion.ATTACK)])
+def test_once_the_motion_cue_has_called_a_track_its_flows_stop_and_every_verdict_is_the_same(
+        turning, monkeypatch, kind, call):
+    frames, landmarks = turning[kind]
+    faces = [(f, Face((0, 0, 10, 10), lm)) for f, lm in zip(frames, landmarks)]
+    settings = dict(texture={"head": None, "threshold": 0.5}, motion=SENSITIVE, window=3)
+    flows = CountedFlows(monkeypatch)
+    everything = judge_track(Scripted([{"texture": 0.1}] * 40, **settings), faces)
+    all_flows, flows.calls = flows.calls, 0
+    verdicts = settled_track(Scripted([{"texture": 0.1}] * 40, **settings), faces)
+    assert live_and_named(verdicts) == live_and_named(everything)
+    assert [v.scores["motion"] for v in verdicts] == [v.scores["motion"] for v in everything]
+    assert verdicts[-1].scores["motion"] == call  # the clip did decide
+    decided = next(i for i, v in enumerate(everything) if v.scores["motion"] == call)
+    assert flows.calls < all_flows and flows.calls <= 2 * (decided + 1)  # at most two pairs a frame, until then
+
+
+def test_a_frame_a_settled_track_skipped_is_measured_in_full_for_the_new_track_it_joins(turning):
+    settings = dict(texture={"head": None, "threshold": 0.5}, context=0.6, motion=SENSITIVE, window=3)
+    frames, landmarks = turning["photo"]
+    liveness = Scripted([{"texture": 0.9, "context": 0.0}] * 3 + [{"texture": 0.1, "context": 0.0}], **settings)
+    refused = liveness.new_track(settle=True)
+    for frame, points in zip(frames[:3], landmarks[:3]):
+        face = Face((0, 0, 10, 10), points)
+        assert not refused.record(refused.measure(frame, face), face).live
+    face = Face((0, 0, 10, 10), landmarks[3])
+    cues = refused.measure(frames[3], face)  # refused for good: nothing measured
+    fresh = liveness.new_track(settle=True)  # the face turned out to be someone else: a new track
+    verdict = fresh.record(cues, face)
+    assert verdict.frames == 1 and verdict.scores["texture"] == pytest.approx(0.1)  # measured for it after all
+    assert len(fresh.motion_track.history) == 1  # and its face cut for the motion cue

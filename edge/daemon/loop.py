@@ -322,7 +322,8 @@ class Daemon:
         track = tracks[id(sighting.face)]
         self.tracker.restart_judges(keep=track)  # only the main face is judged; the others start over
         measuring = self._measure_liveness(track, sighting)
-        sighting = embedded(self.pipeline, sighting, share=self.liveness is None)  # else the helper measures cues
+        # the mirror image may run on the helper unless it is measuring the cues
+        sighting = embedded(self.pipeline, sighting, share=measuring is None or measuring.done())
         if usable(sighting.embedding):
             track = self._follow(track, sighting)
             observation = self.gallery.match_combined(track.probe(self.tracker.unit))
@@ -382,11 +383,17 @@ class Daemon:
     def _measure_liveness(self, track, sighting) -> Optional[Future]:
         """Start the pixel cues on this frame's main face (edge.liveness.judge.TrackJudge.measure, most of
         the cues' cost) on the helper thread, so that they run while the face is embedded; None without
-        liveness. They read the track's history, which nothing changes until :meth:`_liveness`."""
+        liveness. They read the track's history, which nothing changes until :meth:`_liveness`. A track
+        refused for good has nothing left to measure (edge.liveness.judge, settling judges): its future
+        comes back done, and the helper is free for the mirror image's embedding."""
         if self.liveness is None:
             return None
         if track.judge is None:
-            track.judge = self.liveness.new_track()
+            track.judge = self.liveness.new_track(settle=True)
+        if track.judge.refused_for_good():  # nothing to measure: the helper stays free for the embedding
+            done = Future()
+            done.set_result(track.judge.measure(sighting.rgb, sighting.main))
+            return done
         return self._helper.submit(track.judge.measure, sighting.rgb, sighting.main)
 
     def _liveness(self, track, sighting, measuring: Optional[Future]) -> tuple[bool, dict]:
@@ -398,7 +405,7 @@ class Daemon:
             return True, {}
         cues = measuring.result()  # a cue's error is raised here, and the door stays locked
         if track.judge is None:  # the face turned out to be another person's: a new track
-            track.judge = self.liveness.new_track()
+            track.judge = self.liveness.new_track(settle=True)
         verdict = track.judge.record(cues, sighting.main)
         scores = {name: (_rounded(value) if isinstance(value, float) else value) for name, value in verdict.scores.items()}
         fields = {"live": verdict.live, "refused_by": verdict.refused_by, "refusing": list(verdict.refusing),

@@ -16,6 +16,14 @@ no enabled cue calls it an attack, and the verdict names the cue that refused.
   live only after the motion cue has seen a head's parallax (the kiosk asks for
   a small head turn).
 
+A *settling* judge (``new_track(settle=True)``, the daemon's) stops measuring
+what can no longer change its track's verdict: every cue once the track is
+refused for good (a kept call), the motion cue's flows once it has called the
+track live (its count of a head's pairs only grows). Its verdicts are those of
+a judge that measures everything; what it no longer reports is which other cues
+would also have called the later frames attacks (`edge-verify liveness` shows
+that: it measures everything).
+
 A track is the main face of consecutive frames whose boxes overlap (``Tracks``):
 a face that disappears, or jumps to another place, starts a new track. A
 tracker that knows more can feed ``TrackJudge`` directly: it only needs each
@@ -94,8 +102,9 @@ class Liveness:
         TensorRT engine's CUDA context is current there only."""
         return {} if self.colour is None else {COLOUR: float(live_scores(self.colour, main.chip)[0])}
 
-    def new_track(self) -> "TrackJudge":
-        return TrackJudge(self)
+    def new_track(self, settle: bool = False) -> "TrackJudge":
+        """A judge for one more track; ``settle``: it measures only what can still change its verdict."""
+        return TrackJudge(self, settle=settle)
 
     def describe(self) -> list[str]:
         """One line per enabled cue: what it is and the figures it was validated with."""
@@ -153,6 +162,11 @@ class FrameCues:
     sample: Optional[motion.FaceSample] = None  # the motion cue's cut of the face
     pairs: list = field(default_factory=list)  # its (turn, parallax, shift) against measured_on's history
     measured_on: Optional[motion.MotionTrack] = None
+    # Set when a settling judge skipped measures its track no longer needed: the frame, and that judge.
+    # Another judge recording the frame (the face turned out to be someone else's) measures it in full.
+    skipped: Optional[np.ndarray] = None
+    skipped_by: Optional["TrackJudge"] = None
+    refused: bool = False  # nothing measured: the track was refused for good
 
 
 @dataclass
@@ -164,6 +178,7 @@ class TrackJudge:
     motion_track: Optional[motion.MotionTrack] = None
     called: set = field(default_factory=set)  # cues whose attack call is kept for the rest of the track
     frames: int = 0
+    settle: bool = False  # measure only what can still change the verdict (see the module docstring)
 
     def __post_init__(self):
         if self.liveness.motion is not None:
@@ -176,21 +191,33 @@ class TrackJudge:
     def measure(self, image: np.ndarray, main) -> "FrameCues":
         """The pixel cues' measures of one more frame (most of the cues' cost), changing nothing: the
         daemon runs this on a worker thread while the embedding runs, then records it. The frame is
-        turned grey once for all of them."""
+        turned grey once for all of them. A settling judge skips what its track no longer needs."""
+        if self.refused_for_good():  # no measure can change that
+            return FrameCues({}, skipped=image, skipped_by=self, refused=True)
         if self.motion_track is None:
             return FrameCues(self.liveness.pixel_scores(image, main))
+        if self.settle and self.motion_track.settled():  # called live for good: the flows cannot change it
+            return FrameCues(self.liveness.pixel_scores(image, main), skipped=image, skipped_by=self)
         frame = texture.grey(image)
         current, pairs = self.motion_track.measure(frame, main.landmarks)
         return FrameCues(self.liveness.pixel_scores(frame, main), current, pairs, self.motion_track)
 
+    def refused_for_good(self) -> bool:
+        """A settling judge whose track a kept call refuses: it measures nothing more (instantly)."""
+        return self.settle and bool(self.called)
+
     def record(self, cues: "FrameCues", main) -> LiveVerdict:
         """Judge the track with one more frame measured by :meth:`measure`; the engine cue runs here."""
+        if cues.skipped_by is not None and cues.skipped_by is not self:
+            # measured for a settled track, which skipped what it no longer needed; this track needs it all
+            cues = self.measure(cues.skipped, main)
         self.frames += 1
         liveness = self.liveness
-        for name, value in {**cues.scores, **liveness.engine_scores(main)}.items():
-            self.windows.setdefault(name, deque(maxlen=liveness.window)).append(value)
+        if not cues.refused:  # (a track refused for good keeps its windows as they were when it was refused)
+            for name, value in {**cues.scores, **liveness.engine_scores(main)}.items():
+                self.windows.setdefault(name, deque(maxlen=liveness.window)).append(value)
         scores = {name: float(np.mean(values)) for name, values in self.windows.items()}
-        fresh = self._frame_calls(scores)
+        fresh = [] if cues.refused else self._frame_calls(scores)
         call = self._motion_call(cues)
         if call is not None:
             scores["motion"] = motion.ATTACK if "motion" in self.called else call

@@ -337,6 +337,11 @@ class MotionTrack:
         current = sample(image, landmarks)
         return current, ([] if current is None else frame_measures(self.history, current))
 
+    def settled(self) -> bool:
+        """Called live for good: enough pairs showed a head's parallax, and that count only grows, so no
+        later pair can change the call (from ``min_frames`` on it is LIVE)."""
+        return self.parallax_pairs >= self.settings.min_pairs
+
     def take(self, current: Optional[FaceSample], pairs) -> MotionVerdict:
         """One more frame, measured by :meth:`measure` on this track's present history."""
         if current is not None:

@@ -78,6 +78,27 @@ def test_a_cue_that_calls_every_face_an_attack_keeps_the_door_shut_and_is_named(
     assert levels(mock_factory.pin(PIN)) == [False]
 
 
+def test_a_track_refused_for_good_is_not_measured_again(tmp_path, home, enrolled, pipeline, mock_factory,
+                                                        monkeypatch):
+    # the daemon's judges settle (edge.liveness.judge): once a track is refused for good, its cues cost nothing
+    liveness_model(home, texture_bias=20.0)  # the texture cue refuses the first full window (3 frames)
+    measured, shared = [], []
+    features, embed = context.features, pipeline.embed
+    monkeypatch.setattr(context, "features", lambda *args: measured.append(1) or features(*args))
+    monkeypatch.setattr(pipeline, "embed", lambda chips, share=False: shared.append(share) or embed(chips, share))
+    clip = phone_attack(tmp_path / "attack.avi")
+    _, code, events = run(tmp_path, enrolled, pipeline, mock_factory, clip)
+    faces = [e for e in events if e["person"] is not None]
+    assert code == 0 and len(faces) >= 10 and not any(e["unlock"] for e in events)
+    assert all(e["refused_by"] == "texture" for e in faces)
+    # measured: the frames up to the refusal, and those after a frame without a face (the judge starts over)
+    earlier = [e for e in faces if e["liveness_reason"] == "attack, called earlier in this track"]
+    assert len(earlier) >= 5 and len(measured) == len(faces) - len(earlier)
+    # and the helper, measuring nothing for them, embedded their mirror images meanwhile
+    assert len(shared) == len(events) and {e["frame"] for e, share in zip(events, shared) if share} >= \
+        {e["frame"] for e in earlier}
+
+
 def test_the_phone_attack_is_refused_by_its_bezel_or_its_flat_motion(tmp_path, home, enrolled, pipeline,
                                                                      mock_factory):
     liveness_model(home, texture_bias=-20.0)  # the texture cue passes everything: the other cues must decide
@@ -87,7 +108,19 @@ def test_the_phone_attack_is_refused_by_its_bezel_or_its_flat_motion(tmp_path, h
     assert code == 0 and len(faces) >= 5 and not any(e["unlock"] for e in events)
     assert {e["refused_by"] for e in faces} <= {"context", "motion", None}
     assert all(e["refused_by"] is not None for e in faces if e["reason"] == "not live")
-    assert any("motion" in e["refusing"] for e in faces)  # the card turned like a plane, and it was seen
+    assert levels(mock_factory.pin(PIN)) == [False]
+
+
+def test_the_phone_attack_is_refused_by_its_flat_motion_when_no_other_cue_can_refuse(
+        tmp_path, home, enrolled, pipeline, mock_factory):
+    # (the daemon stops measuring a track once it is refused for good, so the bezel, when the context cue
+    # calls it first, would leave the motion cue unasked: here it cannot)
+    liveness_model(home, texture_bias=-20.0, context_threshold=1.01)
+    clip = phone_attack(tmp_path / "attack.avi")
+    _, code, events = run(tmp_path, enrolled, pipeline, mock_factory, clip)
+    faces = [e for e in events if e["person"] == ENROLLED[0]]
+    assert code == 0 and len(faces) >= 5 and not any(e["unlock"] for e in events)
+    assert any(e["refused_by"] == "motion" and "motion" in e["refusing"] for e in faces)  # the card turned like a plane
     assert levels(mock_factory.pin(PIN)) == [False]
 
 

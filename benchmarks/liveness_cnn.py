@@ -114,6 +114,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                              "each member's own figures at the boundary are printed beside the mean's")
     parser.add_argument("--clips", action="store_true",
                         help="also judge captured clips of 15 frames per track, as the daemon does (motion cue too)")
+    parser.add_argument("--motion-wait", type=int, default=5, choices=sorted(motion.WAITS),
+                        help="with --clips, the motion cue's settings for this wait, as `train liveness "
+                             "--motion-wait` (default 5, the shipped settings)")
     parser.add_argument("--search-every", type=int, metavar="N",
                         help="judge the frames with faces found as the daemon finds them: each sequence in time "
                              "order, the face of the frame before followed and the whole frame searched every N "
@@ -309,7 +312,8 @@ def run_split(folders: dict, split: dict, kind: str, args, seed: int, fitted: di
         part["shifts"] = shifted_parts(folders[name], mask, nets, kind, shipped["cues"], args)
     if args.clips:
         frame_scores = {"cnn": cnn[name], **shipped["scores"]}
-        part["clips"] = clip_counts(judged(folders[name], args), mask, frame_scores, thresholds, args.boundary)
+        part["clips"] = clip_counts(judged(folders[name], args), mask, frame_scores, thresholds, args.boundary,
+                                    motion.WAITS[args.motion_wait])
     return part
 
 
@@ -335,10 +339,12 @@ def folder_clips(folder) -> list[dict]:
     return _clips[folder.name]
 
 
-def clip_counts(folder, mask, scores: dict, thresholds: dict, boundary: float) -> dict:
+def clip_counts(folder, mask, scores: dict, thresholds: dict, boundary: float,
+                motion_settings: motion.MotionSettings = motion.MotionSettings()) -> dict:
     """Per combination of cues: attack clips accepted (live on any frame) and real clips refused (live on
     none) among the tested clips, judged frame by frame by the daemon's own TrackJudge; the CNN at the
-    fixed boundary, the other frame cues at their fitted thresholds, motion at its shipped settings."""
+    fixed boundary, the other frame cues at their fitted thresholds, motion at ``motion_settings`` (the
+    shipped ones unless --motion-wait says otherwise)."""
     levels = {"texture": thresholds["texture"], "context": thresholds["context"], "cnn": boundary}
     out = {}
     for combination in CLIP_COMBINATIONS:
@@ -346,7 +352,7 @@ def clip_counts(folder, mask, scores: dict, thresholds: dict, boundary: float) -
         liveness = Liveness(texture={"threshold": levels["texture"]} if "texture" in frame_cues else None,
                             cnn={"threshold": levels["cnn"]} if "cnn" in frame_cues else None,
                             context=levels["context"] if "context" in frame_cues else None,
-                            motion=motion.MotionSettings() if "motion" in combination else None, window=WINDOW)
+                            motion=motion_settings if "motion" in combination else None, window=WINDOW)
         counts = dict.fromkeys(("attacks", "attacks_accepted", "real", "real_refused"), 0)
         for clip in folder_clips(folder):
             if not mask[clip["rows"][0]]:
@@ -475,7 +481,8 @@ def main(argv=None) -> int:
     args.judged_folders, args.judged_cache = followed(folders, args)
     report = {"settings": {"augment": args.augment, "epochs": args.epochs, "target_bpcer": args.target_bpcer,
                            "chips": recipe.CHIPS, "wide_scale": WIDE_SCALE,
-                           "members": args.members, "search_every": args.search_every}, "protocols": {}}
+                           "members": args.members, "search_every": args.search_every,
+                           "motion_wait": args.motion_wait}, "protocols": {}}
     fitted, saved = {}, {}
     for kind in args.kinds:
         parts_by = {}

@@ -98,3 +98,20 @@ def test_apcer_at_bpcer_reads_the_threshold_off_the_real_frames():
     # at most 20 % of the 5 real frames may be refused: the cut is 3.0 (only 10.0 above it)
     assert BENCH.apcer_at_bpcer(scores, attack, 0.2) == 1 / 3  # 2.5 is accepted
     assert BENCH.apcer_at_bpcer(scores, attack, 0.0) == 2 / 3  # no real frame refused: the cut is 10.0
+
+
+def test_the_clip_judgement_uses_the_motion_wait_asked_for(monkeypatch):
+    from edge.liveness import motion
+
+    # one real clip of 6 still frames (no pair turns or shows parallax) whose frame cues all pass: live from
+    # the 5th frame with the shipped wait, never within 6 frames when the motion cue waits 8
+    clip = {"rows": list(range(6)), "measures": [[]] + [[(0.0, 0.0, 0.0)]] * 5, "live": True}
+    monkeypatch.setattr(BENCH, "folder_clips", lambda folder: [clip])
+    scores = {cue: np.full(6, -1.0) for cue in ("cnn", "texture", "context")}
+    thresholds = {"texture": 0.5, "context": 0.5}
+    mask = np.ones(6, bool)
+    shipped = BENCH.clip_counts(None, mask, scores, thresholds, 0.0)
+    longer = BENCH.clip_counts(None, mask, scores, thresholds, 0.0, motion.WAITS[8])
+    assert shipped["cnn+texture+context+motion"]["real_refused"] == 0
+    assert longer["cnn+texture+context+motion"]["real_refused"] == 1
+    assert BENCH.parse_args(["--nuaa", "n", "--replay", "r"]).motion_wait == 5

@@ -44,6 +44,7 @@ from edge.daemon.tracking import frame_weight, usable
 from edge.door import install_signal_handlers, open_door
 from edge.events import event_time, store_face
 from edge.exc import DoorError, SourceError, SourceUnsupported
+from edge.liveness.judge import CHIP_CUES, FrameCues
 from edge.sources import FrameStatus
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,14 @@ class Stats:
             return ""
         p50, p95 = np.percentile(np.asarray(self.recent_ms), [50, 95])
         return f"frame p50 / p95 {p50:.0f} / {p95:.0f} ms (last {len(self.recent_ms)})"
+
+
+@dataclass(frozen=True)
+class Measuring:
+    """One frame's liveness measures under way on the helper thread (:meth:`Daemon._measure_liveness`)."""
+
+    future: Future
+    claim: Optional[threading.Lock] = None  # taken by the first thread to score the chip cues; None: the helper's
 
 
 class Daemon:
@@ -323,7 +332,7 @@ class Daemon:
         self.tracker.restart_judges(keep=track)  # only the main face is judged; the others start over
         measuring = self._measure_liveness(track, sighting)
         # the mirror image may run on the helper unless it is measuring the cues
-        sighting = embedded(self.pipeline, sighting, share=measuring is None or measuring.done())
+        sighting = embedded(self.pipeline, sighting, share=measuring is None or measuring.future.done())
         if usable(sighting.embedding):
             track = self._follow(track, sighting)
             observation = self.gallery.match_combined(track.probe(self.tracker.unit))
@@ -380,7 +389,7 @@ class Daemon:
         weight = frame_weight(sighting.main, self.pipeline.mean, self.pipeline.std, self.pipeline.padding)
         return self.tracker.add(track, sighting.rgb, sighting.main, sighting.embedding, weight)
 
-    def _measure_liveness(self, track, sighting) -> Optional[Future]:
+    def _measure_liveness(self, track, sighting) -> Optional[Measuring]:
         """Start the pixel cues on this frame's main face (edge.liveness.judge.TrackJudge.measure, most of
         the cues' cost) on the helper thread, so that they run while the face is embedded; None without
         liveness. They read the track's history, which nothing changes until :meth:`_liveness`. A track
@@ -393,17 +402,40 @@ class Daemon:
         if track.judge.refused_for_good():  # nothing to measure: the helper stays free for the embedding
             done = Future()
             done.set_result(track.judge.measure(sighting.rgb, sighting.main))
-            return done
-        return self._helper.submit(track.judge.measure, sighting.rgb, sighting.main)
+            return Measuring(done)
+        if self.pipeline.flip:  # this thread embeds two images meanwhile: the helper measures every cue
+            return Measuring(self._helper.submit(track.judge.measure, sighting.rgb, sighting.main))
+        claim = threading.Lock()  # the chip cues go to whichever thread is free first (_chip_scores)
+        return Measuring(self._helper.submit(self._measure_on_helper, track.judge, sighting, claim), claim)
 
-    def _liveness(self, track, sighting, measuring: Optional[Future]) -> tuple[bool, dict]:
+    def _measure_on_helper(self, judge, sighting, claim: threading.Lock) -> FrameCues:
+        """On the helper: the track's measures without the cues that read the face's grey chip (texture,
+        cnn), then those too unless the daemon's thread has taken them."""
+        cues = judge.measure(sighting.rgb, sighting.main, without=CHIP_CUES)
+        return cues.joined(self._chip_scores(sighting, claim))
+
+    def _chip_scores(self, sighting, claim: Optional[threading.Lock]) -> dict:
+        """The chip cues' scores of this frame when this thread is the first to ``claim`` them, else {}.
+
+        Why: without the mirror image (``[engine] flip = false``) the daemon's thread embeds one image and
+        then waited for the helper's cues, about 6 ms a frame on real rooms here; it now scores texture and
+        cnn meanwhile unless the helper has got to them first (on a track's first frames, without motion
+        flows, the helper has less to do). With the mirror image the daemon's thread embeds two, and the
+        helper measures every cue: sharing them then did not shorten the frame (README, "Cost per frame").
+        Either thread scores them the same: same numbers, same verdicts (tests/daemon/test_daemon_liveness_cues.py)."""
+        if claim is None or not claim.acquire(blocking=False):
+            return {}
+        return self.liveness.pixel_scores(sighting.rgb, sighting.main, CHIP_CUES)
+
+    def _liveness(self, track, sighting, measuring: Optional[Measuring]) -> tuple[bool, dict]:
         """(live?, event fields) for this frame's face: its track's verdict from every enabled cue
         (edge.liveness.judge; each track has its own judge, fed the track's frames), from the measures
         :meth:`_measure_liveness` started. Without liveness (mode 'off', or 'auto' with none trained)
         every face counts as live and the events carry no liveness fields."""
         if self.liveness is None:
             return True, {}
-        cues = measuring.result()  # a cue's error is raised here, and the door stays locked
+        own = self._chip_scores(sighting, measuring.claim)  # unless the helper has taken them
+        cues = measuring.future.result().joined(own)  # a cue's error is raised here, and the door stays locked
         if track.judge is None:  # the face turned out to be another person's: a new track
             track.judge = self.liveness.new_track(settle=True)
         verdict = track.judge.record(cues, sighting.main)

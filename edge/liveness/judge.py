@@ -32,7 +32,7 @@ frame (RGB) with its MainFace (box, landmarks, chip).
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Optional
 
@@ -46,6 +46,7 @@ from edge.liveness.model import DEFAULT_WINDOW, cnn_network, model_path, read_mo
 COLOUR = "colour"
 CUES = ("texture", "cnn", "context", "motion", COLOUR)  # the order a verdict names refusing cues in
 FRAME_CUES = ("texture", "cnn", "context")
+CHIP_CUES = ("texture", "cnn")  # the frame cues that read the face's grey chip (texture.grey_chip)
 MIN_OVERLAP = 0.3  # intersection over union of consecutive boxes of one track
 
 
@@ -81,19 +82,23 @@ class Liveness:
                    COLOUR: self.colour}
         return tuple(name for name in CUES if present[name] is not None)
 
-    def pixel_scores(self, image: np.ndarray, main) -> dict:
-        """This frame's score from each pixel cue (texture, cnn, context: numpy, OpenCV and ONNX Runtime's
-        CPU provider, safe on any thread), for an RGB (or already grey) image and its MainFace."""
+    def pixel_scores(self, image: np.ndarray, main, cues: Iterable[str] = FRAME_CUES) -> dict:
+        """This frame's score from each pixel cue among ``cues`` (texture, cnn, context: numpy, OpenCV and
+        ONNX Runtime's CPU provider, safe on any thread), for an RGB (or already grey) image and its MainFace."""
+        cues = set(cues)
+        texture_on = self.texture is not None and "texture" in cues
+        cnn_on = self.cnn is not None and "cnn" in cues
+        context_on = self.context is not None and "context" in cues
         scores = {}
-        if self.texture is None and self.cnn is None and self.context is None:
+        if not (texture_on or cnn_on or context_on):
             return scores
         grey = texture.grey(image)  # once for every cue
-        chip = texture.grey_chip(grey, main.landmarks) if self.texture is not None or self.cnn is not None else None
-        if self.texture is not None:
+        chip = texture.grey_chip(grey, main.landmarks) if texture_on or cnn_on else None
+        if texture_on:
             scores["texture"] = texture.attack_score(texture.features(chip), self.texture["head"])
-        if self.cnn is not None:
+        if cnn_on:
             scores["cnn"] = self.cnn["network"].attack_score(cnn.chip_of(chip))
-        if self.context is not None:
+        if context_on:
             scores["context"] = context.attack_score(context.features(grey, main.box, main.landmarks))
         return scores
 
@@ -168,6 +173,11 @@ class FrameCues:
     skipped_by: Optional["TrackJudge"] = None
     refused: bool = False  # nothing measured: the track was refused for good
 
+    def joined(self, scores: dict) -> "FrameCues":
+        """These measures with frame-cue scores measured elsewhere (the daemon's own thread) added; a frame
+        of a track refused for good keeps none."""
+        return self if self.refused or not scores else replace(self, scores={**self.scores, **scores})
+
 
 @dataclass
 class TrackJudge:
@@ -188,19 +198,21 @@ class TrackJudge:
         """Judge the track with one more frame (RGB) and its MainFace."""
         return self.record(self.measure(image, main), main)
 
-    def measure(self, image: np.ndarray, main) -> "FrameCues":
+    def measure(self, image: np.ndarray, main, without: Iterable[str] = ()) -> "FrameCues":
         """The pixel cues' measures of one more frame (most of the cues' cost), changing nothing: the
         daemon runs this on a worker thread while the embedding runs, then records it. The frame is
-        turned grey once for all of them. A settling judge skips what its track no longer needs."""
+        turned grey once for all of them. A settling judge skips what its track no longer needs.
+        ``without``: frame cues left out, for another thread to score (:meth:`FrameCues.joined`)."""
         if self.refused_for_good():  # no measure can change that
             return FrameCues({}, skipped=image, skipped_by=self, refused=True)
+        cues = [name for name in FRAME_CUES if name not in set(without)]
         if self.motion_track is None:
-            return FrameCues(self.liveness.pixel_scores(image, main))
+            return FrameCues(self.liveness.pixel_scores(image, main, cues))
         if self.settle and self.motion_track.settled():  # called live for good: the flows cannot change it
-            return FrameCues(self.liveness.pixel_scores(image, main), skipped=image, skipped_by=self)
+            return FrameCues(self.liveness.pixel_scores(image, main, cues), skipped=image, skipped_by=self)
         frame = texture.grey(image)
         current, pairs = self.motion_track.measure(frame, main.landmarks)
-        return FrameCues(self.liveness.pixel_scores(frame, main), current, pairs, self.motion_track)
+        return FrameCues(self.liveness.pixel_scores(frame, main, cues), current, pairs, self.motion_track)
 
     def refused_for_good(self) -> bool:
         """A settling judge whose track a kept call refuses: it measures nothing more (instantly)."""

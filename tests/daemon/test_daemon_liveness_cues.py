@@ -196,7 +196,7 @@ def test_a_cue_failing_on_the_helper_thread_stops_the_daemon_with_the_door_locke
         tmp_path, home, enrolled, pipeline, mock_factory, monkeypatch):
     from edge.liveness.judge import TrackJudge
 
-    def broken(self, image, main):
+    def broken(self, image, main, without=()):
         raise RuntimeError("the context cue broke")
 
     liveness_model(home, texture_bias=-20.0)
@@ -226,3 +226,54 @@ def test_the_daemon_gives_numpy_and_opencv_their_threads_back(tmp_path, home, en
                     pipeline=pipeline).run()
     assert code == 0 and seen and all(entry == (1, True) for entry in seen)
     assert cv2.getNumThreads() == before and pipeline.detector.helper is None
+
+
+def test_the_chip_cues_are_scored_by_whichever_thread_is_free_first_with_the_same_measures(
+        tmp_path, home, enrolled, pipeline, mock_factory, monkeypatch):
+    # texture and cnn read the face's grey chip: the daemon's thread scores them when the helper is still busy
+    # with the other cues, the helper when the daemon's thread is still embedding; the race is forced here
+    import threading
+    import time
+
+    from edge.liveness.judge import TrackJudge
+
+    liveness_model(home, texture_bias=-20.0, context_threshold=1.01, cnn_logit=-20.0)
+    monkeypatch.setattr(pipeline, "flip", False)
+    threads, recorded = [], []
+    texture_features, context_features, record, embed = texture.features, context.features, TrackJudge.record, \
+        pipeline.embed
+    monkeypatch.setattr(texture, "features",
+                        lambda chip: threads.append(threading.current_thread().name) or texture_features(chip))
+    monkeypatch.setattr(TrackJudge, "record", lambda judge, cues, main: recorded.append(dict(cues.scores))
+                        or record(judge, cues, main))
+    clip = write_clip(tmp_path / "ann.avi", person_frames(ENROLLED[0], 8, number=3))
+    here = threading.current_thread().name  # the daemon runs on the test's thread
+
+    def busy(seconds, measure):
+        return lambda *args, **kwargs: time.sleep(seconds) or measure(*args, **kwargs)
+
+    runs = {}
+    for name, (owner, attribute, original) in (("helper busy", (context, "features", context_features)),
+                                                ("daemon busy", (pipeline, "embed", embed))):
+        monkeypatch.setattr(owner, attribute, busy(0.15, original))
+        threads.clear(), recorded.clear()
+        (tmp_path / name).mkdir()
+        _, code, events = run(tmp_path / name, enrolled, pipeline, mock_factory, clip)
+        monkeypatch.setattr(owner, attribute, original)
+        runs[name] = (code, list(threads), list(recorded), events)
+    code, threads_a, measures, events = runs["helper busy"]
+    assert code == 0 and len(measures) >= 5 and all(set(m) == {"texture", "cnn", "context"} for m in measures)
+    assert threads_a == [here] * len(measures)
+    code, threads_b, measures_b, events_b = runs["daemon busy"]
+    assert code == 0 and len(threads_b) == len(measures) and here not in threads_b
+    assert measures_b == measures  # to the bit
+    timing = ("time", "latency_ms", "read_ms")
+    assert [{k: v for k, v in e.items() if k not in timing} for e in events_b] == \
+        [{k: v for k, v in e.items() if k not in timing} for e in events]
+    # with the mirror image the daemon's thread embeds two images, and the helper measures every cue
+    monkeypatch.setattr(pipeline, "flip", True)
+    monkeypatch.setattr(context, "features", busy(0.15, context_features))
+    threads.clear()
+    (tmp_path / "flip").mkdir()
+    run(tmp_path / "flip", enrolled, pipeline, mock_factory, clip)
+    assert len(threads) == len(measures) and here not in threads

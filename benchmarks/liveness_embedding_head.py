@@ -34,11 +34,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+# the cnn benchmark's folds and oracle: this head's figures sit beside the cnn cue's in the README
+from liveness_cnn import FOLDS, apcer_at_bpcer  # noqa: E402
+
 STAGES = tuple(f"/units/units.{unit}/Relu_1_output_0" for unit in (2, 6, 10, 13))
 CHIPS = ("grey", "rgb")
-FOLDS = (("nuaa_train", ("0001", "0004", "0007")), ("nuaa_train", ("0002", "0005", "0008")),
-         ("nuaa_train", ("0003", "0006", "0009")), ("replay_dev", ("Dracarys261",)),
-         ("replay_dev", ("code-with-prabhu",)))
 GREY_WEIGHTS = np.array([0.299, 0.587, 0.114], np.float32)
 
 
@@ -145,13 +146,6 @@ def rates(scores: np.ndarray, attack: np.ndarray, threshold: float) -> dict:
     return {"apcer": float(np.mean(scores[attack] < threshold)), "bpcer": float(np.mean(scores[~attack] >= threshold))}
 
 
-def oracle_apcer(scores: np.ndarray, attack: np.ndarray, bpcer: float = 0.05) -> float:
-    """The least APCER of any one threshold refusing at most ``bpcer`` of these real frames."""
-    from edge_build.training import liveness_fit as fit
-
-    return fit.apcer_at(scores, attack, fit.threshold_for_bpcer(scores, attack, bpcer))
-
-
 def protocols(data: dict) -> list:
     """[(name, {folder: training rows}, tested folder, tested rows)] as benchmarks/liveness_cnn.py cuts them."""
     every = {name: np.ones(len(d["ok"]), bool) for name, d in data.items()}
@@ -199,7 +193,7 @@ def judge(data: dict, chip: str, target: float) -> dict:
         thresholds = np.concatenate(part["thresholds"])
         out[label] = {"chosen": {"apcer": float(np.mean(scores[attack] < thresholds[attack])),
                                  "bpcer": float(np.mean(scores[~attack] >= thresholds[~attack]))},
-                      "boundary": rates(scores, attack, 0.5), "oracle_apcer_at_bpcer_5": oracle_apcer(scores, attack),
+                      "boundary": rates(scores, attack, 0.5), "oracle_apcer_at_bpcer_5": apcer_at_bpcer(scores, attack, 0.05),
                       "l2": part["l2"], "attack_frames": int(attack.sum()), "real_frames": int((~attack).sum())}
     return out
 
